@@ -1,0 +1,43 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ApiError, toApiError } from '../errors.ts';
+import { validate, type Schema } from '../schema.ts';
+
+const MAX_BODY = 1024 * 1024;
+
+/** Writes a JSON answer. */
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/** Writes `{error: {code, message}}` with the code's status. */
+export function sendError(res: ServerResponse, error: unknown): void {
+  const apiError = toApiError(error);
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  sendJson(res, apiError.status, { error: { code: apiError.code, message: apiError.message } });
+}
+
+/** Reads, parses and validates a JSON body against `schema`; bad input becomes a 4xx ApiError. */
+export async function readJson<T>(req: IncomingMessage, schema: Schema): Promise<T> {
+  // Any content type is read as JSON (curl -d sends form encoding); the body still has to parse.
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY) throw new ApiError('ERR_BODY_TOO_LARGE', 'request body is over 1 MiB');
+    chunks.push(chunk);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null');
+  } catch {
+    throw new ApiError('ERR_BAD_REQUEST', 'body is not valid JSON');
+  }
+  const problem = validate(schema, value);
+  if (problem) throw new ApiError('ERR_BAD_REQUEST', problem);
+  return value as T;
+}

@@ -1,0 +1,202 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { WebSocket } from 'ws';
+import type { ServiceStatus, SessionInfo } from '../../vm/index.ts';
+import { ApiError } from '../errors.ts';
+import type { Schema } from '../schema.ts';
+import type { SpriteManager } from '../sprites.ts';
+import { readJson, sendJson } from './http.ts';
+import { streamLog } from './logs.ts';
+import { bridgeBytes, bridgeExec } from './ws.ts';
+
+/** What a plain HTTP handler gets. */
+export interface RouteContext {
+  req: IncomingMessage;
+  res: ServerResponse;
+  params: Record<string, string>;
+  url: URL;
+  sprites: SpriteManager;
+}
+
+/** A plain HTTP route. */
+export interface Route {
+  method: string;
+  pattern: RegExp;
+  handler: (ctx: RouteContext) => Promise<void> | void;
+}
+
+/** A WebSocket route: `open` prepares the sprite side and returns what to do with the socket. */
+export interface WsRoute {
+  method: 'GET';
+  pattern: RegExp;
+  open: (ctx: { params: Record<string, string>; url: URL; sprites: SpriteManager }) => Promise<(ws: WebSocket) => void>;
+}
+
+const NAME = '(?<name>[^/]+)';
+const SERVICE_NAME = '^[a-z0-9][a-z0-9_-]{0,62}$';
+
+const createSchema: Schema = {
+  type: 'object',
+  required: ['name'],
+  // The name's rule is checked by the sprite manager, which answers ERR_BAD_NAME.
+  properties: { name: { type: 'string', maxLength: 256 } },
+  additionalProperties: false,
+};
+
+const serviceSchema: Schema = {
+  type: 'object',
+  required: ['cmd'],
+  properties: {
+    cmd: { type: 'string', minLength: 1, maxLength: 4096 },
+    args: { type: 'array', items: { type: 'string', maxLength: 65536 }, maxItems: 1024 },
+    env: { type: 'object', additionalProperties: { type: 'string', maxLength: 65536 }, maxProperties: 256 },
+    dir: { type: 'string', pattern: '^/', description: 'must be an absolute path' },
+    httpPort: { type: 'integer', minimum: 1, maximum: 65535 },
+  },
+  additionalProperties: false,
+};
+
+/** Plain HTTP routes under /v1. */
+export const httpRoutes: Route[] = [
+  {
+    method: 'POST',
+    pattern: /^\/v1\/sprites$/,
+    handler: async ({ req, res, sprites }) => {
+      const body = await readJson<{ name: string }>(req, createSchema);
+      sendJson(res, 201, await sprites.create(body.name));
+    },
+  },
+  { method: 'GET', pattern: /^\/v1\/sprites$/, handler: ({ res, sprites }) => sendJson(res, 200, { sprites: sprites.list() }) },
+  { method: 'GET', pattern: /^\/v1\/pool$/, handler: ({ res, sprites }) => sendJson(res, 200, sprites.poolStatus()) },
+  { method: 'GET', pattern: new RegExp(`^/v1/sprites/${NAME}$`), handler: ({ res, params, sprites }) => sendJson(res, 200, sprites.get(params.name!)) },
+  {
+    method: 'DELETE',
+    pattern: new RegExp(`^/v1/sprites/${NAME}$`),
+    handler: async ({ res, params, sprites }) => {
+      await sprites.destroy(params.name!);
+      res.writeHead(204).end();
+    },
+  },
+  { method: 'POST', pattern: new RegExp(`^/v1/sprites/${NAME}/start$`), handler: async ({ res, params, sprites }) => sendJson(res, 200, await sprites.startSprite(params.name!)) },
+  { method: 'POST', pattern: new RegExp(`^/v1/sprites/${NAME}/stop$`), handler: async ({ res, params, sprites }) => sendJson(res, 200, await sprites.stopSprite(params.name!)) },
+  {
+    method: 'GET',
+    pattern: new RegExp(`^/v1/sprites/${NAME}/sessions$`),
+    handler: async ({ res, params, sprites }) => {
+      const sessions = await sprites.control(params.name!).call<SessionInfo[]>({ op: 'sessions.list' });
+      sendJson(res, 200, { sessions });
+    },
+  },
+  {
+    method: 'DELETE',
+    pattern: new RegExp(`^/v1/sprites/${NAME}/sessions/(?<id>[^/]+)$`),
+    handler: async ({ res, params, sprites }) => {
+      await sprites.control(params.name!).call({ op: 'sessions.kill', id: params.id });
+      res.writeHead(204).end();
+    },
+  },
+  {
+    method: 'GET',
+    pattern: new RegExp(`^/v1/sprites/${NAME}/services$`),
+    handler: async ({ res, params, sprites }) => {
+      sendJson(res, 200, { services: await sprites.control(params.name!).call<ServiceStatus[]>({ op: 'services.list' }) });
+    },
+  },
+  {
+    method: 'PUT',
+    pattern: new RegExp(`^/v1/sprites/${NAME}/services/(?<service>[^/]+)$`),
+    handler: async ({ req, res, params, sprites }) => {
+      const service = serviceName(params.service!);
+      const body = await readJson<Record<string, unknown>>(req, serviceSchema);
+      sendJson(res, 200, await sprites.control(params.name!).call({ op: 'services.put', spec: { ...body, name: service } }));
+    },
+  },
+  {
+    method: 'GET',
+    pattern: new RegExp(`^/v1/sprites/${NAME}/services/(?<service>[^/]+)$`),
+    handler: async ({ res, params, sprites }) => {
+      sendJson(res, 200, await sprites.control(params.name!).call({ op: 'services.get', name: serviceName(params.service!) }));
+    },
+  },
+  {
+    method: 'DELETE',
+    pattern: new RegExp(`^/v1/sprites/${NAME}/services/(?<service>[^/]+)$`),
+    handler: async ({ res, params, sprites }) => {
+      await sprites.control(params.name!).call({ op: 'services.delete', name: serviceName(params.service!) });
+      res.writeHead(204).end();
+    },
+  },
+  {
+    method: 'GET',
+    pattern: new RegExp(`^/v1/sprites/${NAME}/services/(?<service>[^/]+)/logs$`),
+    handler: async ({ req, res, params, url, sprites }) => {
+      const service = serviceName(params.service!);
+      // Ask the sprite first when it runs, so an unknown service is a 404 rather than an empty log.
+      if (sprites.get(params.name!).state === 'running') await sprites.control(params.name!).call({ op: 'services.get', name: service });
+      await streamLog(req, res, sprites.serviceLog(params.name!, service), flag(url, 'follow'));
+    },
+  },
+  {
+    method: 'GET',
+    pattern: new RegExp(`^/v1/sprites/${NAME}/logs$`),
+    handler: async ({ req, res, params, url, sprites }) => streamLog(req, res, sprites.initLog(params.name!), flag(url, 'follow')),
+  },
+];
+
+/** WebSocket routes under /v1. */
+export const wsRoutes: WsRoute[] = [
+  {
+    method: 'GET',
+    pattern: new RegExp(`^/v1/sprites/${NAME}/exec$`),
+    open: async ({ params, url, sprites }) => {
+      const command = url.searchParams.getAll('cmd');
+      if (command.length === 0) throw new ApiError('ERR_BAD_REQUEST', 'exec needs at least one cmd parameter');
+      const env: Record<string, string> = {};
+      for (const pair of url.searchParams.getAll('env')) {
+        const eq = pair.indexOf('=');
+        if (eq < 1) throw new ApiError('ERR_BAD_REQUEST', `env must be K=V, got ${pair}`);
+        env[pair.slice(0, eq)] = pair.slice(eq + 1);
+      }
+      const dir = url.searchParams.get('dir') ?? undefined;
+      if (dir !== undefined && !dir.startsWith('/')) throw new ApiError('ERR_BAD_REQUEST', 'dir must be an absolute path');
+      const tty = flag(url, 'tty');
+      const stream = await sprites.control(params.name!).open({
+        op: 'exec', command, env, dir, tty, cols: size(url, 'cols', 80), rows: size(url, 'rows', 24),
+      });
+      return (ws) => bridgeExec(ws, stream);
+    },
+  },
+  {
+    method: 'GET',
+    pattern: new RegExp(`^/v1/sprites/${NAME}/sessions/(?<id>[^/]+)/attach$`),
+    open: async ({ params, sprites }) => {
+      const stream = await sprites.control(params.name!).open({ op: 'attach', id: params.id });
+      return (ws) => bridgeExec(ws, stream);
+    },
+  },
+  {
+    method: 'GET',
+    pattern: new RegExp(`^/v1/sprites/${NAME}/proxy$`),
+    open: async ({ params, url, sprites }) => {
+      const port = Number(url.searchParams.get('port'));
+      if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ApiError('ERR_BAD_REQUEST', 'port must be 1-65535');
+      const stream = await sprites.control(params.name!).open({ op: 'forward', port });
+      return (ws) => bridgeBytes(ws, stream);
+    },
+  },
+];
+
+function serviceName(name: string): string {
+  if (!new RegExp(SERVICE_NAME).test(name)) throw new ApiError('ERR_BAD_REQUEST', 'service name must be 1-63 of a-z, 0-9, _ and -, starting with a letter or digit');
+  return name;
+}
+
+function flag(url: URL, name: string): boolean {
+  const value = url.searchParams.get(name);
+  return value === '1' || value === 'true';
+}
+
+function size(url: URL, name: string, fallback: number): number {
+  const value = Number(url.searchParams.get(name) ?? fallback);
+  if (!Number.isInteger(value) || value < 1 || value > 1000) throw new ApiError('ERR_BAD_REQUEST', `${name} must be 1-1000`);
+  return value;
+}

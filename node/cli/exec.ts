@@ -1,0 +1,206 @@
+// Bridges local stdin/stdout/stderr to an exec or attach WebSocket (framing per docs/API.md).
+import type WebSocket from 'ws';
+import type { Query } from './client.ts';
+
+/** Stream ids: the first byte of every binary frame. */
+export const STREAM = Object.freeze({ stdin: 0, stdout: 1, stderr: 2, exit: 3, eof: 4 });
+
+/** Ctrl-]: the key that detaches from an attached session. */
+export const DETACH_KEY = 0x1d;
+
+/** Pause reading stdin while this many bytes wait to go out on the socket. */
+const HIGH_WATER = 1024 * 1024;
+/** Resume reading stdin once the socket's backlog falls below this. */
+const LOW_WATER = 256 * 1024;
+
+/** The local streams a bridge uses. */
+export interface Io {
+  stdin: NodeJS.ReadStream;
+  stdout: NodeJS.WriteStream;
+  stderr: NodeJS.WriteStream;
+}
+
+/** How to run a bridge. */
+export interface BridgeOptions {
+  /** Terminal mode: raw local stdin (when a TTY) and resize messages. */
+  tty: boolean;
+  /** Send the current terminal size as soon as the bridge starts (attach has no size in its URL). */
+  sendInitialSize?: boolean;
+  /** A byte that detaches when typed on a TTY stdin; undefined disables detaching. */
+  detachKey?: number;
+}
+
+/** How a bridge ended: the remote exit status, a local detach, or a lost connection. */
+export type BridgeResult =
+  | { kind: 'exit'; code: number }
+  | { kind: 'detached'; sessionId: string | undefined }
+  | { kind: 'lost'; sessionId: string | undefined; code: number; reason: string };
+
+/** Options that shape the exec URL's query. */
+export interface ExecQueryInit {
+  tty: boolean;
+  cols?: number | undefined;
+  rows?: number | undefined;
+  dir?: string | undefined;
+  env?: readonly string[];
+}
+
+/** Builds the query of `GET /v1/sprites/{name}/exec` for a command line. */
+export function execQuery(cmd: readonly string[], init: ExecQueryInit): Query {
+  const query: Array<[string, string]> = cmd.map((arg) => ['cmd', arg]);
+  if (init.tty) {
+    query.push(['tty', '1']);
+    if (init.cols !== undefined && init.rows !== undefined) {
+      query.push(['cols', String(init.cols)], ['rows', String(init.rows)]);
+    }
+  }
+  if (init.dir !== undefined) query.push(['dir', init.dir]);
+  for (const pair of init.env ?? []) query.push(['env', pair]);
+  return query;
+}
+
+/** Prefixes data with a stream id. */
+export function frame(stream: number, data?: Uint8Array): Buffer {
+  return data === undefined ? Buffer.of(stream) : Buffer.concat([Buffer.of(stream), data]);
+}
+
+/** Pipes `io` through an open (possibly paused) exec/attach socket until an exit frame, a detach or a close. */
+export function bridge(ws: WebSocket, io: Io, opts: BridgeOptions): Promise<BridgeResult> {
+  const { stdin, stdout, stderr } = io;
+  const raw = opts.tty && stdin.isTTY === true;
+  const detachKey = stdin.isTTY === true ? opts.detachKey : undefined;
+
+  return new Promise<BridgeResult>((resolve) => {
+    let done = false;
+    let sessionId: string | undefined;
+    let lastError: Error | undefined;
+    const blocked = new Set<NodeJS.WriteStream>();
+
+    const restoreTerminal = (): void => {
+      if (raw) stdin.setRawMode(false);
+    };
+    const finish = (result: BridgeResult): void => {
+      if (done) return;
+      done = true;
+      stdin.off('data', onData).off('end', onEnd).off('error', onEnd);
+      stdin.pause();
+      stdout.off('resize', onResize);
+      for (const signal of SIGNALS) process.off(signal, onSignal);
+      process.off('exit', restoreTerminal);
+      restoreTerminal();
+      if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close();
+      resolve(result);
+    };
+
+    const send = (data: Buffer): void => {
+      if (ws.readyState !== ws.OPEN) return;
+      ws.send(data, () => {
+        if (!done && stdin.isPaused() && ws.bufferedAmount < LOW_WATER) stdin.resume();
+      });
+      // Bounded: a slow socket stops us reading stdin rather than buffering without limit.
+      if (ws.bufferedAmount > HIGH_WATER) stdin.pause();
+    };
+    const sendSize = (): void => {
+      if (stdout.isTTY !== true || stdout.columns === undefined) return;
+      if (ws.readyState !== ws.OPEN) return;
+      ws.send(JSON.stringify({ type: 'resize', cols: stdout.columns, rows: stdout.rows }));
+    };
+
+    const onData = (chunk: Buffer | string): void => {
+      const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      const at = detachKey === undefined ? -1 : data.indexOf(detachKey);
+      if (at >= 0) {
+        if (at > 0) send(frame(STREAM.stdin, data.subarray(0, at)));
+        finish({ kind: 'detached', sessionId });
+        return;
+      }
+      send(frame(STREAM.stdin, data));
+    };
+    const onEnd = (): void => {
+      send(frame(STREAM.eof));
+    };
+    const onResize = (): void => sendSize();
+    const onSignal = (signal: NodeJS.Signals): void => {
+      // Only installed in raw mode: restore the terminal instead of dying with it raw.
+      finish({ kind: 'exit', code: 128 + (SIGNAL_NUMBERS[signal] ?? 15) });
+    };
+
+    const write = (stream: NodeJS.WriteStream, data: Buffer): void => {
+      if (stream.write(data) || blocked.has(stream)) return;
+      // Stop reading the socket until the terminal or pipe catches up.
+      blocked.add(stream);
+      ws.pause();
+      stream.once('drain', () => {
+        blocked.delete(stream);
+        if (blocked.size === 0) ws.resume();
+      });
+    };
+
+    ws.on('message', (data, isBinary) => {
+      if (done) return;
+      const buf = toBuffer(data);
+      if (!isBinary) {
+        const id = sessionIdOf(buf);
+        if (id !== undefined) sessionId = id;
+        return;
+      }
+      const payload = buf.subarray(1);
+      switch (buf[0]) {
+        case STREAM.stdout:
+          write(stdout, payload);
+          break;
+        case STREAM.stderr:
+          write(stderr, payload);
+          break;
+        case STREAM.exit:
+          finish({ kind: 'exit', code: payload[0] ?? 1 });
+          break;
+        default:
+          // Unknown or client-only stream ids are ignored, as the protocol may grow.
+          break;
+      }
+    });
+    ws.on('error', (err) => {
+      lastError = err;
+    });
+    ws.on('close', (code, reason) => {
+      const why = reason.toString('utf8') || lastError?.message || '';
+      finish({ kind: 'lost', sessionId, code, reason: why });
+    });
+
+    if (raw) {
+      stdin.setRawMode(true);
+      process.once('exit', restoreTerminal);
+      for (const signal of SIGNALS) process.on(signal, onSignal);
+    }
+    if (opts.tty) {
+      stdout.on('resize', onResize);
+      if (opts.sendInitialSize === true) sendSize();
+    }
+    stdin.on('data', onData).on('end', onEnd).on('error', onEnd);
+    stdin.resume();
+    ws.resume();
+  });
+}
+
+/** Signals that end a raw-mode bridge cleanly. */
+const SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+/** Numbers of those signals, for the 128+n exit status. */
+const SIGNAL_NUMBERS: Readonly<Partial<Record<NodeJS.Signals, number>>> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
+
+/** Joins the shapes a ws message can take into one Buffer. */
+export function toBuffer(data: WebSocket.RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
+}
+
+/** The id from a `{"type": "session", "id"}` control message, else undefined. */
+function sessionIdOf(text: Buffer): string | undefined {
+  try {
+    const msg = JSON.parse(text.toString('utf8')) as { type?: unknown; id?: unknown };
+    return msg.type === 'session' && typeof msg.id === 'string' ? msg.id : undefined;
+  } catch {
+    return undefined;
+  }
+}

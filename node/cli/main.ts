@@ -1,0 +1,191 @@
+#!/usr/bin/env node
+// The `sprite` CLI: finds the command, parses its arguments, runs it, and exits with its status.
+import { parseArgs } from './args.ts';
+import { createClient } from './client.ts';
+import type { Client } from './client.ts';
+import type { Command, Context } from './command.ts';
+import { loadConfig } from './config.ts';
+import { UsageError, describeError } from './errors.ts';
+import type { Io } from './exec.ts';
+import { interactiveCommands } from './interactive.ts';
+import { peerStartCommand } from './peer-start.ts';
+import { serviceCommands } from './services.ts';
+import { sessionCommands } from './sessions.ts';
+import { spriteCommands } from './sprites.ts';
+
+/** Every command, in the order usage lists them. */
+const COMMANDS: readonly Command[] = [
+  peerStartCommand,
+  ...spriteCommands.filter((c) => c.words[0] !== 'logs' && c.words[0] !== 'pool'),
+  ...interactiveCommands,
+  ...sessionCommands,
+  ...serviceCommands,
+  ...spriteCommands.filter((c) => c.words[0] === 'logs' || c.words[0] === 'pool'),
+];
+
+/** The help flag every command accepts. */
+const HELP_FLAG = { help: { kind: 'boolean', short: 'h' } } as const;
+
+/** Usage lines of some commands. */
+function synopses(commands: readonly Command[]): string[] {
+  return commands.flatMap((c) => [`  sprite ${[...c.words, c.usage].join(' ').trim()}`, `      ${c.summary}`]);
+}
+
+/** The full usage text. */
+function usage(): string {
+  return [
+    'usage: sprite <command> [flags]',
+    '',
+    'commands:',
+    ...synopses(COMMANDS),
+    '  sprite help [COMMAND]',
+    '      show this text, or the usage of one command',
+    '',
+    'environment:',
+    '  SPRITE_API       address of the peer API (default http://127.0.0.1:7070)',
+    '  SPRITE_TOKEN     API token (default: the file token in the data directory)',
+    '  SPRITE_DATA_DIR  data directory (default ~/.sprite)',
+    '',
+  ].join('\n');
+}
+
+/** Usage of the commands whose words start with `topic`, or the full text when none match. */
+function help(topic: readonly string[]): string {
+  const matching = COMMANDS.filter((c) => topic.length > 0 && topic.every((w, i) => c.words[i] === w));
+  return matching.length === 0 ? usage() : ['usage:', ...synopses(matching), ''].join('\n');
+}
+
+/** Finds the command named by the first words of argv; throws UsageError when there is none. */
+function findCommand(argv: readonly string[]): Command {
+  const matches = COMMANDS.filter((c) => c.words.every((w, i) => argv[i] === w));
+  const found = matches.sort((a, b) => b.words.length - a.words.length)[0];
+  if (found !== undefined) return found;
+  const first = argv[0] ?? '';
+  const group = COMMANDS.filter((c) => c.words.length > 1 && c.words[0] === first);
+  if (group.length > 0) {
+    const subs = group.map((c) => c.words[1]).join(', ');
+    const second = argv[1];
+    throw new UsageError(
+      second === undefined || second.startsWith('-')
+        ? `'${first}' needs a subcommand: ${subs}`
+        : `unknown ${first} command '${second}' (one of: ${subs})`,
+    );
+  }
+  throw new UsageError(`unknown command '${first}' (see 'sprite help')`);
+}
+
+/** Checks positionals and the trailing command line against what the command declares. */
+function checkArity(cmd: Command, positionals: readonly string[], rest: readonly string[] | undefined): void {
+  const synopsis = `usage: sprite ${[...cmd.words, cmd.usage].join(' ').trim()}`;
+  const missing = cmd.required[positionals.length];
+  if (missing !== undefined) throw new UsageError(`missing ${missing} (${synopsis})`);
+  const max = cmd.required.length + (cmd.optional?.length ?? 0);
+  const extra = positionals[max];
+  if (extra !== undefined) throw new UsageError(`unexpected argument '${extra}' (${synopsis})`);
+  if (cmd.needsCommand === true && (rest === undefined || rest.length === 0)) {
+    throw new UsageError(`missing command after -- (${synopsis})`);
+  }
+  if (cmd.needsCommand !== true && rest !== undefined && rest.length > 0) {
+    throw new UsageError(`unexpected argument '${rest[0]}' (${synopsis})`);
+  }
+}
+
+/** What to do for one command line: print a text and exit, or run a command. */
+type Plan =
+  | { kind: 'print'; to: 'stdout' | 'stderr'; text: string; code: number }
+  | { kind: 'run'; cmd: Command; ctx: Context };
+
+/** Works out what `argv` (without node and script) asks for; throws UsageError on a bad line. */
+function plan(argv: readonly string[], io: Io, env: NodeJS.ProcessEnv): Plan {
+  const first = argv[0];
+  if (first === undefined) return { kind: 'print', to: 'stderr', text: usage(), code: 2 };
+  if (first === 'help' || first === '--help' || first === '-h') {
+    return { kind: 'print', to: 'stdout', text: help(argv.slice(1)), code: 0 };
+  }
+  const cmd = findCommand(argv);
+  const args = parseArgs(argv.slice(cmd.words.length), { ...cmd.spec, flags: { ...cmd.spec.flags, ...HELP_FLAG } });
+  if (args.bool('help')) return { kind: 'print', to: 'stdout', text: help(cmd.words), code: 0 };
+  checkArity(cmd, args.positionals, args.rest);
+  let client: Client | undefined;
+  const ctx: Context = {
+    args,
+    positionals: args.positionals,
+    io,
+    env,
+    client: () => {
+      if (client === undefined) {
+        const config = loadConfig(env);
+        client = createClient({ api: config.api, token: config.token, tokenPath: config.tokenPath });
+      }
+      return client;
+    },
+  };
+  return { kind: 'run', cmd, ctx };
+}
+
+/** Flushes stdout and stderr, then exits with `code`. */
+function exitAfterFlush(code: number): void {
+  let pending = 2;
+  const done = (): void => {
+    if (--pending === 0) process.exit(code);
+  };
+  process.stdout.write('', done);
+  process.stderr.write('', done);
+}
+
+/** Prints an error as one `sprite: ...` line and exits with its status. */
+function fail(err: unknown): void {
+  const { exitCode, message } = describeError(err);
+  process.stderr.write(`sprite: ${message}\n`);
+  exitAfterFlush(exitCode);
+}
+
+/** Runs the CLI against the real process. */
+async function main(): Promise<void> {
+  // Getters, so commands that never read stdin do not open it.
+  const io: Io = {
+    get stdin() {
+      return process.stdin;
+    },
+    get stdout() {
+      return process.stdout;
+    },
+    get stderr() {
+      return process.stderr;
+    },
+  };
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    // A closed pipe (`sprite logs x | head`) is a normal way for the reader to stop us.
+    if (err.code === 'EPIPE') process.exit(0);
+    process.exit(1);
+  });
+  let next: Plan;
+  try {
+    next = plan(process.argv.slice(2), io, process.env);
+  } catch (err) {
+    fail(err);
+    return;
+  }
+  if (next.kind === 'print') {
+    process[next.to].write(next.text);
+    exitAfterFlush(next.code);
+    return;
+  }
+  const { cmd, ctx } = next;
+  if (cmd.keepAlive !== true) {
+    // Client commands promise one line and no stack trace, even for bugs.
+    process.on('uncaughtException', fail).on('unhandledRejection', fail);
+  }
+  let code: number;
+  try {
+    code = await cmd.run(ctx);
+  } catch (err) {
+    fail(err);
+    return;
+  }
+  // A long-running command (the peer) owns its shutdown; everything else exits now.
+  if (cmd.keepAlive === true) process.exitCode = code;
+  else exitAfterFlush(code);
+}
+
+await main();

@@ -1,0 +1,105 @@
+// Sprite lifecycle and status commands: create, list, destroy, start, stop, logs, pool status.
+import type { Command, Context } from './command.ts';
+import { JSON_FLAG, arg, print, pump, spritePath } from './command.ts';
+import { fields, json, table, time } from './format.ts';
+import { seg } from './client.ts';
+import type { PoolStatus, Sprite } from './wire.ts';
+
+/** Prints a sprite record's name, or the record itself with --json. */
+async function printSprite(ctx: Context, sprite: Sprite | undefined): Promise<number> {
+  await print(ctx.io, ctx.args.bool('json') ? json(sprite ?? null) : `${sprite?.name ?? arg(ctx, 0)}\n`);
+  return 0;
+}
+
+/** Streams a text log (`?follow=1` with -f) to stdout. */
+async function streamLog(ctx: Context, path: string): Promise<number> {
+  const body = await ctx.client().stream(path, ctx.args.bool('follow') ? [['follow', '1']] : []);
+  await pump(ctx.io, body);
+  return 0;
+}
+
+/** Runs `sprite logs NAME [SERVICE] [-f]` and `sprite services logs NAME SVC [-f]`. */
+export function logsOf(ctx: Context, name: string, service: string | undefined): Promise<number> {
+  const path = service === undefined ? `${spritePath(name)}/logs` : `${spritePath(name)}/services/${seg(service)}/logs`;
+  return streamLog(ctx, path);
+}
+
+/** The `-f` flag of log commands. */
+export const FOLLOW_FLAG = Object.freeze({ follow: { kind: 'boolean', short: 'f' } as const });
+
+/** Commands that manage sprites themselves. */
+export const spriteCommands: readonly Command[] = [
+  {
+    words: ['create'],
+    usage: 'NAME [--json]',
+    summary: 'create a sprite and print its name',
+    spec: { flags: JSON_FLAG },
+    required: ['NAME'],
+    run: async (ctx) => printSprite(ctx, await ctx.client().json<Sprite>('POST', '/v1/sprites', { name: arg(ctx, 0) })),
+  },
+  {
+    words: ['list'],
+    usage: '[--json]',
+    summary: 'list sprites',
+    spec: { flags: JSON_FLAG },
+    required: [],
+    run: async (ctx) => {
+      const answer = await ctx.client().json<{ sprites: Sprite[] }>('GET', '/v1/sprites');
+      if (ctx.args.bool('json')) {
+        await print(ctx.io, json(answer));
+        return 0;
+      }
+      const rows = (answer?.sprites ?? []).map((s) => [s.name, s.state, time(s.created)]);
+      await print(ctx.io, table(['NAME', 'STATE', 'CREATED'], rows));
+      return 0;
+    },
+  },
+  {
+    words: ['destroy'],
+    usage: 'NAME',
+    summary: 'destroy a sprite and its disk',
+    spec: { flags: {} },
+    required: ['NAME'],
+    run: async (ctx) => {
+      await ctx.client().json('DELETE', spritePath(arg(ctx, 0)));
+      return 0;
+    },
+  },
+  {
+    words: ['start'],
+    usage: 'NAME [--json]',
+    summary: 'start a stopped or failed sprite',
+    spec: { flags: JSON_FLAG },
+    required: ['NAME'],
+    run: async (ctx) => printSprite(ctx, await ctx.client().json<Sprite>('POST', `${spritePath(arg(ctx, 0))}/start`)),
+  },
+  {
+    words: ['stop'],
+    usage: 'NAME [--json]',
+    summary: 'stop a sprite',
+    spec: { flags: JSON_FLAG },
+    required: ['NAME'],
+    run: async (ctx) => printSprite(ctx, await ctx.client().json<Sprite>('POST', `${spritePath(arg(ctx, 0))}/stop`)),
+  },
+  {
+    words: ['logs'],
+    usage: 'NAME [SERVICE] [-f]',
+    summary: "print a service's log, or the sprite's own log; -f follows",
+    spec: { flags: FOLLOW_FLAG },
+    required: ['NAME'],
+    optional: ['SERVICE'],
+    run: (ctx) => logsOf(ctx, arg(ctx, 0), ctx.positionals[1]),
+  },
+  {
+    words: ['pool', 'status'],
+    usage: '[--json]',
+    summary: 'show the warm pool',
+    spec: { flags: JSON_FLAG },
+    required: [],
+    run: async (ctx) => {
+      const answer = await ctx.client().json<PoolStatus>('GET', '/v1/pool');
+      await print(ctx.io, ctx.args.bool('json') ? json(answer) : fields(answer ?? {}));
+      return 0;
+    },
+  },
+];

@@ -1,0 +1,35 @@
+// The shapes of the API answers the CLI reads (see docs/API.md); only the fields it uses.
+
+/** A sprite record. */
+export interface Sprite {
+  name: string;
+  state: string;
+  created: string;
+  [key: string]: unknown;
+}
+
+/** A supervised service inside a sprite. */
+export interface Service {
+  name: string;
+  cmd: string;
+  args?: string[];
+  state: string;
+  pid?: number | null;
+  restarts?: number;
+  httpPort?: number | null;
+  [key: string]: unknown;
+}
+
+/** A TTY session that survives its client. */
+export interface Session {
+  id: string;
+  command: string[];
+  tty: boolean;
+  created: string;
+  attached: boolean;
+}
+
+/** The warm pool's counters. */
+export interface PoolStatus {
+  [key: string]: unknown;
+}

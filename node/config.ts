@@ -1,0 +1,95 @@
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { DEFAULT_LIMITS, type Limits } from '../vm/index.ts';
+
+/** What to do when a create finds the warm pool empty. */
+export type PoolFallback = 'cold' | 'fail';
+
+/** The peer's configuration: one section per unit, validated once and frozen. */
+export interface PeerConfig {
+  /** Where the peer keeps its token, records, images, volumes and sprite directories. */
+  dataDir: string;
+  api: { host: string; port: number };
+  pool: {
+    /** Number of warm sprites kept ready. */
+    depth: number;
+    fallback: PoolFallback;
+    /** Sprites warmed at the same time while refilling. */
+    concurrency: number;
+  };
+  sprite: {
+    limits: Limits;
+    /** Port inside the sprite that its URL serves. */
+    httpPort: number;
+    /** Host id that a sprite's root maps to (user-namespace remap); 65536 ids from there. */
+    rootHostId: number;
+  };
+}
+
+/** Options as given on the command line or by a test; anything missing takes its default. */
+export interface PeerOptions {
+  dataDir?: string;
+  api?: string;
+  poolDepth?: number;
+  poolFallback?: PoolFallback;
+  poolConcurrency?: number;
+  limits?: Partial<Limits>;
+  httpPort?: number;
+}
+
+/** Defaults of every option. */
+export const DEFAULTS = {
+  dataDir: join(homedir(), '.sprite'),
+  api: '127.0.0.1:7070',
+  poolDepth: 2,
+  poolFallback: 'cold' as PoolFallback,
+  poolConcurrency: 1,
+  httpPort: 8080,
+  rootHostId: 100_000,
+} as const;
+
+/** The data dir a CLI on this machine uses by default: `SPRITE_DATA_DIR` or `~/.sprite`. */
+export function defaultDataDir(): string {
+  return process.env.SPRITE_DATA_DIR ?? DEFAULTS.dataDir;
+}
+
+/** Builds the frozen configuration; throws a message naming the bad option. */
+export function buildConfig(options: PeerOptions): Readonly<PeerConfig> {
+  const known = new Set(['dataDir', 'api', 'poolDepth', 'poolFallback', 'poolConcurrency', 'limits', 'httpPort']);
+  for (const key of Object.keys(options)) if (!known.has(key)) throw new Error(`unknown option ${key}`);
+  const api = parseAddress(options.api ?? DEFAULTS.api);
+  const depth = options.poolDepth ?? DEFAULTS.poolDepth;
+  if (!Number.isInteger(depth) || depth < 0 || depth > 64) throw new Error('pool depth must be an integer from 0 to 64');
+  const fallback = options.poolFallback ?? DEFAULTS.poolFallback;
+  if (fallback !== 'cold' && fallback !== 'fail') throw new Error('pool fallback must be cold or fail');
+  const concurrency = options.poolConcurrency ?? DEFAULTS.poolConcurrency;
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 8) throw new Error('pool concurrency must be an integer from 1 to 8');
+  const limits = { ...DEFAULT_LIMITS, ...options.limits };
+  if (!(limits.memoryBytes >= 16 * 1024 * 1024)) throw new Error('memory limit must be at least 16 MiB');
+  if (!(limits.cpus > 0 && limits.cpus <= 64)) throw new Error('cpu limit must be more than 0 and at most 64');
+  if (!Number.isInteger(limits.pids) || limits.pids < 16) throw new Error('pids limit must be an integer of at least 16');
+  const httpPort = options.httpPort ?? DEFAULTS.httpPort;
+  if (!Number.isInteger(httpPort) || httpPort < 1 || httpPort > 65535) throw new Error('http port must be 1-65535');
+  return deepFreeze({
+    dataDir: resolve(options.dataDir ?? defaultDataDir()),
+    api,
+    pool: { depth, fallback, concurrency },
+    sprite: { limits, httpPort, rootHostId: DEFAULTS.rootHostId },
+  });
+}
+
+/** Parses `HOST:PORT` (`[v6]:PORT` for IPv6); port 0 picks a free one. */
+export function parseAddress(text: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text);
+  const port = Number(match?.[3]);
+  if (!match || port > 65535) throw new Error(`address must be HOST:PORT, got ${text}`);
+  return { host: (match[1] ?? match[2])!, port };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,52 @@
+/**
+ * Every error the API can answer with: a stable code, its HTTP status, and when it happens.
+ * docs/ERRORS.md lists the same codes; a test keeps the two together.
+ */
+export const ERROR_CODES = {
+  ERR_BAD_REQUEST: { status: 400, when: 'the body, query or path is malformed or fails validation' },
+  ERR_BAD_NAME: { status: 400, when: 'a sprite name breaks the DNS-label rule' },
+  ERR_UNAUTHORIZED: { status: 401, when: 'the bearer token is missing or wrong' },
+  ERR_NOT_FOUND: { status: 404, when: 'no such route' },
+  ERR_SPRITE_NOT_FOUND: { status: 404, when: 'no sprite has that name' },
+  ERR_SERVICE_NOT_FOUND: { status: 404, when: 'the sprite has no service of that name' },
+  ERR_SESSION_NOT_FOUND: { status: 404, when: 'the sprite has no exec session with that id' },
+  ERR_METHOD_NOT_ALLOWED: { status: 405, when: 'the route exists but not with that method' },
+  ERR_NAME_TAKEN: { status: 409, when: 'a sprite with that name exists' },
+  ERR_HTTP_PORT_TAKEN: { status: 409, when: 'another service already owns the sprite\'s HTTP port' },
+  ERR_SPRITE_NOT_RUNNING: { status: 409, when: 'the operation needs a running sprite' },
+  ERR_BODY_TOO_LARGE: { status: 413, when: 'the request body is over 1 MiB' },
+  ERR_POOL_EMPTY: { status: 503, when: 'the warm pool is empty and the pool fallback is `fail`' },
+  ERR_SPRITE_UNAVAILABLE: { status: 503, when: 'the sprite\'s sprite-init cannot be reached' },
+  ERR_SANDBOX_START: { status: 500, when: 'a sandbox failed to start' },
+  ERR_COMMAND: { status: 500, when: 'a system command (mount, runc, ...) failed' },
+  ERR_INIT: { status: 500, when: 'sprite-init failed a request' },
+  ERR_INTERNAL: { status: 500, when: 'anything else; the peer log has the details' },
+} as const satisfies Record<string, { status: number; when: string }>;
+
+/** One of the documented error codes. */
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** An error the API reports as `{error: {code, message}}` with the code's status. */
+export class ApiError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ApiError';
+    this.code = code;
+  }
+
+  /** The HTTP status of this error's code. */
+  get status(): number {
+    return ERROR_CODES[this.code].status;
+  }
+}
+
+/** Maps any thrown value to an ApiError, keeping known codes from other units (vm, sprite-init). */
+export function toApiError(error: unknown): ApiError {
+  if (error instanceof ApiError) return error;
+  const code = (error as { code?: unknown })?.code;
+  const message = error instanceof Error ? error.message : String(error);
+  if (typeof code === 'string' && code in ERROR_CODES) return new ApiError(code as ErrorCode, message, { cause: error });
+  return new ApiError('ERR_INTERNAL', message, { cause: error });
+}

@@ -1,0 +1,123 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile, rm } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { LocalVolumeStore, ensureBusyboxImage, ensureTools } from '../vm/index.ts';
+import { createApiServer } from './api/server.ts';
+import { buildConfig, type PeerConfig, type PeerOptions } from './config.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { checkHost } from './preflight.ts';
+import { SqliteRegistry } from './registry.ts';
+import { SpriteManager } from './sprites.ts';
+
+/** Version of the peer software. */
+export const VERSION = '0.1.0';
+
+/** A running peer. */
+export interface Peer {
+  config: Readonly<PeerConfig>;
+  id: string;
+  /** Base URL of the API, e.g. `http://127.0.0.1:7070`. */
+  url: string;
+  token: string;
+  /** True when this start generated the token. */
+  newToken: boolean;
+  sprites: SpriteManager;
+  /** Stops the API, every sprite and the pool; safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/** Starts a peer: checks the host, prepares the data dir, image and pool, and serves the API. */
+export async function startPeer(options: PeerOptions = {}, logger: Logger = createLogger()): Promise<Peer> {
+  const config = buildConfig(options);
+  await checkHost();
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  await lockDataDir(config.dataDir);
+  const { token, created: newToken } = await loadOrCreate(join(config.dataDir, 'token'), () => randomBytes(24).toString('base64url'));
+  const { token: id } = await loadOrCreate(join(config.dataDir, 'peer-id'), () => `peer-${randomBytes(6).toString('hex')}`);
+  const log = logger.child({ peer: id });
+  const image = await ensureBusyboxImage({ dir: join(config.dataDir, 'images'), rootId: config.sprite.rootHostId });
+  const toolsDir = await ensureTools(join(config.dataDir, 'tools'));
+  const registry = new SqliteRegistry(join(config.dataDir, 'sprites.db'));
+  const peerKey = createHash('sha256').update(config.dataDir).digest('hex').slice(0, 10);
+  const sprites = new SpriteManager({
+    config, registry, volumes: new LocalVolumeStore(join(config.dataDir, 'volumes')), image, toolsDir, peerId: id, peerKey, logger: log,
+  });
+  await sprites.start();
+  const server = createApiServer({ sprites, token, peerId: id, version: VERSION, logger: log.child({ component: 'api' }) });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.api.port, config.api.host, () => resolve());
+    });
+  } catch (error) {
+    await sprites.stop();
+    registry.close();
+    await unlockDataDir(config.dataDir);
+    throw new Error(`cannot listen on ${config.api.host}:${config.api.port}: ${(error as Error).message}`);
+  }
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  let stopping: Promise<void> | undefined;
+  return {
+    config, id, url: `http://${host}:${address.port}`, token, newToken, sprites,
+    stop: () => {
+      stopping ??= (async () => {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+        await sprites.stop();
+        registry.close();
+        await unlockDataDir(config.dataDir);
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** `sprite peer start`: runs a peer until SIGINT or SIGTERM. */
+export async function runPeer(options: PeerOptions): Promise<void> {
+  const logger = createLogger();
+  process.stdout.write('preparing the peer (the first start builds the base image)...\n');
+  const peer = await startPeer(options, logger);
+  process.stdout.write(`peer ${peer.id} ready: API ${peer.url}, data ${peer.config.dataDir}\n`);
+  if (peer.newToken) process.stdout.write(`admin token (also in ${join(peer.config.dataDir, 'token')}): ${peer.token}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.stdout.write('stopping: sprites are stopped and will start again with the peer\n');
+      void peer.stop().then(resolve);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+}
+
+async function loadOrCreate(path: string, make: () => string): Promise<{ token: string; created: boolean }> {
+  try {
+    return { token: (await readFile(path, 'utf8')).trim(), created: false };
+  } catch {
+    const token = make();
+    await writeFile(path, `${token}\n`, { mode: 0o600, flag: 'wx' });
+    return { token, created: true };
+  }
+}
+
+/** One peer per data dir: a second start on the same dir fails instead of corrupting it. */
+async function lockDataDir(dir: string): Promise<void> {
+  const lock = join(dir, 'peer.pid');
+  const holder = Number((await readFile(lock, 'utf8').catch(() => '')).trim());
+  if (holder && holder !== process.pid && alive(holder)) throw new Error(`another peer (pid ${holder}) uses ${dir}`);
+  await writeFile(lock, `${process.pid}\n`);
+}
+
+async function unlockDataDir(dir: string): Promise<void> {
+  await rm(join(dir, 'peer.pid'), { force: true });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,285 @@
+import { randomBytes } from 'node:crypto';
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  ControlClient, Sandbox, removeCgroups, sandboxPaths, unmountPath, type VolumeStore,
+} from '../vm/index.ts';
+import type { PeerConfig } from './config.ts';
+import { ApiError } from './errors.ts';
+import type { Logger } from './logger.ts';
+import { WarmPool, type PoolStatus } from './pool.ts';
+import type { SpriteRecord, SpriteRegistry } from './registry.ts';
+
+/** What the sprite manager needs from the peer. */
+export interface SpriteManagerInit {
+  config: Readonly<PeerConfig>;
+  registry: SpriteRegistry;
+  volumes: VolumeStore;
+  /** Path of the base image new sprites are cloned from. */
+  image: string;
+  /** Directory mounted at /.sprite/bin. */
+  toolsDir: string;
+  peerId: string;
+  /** Short key that keeps this peer's cgroups apart from other peers on the host. */
+  peerKey: string;
+  logger: Logger;
+}
+
+/** A sandbox and the name it got, if any (pooled sandboxes have none yet). */
+interface Machine {
+  sandbox: Sandbox;
+  name: string | undefined;
+}
+
+/** Sprite names follow DNS-label rules so they work as URL host labels. */
+export const SPRITE_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** Message for a name that breaks the rule. */
+export const SPRITE_NAME_RULE = "sprite name must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'";
+
+/** Owns this peer's sprites: the warm pool, create/start/stop/destroy, and the running sandboxes. */
+export class SpriteManager {
+  readonly #init: SpriteManagerInit;
+  readonly #pool: WarmPool<Machine>;
+  readonly #running = new Map<string, Machine>();
+  /** Names with a lifecycle operation under way; a second one waits for the first. */
+  readonly #busy = new Map<string, Promise<unknown>>();
+  #coldCreates = 0;
+
+  constructor(init: SpriteManagerInit) {
+    this.#init = init;
+    this.#pool = new WarmPool<Machine>({
+      depth: init.config.pool.depth,
+      concurrency: init.config.pool.concurrency,
+      warm: () => this.#prepare(newId(), true),
+      discard: (machine) => this.#dispose(machine),
+      logger: init.logger.child({ component: 'pool' }),
+    });
+  }
+
+  /** Cleans up after a previous run, restarts sprites that were running, and starts warming the pool. */
+  async start(): Promise<void> {
+    await this.#sweep();
+    this.#pool.start();
+    for (const record of this.#init.registry.list()) {
+      if (record.state !== 'running') continue;
+      this.#init.registry.setState(record.name, 'stopped');
+      void this.startSprite(record.name).catch((error: unknown) => {
+        this.#init.logger.error('restart after peer start failed', { sprite: record.name, error: (error as Error).message });
+      });
+    }
+  }
+
+  /** Stops every sandbox (records stay, so they come back on the next start) and empties the pool. */
+  async stop(): Promise<void> {
+    await this.#pool.stop();
+    await Promise.allSettled([...this.#running.values()].map((machine) => machine.sandbox.stop()));
+    this.#running.clear();
+    await removeCgroups(`/sprites/${this.#init.peerKey}`);
+  }
+
+  /** Resolves once the pool is full. */
+  poolFull(): Promise<void> {
+    return this.#pool.full();
+  }
+
+  /** Pool counters for `GET /v1/pool`. */
+  poolStatus(): PoolStatus & { fallback: string; coldCreates: number } {
+    return { ...this.#pool.status(), fallback: this.#init.config.pool.fallback, coldCreates: this.#coldCreates };
+  }
+
+  /** Creates a sprite: a warm sandbox when one is ready (else cold or ERR_POOL_EMPTY), named and started. */
+  async create(name: string): Promise<SpriteRecord> {
+    if (!SPRITE_NAME.test(name)) throw new ApiError('ERR_BAD_NAME', SPRITE_NAME_RULE);
+    if (this.#init.registry.get(name)) throw new ApiError('ERR_NAME_TAKEN', `a sprite named ${name} exists`);
+    return this.#exclusive(name, async () => {
+      if (this.#init.registry.get(name)) throw new ApiError('ERR_NAME_TAKEN', `a sprite named ${name} exists`);
+      let machine = this.#takeWarm();
+      if (!machine) {
+        if (this.#init.config.pool.fallback === 'fail') throw new ApiError('ERR_POOL_EMPTY', 'the warm pool is empty; try again shortly');
+        this.#coldCreates += 1;
+        machine = await this.#prepare(newId(), true);
+      }
+      const now = new Date().toISOString();
+      const record: SpriteRecord = {
+        name, id: machine.sandbox.id, state: 'running', owner: this.#init.peerId, httpPort: this.#init.config.sprite.httpPort, created: now, updated: now,
+      };
+      try {
+        this.#init.registry.insert(record);
+      } catch (error) {
+        await this.#dispose(machine);
+        throw error;
+      }
+      try {
+        machine.name = name;
+        await machine.sandbox.start(name);
+        this.#running.set(name, machine);
+        return record;
+      } catch (error) {
+        this.#init.registry.remove(name);
+        await this.#dispose(machine);
+        throw error;
+      }
+    });
+  }
+
+  /** All records. */
+  list(): SpriteRecord[] {
+    return this.#init.registry.list();
+  }
+
+  /** One record; throws ERR_SPRITE_NOT_FOUND. */
+  get(name: string): SpriteRecord {
+    const record = this.#init.registry.get(name);
+    if (!record) throw new ApiError('ERR_SPRITE_NOT_FOUND', `no sprite named ${name}`);
+    return record;
+  }
+
+  /** Stops a sprite and deletes its disk, directory and record. */
+  async destroy(name: string): Promise<void> {
+    const record = this.get(name);
+    await this.#exclusive(name, async () => {
+      const machine = this.#running.get(name);
+      this.#running.delete(name);
+      if (machine) await machine.sandbox.stop();
+      await this.#init.volumes.remove(record.id);
+      await rm(this.#spriteDir(record.id), { recursive: true, force: true });
+      this.#init.registry.remove(name);
+    });
+  }
+
+  /** Starts a stopped or failed sprite on its existing disk; a running one is left alone. */
+  async startSprite(name: string): Promise<SpriteRecord> {
+    const record = this.get(name);
+    return this.#exclusive(name, async () => {
+      if (this.#running.has(name)) return this.get(name);
+      const machine = await this.#prepare(record.id, false);
+      machine.name = name;
+      try {
+        await machine.sandbox.start(name);
+      } catch (error) {
+        await machine.sandbox.stop();
+        throw error;
+      }
+      this.#running.set(name, machine);
+      this.#init.registry.setState(name, 'running');
+      return this.get(name);
+    });
+  }
+
+  /** Stops a sprite's processes and unmounts its disk; the record stays as stopped. */
+  async stopSprite(name: string): Promise<SpriteRecord> {
+    this.get(name);
+    return this.#exclusive(name, async () => {
+      const machine = this.#running.get(name);
+      this.#running.delete(name);
+      if (machine) await machine.sandbox.stop();
+      this.#init.registry.setState(name, 'stopped');
+      return this.get(name);
+    });
+  }
+
+  /** The control client of a running sprite; throws ERR_SPRITE_NOT_FOUND or ERR_SPRITE_NOT_RUNNING. */
+  control(name: string): ControlClient {
+    return this.#machine(name).sandbox.control;
+  }
+
+  /** Host path of the socket that reaches the sprite's HTTP port. */
+  httpSocket(name: string): string {
+    return this.#machine(name).sandbox.paths.http;
+  }
+
+  /** Host path of sprite-init's own log. */
+  initLog(name: string): string {
+    return sandboxPaths(this.#spriteDir(this.get(name).id)).initLog;
+  }
+
+  /** Host path of a service's log (the file may not exist yet). */
+  serviceLog(name: string, service: string): string {
+    return join(sandboxPaths(this.#spriteDir(this.get(name).id)).spriteDir, 'logs/services', `${service}.log`);
+  }
+
+  #machine(name: string): Machine {
+    const record = this.get(name);
+    const machine = this.#running.get(name);
+    if (!machine) throw new ApiError('ERR_SPRITE_NOT_RUNNING', `sprite ${name} is ${record.state}`);
+    return machine;
+  }
+
+  #takeWarm(): Machine | undefined {
+    for (let machine = this.#pool.take(); machine; machine = this.#pool.take()) {
+      if (machine.sandbox.alive) return machine;
+      void this.#dispose(machine);
+    }
+    return undefined;
+  }
+
+  async #prepare(id: string, fresh: boolean): Promise<Machine> {
+    const { config, volumes, image, toolsDir, peerKey } = this.#init;
+    const volume = fresh ? await volumes.create(id, image) : volumes.open(id);
+    const machine: Machine = { sandbox: undefined as unknown as Sandbox, name: undefined };
+    try {
+      machine.sandbox = await Sandbox.prepare({
+        dir: this.#spriteDir(id), id, volume, ids: { hostId: config.sprite.rootHostId, size: 65536 },
+        cgroupPath: `/sprites/${peerKey}/${id}`, limits: config.sprite.limits, toolsDir, httpPort: config.sprite.httpPort,
+        onCrash: (reason) => this.#crashed(machine, reason),
+      });
+    } catch (error) {
+      if (fresh) await volumes.remove(id);
+      throw error;
+    }
+    return machine;
+  }
+
+  #crashed(machine: Machine, reason: string): void {
+    const { name } = machine;
+    this.#init.logger.warn('sprite-init exited', { sprite: name ?? null, id: machine.sandbox.id, reason });
+    if (name === undefined || this.#running.get(name) !== machine) return;
+    this.#running.delete(name);
+    this.#init.registry.setState(name, 'failed', reason);
+  }
+
+  async #dispose(machine: Machine): Promise<void> {
+    await machine.sandbox.stop().catch(() => undefined);
+    await this.#init.volumes.remove(machine.sandbox.id);
+    await rm(this.#spriteDir(machine.sandbox.id), { recursive: true, force: true });
+  }
+
+  /** Cleans what a killed peer left: sandboxes' mounts and cgroups, and pooled sprites nobody owns. */
+  async #sweep(): Promise<void> {
+    const owned = new Set(this.#init.registry.list().map((record) => record.id));
+    const dirs = await readdir(join(this.#init.config.dataDir, 'sprites')).catch(() => [] as string[]);
+    for (const id of dirs) {
+      const paths = sandboxPaths(this.#spriteDir(id));
+      await new ControlClient(paths.control).call({ op: 'shutdown' }, 5000).catch(() => undefined);
+      await unmountPath(join(paths.ns, 'net'));
+      await unmountPath(join(paths.ns, 'user'));
+      await unmountPath(paths.rootfs);
+      await removeCgroups(`/sprites/${this.#init.peerKey}/${id}`);
+      await rm(paths.run, { recursive: true, force: true });
+      if (!owned.has(id)) {
+        await this.#init.volumes.remove(id);
+        await rm(this.#spriteDir(id), { recursive: true, force: true });
+      }
+    }
+  }
+
+  #spriteDir(id: string): string {
+    return join(this.#init.config.dataDir, 'sprites', id);
+  }
+
+  async #exclusive<T>(name: string, work: () => Promise<T>): Promise<T> {
+    while (this.#busy.has(name)) await this.#busy.get(name)!.catch(() => undefined);
+    const job = work();
+    this.#busy.set(name, job);
+    try {
+      return await job;
+    } finally {
+      this.#busy.delete(name);
+    }
+  }
+}
+
+function newId(): string {
+  return randomBytes(5).toString('hex');
+}

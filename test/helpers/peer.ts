@@ -1,0 +1,120 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+const ROOT = new URL('../..', import.meta.url).pathname;
+const CLI = join(ROOT, 'node/cli/main.ts');
+
+/** A peer running as its own process, started with the real CLI. */
+export interface PeerProcess {
+  url: string;
+  token: string;
+  dataDir: string;
+  process: ChildProcess;
+  /** Runs the `sprite` CLI against this peer. */
+  cli(args: string[], options?: { input?: string; env?: Record<string, string> }): Promise<CliResult>;
+  /** Authenticated JSON request to the API. */
+  api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
+  /** SIGTERM and wait. */
+  stop(): Promise<void>;
+  /** SIGKILL and wait. */
+  kill(): Promise<void>;
+}
+
+/** What a CLI run printed and its exit status. */
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Starts `sprite peer start` on a fresh (or given) data dir and an ephemeral port. */
+export async function startPeer(options: { dataDir?: string; poolDepth?: number; poolFallback?: 'cold' | 'fail' } = {}): Promise<PeerProcess> {
+  const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'sprite-test-')));
+  const args = [CLI, 'peer', 'start', '--data-dir', dataDir, '--api', '127.0.0.1:0', '--pool-depth', String(options.poolDepth ?? 1)];
+  if (options.poolFallback) args.push('--pool-fallback', options.poolFallback);
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+    if (stderr.length > 100_000) stderr = stderr.slice(-50_000);
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const url = await new Promise<string>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    const timer = setTimeout(() => reject(new Error(`peer not ready in 60 s: ${stderr}`)), 60_000);
+    lines.on('line', (line) => {
+      const match = /API (http:\/\/\S+),/.exec(line);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`peer exited with ${code}: ${stderr}`));
+    });
+  });
+  const token = (await readFile(join(dataDir, 'token'), 'utf8')).trim();
+  const env = { SPRITE_API: url, SPRITE_TOKEN: token };
+  const signal = async (name: NodeJS.Signals): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(name);
+    await exited;
+  };
+  return {
+    url, token, dataDir, process: child,
+    cli: (cliArgs, cliOptions = {}) => runCli(cliArgs, { ...env, ...cliOptions.env }, cliOptions.input),
+    api: async (method, path, body) => {
+      const res = await fetch(`${url}${path}`, {
+        method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await res.text();
+      return { status: res.status, body: text ? JSON.parse(text) : undefined };
+    },
+    stop: () => signal('SIGTERM'),
+    kill: () => signal('SIGKILL'),
+  };
+}
+
+/** Runs the CLI as a process. */
+export function runCli(args: string[], env: Record<string, string>, input?: string): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(input ?? '');
+    child.once('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
+/** Removes a test data dir. */
+export async function removeDataDir(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true });
+}
+
+/** Mounts, loop devices and cgroups that mention `dataDir` or the peer: for leak checks. */
+export async function leftovers(dataDir: string): Promise<string[]> {
+  const found: string[] = [];
+  const mounts = await readFile('/proc/self/mountinfo', 'utf8');
+  for (const line of mounts.split('\n')) if (line.includes(dataDir)) found.push(`mount: ${line}`);
+  const { execFileSync } = await import('node:child_process');
+  const loops = execFileSync('losetup', ['-a']).toString();
+  for (const line of loops.split('\n')) if (line.includes(dataDir)) found.push(`loop: ${line}`);
+  return found;
+}
+
+/** Polls `check` until it returns a value or the time runs out. */
+export async function eventually<T>(check: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

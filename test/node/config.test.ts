@@ -1,0 +1,28 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { buildConfig, parseAddress } from '../../node/config.ts';
+
+test('defaults fill every option and the result is frozen', () => {
+  const config = buildConfig({ dataDir: '/tmp/x' });
+  assert.equal(config.api.host, '127.0.0.1');
+  assert.equal(config.api.port, 7070);
+  assert.equal(config.pool.fallback, 'cold');
+  assert.ok(Object.isFrozen(config.pool));
+  assert.throws(() => {
+    (config.pool as { depth: number }).depth = 5;
+  });
+});
+
+test('bad options are rejected with the option named', () => {
+  assert.throws(() => buildConfig({ poolDepth: -1 }), /pool depth/);
+  assert.throws(() => buildConfig({ poolFallback: 'maybe' as 'cold' }), /pool fallback/);
+  assert.throws(() => buildConfig({ api: 'nowhere' }), /HOST:PORT/);
+  assert.throws(() => buildConfig({ limits: { memoryBytes: 1 } }), /memory/);
+  assert.throws(() => buildConfig({ surprise: true } as object), /unknown option surprise/);
+});
+
+test('addresses parse with IPv4, names and IPv6', () => {
+  assert.deepEqual(parseAddress('127.0.0.1:0'), { host: '127.0.0.1', port: 0 });
+  assert.deepEqual(parseAddress('[::1]:7070'), { host: '::1', port: 7070 });
+  assert.throws(() => parseAddress('localhost:99999'));
+});

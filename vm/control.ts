@@ -1,0 +1,61 @@
+import net from 'node:net';
+import { decodeMessage, messageFrame, readOneFrame } from './frames.ts';
+import { VmError } from './errors.ts';
+
+interface Reply {
+  ok: boolean;
+  result?: unknown;
+  error?: { code: string; message: string };
+}
+
+/** Client of one sprite-init's control socket. Every request is its own connection. */
+export class ControlClient {
+  readonly #path: string;
+
+  constructor(path: string) {
+    this.#path = path;
+  }
+
+  /** Sends a request and resolves with its result; sprite-init's errors keep their codes. */
+  async call<T>(request: { op: string; [key: string]: unknown }, timeoutMs = 30_000): Promise<T> {
+    const socket = await this.#connect();
+    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`sprite-init did not answer ${request.op} in ${timeoutMs} ms`)));
+    try {
+      return (await this.#request(socket, request)) as T;
+    } finally {
+      socket.destroy();
+    }
+  }
+
+  /** Sends a streaming request (exec, attach, forward) and resolves with the connection once accepted. */
+  async open(request: { op: string; [key: string]: unknown }): Promise<net.Socket> {
+    const socket = await this.#connect();
+    try {
+      await this.#request(socket, request);
+      return socket;
+    } catch (error) {
+      socket.destroy();
+      throw error;
+    }
+  }
+
+  async #request(socket: net.Socket, request: object): Promise<unknown> {
+    socket.write(messageFrame(request));
+    let reply: Reply;
+    try {
+      reply = decodeMessage(await readOneFrame(socket)) as Reply;
+    } catch (error) {
+      throw new VmError('ERR_SPRITE_UNAVAILABLE', `sprite-init closed the connection: ${(error as Error).message}`, { cause: error });
+    }
+    if (!reply.ok) throw new VmError(reply.error?.code ?? 'ERR_INIT', reply.error?.message ?? 'sprite-init failed');
+    return reply.result;
+  }
+
+  #connect(): Promise<net.Socket> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(this.#path);
+      socket.once('connect', () => resolve(socket));
+      socket.once('error', (error) => reject(new VmError('ERR_SPRITE_UNAVAILABLE', `cannot reach sprite-init: ${error.message}`, { cause: error })));
+    });
+  }
+}

@@ -1,0 +1,12 @@
+/** The sprite machine: sandboxes, their root disks, and the talk with sprite-init. */
+export { Sandbox, sandboxPaths, removeCgroups, type SandboxInit } from './sandbox.ts';
+export { ControlClient } from './control.ts';
+export { LocalVolumeStore, unmountPath, type Volume, type VolumeStore } from './volume.ts';
+export { ensureBusyboxImage, DEFAULT_DISK_BYTES } from './image.ts';
+export { ensureTools } from './tools.ts';
+export { DEFAULT_LIMITS, type Limits } from './oci.ts';
+export { VmError } from './errors.ts';
+export { STREAM, CONTROL, frame, streamFrame, controlFrame, decodeControl, readFrames } from './frames.ts';
+export type { IdMap } from './namespaces.ts';
+export type { ServiceStatus, ServiceSpec } from './init/services.ts';
+export type { SessionInfo } from './init/sessions.ts';

@@ -1,0 +1,36 @@
+/**
+ * Where sprite-init mounts the sprite's pieces in its own mount namespace before creating the
+ * container. runc sets up the container's mounts as the sprite's remapped root, which cannot
+ * traverse a private data dir such as /root/.sprite; these paths are traversable and private
+ * to the sandbox. The directory exists (empty) on the host.
+ */
+export const STAGE = {
+  dir: '/run/sprites',
+  rootfs: '/run/sprites/rootfs',
+  spriteDir: '/run/sprites/sprite',
+  toolsDir: '/run/sprites/tools',
+} as const;
+
+/** What the peer tells sprite-init at start, as JSON in the file named by its first argument. */
+export interface InitConfig {
+  /** Container id for runc. */
+  id: string;
+  runcRoot: string;
+  bundle: string;
+  /** Peer-facing control socket (cbor frames). */
+  controlSocket: string;
+  /** Socket the peer's proxy connects to; each connection is piped to 127.0.0.1:httpPort. */
+  httpSocket: string;
+  /** Host path of the sprite's /.sprite directory. */
+  spriteDir: string;
+  /** File holding the service definitions. */
+  servicesFile: string;
+  /** The sprite's HTTP port. */
+  httpPort: number;
+  /** Log of runc's own output. */
+  runcLog: string;
+  /** Host path of the mounted root disk, staged at STAGE.rootfs. */
+  rootfs: string;
+  /** Host path of the tools directory, staged read-only at STAGE.toolsDir. */
+  toolsDir: string;
+}

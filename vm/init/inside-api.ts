@@ -1,0 +1,89 @@
+import net from 'node:net';
+import { chmodSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import type { ServiceManager, ServiceSpec } from './services.ts';
+
+/** What `sprite-env info` reports. */
+export interface SpriteInfo {
+  name: string | null;
+  httpPort: number;
+  version: string;
+}
+
+/**
+ * The API that user code reaches at /.sprite/api.sock: one JSON request per line, one JSON
+ * answer per line (`{ok: true, result}` or `{ok: false, error: {code, message}}`), so it is
+ * usable with nothing more than a shell and `nc -U`.
+ */
+export function serveInsideApi(path: string, services: ServiceManager, info: () => SpriteInfo): net.Server {
+  const server = net.createServer((socket) => {
+    let buffered = '';
+    socket.setEncoding('utf8');
+    socket.on('error', () => undefined);
+    socket.on('data', (chunk: string) => {
+      buffered += chunk;
+      if (buffered.length > 1024 * 1024) socket.destroy();
+      let newline: number;
+      while ((newline = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, newline);
+        buffered = buffered.slice(newline + 1);
+        void answer(line, services, info).then((reply) => socket.write(`${JSON.stringify(reply)}\n`));
+      }
+    });
+  });
+  // The sprite's root maps to an unprivileged host uid, so the socket must be world-writable;
+  // only this sprite's mount namespace can see it.
+  server.listen(path, () => chmodSync(path, 0o666));
+  return server;
+}
+
+async function answer(line: string, services: ServiceManager, info: () => SpriteInfo): Promise<object> {
+  try {
+    const request = JSON.parse(line) as { op?: unknown; name?: unknown; spec?: unknown };
+    const name = typeof request.name === 'string' ? request.name : '';
+    switch (request.op) {
+      case 'info':
+        return { ok: true, result: info() };
+      case 'services.list':
+        return { ok: true, result: services.list() };
+      case 'services.get':
+        return { ok: true, result: services.get(name) };
+      case 'services.create':
+        return { ok: true, result: await services.put(parseServiceSpec(request.spec)) };
+      case 'services.delete':
+        await services.remove(name);
+        return { ok: true, result: null };
+      case 'services.logs':
+        return { ok: true, result: await readFile(services.logPath(name), 'utf8').catch(() => '') };
+      default:
+        return { ok: false, error: { code: 'ERR_BAD_REQUEST', message: `unknown op ${String(request.op)}` } };
+    }
+  } catch (error) {
+    const code = (error as { code?: string }).code ?? 'ERR_BAD_REQUEST';
+    return { ok: false, error: { code: code.startsWith('ERR_') ? code : 'ERR_INTERNAL', message: (error as Error).message } };
+  }
+}
+
+const SERVICE_NAME = /^[a-z0-9]([a-z0-9_-]{0,62})$/;
+
+/** Validates an untrusted service definition. */
+export function parseServiceSpec(value: unknown): ServiceSpec {
+  const fail = (message: string): never => {
+    throw Object.assign(new Error(message), { code: 'ERR_BAD_REQUEST' });
+  };
+  if (typeof value !== 'object' || value === null) return fail('service spec must be an object');
+  const spec = value as Record<string, unknown>;
+  if (typeof spec.name !== 'string' || !SERVICE_NAME.test(spec.name)) return fail('service name must be 1-63 of a-z, 0-9, _ and -');
+  if (typeof spec.cmd !== 'string' || spec.cmd.length === 0) return fail('cmd must be a non-empty string');
+  const args = spec.args ?? [];
+  if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) return fail('args must be an array of strings');
+  const env = spec.env ?? {};
+  if (typeof env !== 'object' || env === null || !Object.values(env).every((v) => typeof v === 'string')) return fail('env must map names to strings');
+  const dir = spec.dir ?? '/';
+  if (typeof dir !== 'string' || !dir.startsWith('/')) return fail('dir must be an absolute path');
+  const httpPort = spec.httpPort;
+  if (httpPort !== undefined && (!Number.isInteger(httpPort) || (httpPort as number) < 1 || (httpPort as number) > 65535)) {
+    return fail('httpPort must be a port number');
+  }
+  return { name: spec.name, cmd: spec.cmd, args: args as string[], env: env as Record<string, string>, dir, httpPort: httpPort as number | undefined };
+}

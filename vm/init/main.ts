@@ -1,0 +1,178 @@
+/**
+ * sprite-init: the first process of a sprite's outer sandbox (pid 1 of its pid namespace,
+ * inside its network namespace, still root on the host). It creates the inner container,
+ * supervises services and exec sessions, and serves three sockets: control (the peer),
+ * /.sprite/api.sock (user code) and the HTTP port socket (the proxy).
+ */
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { join } from 'node:path';
+import { decodeMessage, messageFrame, readOneFrame } from '../frames.ts';
+import { STAGE, type InitConfig } from './config.ts';
+import { forwardToPort } from './forward.ts';
+import { parseServiceSpec, serveInsideApi } from './inside-api.ts';
+import { Runc } from './runc.ts';
+import { ServiceManager } from './services.ts';
+import { Sessions } from './sessions.ts';
+
+const VERSION = '0.1.0';
+
+interface Request {
+  op: string;
+  [key: string]: unknown;
+}
+
+async function main(): Promise<void> {
+  const config = JSON.parse(readFileSync(process.argv[2] ?? '', 'utf8')) as InitConfig;
+  const runc = new Runc({ root: config.runcRoot, bundle: config.bundle, id: config.id, logFile: config.runcLog });
+  const services = new ServiceManager(runc, config.servicesFile, join(config.spriteDir, 'logs/services'));
+  const sessions = new Sessions(runc);
+  let hostname: string | null = null;
+  let running = false;
+
+  for (const path of [config.controlSocket, config.httpSocket, join(config.spriteDir, 'api.sock')]) rmSync(path, { force: true });
+  await stageMounts(config);
+  await runc.create();
+
+  const shutdown = async (): Promise<void> => {
+    sessions.killAll();
+    await services.stopAll();
+    await runc.destroy();
+  };
+
+  const handlers: Record<string, (request: Request, socket: net.Socket) => Promise<unknown> | unknown> = {
+    status: () => ({ running, hostname, active: sessions.active }),
+    start: async (request) => {
+      if (running) return { running };
+      hostname = requireString(request.hostname, 'hostname');
+      await setHostname(runc, hostname);
+      await runc.start();
+      running = true;
+      services.activate();
+      return { running };
+    },
+    shutdown: async () => {
+      await shutdown();
+      setImmediate(() => process.exit(0));
+      return null;
+    },
+    exec: async (request, socket) => {
+      const spec = parseExec(request);
+      reply(socket, { ok: true, result: null });
+      if (request.tty === true) await sessions.execTty(spec, { cols: int(request.cols, 80), rows: int(request.rows, 24) }, socket);
+      else sessions.exec(spec, socket);
+      return STREAMING;
+    },
+    attach: (request, socket) => {
+      const id = requireString(request.id, 'id');
+      if (!sessions.list().some((s) => s.id === id)) throw coded('ERR_SESSION_NOT_FOUND', `no session ${id}`);
+      reply(socket, { ok: true, result: null });
+      sessions.attach(id, socket);
+      return STREAMING;
+    },
+    'sessions.list': () => sessions.list(),
+    'sessions.kill': (request) => {
+      const id = requireString(request.id, 'id');
+      if (!sessions.kill(id)) throw coded('ERR_SESSION_NOT_FOUND', `no session ${id}`);
+      return null;
+    },
+    'services.list': () => services.list(),
+    'services.get': (request) => services.get(requireString(request.name, 'name')),
+    'services.put': (request) => services.put(parseServiceSpec(request.spec)),
+    'services.delete': async (request) => {
+      await services.remove(requireString(request.name, 'name'));
+      return null;
+    },
+    'services.logPath': (request) => services.logPath(requireString(request.name, 'name')),
+    forward: (request, socket) => {
+      const port = int(request.port, 0);
+      if (port < 1 || port > 65535) throw coded('ERR_BAD_REQUEST', 'port must be 1-65535');
+      reply(socket, { ok: true, result: null });
+      forwardToPort(socket, port);
+      return STREAMING;
+    },
+  };
+
+  const control = net.createServer((socket) => {
+    socket.on('error', () => undefined);
+    void readOneFrame(socket)
+      .then(async (payload) => {
+        const request = decodeMessage(payload) as Request;
+        const handler = typeof request?.op === 'string' ? handlers[request.op] : undefined;
+        if (!handler) throw coded('ERR_BAD_REQUEST', `unknown op ${String(request?.op)}`);
+        const result = await handler(request, socket);
+        if (result !== STREAMING) socket.end(messageFrame({ ok: true, result }));
+      })
+      .catch((error: unknown) => {
+        const code = (error as { code?: string }).code;
+        socket.end(messageFrame({ ok: false, error: { code: code?.startsWith('ERR_') ? code : 'ERR_INIT', message: (error as Error).message } }));
+      });
+  });
+  control.listen(config.controlSocket);
+
+  const http = net.createServer((socket) => forwardToPort(socket, config.httpPort));
+  http.listen(config.httpSocket);
+
+  mkdirSync(join(config.spriteDir, 'logs'), { recursive: true });
+  serveInsideApi(join(config.spriteDir, 'api.sock'), services, () => ({ name: hostname, httpPort: config.httpPort, version: VERSION }));
+
+  await Promise.all([listening(control), listening(http)]);
+  process.on('SIGTERM', () => void shutdown().finally(() => process.exit(0)));
+  // The peer waits for this line: the sandbox is up and the container created.
+  process.stdout.write('ready\n');
+}
+
+const STREAMING = Symbol('streaming');
+
+/** Mounts the sprite's pieces at STAGE in this sandbox's own mount namespace (invisible to the host). */
+async function stageMounts(config: InitConfig): Promise<void> {
+  const { runCommand } = await import('../command.ts');
+  await runCommand('mount', ['-t', 'tmpfs', '-o', 'mode=755,size=64k', 'sprite-stage', STAGE.dir]);
+  for (const dir of [STAGE.rootfs, STAGE.spriteDir, STAGE.toolsDir]) mkdirSync(dir);
+  await runCommand('mount', ['--bind', config.rootfs, STAGE.rootfs]);
+  await runCommand('mount', ['--bind', config.spriteDir, STAGE.spriteDir]);
+  await runCommand('mount', ['--bind', '-o', 'ro', config.toolsDir, STAGE.toolsDir]);
+}
+
+function reply(socket: net.Socket, message: unknown): void {
+  socket.write(messageFrame(message));
+}
+
+async function setHostname(runc: Runc, hostname: string): Promise<void> {
+  const { runCommand } = await import('../command.ts');
+  // The container has its own UTS namespace, created before the sprite had a name.
+  await runCommand('nsenter', ['-t', String(await runc.pid()), '-u', 'hostname', hostname]);
+}
+
+function parseExec(request: Request): { command: string[]; env: Record<string, string>; dir?: string } {
+  const command = request.command;
+  if (!Array.isArray(command) || command.length === 0 || !command.every((c) => typeof c === 'string')) {
+    throw coded('ERR_BAD_REQUEST', 'command must be a non-empty array of strings');
+  }
+  const env = (request.env ?? {}) as Record<string, unknown>;
+  if (typeof env !== 'object' || !Object.values(env).every((v) => typeof v === 'string')) throw coded('ERR_BAD_REQUEST', 'env must map names to strings');
+  const dir = request.dir === undefined ? undefined : requireString(request.dir, 'dir');
+  return { command: command as string[], env: env as Record<string, string>, dir };
+}
+
+function requireString(value: unknown, field: string): string {
+  if (typeof value !== 'string' || value.length === 0) throw coded('ERR_BAD_REQUEST', `${field} must be a non-empty string`);
+  return value;
+}
+
+function int(value: unknown, fallback: number): number {
+  return Number.isInteger(value) ? (value as number) : fallback;
+}
+
+function coded(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+function listening(server: net.Server): Promise<void> {
+  return server.listening ? Promise.resolve() : new Promise((resolve) => server.once('listening', () => resolve()));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`sprite-init: ${(error as Error).message}\n`);
+  process.exit(1);
+});

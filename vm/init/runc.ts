@@ -1,0 +1,90 @@
+import { spawn } from 'node:child_process';
+import { open } from 'node:fs/promises';
+
+/** Where a sprite's runc state and bundle live, as sprite-init sees them. */
+export interface RuncInit {
+  root: string;
+  bundle: string;
+  id: string;
+  /** File that receives runc's own output (errors) for create/start. */
+  logFile: string;
+}
+
+/** Options of one process started with `runc exec`. */
+export interface ExecSpec {
+  command: string[];
+  env?: Record<string, string>;
+  dir?: string;
+  tty?: boolean;
+}
+
+/** Drives runc for the one inner container of this sprite. */
+export class Runc {
+  readonly #init: RuncInit;
+
+  constructor(init: RuncInit) {
+    this.#init = init;
+  }
+
+  /** Creates the container (processes set up, user code not started). */
+  async create(): Promise<void> {
+    await this.#run(['create', '--bundle', this.#init.bundle, this.#init.id]);
+  }
+
+  /** Starts the created container. */
+  async start(): Promise<void> {
+    await this.#run(['start', this.#init.id]);
+  }
+
+  /** Kills every process of the container and deletes it (cgroups and state included). */
+  async destroy(): Promise<void> {
+    await this.#run(['delete', '--force', this.#init.id]).catch(() => undefined);
+  }
+
+  /** Pid of the container's first process, as seen from sprite-init. */
+  async pid(): Promise<number> {
+    const state = JSON.parse(await this.#output(['state', this.#init.id])) as { pid: number };
+    return state.pid;
+  }
+
+  /** Arguments for `runc exec` of a process; the command runs through sh so a missing program exits 127. */
+  execArgs(spec: ExecSpec): string[] {
+    const args = ['--root', this.#init.root, 'exec'];
+    if (spec.tty) args.push('--tty');
+    args.push('--cwd', spec.dir ?? '/root');
+    for (const [key, value] of Object.entries(spec.env ?? {})) args.push('--env', `${key}=${value}`);
+    args.push(this.#init.id, '/bin/sh', '-c', 'exec "$@"', 'sh', ...spec.command);
+    return args;
+  }
+
+  async #run(args: string[]): Promise<void> {
+    const log = await open(this.#init.logFile, 'a');
+    try {
+      // Output goes to a file, not a pipe: the container's first process inherits runc's stdio
+      // and would hold a pipe open for its whole life.
+      const code = await new Promise<number>((resolve, reject) => {
+        const child = spawn('runc', ['--root', this.#init.root, ...args], { stdio: ['ignore', log.fd, log.fd] });
+        child.once('error', reject);
+        child.once('exit', (status, signal) => resolve(status ?? (signal ? 128 : 1)));
+      });
+      if (code !== 0) throw new Error(`runc ${args[0]} exited with ${code}; see ${this.#init.logFile}`);
+    } finally {
+      await log.close();
+    }
+  }
+
+  #output(args: string[]): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const child = spawn('runc', ['--root', this.#init.root, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+      child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
+      child.once('error', reject);
+      child.once('close', (code) => {
+        if (code === 0) resolve(Buffer.concat(out).toString());
+        else reject(new Error(`runc ${args[0]}: ${Buffer.concat(err).toString().trim()}`));
+      });
+    });
+  }
+}

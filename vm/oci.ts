@@ -1,0 +1,106 @@
+import type { IdMap, PinnedNamespaces } from './namespaces.ts';
+import { STAGE } from './init/config.ts';
+import { seccompProfile } from './seccomp.ts';
+
+/** Resource limits of one sprite's inner container. */
+export interface Limits {
+  /** Memory limit in bytes. @default 1 GiB */
+  memoryBytes: number;
+  /** CPU limit in cores (a CFS quota). @default 1 */
+  cpus: number;
+  /** Maximum number of processes. @default 1024 */
+  pids: number;
+}
+
+/** Default limits of a sprite. */
+export const DEFAULT_LIMITS: Limits = { memoryBytes: 1024 ** 3, cpus: 1, pids: 1024 };
+
+/** Everything the OCI config of a sprite's inner container depends on. */
+export interface ContainerSpec {
+  namespaces: PinnedNamespaces;
+  ids: IdMap;
+  /** cgroup path, unique per peer and sprite. */
+  cgroupPath: string;
+  limits: Limits;
+}
+
+/** Default PATH inside a sprite. */
+export const SPRITE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/.sprite/bin';
+
+// Enough for a user's own root to manage files, processes and low ports, and nothing that reaches
+// the host: no SYS_ADMIN, SYS_MODULE, SYS_PTRACE, NET_ADMIN, SYS_TIME, MKNOD.
+const CAPABILITIES = [
+  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_SETGID', 'CAP_SETUID',
+  'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_AUDIT_WRITE',
+];
+
+/** Builds the OCI runtime config (runc's config.json) of a sprite's inner container. */
+export function containerConfig(spec: ContainerSpec): object {
+  const idMap = [{ containerID: 0, hostID: spec.ids.hostId, size: spec.ids.size }];
+  return {
+    ociVersion: '1.0.2',
+    process: {
+      terminal: false,
+      user: { uid: 0, gid: 0 },
+      // The container's pid 1 only waits; user programs come as exec and services.
+      args: ['/bin/sh', '-c', 'trap "exit 0" TERM; while :; do sleep 3600 & wait $!; done'],
+      env: [`PATH=${SPRITE_PATH}`, 'HOME=/root', 'TERM=xterm'],
+      cwd: '/',
+      capabilities: { bounding: CAPABILITIES, effective: CAPABILITIES, permitted: CAPABILITIES },
+      noNewPrivileges: true,
+    },
+    root: { path: STAGE.rootfs, readonly: false },
+    mounts: [
+      { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
+      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+      { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'] },
+      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+      { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+      // sysfs cannot be mounted fresh from a user namespace that does not own the network namespace's
+      // parent; a read-only bind of the host's is the usual answer.
+      { destination: '/sys', type: 'none', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] },
+      { destination: '/.sprite', type: 'none', source: STAGE.spriteDir, options: ['rbind', 'nosuid', 'nodev'] },
+      { destination: '/.sprite/bin', type: 'none', source: STAGE.toolsDir, options: ['rbind', 'ro', 'nosuid', 'nodev'] },
+    ],
+    linux: {
+      uidMappings: idMap,
+      gidMappings: idMap,
+      namespaces: [
+        { type: 'pid' },
+        { type: 'mount' },
+        { type: 'ipc' },
+        { type: 'uts' },
+        { type: 'user', path: spec.namespaces.user },
+        { type: 'network', path: spec.namespaces.net },
+      ],
+      cgroupsPath: spec.cgroupPath,
+      resources: {
+        memory: { limit: spec.limits.memoryBytes },
+        cpu: { quota: Math.round(spec.limits.cpus * 100_000), period: 100_000 },
+        pids: { limit: spec.limits.pids },
+        devices: [{ allow: false, access: 'rwm' }, ...allowedDevices()],
+      },
+      devices: [],
+      seccomp: seccompProfile(),
+      maskedPaths: [
+        '/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
+        '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap',
+      ],
+      readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+    },
+  };
+}
+
+function allowedDevices(): object[] {
+  // null, zero, full, random, urandom, tty, ptmx and ptys: runc creates the basic nodes itself.
+  return [
+    { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' },
+    { allow: true, type: 'c', major: 1, minor: 5, access: 'rwm' },
+    { allow: true, type: 'c', major: 1, minor: 7, access: 'rwm' },
+    { allow: true, type: 'c', major: 1, minor: 8, access: 'rwm' },
+    { allow: true, type: 'c', major: 1, minor: 9, access: 'rwm' },
+    { allow: true, type: 'c', major: 5, minor: 0, access: 'rwm' },
+    { allow: true, type: 'c', major: 5, minor: 2, access: 'rwm' },
+    { allow: true, type: 'c', major: 136, access: 'rwm' },
+  ];
+}

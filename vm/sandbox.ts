@@ -1,0 +1,213 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, rm, rmdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { ControlClient } from './control.ts';
+import { VmError } from './errors.ts';
+import { STAGE, type InitConfig } from './init/config.ts';
+import { pinNamespaces, releaseNamespaces, type IdMap, type PinnedNamespaces } from './namespaces.ts';
+import { containerConfig, type Limits } from './oci.ts';
+import type { Volume } from './volume.ts';
+
+const INIT_MAIN = new URL('./init/main.ts', import.meta.url).pathname;
+const CGROUP_ROOT = '/sys/fs/cgroup';
+
+/** Everything one sandbox needs from the peer. */
+export interface SandboxInit {
+  /** Per-sprite host directory (the sandbox owns it). */
+  dir: string;
+  /** Container id for runc; unique on this host. */
+  id: string;
+  /** The root disk, not yet mounted. */
+  volume: Volume;
+  ids: IdMap;
+  /** cgroup path of the inner container, e.g. `/sprites/<peer>/<id>`. */
+  cgroupPath: string;
+  limits: Limits;
+  /** Directory mounted at /.sprite/bin. */
+  toolsDir: string;
+  httpPort: number;
+  /** Called once if sprite-init exits without being asked to. */
+  onCrash?: (reason: string) => void;
+  /** Give up on start-up after this long. @default 20000 */
+  startTimeoutMs?: number;
+}
+
+/** Paths inside a sprite's directory. */
+export function sandboxPaths(dir: string) {
+  const run = join(dir, 'run');
+  return {
+    rootfs: join(dir, 'rootfs'),
+    spriteDir: join(dir, 'sprite'),
+    servicesFile: join(dir, 'services.json'),
+    run,
+    ns: join(run, 'ns'),
+    runcRoot: join(run, 'runc'),
+    bundle: join(run, 'bundle'),
+    control: join(run, 'control.sock'),
+    http: join(run, 'http.sock'),
+    initConfig: join(run, 'init.json'),
+    initLog: join(dir, 'init.log'),
+    runcLog: join(dir, 'runc.log'),
+  };
+}
+
+/**
+ * A sprite's outer sandbox: pinned user and network namespaces, the root disk mounted, and
+ * sprite-init running in fresh mount/pid/uts/ipc namespaces with the inner container created.
+ */
+export class Sandbox {
+  readonly id: string;
+  readonly control: ControlClient;
+  readonly paths: ReturnType<typeof sandboxPaths>;
+  readonly #init: SandboxInit;
+  readonly #namespaces: PinnedNamespaces;
+  readonly #process: ChildProcess;
+  readonly #exited: Promise<void>;
+  #stopping = false;
+
+  private constructor(init: SandboxInit, namespaces: PinnedNamespaces, child: ChildProcess, exited: Promise<void>) {
+    this.id = init.id;
+    this.#init = init;
+    this.paths = sandboxPaths(init.dir);
+    this.control = new ControlClient(this.paths.control);
+    this.#namespaces = namespaces;
+    this.#process = child;
+    this.#exited = exited;
+  }
+
+  /** Builds the sandbox up to a created (not started) container. Cleans up after itself on failure. */
+  static async prepare(init: SandboxInit): Promise<Sandbox> {
+    const paths = sandboxPaths(init.dir);
+    await mkdir(STAGE.dir, { recursive: true, mode: 0o755 });
+    await rm(paths.run, { recursive: true, force: true });
+    for (const dir of [paths.rootfs, join(paths.spriteDir, 'bin'), paths.bundle, paths.runcRoot]) await mkdir(dir, { recursive: true });
+    let namespaces: PinnedNamespaces | undefined;
+    let mounted = false;
+    try {
+      await init.volume.mount(paths.rootfs);
+      mounted = true;
+      namespaces = await pinNamespaces(paths.ns, init.ids);
+      await writeFile(join(paths.bundle, 'config.json'), JSON.stringify(containerConfig({
+        namespaces, ids: init.ids,
+        cgroupPath: init.cgroupPath, limits: init.limits,
+      })));
+      const config: InitConfig = {
+        id: init.id, runcRoot: paths.runcRoot, bundle: paths.bundle, controlSocket: paths.control, httpSocket: paths.http,
+        spriteDir: paths.spriteDir, servicesFile: paths.servicesFile, httpPort: init.httpPort, runcLog: paths.runcLog,
+        rootfs: paths.rootfs, toolsDir: init.toolsDir,
+      };
+      await writeFile(paths.initConfig, JSON.stringify(config));
+      const { child, exited } = await startInit(paths, namespaces, init.startTimeoutMs ?? 20_000);
+      const sandbox = new Sandbox(init, namespaces, child, exited);
+      void exited.then(() => sandbox.#afterExit());
+      return sandbox;
+    } catch (error) {
+      if (namespaces) await releaseNamespaces(namespaces).catch(() => undefined);
+      if (mounted) await init.volume.unmount().catch(() => undefined);
+      await removeCgroups(init.cgroupPath);
+      throw error;
+    }
+  }
+
+  /** Names the sprite (hostname) and starts its container and services. */
+  async start(hostname: string): Promise<void> {
+    await this.control.call({ op: 'start', hostname });
+  }
+
+  /** True while sprite-init runs. */
+  get alive(): boolean {
+    return this.#process.exitCode === null && this.#process.signalCode === null;
+  }
+
+  /**
+   * Stops everything: services and sessions end, the container is deleted, sprite-init exits,
+   * namespaces are released and the disk unmounted. Safe to call more than once.
+   */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    if (this.alive) {
+      await this.control.call({ op: 'shutdown' }, 15_000).catch(() => undefined);
+      const timer = setTimeout(() => this.#process.kill('SIGKILL'), 5000);
+      await this.#exited;
+      clearTimeout(timer);
+    }
+    await this.#cleanup();
+  }
+
+  #cleanupDone: Promise<void> | undefined;
+
+  #cleanup(): Promise<void> {
+    this.#cleanupDone ??= (async () => {
+      await releaseNamespaces(this.#namespaces).catch(() => undefined);
+      await this.#init.volume.unmount();
+      await removeCgroups(this.#init.cgroupPath);
+      await rm(this.paths.run, { recursive: true, force: true });
+    })();
+    return this.#cleanupDone;
+  }
+
+  async #afterExit(): Promise<void> {
+    if (this.#stopping) return;
+    const code = this.#process.exitCode ?? this.#process.signalCode;
+    await this.#cleanup().catch(() => undefined);
+    this.#init.onCrash?.(`sprite-init exited (${String(code)})`);
+  }
+}
+
+async function startInit(paths: ReturnType<typeof sandboxPaths>, namespaces: PinnedNamespaces, timeoutMs: number): Promise<{ child: ChildProcess; exited: Promise<void> }> {
+  const { openSync, closeSync } = await import('node:fs');
+  const log = openSync(paths.initLog, 'a');
+  // nsenter puts sprite-init in the sprite's network namespace; unshare gives it fresh mount,
+  // pid, uts and ipc namespaces, with itself as pid 1, so its death ends every process inside.
+  // The death signals chain peer -> unshare -> sprite-init: a killed peer leaves no sprite running.
+  const child = spawn('setpriv', [
+    '--pdeathsig', 'KILL', '--', 'nsenter', `--net=${namespaces.net}`, '--',
+    'unshare', '--mount', '--pid', '--uts', '--ipc', '--fork', '--kill-child=SIGKILL', '--mount-proc', '--propagation', 'private',
+    '--', process.execPath, '--max-old-space-size=48', '--max-semi-space-size=1', '--disable-warning=ExperimentalWarning', INIT_MAIN, paths.initConfig,
+  ], { stdio: ['ignore', 'pipe', log] });
+  closeSync(log);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const lines = createInterface({ input: child.stdout! });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new VmError('ERR_SANDBOX_START', `sprite-init not ready after ${timeoutMs} ms; see ${paths.initLog}`)), timeoutMs);
+      lines.once('line', (line) => {
+        clearTimeout(timer);
+        if (line === 'ready') resolve();
+        else reject(new VmError('ERR_SANDBOX_START', `sprite-init said ${line}`));
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new VmError('ERR_SANDBOX_START', `sprite-init exited with ${code} during start-up; see ${paths.initLog}`));
+      });
+    });
+  } catch (error) {
+    child.kill('SIGKILL');
+    await exited;
+    throw error;
+  }
+  lines.close();
+  child.stdout!.resume();
+  return { child, exited };
+}
+
+/** Removes a container's cgroup directories in every v1 hierarchy (they are empty once its processes are gone). */
+export async function removeCgroups(cgroupPath: string): Promise<void> {
+  const { readdir } = await import('node:fs/promises');
+  const controllers = await readdir(CGROUP_ROOT).catch(() => [] as string[]);
+  for (const controller of controllers) {
+    const path = join(CGROUP_ROOT, controller, cgroupPath);
+    for (let attempt = 0; attempt < 20; attempt++) {
+      try {
+        await rmdir(path);
+        break;
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'ENOTDIR') break;
+        // EBUSY: processes killed a moment ago are still leaving the cgroup.
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+  }
+}

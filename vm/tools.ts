@@ -1,0 +1,64 @@
+import { chmod, copyFile, link, mkdir, realpath, rename, rm, writeFile, access } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { runCommand } from './command.ts';
+
+const SPRITE_ENV_SOURCE = new URL('./env/sprite-env.ts', import.meta.url).pathname;
+
+/**
+ * Prepares the directory mounted read-only at /.sprite/bin in every sprite: `sprite-env`, the
+ * Node runtime that runs it and the shared libraries that runtime needs, so it works on any
+ * root filesystem (a static busybox image has no libc). Returns the directory; reuses it when built.
+ */
+export async function ensureTools(dir: string): Promise<string> {
+  const marker = join(dir, '.complete');
+  if (await exists(marker)) {
+    // The script may have changed with the software; the runtime is fixed per data dir.
+    await copyFile(SPRITE_ENV_SOURCE, join(dir, 'sprite-env.ts'));
+    return dir;
+  }
+  const staging = `${dir}.${process.pid}.partial`;
+  await rm(staging, { recursive: true, force: true });
+  await mkdir(join(staging, 'lib'), { recursive: true });
+  await linkOrCopy(process.execPath, join(staging, 'node'));
+  for (const library of await sharedLibraries(process.execPath)) await linkOrCopy(library, join(staging, 'lib', basename(library)));
+  await copyFile(SPRITE_ENV_SOURCE, join(staging, 'sprite-env.ts'));
+  const loader = (await sharedLibraries(process.execPath)).map((l) => basename(l)).find((l) => l.startsWith('ld-linux')) ?? 'ld-linux-x86-64.so.2';
+  await writeFile(
+    join(staging, 'sprite-env'),
+    `#!/bin/sh\nexec /.sprite/bin/lib/${loader} --library-path /.sprite/bin/lib /.sprite/bin/node --disable-warning=ExperimentalWarning /.sprite/bin/sprite-env.ts "$@"\n`,
+  );
+  await chmod(join(staging, 'sprite-env'), 0o755);
+  await writeFile(join(staging, '.complete'), '');
+  await rm(dir, { recursive: true, force: true });
+  await rename(staging, dir);
+  return dir;
+}
+
+async function sharedLibraries(binary: string): Promise<string[]> {
+  const out = await runCommand('ldd', [binary]);
+  const paths: string[] = [];
+  for (const line of out.split('\n')) {
+    const match = /(\/\S+)\s+\(0x/.exec(line);
+    if (match?.[1]) paths.push(match[1]);
+  }
+  return paths;
+}
+
+async function linkOrCopy(link_: string, target: string): Promise<void> {
+  // Library paths are often symlinks, which would dangle inside the sprite.
+  const source = await realpath(link_);
+  try {
+    await link(source, target);
+  } catch {
+    await copyFile(source, target);
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
