@@ -35,7 +35,7 @@ export async function ensureBusyboxImage(init: ImageInit): Promise<string> {
     await writeFile(partial, '');
     await runCommand('truncate', ['-s', String(init.sizeBytes ?? DEFAULT_DISK_BYTES), partial]);
     // Lazy init keeps a fresh 100 GiB filesystem at a few MiB of real blocks.
-    await runCommand('mkfs.ext4', ['-q', '-F', '-L', 'sprite', '-E', 'lazy_itable_init=1,lazy_journal_init=1', '-d', staging, partial]);
+    await runCommand('mkfs.ext4', ['-q', '-F', '-L', 'sprite', '-E', `lazy_itable_init=1,lazy_journal_init=1,root_owner=${init.rootId}:${init.rootId}`, '-d', staging, partial]);
     await rename(partial, image);
   } finally {
     await rm(staging, { recursive: true, force: true });

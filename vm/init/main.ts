@@ -25,7 +25,8 @@ interface Request {
 async function main(): Promise<void> {
   const config = JSON.parse(readFileSync(process.argv[2] ?? '', 'utf8')) as InitConfig;
   const runc = new Runc({ root: config.runcRoot, bundle: config.bundle, id: config.id, logFile: config.runcLog });
-  const services = new ServiceManager(runc, config.servicesFile, join(config.spriteDir, 'logs/services'));
+  const log = (line: string): void => void process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+  const services = new ServiceManager(runc, config.servicesFile, join(config.spriteDir, 'logs/services'), log);
   const sessions = new Sessions(runc);
   let hostname: string | null = null;
   let running = false;
@@ -48,6 +49,7 @@ async function main(): Promise<void> {
       await setHostname(runc, hostname);
       await runc.start();
       running = true;
+      log(`started as ${hostname}`);
       services.activate();
       return { running };
     },
@@ -120,6 +122,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void shutdown().finally(() => process.exit(0)));
   // The peer waits for this line: the sandbox is up and the container created.
   process.stdout.write('ready\n');
+  log('sandbox ready, container created');
 }
 
 const STREAMING = Symbol('streaming');

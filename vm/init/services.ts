@@ -56,9 +56,12 @@ export class ServiceManager {
   readonly #services = new Map<string, Running>();
   #active = false;
 
-  /** `file` persists the definitions; `logDir` receives `<name>.log`. */
-  constructor(runc: Runc, file: string, logDir: string) {
+  readonly #log: (line: string) => void;
+
+  /** `file` persists the definitions; `logDir` receives `<name>.log`; `log` gets lifecycle events. */
+  constructor(runc: Runc, file: string, logDir: string, log: (line: string) => void) {
     this.#runc = runc;
+    this.#log = log;
     this.#file = file;
     this.#logDir = logDir;
     mkdirSync(logDir, { recursive: true });
@@ -132,9 +135,11 @@ export class ServiceManager {
     service.child = child;
     service.state = 'running';
     service.started = Date.now();
+    this.#log(`service ${spec.name} started (pid ${child.pid})`);
     child.once('error', () => undefined);
-    child.once('exit', () => {
+    child.once('exit', (code, signal) => {
       service.child = undefined;
+      this.#log(`service ${spec.name} exited (${signal ?? code})`);
       if (!service.wanted || !this.#active) {
         service.state = 'stopped';
         return;

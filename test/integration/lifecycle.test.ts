@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { eventually, leftovers, removeDataDir, startPeer, type PeerProcess } from '../helpers/peer.ts';
+
+/** Pids of sprite-init processes of one data dir. */
+function initPids(dataDir: string): number[] {
+  const out = execFileSync('ps', ['-eo', 'pid=,args=']).toString();
+  return out.split('\n').filter((line) => line.includes('init/main.ts') && line.includes(dataDir)).map((line) => Number(line.trim().split(/\s+/)[0]));
+}
+
+async function cgroupChildren(dataDir: string): Promise<string[]> {
+  const peerKey = createHash('sha256').update(dataDir).digest('hex').slice(0, 10);
+  const found: string[] = [];
+  for (const controller of ['memory', 'pids', 'cpu', 'freezer', 'devices']) {
+    const entries = await readdir(`/sys/fs/cgroup/${controller}/sprites/${peerKey}`, { withFileTypes: true }).catch(() => []);
+    for (const entry of entries) if (entry.isDirectory()) found.push(`${controller}/${entry.name}`);
+  }
+  return found;
+}
+
+describe('sprite lifecycle on one peer', () => {
+  const peers: PeerProcess[] = [];
+  after(async () => {
+    for (const peer of peers) {
+      await peer.stop();
+      await removeDataDir(peer.dataDir);
+    }
+  });
+
+  test('a killed sprite-init marks the sprite failed, the peer stays up, and start brings it back', async () => {
+    const peer = await startPeer({ poolDepth: 0 });
+    peers.push(peer);
+    assert.equal((await peer.api('POST', '/v1/sprites', { name: 'fragile' })).status, 201);
+    await peer.cli(['exec', 'fragile', '--', 'sh', '-c', 'echo survives > /root/data']);
+    const [pid] = initPids(peer.dataDir);
+    assert.ok(pid, 'sprite-init is running');
+    process.kill(pid!, 'SIGKILL');
+    const failed = await eventually(async () => {
+      const got = await peer.api('GET', '/v1/sprites/fragile');
+      return got.body.state === 'failed' ? got.body : undefined;
+    }, 10_000, 'failed state');
+    assert.match(failed.reason, /sprite-init exited/);
+    assert.match((await peer.cli(['list'])).stdout, /fragile\s+failed/);
+    assert.equal((await fetch(`${peer.url}/v1/health`)).status, 200);
+    const exec = await peer.cli(['exec', 'fragile', '--', 'true']);
+    assert.equal(exec.code, 1);
+    assert.match(exec.stderr, /is failed/);
+    const started = await peer.cli(['start', 'fragile']);
+    assert.equal(started.code, 0, started.stderr);
+    assert.equal((await peer.cli(['exec', 'fragile', '--', 'cat', '/root/data'])).stdout, 'survives\n');
+  });
+
+  test('after a peer restart its sprites are listed, running again, with their disks', async () => {
+    const peer = await startPeer({ poolDepth: 1 });
+    assert.equal((await peer.api('POST', '/v1/sprites', { name: 'keeper' })).status, 201);
+    await peer.cli(['exec', 'keeper', '--', 'sh', '-c', 'echo persisted > /root/note; sync']);
+    await peer.cli(['services', 'create', 'keeper', 'sleeper', '--', 'sleep', '1000']);
+    await peer.stop();
+    assert.deepEqual(initPids(peer.dataDir), []);
+    assert.deepEqual(await leftovers(peer.dataDir), []);
+
+    const again = await startPeer({ dataDir: peer.dataDir, poolDepth: 1 });
+    peers.push(again);
+    await eventually(async () => (await again.api('GET', '/v1/sprites/keeper')).body.state === 'running', 15_000, 'keeper running');
+    assert.equal((await again.cli(['exec', 'keeper', '--', 'cat', '/root/note'])).stdout, 'persisted\n');
+    const services = await again.api('GET', '/v1/sprites/keeper/services');
+    assert.deepEqual(services.body.services.map((s: { name: string; state: string }) => [s.name, s.state]), [['sleeper', 'running']]);
+  });
+
+  test('a peer killed with SIGKILL takes its sandboxes down, and the next start cleans up and resumes', async () => {
+    const peer = await startPeer({ poolDepth: 1 });
+    assert.equal((await peer.api('POST', '/v1/sprites', { name: 'phoenix' })).status, 201);
+    await peer.kill();
+    await eventually(() => initPids(peer.dataDir).length === 0, 10_000, 'sprite-inits to die with the peer');
+    const again = await startPeer({ dataDir: peer.dataDir, poolDepth: 1 });
+    peers.push(again);
+    await eventually(async () => (await again.api('GET', '/v1/sprites/phoenix')).body.state === 'running', 15_000, 'phoenix running');
+    assert.equal((await again.cli(['exec', 'phoenix', '--', 'hostname'])).stdout, 'phoenix\n');
+  });
+
+  test('an empty pool fails fast with 503 when the fallback is fail, and creates cold otherwise', async () => {
+    const strict = await startPeer({ poolDepth: 0, poolFallback: 'fail' });
+    peers.push(strict);
+    const refused = await strict.api('POST', '/v1/sprites', { name: 'nope' });
+    assert.equal(refused.status, 503);
+    assert.equal(refused.body.error.code, 'ERR_POOL_EMPTY');
+    assert.equal((await strict.api('GET', '/v1/sprites')).body.sprites.length, 0);
+
+    const lenient = peers[0]!;
+    const cold = await lenient.api('POST', '/v1/sprites', { name: 'cold-one' });
+    assert.equal(cold.status, 201);
+    assert.ok((await lenient.api('GET', '/v1/pool')).body.coldCreates >= 1);
+  });
+
+  test('50 create/destroy cycles leave no mount, loop device, cgroup, runc state or directory behind', async () => {
+    const peer = await startPeer({ poolDepth: 2 });
+    peers.push(peer);
+    const before = execFileSync('losetup', ['-a']).toString().split('\n').filter(Boolean).length;
+    for (let i = 0; i < 50; i++) {
+      const created = await peer.api('POST', '/v1/sprites', { name: `cycle-${i}` });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      const destroyed = await peer.api('DELETE', `/v1/sprites/cycle-${i}`);
+      assert.equal(destroyed.status, 204);
+    }
+    // Only the pool's sandboxes (2) may remain.
+    const pool = await peer.api('GET', '/v1/pool');
+    const pooled = pool.body.ready + pool.body.warming;
+    const spriteDirs = await readdir(join(peer.dataDir, 'sprites'));
+    assert.ok(spriteDirs.length <= pooled, `sprite dirs ${spriteDirs.length} > pooled ${pooled}`);
+    const volumes = await readdir(join(peer.dataDir, 'volumes'));
+    assert.ok(volumes.length <= pooled, `volumes ${volumes.length}`);
+    assert.ok((await cgroupChildren(peer.dataDir)).length <= pooled * 5);
+    const after = execFileSync('losetup', ['-a']).toString().split('\n').filter(Boolean).length;
+    assert.ok(after - before <= pooled, `loop devices grew by ${after - before}`);
+    await peer.stop();
+    peers.pop();
+    assert.deepEqual(await leftovers(peer.dataDir), []);
+    assert.deepEqual(await cgroupChildren(peer.dataDir), []);
+    assert.deepEqual(initPids(peer.dataDir), []);
+    assert.deepEqual(await readdir(join(peer.dataDir, 'volumes')), []);
+    await removeDataDir(peer.dataDir);
+  });
+});
