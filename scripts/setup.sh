@@ -20,9 +20,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # npm 11 runs dependency install scripts only for packages listed in package.json's allowScripts.
-if [ ! -x node_modules/.bin/node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+if [ ! -x node_modules/.bin/node ] || [ package.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm dependencies"
-  npm ci --no-audit --no-fund --loglevel=error
+  # `npm install` rather than `npm ci`: the lock omits the optional native packages of other platforms.
+  npm install --no-audit --no-fund --loglevel=error
 fi
 
 version=$(node_modules/.bin/node -p 'process.versions.node.split(".")[0]')
