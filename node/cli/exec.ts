@@ -101,7 +101,7 @@ export function bridge(ws: WebSocket, io: Io, opts: BridgeOptions): Promise<Brid
       if (ws.bufferedAmount > HIGH_WATER) stdin.pause();
     };
     const sendSize = (): void => {
-      if (stdout.isTTY !== true || stdout.columns === undefined) return;
+      if (stdout.isTTY !== true || !(stdout.columns > 0 && stdout.rows > 0)) return;
       if (ws.readyState !== ws.OPEN) return;
       ws.send(JSON.stringify({ type: 'resize', cols: stdout.columns, rows: stdout.rows }));
     };

@@ -45,7 +45,8 @@ export async function interact(ctx: Context, init: InteractInit): Promise<number
 /** Runs a command line in a sprite over the exec WebSocket. */
 function execIn(ctx: Context, name: string, cmd: readonly string[], tty: boolean): Promise<number> {
   const { stdout } = ctx.io;
-  const size = tty && stdout.isTTY === true ? { cols: stdout.columns, rows: stdout.rows } : {};
+  // A pty can report 0x0 (e.g. under script(1)); the server then uses its 80x24 default.
+  const size = tty && stdout.isTTY === true && stdout.columns > 0 && stdout.rows > 0 ? { cols: stdout.columns, rows: stdout.rows } : {};
   return interact(ctx, {
     name,
     path: `${spritePath(name)}/exec`,

@@ -73,6 +73,17 @@ describe('sprites on one peer, through the CLI and the API', () => {
     assert.equal(cat.stdout, 'piped input\n');
   });
 
+  test('large output and input arrive whole', async () => {
+    const inside = await peer.cli(['exec', 'alpha', '--', 'sh', '-c', 'seq 1 2000000 | sha256sum']);
+    const big = await peer.cli(['exec', 'alpha', '--', 'seq', '1', '2000000']);
+    assert.equal(big.code, 0);
+    const { createHash } = await import('node:crypto');
+    assert.equal(`${createHash('sha256').update(big.stdout).digest('hex')}  -\n`, inside.stdout);
+    const input = 'x'.repeat(5 * 1024 * 1024);
+    const counted = await peer.cli(['exec', 'alpha', '--', 'wc', '-c'], { input });
+    assert.equal(counted.stdout.trim(), String(input.length));
+  });
+
   test('exec of a missing program exits 127 with the shell message', async () => {
     const result = await peer.cli(['exec', 'alpha', '--', 'no-such-program']);
     assert.equal(result.code, 127);
@@ -84,6 +95,21 @@ describe('sprites on one peer, through the CLI and the API', () => {
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /\/dev\/pts\/\d+/);
     assert.match(result.stdout, /term=xterm/);
+  });
+
+  test('console gives a login shell on a terminal and passes its exit status', async () => {
+    // script(1) provides the pseudo-terminal a person's shell would have.
+    const { execFile } = await import('node:child_process');
+    const sprite = new URL('../../scripts/sprite', import.meta.url).pathname;
+    const result = await new Promise<{ code: number; stdout: string }>((resolve) => {
+      const child = execFile('script', ['-qfec', `${sprite} console alpha`, '/dev/null'], {
+        env: { ...process.env, SPRITE_API: peer.url, SPRITE_TOKEN: peer.token }, timeout: 20_000,
+      }, (error, stdout) => resolve({ code: (error as { code?: number } | null)?.code ?? 0, stdout }));
+      child.stdin!.end('echo "console-$((6*7))"; hostname; exit 5\r');
+    });
+    assert.equal(result.code, 5);
+    assert.match(result.stdout, /console-42/);
+    assert.match(result.stdout, /^alpha\r?$/m);
   });
 
   test('exec sees the environment and directory it asked for', async () => {

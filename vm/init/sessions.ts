@@ -23,6 +23,8 @@ export interface TermSize {
 const REPLAY_BYTES = 64 * 1024;
 
 interface Pty {
+  pause(): void;
+  resume(): void;
   onData(listener: (data: string) => void): unknown;
   onExit(listener: (event: { exitCode: number; signal?: number }) => void): unknown;
   write(data: string | Buffer): void;
@@ -62,8 +64,15 @@ export class Sessions {
   exec(spec: ExecSpec, socket: Socket): void {
     const child = spawn('runc', this.#runc.execArgs({ ...spec, tty: false }), { stdio: ['pipe', 'pipe', 'pipe'] });
     this.#active += 1;
-    child.stdout.on('data', (data: Buffer) => socket.write(streamFrame(STREAM.stdout, data)));
-    child.stderr.on('data', (data: Buffer) => socket.write(streamFrame(STREAM.stderr, data)));
+    // A slow client pauses the process's output instead of growing the socket's buffer.
+    const forward = (id: number, source: NodeJS.ReadableStream) => (data: Buffer): void => {
+      if (!socket.write(streamFrame(id, data))) {
+        source.pause();
+        socket.once('drain', () => source.resume());
+      }
+    };
+    child.stdout.on('data', forward(STREAM.stdout, child.stdout));
+    child.stderr.on('data', forward(STREAM.stderr, child.stderr));
     child.stdin.on('error', () => undefined);
     child.once('error', () => undefined);
     readFrames(socket, (payload) => {
@@ -108,7 +117,12 @@ export class Sessions {
       session.replay.push(data);
       session.replayBytes += data.length;
       while (session.replayBytes > REPLAY_BYTES && session.replay.length > 1) session.replayBytes -= session.replay.shift()!.length;
-      session.client?.write(streamFrame(STREAM.stdout, data));
+      const client = session.client;
+      if (client && !client.write(streamFrame(STREAM.stdout, data))) {
+        proc.pause();
+        client.once('drain', () => proc.resume());
+        client.once('close', () => proc.resume());
+      }
     });
     proc.onExit(({ exitCode, signal }) => {
       this.#sessions.delete(id);
