@@ -31,7 +31,7 @@ export async function interact(ctx: Context, init: InteractInit): Promise<number
       return result.code;
     case 'detached':
       ctx.io.stderr.write(
-        result.sessionId === undefined ? 'detached\n' : `detached; reattach with ${reattach(result.sessionId)}\n`,
+        result.sessionId === undefined ? '\ndetached\n' : `\ndetached; reattach with ${reattach(result.sessionId)}\n`,
       );
       return 0;
     case 'lost': {
