@@ -174,7 +174,7 @@ export function parseKnown(message: unknown): Record<string, Range[]> {
       if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || (from as number) < 1 || (from as number) > (to as number)) {
         return fail('a range is two ordered positive integers');
       }
-      return [from as number, to as number] as const;
+      return [from as number, to as number] as Range;
     });
   }
   return result;

@@ -17,7 +17,17 @@ export interface PeerConfig {
     /** Sprites warmed at the same time while refilling. */
     concurrency: number;
   };
+  mesh: {
+    /** libp2p listen multiaddrs. */
+    listen: string[];
+    /** Multiaddrs of peers to join through. */
+    bootstrap: string[];
+    /** Swarm key of the mesh to join; unset: the data dir's own key (created on first start). */
+    swarmKeyFile: string | undefined;
+  };
   sprite: {
+    /** Sprites this peer offers to run (gossiped for placement). */
+    capacity: number;
     limits: Limits;
     /** Port inside the sprite that its URL serves. */
     httpPort: number;
@@ -35,6 +45,10 @@ export interface PeerOptions {
   poolConcurrency?: number;
   limits?: Partial<Limits>;
   httpPort?: number;
+  listen?: string[];
+  bootstrap?: string[];
+  swarmKeyFile?: string;
+  capacity?: number;
 }
 
 /** Defaults of every option. */
@@ -46,6 +60,8 @@ export const DEFAULTS = {
   poolConcurrency: 1,
   httpPort: 8080,
   rootHostId: 100_000,
+  listen: ['/ip4/127.0.0.1/tcp/7071'],
+  capacity: 100,
 } as const;
 
 /** The data dir a CLI on this machine uses by default: `SPRITE_DATA_DIR` or `~/.sprite`. */
@@ -55,7 +71,7 @@ export function defaultDataDir(): string {
 
 /** Builds the frozen configuration; throws a message naming the bad option. */
 export function buildConfig(options: PeerOptions): Readonly<PeerConfig> {
-  const known = new Set(['dataDir', 'api', 'poolDepth', 'poolFallback', 'poolConcurrency', 'limits', 'httpPort']);
+  const known = new Set(['dataDir', 'api', 'poolDepth', 'poolFallback', 'poolConcurrency', 'limits', 'httpPort', 'listen', 'bootstrap', 'swarmKeyFile', 'capacity']);
   for (const key of Object.keys(options)) if (!known.has(key)) throw new Error(`unknown option ${key}`);
   const api = parseAddress(options.api ?? DEFAULTS.api);
   const depth = options.poolDepth ?? DEFAULTS.poolDepth;
@@ -70,11 +86,19 @@ export function buildConfig(options: PeerOptions): Readonly<PeerConfig> {
   if (!Number.isInteger(limits.pids) || limits.pids < 16) throw new Error('pids limit must be an integer of at least 16');
   const httpPort = options.httpPort ?? DEFAULTS.httpPort;
   if (!Number.isInteger(httpPort) || httpPort < 1 || httpPort > 65535) throw new Error('http port must be 1-65535');
+  const listen = options.listen?.length ? [...options.listen] : [...DEFAULTS.listen];
+  const bootstrap = [...(options.bootstrap ?? [])];
+  for (const addr of [...listen, ...bootstrap]) {
+    if (!/^\/(ip4|ip6|dns4|dns6|dns)\/[^/]+\/tcp\/\d{1,5}(\/p2p\/\w+)?$/.test(addr)) throw new Error(`${addr} is not a TCP multiaddr like /ip4/127.0.0.1/tcp/7071`);
+  }
+  const capacity = options.capacity ?? DEFAULTS.capacity;
+  if (!Number.isInteger(capacity) || capacity < 0) throw new Error('capacity must be a whole number');
   return deepFreeze({
     dataDir: resolve(options.dataDir ?? defaultDataDir()),
     api,
     pool: { depth, fallback, concurrency },
-    sprite: { limits, httpPort, rootHostId: DEFAULTS.rootHostId },
+    mesh: { listen, bootstrap, swarmKeyFile: options.swarmKeyFile === undefined ? undefined : resolve(options.swarmKeyFile) },
+    sprite: { capacity, limits, httpPort, rootHostId: DEFAULTS.rootHostId },
   });
 }
 

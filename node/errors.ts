@@ -14,6 +14,7 @@ export const ERROR_CODES = {
   ERR_NAME_TAKEN: { status: 409, when: 'a sprite with that name exists' },
   ERR_HTTP_PORT_TAKEN: { status: 409, when: 'another service already owns the sprite\'s HTTP port' },
   ERR_SPRITE_NOT_RUNNING: { status: 409, when: 'the operation needs a running sprite' },
+  ERR_SPRITE_ELSEWHERE: { status: 409, when: 'the sprite runs on another peer; the message names it and its API' },
   ERR_BODY_TOO_LARGE: { status: 413, when: 'the request body is over 1 MiB' },
   ERR_POOL_EMPTY: { status: 503, when: 'the warm pool is empty and the pool fallback is `fail`' },
   ERR_SPRITE_UNAVAILABLE: { status: 503, when: 'the sprite\'s sprite-init cannot be reached' },

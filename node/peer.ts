@@ -2,13 +2,15 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { Mesh } from '../gossip/index.ts';
 import { LocalVolumeStore, ensureBusyboxImage, ensureTools } from '../vm/index.ts';
 import { createApiServer } from './api/server.ts';
 import { buildConfig, type PeerConfig, type PeerOptions } from './config.ts';
 import { createLogger, type Logger } from './logger.ts';
+import { MeshRegistry } from './mesh-registry.ts';
 import { checkHost } from './preflight.ts';
-import { SqliteRegistry } from './registry.ts';
 import { SpriteManager } from './sprites.ts';
+import { registerToken } from './tokens.ts';
 
 /** Version of the peer software. */
 export const VERSION = '0.1.0';
@@ -23,6 +25,7 @@ export interface Peer {
   /** True when this start generated the token. */
   newToken: boolean;
   sprites: SpriteManager;
+  mesh: Mesh;
   /** Stops the API, every sprite and the pool; safe to call twice. */
   stop(): Promise<void>;
 }
@@ -34,39 +37,52 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   await lockDataDir(config.dataDir);
   const { token, created: newToken } = await loadOrCreate(join(config.dataDir, 'token'), () => randomBytes(24).toString('base64url'));
-  const { token: id } = await loadOrCreate(join(config.dataDir, 'peer-id'), () => `peer-${randomBytes(6).toString('hex')}`);
-  const log = logger.child({ peer: id });
   const image = await ensureBusyboxImage({ dir: join(config.dataDir, 'images'), rootId: config.sprite.rootHostId });
   const toolsDir = await ensureTools(join(config.dataDir, 'tools'));
-  const registry = new SqliteRegistry(join(config.dataDir, 'sprites.db'));
-  const peerKey = createHash('sha256').update(config.dataDir).digest('hex').slice(0, 10);
-  const sprites = new SpriteManager({
-    config, registry, volumes: new LocalVolumeStore(join(config.dataDir, 'volumes')), image, toolsDir, peerId: id, peerKey, logger: log,
+  let apiUrl = '';
+  let sprites: SpriteManager | undefined;
+  const mesh = await Mesh.open({
+    dataDir: config.dataDir, listen: config.mesh.listen, bootstrap: config.mesh.bootstrap, swarmKeyFile: config.mesh.swarmKeyFile,
+    logger: logger.child({ component: 'mesh' }),
+    describe: () => ({
+      api: apiUrl, proxy: null, pool_target: config.pool.depth, pool_ready: sprites?.poolStatus().ready ?? 0,
+      capacity: config.sprite.capacity, load: sprites?.load() ?? 0, version: VERSION,
+    }),
   });
-  await sprites.start();
-  const server = createApiServer({ sprites, token, peerId: id, version: VERSION, logger: log.child({ component: 'api' }) });
+  const id = mesh.peerId;
+  const log = logger.child({ peer: id });
+  const peerKey = createHash('sha256').update(config.dataDir).digest('hex').slice(0, 10);
+  sprites = new SpriteManager({
+    config, registry: new MeshRegistry(mesh), volumes: new LocalVolumeStore(join(config.dataDir, 'volumes')), image, toolsDir, peerId: id, peerKey,
+    peerApi: (peer) => mesh.members().find((m) => m.id === peer)?.row.api, logger: log,
+  });
+  registerToken(mesh, token, 'admin');
+  const server = createApiServer({ sprites, mesh, token, peerId: id, version: VERSION, logger: log.child({ component: 'api' }) });
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(config.api.port, config.api.host, () => resolve());
     });
   } catch (error) {
-    await sprites.stop();
-    registry.close();
+    mesh.store.close();
     await unlockDataDir(config.dataDir);
     throw new Error(`cannot listen on ${config.api.host}:${config.api.port}: ${(error as Error).message}`);
   }
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  apiUrl = `http://${host}:${address.port}`;
+  await mesh.start();
+  await sprites.start();
+  const manager = sprites;
   let stopping: Promise<void> | undefined;
   return {
-    config, id, url: `http://${host}:${address.port}`, token, newToken, sprites,
+    config, id, url: apiUrl, token, newToken, sprites: manager, mesh,
     stop: () => {
       stopping ??= (async () => {
         server.closeAllConnections();
         await new Promise((resolve) => server.close(resolve));
-        await sprites.stop();
-        registry.close();
+        await manager.stop();
+        await mesh.stop();
         await unlockDataDir(config.dataDir);
       })();
       return stopping;
@@ -80,6 +96,7 @@ export async function runPeer(options: PeerOptions): Promise<void> {
   process.stdout.write('preparing the peer (the first start builds the base image)...\n');
   const peer = await startPeer(options, logger);
   process.stdout.write(`peer ${peer.id} ready: API ${peer.url}, data ${peer.config.dataDir}\n`);
+  for (const addr of peer.mesh.addresses()) process.stdout.write(`join this mesh with: --bootstrap ${addr} --swarm-key ${peer.config.mesh.swarmKeyFile ?? join(peer.config.dataDir, 'swarm.key')}\n`);
   if (peer.newToken) process.stdout.write(`admin token (also in ${join(peer.config.dataDir, 'token')}): ${peer.token}\n`);
   await new Promise<void>((resolve) => {
     const stop = (): void => {

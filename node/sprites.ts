@@ -22,6 +22,8 @@ export interface SpriteManagerInit {
   peerId: string;
   /** Short key that keeps this peer's cgroups apart from other peers on the host. */
   peerKey: string;
+  /** API URL of another peer, for messages that send the user there. */
+  peerApi?: (peerId: string) => string | undefined;
   logger: Logger;
 }
 
@@ -61,7 +63,7 @@ export class SpriteManager {
   async start(): Promise<void> {
     await this.#sweep();
     this.#pool.start();
-    for (const record of this.#init.registry.list()) {
+    for (const record of this.#owned()) {
       if (record.state !== 'running') continue;
       this.#init.registry.setState(record.name, 'stopped');
       void this.startSprite(record.name).catch((error: unknown) => {
@@ -81,6 +83,11 @@ export class SpriteManager {
   /** Resolves once the pool is full. */
   poolFull(): Promise<void> {
     return this.#pool.full();
+  }
+
+  /** Sprites running on this peer now. */
+  load(): number {
+    return this.#running.size;
   }
 
   /** Pool counters for `GET /v1/pool`. */
@@ -137,7 +144,7 @@ export class SpriteManager {
 
   /** Stops a sprite and deletes its disk, directory and record. */
   async destroy(name: string): Promise<void> {
-    const record = this.get(name);
+    const record = this.#local(name);
     await this.#exclusive(name, async () => {
       const machine = this.#running.get(name);
       this.#running.delete(name);
@@ -150,7 +157,7 @@ export class SpriteManager {
 
   /** Starts a stopped or failed sprite on its existing disk; a running one is left alone. */
   async startSprite(name: string): Promise<SpriteRecord> {
-    const record = this.get(name);
+    const record = this.#local(name);
     return this.#exclusive(name, async () => {
       if (this.#running.has(name)) return this.get(name);
       const machine = await this.#prepare(record.id, false);
@@ -169,7 +176,7 @@ export class SpriteManager {
 
   /** Stops a sprite's processes and unmounts its disk; the record stays as stopped. */
   async stopSprite(name: string): Promise<SpriteRecord> {
-    this.get(name);
+    this.#local(name);
     return this.#exclusive(name, async () => {
       const machine = this.#running.get(name);
       this.#running.delete(name);
@@ -191,16 +198,30 @@ export class SpriteManager {
 
   /** Host path of sprite-init's own log. */
   initLog(name: string): string {
-    return sandboxPaths(this.#spriteDir(this.get(name).id)).initLog;
+    return sandboxPaths(this.#spriteDir(this.#local(name).id)).initLog;
   }
 
   /** Host path of a service's log (the file may not exist yet). */
   serviceLog(name: string, service: string): string {
-    return join(sandboxPaths(this.#spriteDir(this.get(name).id)).spriteDir, 'logs/services', `${service}.log`);
+    return join(sandboxPaths(this.#spriteDir(this.#local(name).id)).spriteDir, 'logs/services', `${service}.log`);
+  }
+
+  /** The record of a sprite this peer owns; throws ERR_SPRITE_NOT_FOUND or ERR_SPRITE_ELSEWHERE. */
+  #local(name: string): SpriteRecord {
+    const record = this.get(name);
+    if (record.owner !== this.#init.peerId) {
+      const api = this.#init.peerApi?.(record.owner);
+      throw new ApiError('ERR_SPRITE_ELSEWHERE', `sprite ${name} runs on peer ${record.owner}${api ? ` (API ${api})` : ''}`);
+    }
+    return record;
+  }
+
+  #owned(): SpriteRecord[] {
+    return this.#init.registry.list().filter((record) => record.owner === this.#init.peerId);
   }
 
   #machine(name: string): Machine {
-    const record = this.get(name);
+    const record = this.#local(name);
     const machine = this.#running.get(name);
     if (!machine) throw new ApiError('ERR_SPRITE_NOT_RUNNING', `sprite ${name} is ${record.state}`);
     return machine;
@@ -247,7 +268,7 @@ export class SpriteManager {
 
   /** Cleans what a killed peer left: sandboxes' mounts and cgroups, and pooled sprites nobody owns. */
   async #sweep(): Promise<void> {
-    const owned = new Set(this.#init.registry.list().map((record) => record.id));
+    const owned = new Set(this.#owned().map((record) => record.id));
     const dirs = await readdir(join(this.#init.config.dataDir, 'sprites')).catch(() => [] as string[]);
     for (const id of dirs) {
       const paths = sandboxPaths(this.#spriteDir(id));

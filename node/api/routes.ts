@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { WebSocket } from 'ws';
+import type { Mesh } from '../../gossip/index.ts';
 import type { ServiceStatus, SessionInfo } from '../../vm/index.ts';
 import { ApiError } from '../errors.ts';
 import type { Schema } from '../schema.ts';
@@ -15,6 +16,7 @@ export interface RouteContext {
   params: Record<string, string>;
   url: URL;
   sprites: SpriteManager;
+  mesh: Mesh;
 }
 
 /** A plain HTTP route. */
@@ -67,6 +69,18 @@ export const httpRoutes: Route[] = [
   },
   { method: 'GET', pattern: /^\/v1\/sprites$/, handler: ({ res, sprites }) => sendJson(res, 200, { sprites: sprites.list() }) },
   { method: 'GET', pattern: /^\/v1\/pool$/, handler: ({ res, sprites }) => sendJson(res, 200, sprites.poolStatus()) },
+  {
+    method: 'GET',
+    pattern: /^\/v1\/peers$/,
+    handler: ({ res, mesh }) => {
+      const peers = mesh.members().map(({ id, state, self, row }) => ({
+        id, state, self, api: row.api, addrs: JSON.parse(row.addrs) as string[], poolTarget: row.pool_target, poolReady: row.pool_ready,
+        capacity: row.capacity, load: row.load, version: row.version, heartbeat: new Date(row.heartbeat).toISOString(),
+      }));
+      sendJson(res, 200, { peers });
+    },
+  },
+  { method: 'GET', pattern: /^\/v1\/mesh\/health$/, handler: ({ res, mesh }) => sendJson(res, 200, jsonSafe(mesh.health())) },
   { method: 'GET', pattern: new RegExp(`^/v1/sprites/${NAME}$`), handler: ({ res, params, sprites }) => sendJson(res, 200, sprites.get(params.name!)) },
   {
     method: 'DELETE',
@@ -184,6 +198,11 @@ export const wsRoutes: WsRoute[] = [
     },
   },
 ];
+
+/** Store health carries bigints (HLC timestamps); JSON wants strings. */
+function jsonSafe(value: unknown): unknown {
+  return JSON.parse(JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
+}
 
 function serviceName(name: string): string {
   if (!new RegExp(SERVICE_NAME).test(name)) throw new ApiError('ERR_BAD_REQUEST', 'service name must be 1-63 of a-z, 0-9, _ and -, starting with a letter or digit');

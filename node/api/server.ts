@@ -1,17 +1,20 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { ApiError } from '../errors.ts';
+import type { Mesh } from '../../gossip/index.ts';
 import type { Logger } from '../logger.ts';
 import type { SpriteManager } from '../sprites.ts';
+import { tokenValid } from '../tokens.ts';
 import { sendError, sendJson } from './http.ts';
 import { httpRoutes, wsRoutes, type Route } from './routes.ts';
 
 /** What the API serves. */
 export interface ApiInit {
   sprites: SpriteManager;
-  /** The admin token; requests must carry it as a bearer token. */
+  /** Holds the replicated tokens: any token registered in the mesh is accepted. */
+  mesh: Mesh;
+  /** This peer's admin token. */
   token: string;
   peerId: string;
   version: string;
@@ -20,11 +23,10 @@ export interface ApiInit {
 
 /** The peer's HTTP API on node:http, WebSockets through `ws`. */
 export function createApiServer(init: ApiInit): http.Server {
-  const tokenHash = hash(init.token);
   const authorized = (req: IncomingMessage): boolean => {
-    const header = req.headers.authorization ?? '';
-    const match = /^Bearer (.+)$/.exec(header);
-    return match !== null && timingSafeEqual(hash(match[1]!), tokenHash);
+    const match = /^Bearer (\S{1,512})$/.exec(req.headers.authorization ?? '');
+    // Tokens are compared by their SHA-256 in the replicated table, not as strings.
+    return match !== null && tokenValid(init.mesh, match[1]!);
   };
   const wss = new WebSocketServer({ noServer: true, maxPayload: 4 * 1024 * 1024 });
   const server = http.createServer((req, res) => {
@@ -43,7 +45,7 @@ export function createApiServer(init: ApiInit): http.Server {
     }
     const { route, params } = match(httpRoutes, req.method ?? 'GET', url.pathname);
     if (!authorized(req)) throw new ApiError('ERR_UNAUTHORIZED', 'missing or wrong bearer token');
-    await route.handler({ req, res, params, url, sprites: init.sprites });
+    await route.handler({ req, res, params, url, sprites: init.sprites, mesh: init.mesh });
   }
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -77,10 +79,6 @@ function match<R extends { method: string; pattern: RegExp }>(routes: R[], metho
   }
   if (pathMatched) throw new ApiError('ERR_METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`);
   throw new ApiError('ERR_NOT_FOUND', `no route ${path}`);
-}
-
-function hash(text: string): Buffer {
-  return createHash('sha256').update(text).digest();
 }
 
 export type { Route };

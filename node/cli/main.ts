@@ -9,6 +9,7 @@ import { UsageError, describeError } from './errors.ts';
 import type { Io } from './exec.ts';
 import { interactiveCommands } from './interactive.ts';
 import { peerStartCommand } from './peer-start.ts';
+import { peerCommands } from './peers.ts';
 import { serviceCommands } from './services.ts';
 import { sessionCommands } from './sessions.ts';
 import { spriteCommands } from './sprites.ts';
@@ -16,6 +17,7 @@ import { spriteCommands } from './sprites.ts';
 /** Every command, in the order usage lists them. */
 const COMMANDS: readonly Command[] = [
   peerStartCommand,
+  ...peerCommands,
   ...spriteCommands.filter((c) => c.words[0] !== 'logs' && c.words[0] !== 'pool'),
   ...interactiveCommands,
   ...sessionCommands,

@@ -10,7 +10,7 @@ const IMAGES = ['busybox'] as const;
 /** The `sprite peer start` command. */
 export const peerStartCommand: Command = {
   words: ['peer', 'start'],
-  usage: '[--data-dir DIR] [--api ADDR] [--pool-depth N] [--pool-fallback cold|fail] [--image busybox]',
+  usage: '[--data-dir DIR] [--api ADDR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--swarm-key FILE] [--pool-depth N] [--pool-fallback cold|fail] [--image busybox]',
   summary: 'run a peer in the foreground',
   spec: {
     flags: {
@@ -19,6 +19,9 @@ export const peerStartCommand: Command = {
       'pool-depth': { kind: 'string' },
       'pool-fallback': { kind: 'string' },
       image: { kind: 'string' },
+      listen: { kind: 'list' },
+      bootstrap: { kind: 'list' },
+      'swarm-key': { kind: 'string' },
     },
   },
   required: [],
@@ -45,6 +48,9 @@ export const peerStartCommand: Command = {
       api: ctx.args.string('api'),
       poolDepth: depth === undefined ? undefined : Number(depth),
       poolFallback: fallback,
+      listen: ctx.args.list('listen'),
+      bootstrap: ctx.args.list('bootstrap'),
+      swarmKeyFile: ctx.args.string('swarm-key'),
     });
     return 0;
   },

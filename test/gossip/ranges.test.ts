@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { chunk, count, normalize, subtract, type Range } from '../../gossip/ranges.ts';
 
-const expand = (ranges: readonly Range[]): Set<number> => {
+const expand = (ranges: readonly (readonly [number, number])[]): Set<number> => {
   const set = new Set<number>();
   for (const [from, to] of ranges) for (let v = from; v <= to; v++) set.add(v);
   return set;

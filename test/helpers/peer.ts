@@ -10,6 +10,10 @@ const CLI = join(ROOT, 'node/cli/main.ts');
 /** A peer running as its own process, started with the real CLI. */
 export interface PeerProcess {
   url: string;
+  /** Multiaddr other peers join with. */
+  joinAddr: string;
+  /** Swarm key file of the mesh this peer is in. */
+  swarmKey: string;
   token: string;
   dataDir: string;
   process: ChildProcess;
@@ -31,10 +35,22 @@ export interface CliResult {
 }
 
 /** Starts `sprite peer start` on a fresh (or given) data dir and an ephemeral port. */
-export async function startPeer(options: { dataDir?: string; poolDepth?: number; poolFallback?: 'cold' | 'fail' } = {}): Promise<PeerProcess> {
+export async function startPeer(
+  options: {
+    dataDir?: string; poolDepth?: number; poolFallback?: 'cold' | 'fail'; listen?: string;
+    /** Join this peer's mesh (its bootstrap address and swarm key). */
+    join?: PeerProcess;
+    /** Dial this peer without its swarm key (the new peer makes its own): for refusal tests. */
+    joinAddrOnly?: PeerProcess;
+  } = {},
+): Promise<PeerProcess> {
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'sprite-test-')));
-  const args = [CLI, 'peer', 'start', '--data-dir', dataDir, '--api', '127.0.0.1:0', '--pool-depth', String(options.poolDepth ?? 1)];
+  const args = [
+    CLI, 'peer', 'start', '--data-dir', dataDir, '--api', '127.0.0.1:0', '--listen', options.listen ?? '/ip4/127.0.0.1/tcp/0', '--pool-depth', String(options.poolDepth ?? 1),
+  ];
   if (options.poolFallback) args.push('--pool-fallback', options.poolFallback);
+  if (options.join) args.push('--bootstrap', options.join.joinAddr, '--swarm-key', options.join.swarmKey);
+  if (options.joinAddrOnly) args.push('--bootstrap', options.joinAddrOnly.joinAddr);
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => {
@@ -42,14 +58,17 @@ export async function startPeer(options: { dataDir?: string; poolDepth?: number;
     if (stderr.length > 100_000) stderr = stderr.slice(-50_000);
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const url = await new Promise<string>((resolve, reject) => {
+  const { url, joinAddr, swarmKey } = await new Promise<{ url: string; joinAddr: string; swarmKey: string }>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout! });
     const timer = setTimeout(() => reject(new Error(`peer not ready in 60 s: ${stderr}`)), 60_000);
+    let api = '';
     lines.on('line', (line) => {
-      const match = /API (http:\/\/\S+),/.exec(line);
-      if (match) {
+      const ready = /API (http:\/\/\S+),/.exec(line);
+      if (ready) api = ready[1]!;
+      const joinLine = /--bootstrap (\S+) --swarm-key (\S+)/.exec(line);
+      if (api && joinLine) {
         clearTimeout(timer);
-        resolve(match[1]!);
+        resolve({ url: api, joinAddr: joinLine[1]!, swarmKey: joinLine[2]! });
       }
     });
     child.once('exit', (code) => {
@@ -64,7 +83,7 @@ export async function startPeer(options: { dataDir?: string; poolDepth?: number;
     await exited;
   };
   return {
-    url, token, dataDir, process: child,
+    url, joinAddr, swarmKey, token, dataDir, process: child,
     cli: (cliArgs, cliOptions = {}) => runCli(cliArgs, { ...env, ...cliOptions.env }, cliOptions.input),
     api: async (method, path, body) => {
       const res = await fetch(`${url}${path}`, {

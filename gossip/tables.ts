@@ -1,0 +1,68 @@
+import { defineTable } from './store/schema.ts';
+
+/**
+ * The mesh's replicated records. Each row is written by the peer that owns it (its own `peers`
+ * row, the sprites it runs), so concurrent writers of one row are the exception.
+ */
+
+/** One row per peer: where to reach it and what it offers; `heartbeat` is rewritten periodically. */
+export const peersTable = defineTable({
+  name: 'peers',
+  primaryKey: ['id'],
+  columns: {
+    id: 'text',
+    /** JSON array of multiaddrs (with /p2p/ suffix) other peers can dial. */
+    addrs: 'text',
+    /** Base URL of the peer's HTTP API. */
+    api: 'text',
+    /** Address of the peer's edge proxy, once it has one. */
+    proxy: { type: 'text', nullable: true },
+    pool_target: 'integer',
+    pool_ready: 'integer',
+    /** Sprites this peer is willing to run. */
+    capacity: 'integer',
+    /** Sprites it runs now. */
+    load: 'integer',
+    version: 'text',
+    /** Wall-clock ms of the owner's last heartbeat (informational; liveness uses local receive times). */
+    heartbeat: 'integer',
+  },
+});
+
+/** One row per sprite in the mesh, written by its owner. */
+export const spritesTable = defineTable({
+  name: 'sprites',
+  primaryKey: ['name'],
+  columns: {
+    name: 'text',
+    /** Internal id: names its directory, volume and cgroup on the owner. */
+    id: 'text',
+    owner: 'text',
+    /** Raised on every change of owner, so a stale owner can tell it lost the sprite. */
+    epoch: 'integer',
+    state: 'text',
+    url_auth: { type: 'text', default: 'sprite' },
+    /** Where the sprite's disk lives (a URL), once disks are in object storage. */
+    volume: { type: 'text', nullable: true },
+    http_port: 'integer',
+    created: 'text',
+    updated: 'text',
+    reason: { type: 'text', nullable: true },
+  },
+});
+
+/** API tokens, by SHA-256 hash (never the token itself). */
+export const tokensTable = defineTable({
+  name: 'tokens',
+  primaryKey: ['hash'],
+  columns: {
+    hash: 'text',
+    name: 'text',
+    org: { type: 'text', default: 'admin' },
+    created: 'text',
+    revoked: { type: 'boolean', default: false },
+  },
+});
+
+/** Every table of the mesh store. */
+export const MESH_TABLES = [peersTable, spritesTable, tokensTable] as const;

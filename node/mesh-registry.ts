@@ -1,0 +1,57 @@
+import { spritesTable, type Mesh, type RowOf } from '../gossip/index.ts';
+import { ApiError } from './errors.ts';
+import type { SpriteRecord, SpriteRegistry, SpriteState } from './registry.ts';
+
+type SpriteRow = RowOf<typeof spritesTable>;
+
+/** Sprite records as rows of the mesh's replicated `sprites` table: every peer sees every sprite. */
+export class MeshRegistry implements SpriteRegistry {
+  readonly #mesh: Mesh;
+
+  constructor(mesh: Mesh) {
+    this.#mesh = mesh;
+  }
+
+  get(name: string): SpriteRecord | undefined {
+    const row = this.#mesh.store.get(spritesTable, { name });
+    return row && toRecord(row);
+  }
+
+  list(): SpriteRecord[] {
+    return this.#mesh.store.all(spritesTable).map(toRecord);
+  }
+
+  insert(record: SpriteRecord): void {
+    if (this.get(record.name)) throw new ApiError('ERR_NAME_TAKEN', `a sprite named ${record.name} exists`);
+    this.#mesh.write((tx) => {
+      if (tx.get(spritesTable, { name: record.name })) throw new ApiError('ERR_NAME_TAKEN', `a sprite named ${record.name} exists`);
+      tx.upsert(spritesTable, {
+        name: record.name, id: record.id, owner: record.owner, epoch: 1, state: record.state, url_auth: 'sprite', volume: null,
+        http_port: record.httpPort, created: record.created, updated: record.updated, reason: record.reason ?? null,
+      });
+    });
+  }
+
+  setState(name: string, state: SpriteState, reason?: string): void {
+    this.#mesh.write((tx) => {
+      if (!tx.get(spritesTable, { name })) return;
+      tx.upsert(spritesTable, { name, state, reason: reason ?? null, updated: new Date().toISOString() });
+    });
+  }
+
+  remove(name: string): void {
+    this.#mesh.write((tx) => tx.delete(spritesTable, { name }));
+  }
+
+  close(): void {
+    // The mesh owns the store and closes it.
+  }
+}
+
+function toRecord(row: SpriteRow): SpriteRecord {
+  const record: SpriteRecord = {
+    name: row.name, id: row.id, state: row.state as SpriteState, owner: row.owner, httpPort: row.http_port, created: row.created, updated: row.updated,
+  };
+  if (row.reason) record.reason = row.reason;
+  return record;
+}

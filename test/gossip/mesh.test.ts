@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { Mesh } from '../../gossip/mesh.ts';
+import { spritesTable } from '../../gossip/tables.ts';
+
+const dirs: string[] = [];
+const meshes: Mesh[] = [];
+after(async () => {
+  for (const mesh of meshes) await mesh.stop().catch(() => undefined);
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+const quiet = { info: () => undefined, warn: () => undefined };
+const describeSelf = () => ({ api: 'http://127.0.0.1:1', proxy: null, pool_target: 0, pool_ready: 0, capacity: 10, load: 0, version: 'test' });
+
+async function peer(options: { bootstrap?: string[]; swarmKeyFile?: string } = {}): Promise<Mesh> {
+  const dir = await mkdtemp(join(tmpdir(), 'mesh-test-'));
+  dirs.push(dir);
+  const mesh = await Mesh.open({
+    dataDir: dir, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: options.bootstrap ?? [], swarmKeyFile: options.swarmKeyFile,
+    heartbeatMs: 200, syncIntervalMs: 300, membership: { suspectAfterMs: 1000, downAfterMs: 2500 }, describe: describeSelf, logger: quiet,
+  });
+  meshes.push(mesh);
+  await mesh.start();
+  return mesh;
+}
+
+async function until<T>(check: () => T | undefined | false, what: string, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+const sprite = (name: string, owner: string) => ({
+  name, id: name, owner, epoch: 1, state: 'running', url_auth: 'sprite', volume: null, http_port: 8080, created: 'now', updated: 'now', reason: null,
+});
+
+test('three peers joined through one bootstrap see each other and each other\'s writes', async () => {
+  const a = await peer();
+  const key = join(dirs[0]!, 'swarm.key');
+  const b = await peer({ bootstrap: a.addresses(), swarmKeyFile: key });
+  const c = await peer({ bootstrap: a.addresses(), swarmKeyFile: key });
+  for (const mesh of [a, b, c]) {
+    await until(() => mesh.members().filter((m) => m.state === 'alive').length === 3, `${mesh.peerId} to see 3 alive members`);
+  }
+  b.write((tx) => tx.upsert(spritesTable, sprite('from-b', b.peerId)));
+  for (const mesh of [a, c]) await until(() => mesh.store.get(spritesTable, { name: 'from-b' }), 'the write on every peer');
+  // c learned a's and b's addresses from the records: it connects to b directly, not only via a.
+  await until(() => c.host.getPeers().some((p) => p.toString() === b.peerId), 'c connected to b');
+});
+
+test('a peer without the swarm key cannot join', async () => {
+  const a = meshes[0]!;
+  const outsider = await peer({ bootstrap: a.addresses() });
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  assert.equal(outsider.host.getPeers().length, 0);
+  assert.equal(a.members().some((m) => m.id === outsider.peerId), false);
+});
+
+test('a stopped peer is suspected, then down; its rows stay', async () => {
+  const [a, , c] = meshes;
+  c!.write((tx) => tx.upsert(spritesTable, sprite('from-c', c!.peerId)));
+  await until(() => a!.store.get(spritesTable, { name: 'from-c' }), 'from-c on a');
+  const cId = c!.peerId;
+  await c!.stop();
+  meshes.splice(meshes.indexOf(c!), 1);
+  await until(() => a!.members().find((m) => m.id === cId)?.state === 'down', 'c down on a', 10_000);
+  assert.ok(a!.store.get(spritesTable, { name: 'from-c' }));
+});
