@@ -249,7 +249,11 @@ export class Mesh {
   }
 }
 
-function parseAddrs(text: string): string[] {
+/**
+ * The multiaddrs of a peers row. Tolerates an empty or malformed value: a row can be seen before
+ * the version that wrote its addresses arrives (columns merge independently).
+ */
+export function parseAddrs(text: string): string[] {
   try {
     const addrs = JSON.parse(text) as unknown;
     return Array.isArray(addrs) ? addrs.filter((a): a is string => typeof a === 'string').slice(0, 16) : [];

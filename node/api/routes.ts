@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { WebSocket } from 'ws';
-import type { Mesh } from '../../gossip/index.ts';
+import { parseAddrs, type Mesh } from '../../gossip/index.ts';
 import type { ServiceStatus, SessionInfo } from '../../vm/index.ts';
 import { ApiError } from '../errors.ts';
 import type { Schema } from '../schema.ts';
@@ -74,7 +74,7 @@ export const httpRoutes: Route[] = [
     pattern: /^\/v1\/peers$/,
     handler: ({ res, mesh }) => {
       const peers = mesh.members().map(({ id, state, self, row }) => ({
-        id, state, self, api: row.api, addrs: JSON.parse(row.addrs) as string[], poolTarget: row.pool_target, poolReady: row.pool_ready,
+        id, state, self, api: row.api, addrs: parseAddrs(row.addrs), poolTarget: row.pool_target, poolReady: row.pool_ready,
         capacity: row.capacity, load: row.load, version: row.version, heartbeat: new Date(row.heartbeat).toISOString(),
       }));
       sendJson(res, 200, { peers });

@@ -74,3 +74,10 @@ test('a stopped peer is suspected, then down; its rows stay', async () => {
   await until(() => a!.members().find((m) => m.id === cId)?.state === 'down', 'c down on a', 10_000);
   assert.ok(a!.store.get(spritesTable, { name: 'from-c' }));
 });
+
+test('a peers row seen before its first version still lists (columns merge independently)', async () => {
+  const { parseAddrs } = await import('../../gossip/mesh.ts');
+  assert.deepEqual(parseAddrs(''), []);
+  assert.deepEqual(parseAddrs('{"not":"a list"}'), []);
+  assert.deepEqual(parseAddrs('["/ip4/127.0.0.1/tcp/1", 7]'), ['/ip4/127.0.0.1/tcp/1']);
+});

@@ -10,7 +10,8 @@ interface PeerView {
 describe('five peers in one mesh', () => {
   const peers: PeerProcess[] = [];
   const alive = async (peer: PeerProcess): Promise<PeerView[]> => {
-    const { body } = await peer.api('GET', '/v1/peers');
+    const { status, body } = await peer.api('GET', '/v1/peers');
+    assert.equal(status, 200, JSON.stringify(body));
     return (body.peers as PeerView[]).filter((p) => p.state === 'alive');
   };
 
