@@ -24,6 +24,10 @@ export interface PeerConfig {
     bootstrap: string[];
     /** Swarm key of the mesh to join; unset: the data dir's own key (created on first start). */
     swarmKeyFile: string | undefined;
+    /** A peer silent this long is suspect (and pinged). */
+    suspectAfterMs: number;
+    /** A peer silent this long is down. */
+    downAfterMs: number;
   };
   sprite: {
     /** Sprites this peer offers to run (gossiped for placement). */
@@ -49,6 +53,8 @@ export interface PeerOptions {
   bootstrap?: string[];
   swarmKeyFile?: string;
   capacity?: number;
+  suspectAfterMs?: number;
+  downAfterMs?: number;
 }
 
 /** Defaults of every option. */
@@ -62,6 +68,8 @@ export const DEFAULTS = {
   rootHostId: 100_000,
   listen: ['/ip4/127.0.0.1/tcp/7071'],
   capacity: 100,
+  suspectAfterMs: 6000,
+  downAfterMs: 15_000,
 } as const;
 
 /** The data dir a CLI on this machine uses by default: `SPRITE_DATA_DIR` or `~/.sprite`. */
@@ -71,7 +79,7 @@ export function defaultDataDir(): string {
 
 /** Builds the frozen configuration; throws a message naming the bad option. */
 export function buildConfig(options: PeerOptions): Readonly<PeerConfig> {
-  const known = new Set(['dataDir', 'api', 'poolDepth', 'poolFallback', 'poolConcurrency', 'limits', 'httpPort', 'listen', 'bootstrap', 'swarmKeyFile', 'capacity']);
+  const known = new Set(['dataDir', 'api', 'poolDepth', 'poolFallback', 'poolConcurrency', 'limits', 'httpPort', 'listen', 'bootstrap', 'swarmKeyFile', 'capacity', 'suspectAfterMs', 'downAfterMs']);
   for (const key of Object.keys(options)) if (!known.has(key)) throw new Error(`unknown option ${key}`);
   const api = parseAddress(options.api ?? DEFAULTS.api);
   const depth = options.poolDepth ?? DEFAULTS.poolDepth;
@@ -91,13 +99,18 @@ export function buildConfig(options: PeerOptions): Readonly<PeerConfig> {
   for (const addr of [...listen, ...bootstrap]) {
     if (!/^\/(ip4|ip6|dns4|dns6|dns)\/[^/]+\/tcp\/\d{1,5}(\/p2p\/\w+)?$/.test(addr)) throw new Error(`${addr} is not a TCP multiaddr like /ip4/127.0.0.1/tcp/7071`);
   }
+  const suspectAfterMs = options.suspectAfterMs ?? DEFAULTS.suspectAfterMs;
+  const downAfterMs = options.downAfterMs ?? DEFAULTS.downAfterMs;
+  if (!(Number.isInteger(suspectAfterMs) && suspectAfterMs > 0 && Number.isInteger(downAfterMs) && downAfterMs > suspectAfterMs)) {
+    throw new Error('membership timeouts must be whole milliseconds with 0 < suspect < down');
+  }
   const capacity = options.capacity ?? DEFAULTS.capacity;
   if (!Number.isInteger(capacity) || capacity < 0) throw new Error('capacity must be a whole number');
   return deepFreeze({
     dataDir: resolve(options.dataDir ?? defaultDataDir()),
     api,
     pool: { depth, fallback, concurrency },
-    mesh: { listen, bootstrap, swarmKeyFile: options.swarmKeyFile === undefined ? undefined : resolve(options.swarmKeyFile) },
+    mesh: { listen, bootstrap, swarmKeyFile: options.swarmKeyFile === undefined ? undefined : resolve(options.swarmKeyFile), suspectAfterMs, downAfterMs },
     sprite: { capacity, limits, httpPort, rootHostId: DEFAULTS.rootHostId },
   });
 }

@@ -43,6 +43,7 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
   let sprites: SpriteManager | undefined;
   const mesh = await Mesh.open({
     dataDir: config.dataDir, listen: config.mesh.listen, bootstrap: config.mesh.bootstrap, swarmKeyFile: config.mesh.swarmKeyFile,
+    membership: { suspectAfterMs: config.mesh.suspectAfterMs, downAfterMs: config.mesh.downAfterMs },
     logger: logger.child({ component: 'mesh' }),
     describe: () => ({
       api: apiUrl, proxy: null, pool_target: config.pool.depth, pool_ready: sprites?.poolStatus().ready ?? 0,

@@ -4,6 +4,8 @@
 export interface Sprite {
   name: string;
   state: string;
+  /** Peer that runs it. */
+  owner: string;
   created: string;
   [key: string]: unknown;
 }

@@ -81,3 +81,44 @@ test('a peers row seen before its first version still lists (columns merge indep
   assert.deepEqual(parseAddrs('{"not":"a list"}'), []);
   assert.deepEqual(parseAddrs('["/ip4/127.0.0.1/tcp/1", 7]'), ['/ip4/127.0.0.1/tcp/1']);
 });
+
+test('garbage from a peer holding the swarm key is dropped, counted, and changes nothing', async () => {
+  const { createHost } = await import('../../gossip/host.ts');
+  const { generateKeyPair } = await import('@libp2p/crypto/keys');
+  const { readFile } = await import('node:fs/promises');
+  const { lpStream } = await import('@libp2p/utils');
+  const { encode } = await import('cbor-x');
+  const target = meshes[0]!;
+  const before = JSON.stringify(target.store.dump().tables);
+  const rogue = await createHost({
+    privateKey: await generateKeyPair('Ed25519'), swarmKey: await readFile(join(dirs[0]!, 'swarm.key')), listen: ['/ip4/127.0.0.1/tcp/0'],
+  });
+  await rogue.start();
+  try {
+    rogue.services.pubsub.subscribe('sprites/changes/1');
+    await rogue.dial(target.host.getMultiaddrs()[0]!);
+    await until(() => rogue.services.pubsub.getSubscribers('sprites/changes/1').length > 0, 'rogue to see the topic');
+    const garbage = [
+      new Uint8Array([0xff, 0x00, 0x13]),
+      encode({ b: new Uint8Array([1, 2, 3]) }),
+      encode({ b: encode([1, [['not-a-site', 1, 0, 0, 0, 1, null, [['nope', ['x'], 'c', 1, 1, 0, 1]]]]]) }),
+      encode({ p: [{}, 'x'] }),
+    ];
+    for (const payload of garbage) await rogue.services.pubsub.publish('sprites/changes/1', payload);
+    const stream = await rogue.dialProtocol(target.host.peerId, '/sprites/sync/1.0.0');
+    const lp = lpStream(stream);
+    await lp.write(encode({ known: { 'not hex': [[5, 1]] } }));
+    await until(() => target.health().rejectedMessages >= 3, 'gossip rejections counted');
+    await until(() => target.health().sync.rejected >= 1, 'the bad sync request counted');
+  } finally {
+    await rogue.stop();
+  }
+  const after = JSON.parse(JSON.stringify(target.store.dump().tables)) as Record<string, unknown[]>;
+  const beforeTables = JSON.parse(before) as Record<string, unknown[]>;
+  // Only heartbeats of the real peers may have changed in the meantime; no row from the rogue.
+  assert.deepEqual(Object.keys(after).sort(), Object.keys(beforeTables).sort());
+  assert.equal((after.sprites ?? []).length, (beforeTables.sprites ?? []).length);
+  // The peer still works.
+  target.write((tx) => tx.upsert(spritesTable, sprite('after-garbage', target.peerId)));
+  assert.ok(target.store.get(spritesTable, { name: 'after-garbage' }));
+});

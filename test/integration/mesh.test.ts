@@ -53,6 +53,8 @@ describe('five peers in one mesh', () => {
       }, 10_000, 'the sprite on every peer');
       assert.equal(seen.owner, ownerId);
     }
+    const listed = await peers[2]!.cli(['list']);
+    assert.match(listed.stdout, new RegExp(`shared\\s+running\\s+${ownerId}`));
     const elsewhere = await peers[4]!.cli(['exec', 'shared', '--', 'true']);
     assert.equal(elsewhere.code, 1);
     assert.match(elsewhere.stderr, new RegExp(`runs on peer ${ownerId} \\(API ${owner.url}\\)`));

@@ -26,3 +26,11 @@ test('addresses parse with IPv4, names and IPv6', () => {
   assert.deepEqual(parseAddress('[::1]:7070'), { host: '::1', port: 7070 });
   assert.throws(() => parseAddress('localhost:99999'));
 });
+
+test('mesh options: multiaddrs and membership timeouts are checked', () => {
+  const config = buildConfig({ listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: ['/ip4/127.0.0.1/tcp/7071/p2p/12D3KooWabc'] });
+  assert.deepEqual(config.mesh.listen, ['/ip4/127.0.0.1/tcp/0']);
+  assert.ok(config.mesh.downAfterMs > config.mesh.suspectAfterMs);
+  assert.throws(() => buildConfig({ bootstrap: ['127.0.0.1:7071'] }), /not a TCP multiaddr/);
+  assert.throws(() => buildConfig({ suspectAfterMs: 5000, downAfterMs: 1000 }), /suspect < down/);
+});
