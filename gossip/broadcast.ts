@@ -1,4 +1,4 @@
-import type { Message } from '@libp2p/gossipsub';
+import type { GossipsubMessage } from '@libp2p/gossipsub';
 import type { PeerId } from '@libp2p/interface';
 import { decode, encode } from 'cbor-x';
 import type { Host } from './host.ts';
@@ -30,7 +30,8 @@ const MAX_SITE_ID = 64;
 /**
  * Pushes each local commit to every peer over gossipsub; small batches inline, large ones as a
  * `{site, version}` pointer that receivers pull. A received batch that leaves a gap below it
- * (a lost or reordered message) triggers a pull from the sender: gossip is fast, sync is exact.
+ * (a lost or reordered message) triggers a pull from the peer that relayed it: gossip is fast,
+ * sync is exact.
  */
 export class Broadcast {
   readonly #host: Host;
@@ -39,7 +40,7 @@ export class Broadcast {
   readonly #maxPayload: number;
   readonly #init: BroadcastInit;
   readonly #stats: BroadcastStats = { published: 0, pointers: 0, received: 0, rejected: 0, pullsTriggered: 0 };
-  readonly #onMessage = (event: CustomEvent<Message>): void => this.#handle(event.detail);
+  readonly #onMessage = (event: CustomEvent<GossipsubMessage>): void => this.#handle(event.detail);
 
   constructor(host: Host, replica: Replica, init: BroadcastInit) {
     this.#host = host;
@@ -52,12 +53,12 @@ export class Broadcast {
   /** Subscribes to the topic. */
   start(): void {
     this.#host.services.pubsub.subscribe(this.#topic);
-    this.#host.services.pubsub.addEventListener('message', this.#onMessage);
+    this.#host.services.pubsub.addEventListener('gossipsub:message', this.#onMessage);
   }
 
   /** Unsubscribes. */
   stop(): void {
-    this.#host.services.pubsub.removeEventListener('message', this.#onMessage);
+    this.#host.services.pubsub.removeEventListener('gossipsub:message', this.#onMessage);
     this.#host.services.pubsub.unsubscribe(this.#topic);
   }
 
@@ -79,9 +80,10 @@ export class Broadcast {
     }
   }
 
-  #handle(message: Message): void {
-    if (message.topic !== this.#topic || message.type !== 'signed') return;
-    const from = message.from;
+  #handle({ msg: message, propagationSource: from }: GossipsubMessage): void {
+    // Messages are unsigned: the peer that handed it to us is the one to pull gaps from (it has
+    // at least this version).
+    if (message.topic !== this.#topic) return;
     try {
       const payload = decode(message.data) as { b?: unknown; p?: unknown };
       if (payload?.b instanceof Uint8Array) {

@@ -1,6 +1,6 @@
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
-import { gossipsub, type GossipSub } from '@libp2p/gossipsub';
+import { gossipsub, StrictNoSign, type GossipSub } from '@libp2p/gossipsub';
 import { identify, type Identify } from '@libp2p/identify';
 import type { PrivateKey } from '@libp2p/interface';
 import { ping, type Ping } from '@libp2p/ping';
@@ -52,6 +52,10 @@ export async function createHost(init: HostInit): Promise<Host> {
         emitSelf: false,
         // Every peer is a full member: push each message to all topic peers, not only the mesh.
         floodPublish: true,
+        // Only swarm-key holders can connect and noise authenticates each hop, so per-message
+        // signatures add CPU (an Ed25519 verify per message per peer) without adding trust.
+        // Message ids are then content hashes; each batch carries its site, version and HLC.
+        globalSignaturePolicy: StrictNoSign,
         fallbackToFloodsub: false,
       }),
     },

@@ -3,9 +3,9 @@ export type MemberState = 'alive' | 'suspect' | 'down';
 
 /** Timeouts of the failure detector. */
 export interface MembershipInit {
-  /** No heartbeat seen for this long: suspect (and try a ping). @default 5000 */
+  /** No heartbeat seen for this long: suspect (and try a ping). @default 15000 */
   suspectAfterMs?: number;
-  /** No heartbeat or successful ping for this long: down. @default 15000 */
+  /** No heartbeat or successful ping for this long: down. @default 30000 */
   downAfterMs?: number;
 }
 
@@ -17,7 +17,7 @@ export interface MemberEvent {
 }
 
 /** Default timeouts. */
-export const MEMBERSHIP_DEFAULTS = { suspectAfterMs: 5000, downAfterMs: 15_000 } as const;
+export const MEMBERSHIP_DEFAULTS = { suspectAfterMs: 15_000, downAfterMs: 30_000 } as const;
 
 /**
  * Failure detector driven by evidence of life (a heartbeat row arriving, a successful ping),

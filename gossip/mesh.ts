@@ -35,10 +35,10 @@ export interface MeshInit {
   bootstrap: string[];
   /** Swarm key of an existing mesh; without it the key in the data dir is used or created. */
   swarmKeyFile?: string;
-  /** Time between this peer's heartbeat writes. @default 2000 */
+  /** Time between this peer's heartbeat writes. @default 5000 */
   heartbeatMs?: number;
   membership?: MembershipInit;
-  /** Mean time between background anti-entropy rounds. @default 2000 */
+  /** Mean time between background anti-entropy rounds. @default 3000 */
   syncIntervalMs?: number;
   /** Connections to keep to random live peers. @default 6 */
   connections?: number;
@@ -99,7 +99,7 @@ export class Mesh {
     this.host = host;
     this.peerId = host.peerId.toString();
     const replica = storeReplica(store);
-    this.#sync = new Sync(host, replica, { intervalMs: init.syncIntervalMs });
+    this.#sync = new Sync(host, replica, { intervalMs: init.syncIntervalMs ?? 3000 });
     this.#broadcast = new Broadcast(host, replica, {
       pull: (peer) => this.#sync.pullFrom(peer),
       onReject: (from, error) => this.#reject(from, error),
@@ -132,7 +132,7 @@ export class Mesh {
     await this.#sync.start();
     this.#heartbeat();
     this.#connectivity.start();
-    this.#timers.push(setInterval(() => this.#heartbeat(), this.#init.heartbeatMs ?? 2000));
+    this.#timers.push(setInterval(() => this.#heartbeat(), this.#init.heartbeatMs ?? 5000));
     this.#timers.push(setInterval(() => this.tick(), TICK_MS));
   }
 

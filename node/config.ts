@@ -68,8 +68,8 @@ export const DEFAULTS = {
   rootHostId: 100_000,
   listen: ['/ip4/127.0.0.1/tcp/7071'],
   capacity: 100,
-  suspectAfterMs: 6000,
-  downAfterMs: 15_000,
+  suspectAfterMs: 15_000,
+  downAfterMs: 30_000,
 } as const;
 
 /** The data dir a CLI on this machine uses by default: `SPRITE_DATA_DIR` or `~/.sprite`. */
