@@ -1,0 +1,652 @@
+import { close, fdatasync, ftruncate, open } from 'node:fs';
+import { mkdir, readdir, rm, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { StorageError, describe, hasCode } from '../errors.ts';
+import type { FuseFile } from '../fuse/server.ts';
+import type { Logger } from '../logger.ts';
+import type { ObjectStore } from '../store/store.ts';
+import type { ObjectCache } from './cache.ts';
+import type { MetaDb } from './meta-db.ts';
+import type { VolumeMetadata } from './metadata.ts';
+import { isZero, newObjectId, objectKey, verifyObject } from './objects.ts';
+import { UnitLocks } from './rwlock.ts';
+
+const openFd = promisify(open);
+const closeFd = promisify(close);
+const truncateFd = promisify(ftruncate);
+const syncFd = promisify(fdatasync);
+
+/** Tunables of a block device. */
+export interface DeviceOptions {
+  /**
+   * `strict`: fsync returns once data and map are durable in the object store. `relaxed`: fsync
+   * returns once data is on local disk and the dirty set recorded locally; the store catches up
+   * within `maxDirtyMs` (the loss window if the machine's disk is lost).
+   */
+  mode: 'strict' | 'relaxed';
+  /** Uploads in flight at once. */
+  uploadConcurrency: number;
+  /** Past this many dirty bytes, writes that dirty a new unit are delayed. */
+  softDirtyBytes: number;
+  /** Past this many, they wait until uploads bring the dirty set back under it. */
+  hardDirtyBytes: number;
+  /** A fully written unit not written for this long is uploaded. */
+  settleMs: number;
+  /** No unit stays dirty longer than this without an upload starting. */
+  maxDirtyMs: number;
+  /** Units fetched ahead of a sequential reader. */
+  readAheadUnits: number;
+  /** fsync and a blocked write give up with an error after this long without progress. */
+  flushTimeoutMs: number;
+  /** Period of the write-back loop. */
+  intervalMs: number;
+}
+
+/** Documented defaults of {@link DeviceOptions}. */
+export const DEVICE_DEFAULTS: Readonly<DeviceOptions> = Object.freeze({
+  mode: 'strict',
+  uploadConcurrency: 8,
+  softDirtyBytes: 1024 * 1024 * 1024,
+  hardDirtyBytes: 2048 * 1024 * 1024,
+  settleMs: 250,
+  maxDirtyMs: 5000,
+  readAheadUnits: 8,
+  flushTimeoutMs: 120_000,
+  intervalMs: 50,
+});
+
+/** What a block device is made of. */
+export interface DeviceInit {
+  volume: string;
+  /** Device size in bytes (a multiple of the unit size). */
+  size: number;
+  /** Unit size in bytes. */
+  unitSize: number;
+  /** The committed head map (unit -> object id); the device keeps it current. */
+  head: Map<number, string>;
+  store: ObjectStore;
+  cache: ObjectCache;
+  logger: Logger;
+  /** Directory for this device's dirty unit files. */
+  dirtyDir: string;
+  /** The metadata writer; absent for a read-only device (a checkpoint view). */
+  metadata?: VolumeMetadata;
+  /** Local database, for the relaxed mode's record of dirty units. */
+  db?: MetaDb;
+  /** Take over dirty units a previous run left (relaxed mode, same epoch). @default false */
+  adoptDirty?: boolean;
+  options?: Partial<DeviceOptions>;
+}
+
+/** Counters of a block device. */
+export interface DeviceStats {
+  dirtyUnits: number;
+  dirtyBytes: number;
+  uploadsInFlight: number;
+  pendingCommits: number;
+  uploaded: number;
+  uploadedBytes: number;
+  commits: number;
+  fetched: number;
+  fetchedBytes: number;
+  readAheads: number;
+  throttled: number;
+}
+
+interface Dirty {
+  readonly unit: number;
+  /** Open descriptor of the unit's file; null for a unit that is all zeros (punched). */
+  fd: number | null;
+  /** Bumped by every change; an upload snapshots it. */
+  gen: number;
+  /** Generation of the last committed upload. */
+  committedGen: number;
+  uploading: boolean;
+  firstDirty: number;
+  lastWrite: number;
+  /** Bytes written since the unit became dirty (capped at the unit size): a full unit is done. */
+  written: number;
+}
+
+interface Uploaded {
+  dirty: Dirty;
+  gen: number;
+  object: string | null;
+}
+
+/**
+ * A virtual block device cut into units. Each unit is all zeros (no object), clean (an
+ * immutable object, read through the local cache) or dirty (a local file, written in place,
+ * uploaded later as a new object). Uploads run with bounded concurrency; their map changes are
+ * committed in batches after the objects are durable. The FUSE server serves it as a file.
+ */
+export class BlockDevice implements FuseFile {
+  readonly size: number;
+  readonly unitSize: number;
+  readonly readOnly: boolean;
+  readonly #init: DeviceInit;
+  readonly #options: DeviceOptions;
+  readonly #head: Map<number, string>;
+  readonly #dirty = new Map<number, Dirty>();
+  readonly #locks = new UnitLocks();
+  readonly #fetches = new Map<string, Promise<Buffer>>();
+  readonly #zeros: Buffer;
+  /** Unit-size buffers reused by uploads (at most `uploadConcurrency` are ever out). */
+  readonly #buffers: Buffer[] = [];
+  readonly #logger: Logger;
+  #pending: Uploaded[] = [];
+  #committing: Promise<void> | undefined;
+  #uploads = 0;
+  #urgent = 0;
+  #dirtyBytes = 0;
+  #changed = Promise.withResolvers<void>();
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+  #fenced: StorageError | undefined;
+  #lastError: unknown;
+  #backoffUntil = 0;
+  #failures = 0;
+  #lastReadUnit = -2;
+  #streak = 0;
+  #prefetching = 0;
+  readonly #stats = { uploaded: 0, uploadedBytes: 0, commits: 0, fetched: 0, fetchedBytes: 0, readAheads: 0, throttled: 0 };
+
+  private constructor(init: DeviceInit) {
+    this.#init = init;
+    this.#options = { ...DEVICE_DEFAULTS, ...init.options };
+    this.size = init.size;
+    this.unitSize = init.unitSize;
+    this.readOnly = !init.metadata;
+    this.#head = init.head;
+    this.#zeros = Buffer.alloc(init.unitSize);
+    this.#logger = init.logger;
+  }
+
+  /** Prepares the dirty directory (adopting or discarding what a previous run left) and starts write-back. */
+  static async open(init: DeviceInit): Promise<BlockDevice> {
+    if (init.size % init.unitSize !== 0) throw new StorageError('ERR_STORAGE_CONFIG', `size ${init.size} is not a multiple of the unit ${init.unitSize}`);
+    const device = new BlockDevice(init);
+    if (!device.readOnly) {
+      await device.#prepareDirty();
+      device.#timer = setInterval(() => device.syncOnce(), device.#options.intervalMs);
+      device.#timer.unref();
+    }
+    return device;
+  }
+
+  /** The volume this device serves. */
+  get volume(): string {
+    return this.#init.volume;
+  }
+
+  /** Counters. */
+  stats(): DeviceStats {
+    return {
+      dirtyUnits: this.#dirty.size, dirtyBytes: this.#dirtyBytes, uploadsInFlight: this.#uploads, pendingCommits: this.#pending.length, ...this.#stats,
+    };
+  }
+
+  allocatedBytes(): number {
+    let units = this.#head.size;
+    for (const dirty of this.#dirty.values()) {
+      if (this.#head.has(dirty.unit)) units--;
+      if (dirty.fd !== null) units++;
+    }
+    return units * this.unitSize;
+  }
+
+  async read(offset: number, into: Buffer): Promise<void> {
+    this.#checkRange(offset, into.length);
+    const first = Math.floor(offset / this.unitSize);
+    const last = Math.floor((offset + into.length - 1) / this.unitSize);
+    this.#noteRead(first, last);
+    const parts: Promise<void>[] = [];
+    for (let unit = first; unit <= last; unit++) {
+      const start = Math.max(offset, unit * this.unitSize);
+      const end = Math.min(offset + into.length, (unit + 1) * this.unitSize);
+      parts.push(this.#readUnit(unit, start - unit * this.unitSize, into.subarray(start - offset, end - offset)));
+    }
+    await settle(parts);
+  }
+
+  async write(offset: number, data: Buffer): Promise<void> {
+    this.#checkWritable();
+    this.#checkRange(offset, data.length);
+    const parts: Promise<void>[] = [];
+    for (let unit = Math.floor(offset / this.unitSize); unit * this.unitSize < offset + data.length; unit++) {
+      const start = Math.max(offset, unit * this.unitSize);
+      const end = Math.min(offset + data.length, (unit + 1) * this.unitSize);
+      parts.push(this.#writeUnit(unit, start - unit * this.unitSize, data.subarray(start - offset, end - offset)));
+    }
+    await settle(parts);
+  }
+
+  async discard(offset: number, length: number): Promise<void> {
+    this.#checkWritable();
+    this.#checkRange(offset, length);
+    const parts: Promise<void>[] = [];
+    for (let unit = Math.floor(offset / this.unitSize); unit * this.unitSize < offset + length; unit++) {
+      const start = Math.max(offset, unit * this.unitSize);
+      const end = Math.min(offset + length, (unit + 1) * this.unitSize);
+      if (end - start === this.unitSize) parts.push(this.#discardUnit(unit));
+      else if (this.#hasData(unit)) parts.push(this.#writeUnit(unit, start - unit * this.unitSize, this.#zeros.subarray(0, end - start)));
+    }
+    await settle(parts);
+  }
+
+  async fsync(): Promise<void> {
+    this.#checkWritable();
+    if (this.#options.mode === 'relaxed') return this.#syncLocal();
+    await this.flush();
+  }
+
+  /**
+   * Resolves once every change made before the call is uploaded and committed to the store
+   * (whatever the mode). Fails with ERR_STORE_UNAVAILABLE after `flushTimeoutMs` without success.
+   */
+  async flush(): Promise<void> {
+    if (this.readOnly) return;
+    const targets = [...this.#dirty.values()].filter((d) => d.gen > d.committedGen).map((d) => [d, d.gen] as const);
+    if (targets.length === 0) return;
+    this.#urgent++;
+    // An explicit flush tries at once rather than waiting out a back-off from earlier failures.
+    this.#backoffUntil = 0;
+    try {
+      const deadline = Date.now() + this.#options.flushTimeoutMs;
+      for (;;) {
+        if (this.#fenced) throw this.#fenced;
+        const left = targets.filter(([d, gen]) => this.#dirty.get(d.unit) === d && d.committedGen < gen);
+        if (left.length === 0) return;
+        this.syncOnce();
+        if (Date.now() > deadline) {
+          throw new StorageError('ERR_STORE_UNAVAILABLE', `volume ${this.volume}: flush timed out with ${left.length} units unsaved: ${describe(this.#lastError)}`, {
+            cause: this.#lastError, fields: { volume: this.volume },
+          });
+        }
+        await this.#waitForChange();
+      }
+    } finally {
+      this.#urgent--;
+    }
+  }
+
+  /**
+   * One step of the write-back loop: starts uploads of the dirty units that are due (settled,
+   * too old, or all of them while a flush waits or the dirty set is over the soft limit), up to
+   * the concurrency limit. The timer calls it; tests may call it directly.
+   */
+  syncOnce(): void {
+    if (this.#stopped || this.#fenced || this.readOnly) return;
+    const now = Date.now();
+    if (now < this.#backoffUntil) return;
+    const pressure = this.#dirtyBytes > this.#options.softDirtyBytes;
+    // The map iterates in insertion order, which is the order units became dirty: oldest first.
+    for (const dirty of this.#dirty.values()) {
+      if (this.#uploads >= this.#options.uploadConcurrency) break;
+      if (dirty.uploading || dirty.gen <= dirty.committedGen) continue;
+      // A fully written unit that went quiet (a sequential writer moved on) goes early; a unit
+      // written here and there waits for its age limit, since uploading it would only make the
+      // next small write copy the whole unit again.
+      const settled = dirty.written >= this.unitSize && now - dirty.lastWrite >= this.#options.settleMs;
+      const due = this.#urgent > 0 || pressure || settled || now - dirty.firstDirty >= this.#options.maxDirtyMs;
+      if (due) void this.#upload(dirty);
+    }
+  }
+
+  /**
+   * Stops write-back. With `flush` (the default) everything is uploaded first, so unmount waits
+   * for durability; without it, dirty units stay on local disk (relaxed mode adopts them on the
+   * next open; strict mode discards them).
+   */
+  async stop(options: { flush?: boolean } = {}): Promise<void> {
+    if (options.flush !== false && !this.#fenced) await this.flush();
+    this.#stopped = true;
+    clearInterval(this.#timer);
+    // Uploads already past their snapshot finish (and commit) before the files close.
+    const deadline = Date.now() + this.#options.flushTimeoutMs;
+    while ((this.#committing || this.#uploads > 0) && !this.#fenced && Date.now() < deadline) await this.#waitForChange();
+    for (const dirty of this.#dirty.values()) {
+      if (dirty.fd !== null) await closeFd(dirty.fd).catch(() => undefined);
+      dirty.fd = null;
+    }
+    this.#init.cache.pin(-this.#dirtyBytes);
+    this.#dirtyBytes = 0;
+    this.#notify();
+  }
+
+  async #prepareDirty(): Promise<void> {
+    const dir = this.#init.dirtyDir;
+    const adopt = this.#options.mode === 'relaxed' && this.#init.adoptDirty && this.#init.db;
+    const units = adopt ? this.#init.db!.dirtyUnits(this.volume) : [];
+    if (!adopt) {
+      await rm(dir, { recursive: true, force: true });
+      this.#init.db?.setDirtyUnits(this.volume, []);
+    }
+    await mkdir(dir, { recursive: true });
+    // Files of units that are not recorded dirty (finished uploads interrupted by a crash) go.
+    const keep = new Set(units.map(String));
+    for (const name of await readdir(dir)) if (!keep.has(name)) await unlink(join(dir, name)).catch(() => undefined);
+    const now = Date.now();
+    for (const unit of units) {
+      const fd = await openFd(this.#dirtyPath(unit), 'r+').catch(() => null);
+      this.#dirty.set(unit, { unit, fd, gen: 1, committedGen: 0, uploading: false, firstDirty: now, lastWrite: 0, written: 0 });
+      if (fd !== null) this.#addDirtyBytes(this.unitSize);
+    }
+    if (units.length > 0) this.#logger.info('adopted dirty units', { volume: this.volume, units: units.length });
+  }
+
+  #checkRange(offset: number, length: number): void {
+    if (offset < 0 || length < 0 || offset + length > this.size) {
+      throw new StorageError('ERR_DEVICE_RANGE', `volume ${this.volume}: ${length} bytes at ${offset} outside ${this.size}`, { fields: { volume: this.volume } });
+    }
+  }
+
+  #checkWritable(): void {
+    if (this.readOnly) throw new StorageError('ERR_DEVICE_RANGE', `volume ${this.volume} view is read-only`);
+    if (this.#fenced) throw this.#fenced;
+    if (this.#stopped) throw new StorageError('ERR_DEVICE_STOPPED', `volume ${this.volume}: device stopped`, { fields: { volume: this.volume } });
+  }
+
+  #dirtyPath(unit: number): string {
+    return join(this.#init.dirtyDir, String(unit));
+  }
+
+  #hasData(unit: number): boolean {
+    const dirty = this.#dirty.get(unit);
+    return dirty ? dirty.fd !== null : this.#head.has(unit);
+  }
+
+  #addDirtyBytes(bytes: number): void {
+    this.#dirtyBytes += bytes;
+    this.#init.cache.pin(bytes);
+  }
+
+  #notify(): void {
+    this.#changed.resolve();
+    this.#changed = Promise.withResolvers<void>();
+  }
+
+  async #waitForChange(): Promise<void> {
+    // Also wake periodically: a back-off may have expired with nothing else changing.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.#changed.promise, new Promise<void>((resolve) => { timer = setTimeout(resolve, this.#options.intervalMs * 2); })]);
+    clearTimeout(timer);
+  }
+
+  async #readUnit(unit: number, at: number, out: Buffer): Promise<void> {
+    if (this.#dirty.has(unit)) {
+      const done = await this.#locks.shared(unit, async () => {
+        const dirty = this.#dirty.get(unit);
+        if (!dirty) return false;
+        if (dirty.fd === null) out.fill(0);
+        else await this.#init.cache.io.read(dirty.fd, out, at);
+        return true;
+      });
+      if (done) return;
+    }
+    const object = this.#head.get(unit);
+    if (!object) {
+      out.fill(0);
+      return;
+    }
+    if (await this.#init.cache.read(object, at, out)) return;
+    const data = await this.#fetch(object, unit);
+    data.copy(out, 0, at, at + out.length);
+  }
+
+  /** Fetches, verifies and caches an object; concurrent fetches of one object share the request. */
+  #fetch(object: string, unit: number): Promise<Buffer> {
+    let fetching = this.#fetches.get(object);
+    if (!fetching) {
+      fetching = (async () => {
+        const key = objectKey(object);
+        try {
+          const { body } = await this.#init.store.get(key);
+          verifyObject(object, body, this.unitSize);
+          this.#stats.fetched++;
+          this.#stats.fetchedBytes += body.length;
+          await this.#init.cache.insert(object, body).catch((error) => this.#logger.warn('cache insert failed', { object, error: describe(error) }));
+          return body;
+        } catch (error) {
+          // The one log line that names the object: the read fails with EIO, never wrong data.
+          this.#logger.error('object read failed', {
+            volume: this.volume, unit, object, key, code: (error as { code?: string }).code, error: describe(error),
+          });
+          throw error;
+        }
+      })().finally(() => this.#fetches.delete(object));
+      this.#fetches.set(object, fetching);
+    }
+    return fetching;
+  }
+
+  #noteRead(first: number, last: number): void {
+    // Reads of the same or the next unit count as sequential; a streak triggers read-ahead.
+    this.#streak = first === this.#lastReadUnit || first === this.#lastReadUnit + 1 ? this.#streak + 1 : 0;
+    this.#lastReadUnit = last;
+    if (this.#streak < 4 || this.#options.readAheadUnits === 0) return;
+    const units = this.size / this.unitSize;
+    for (let unit = last + 1; unit <= last + this.#options.readAheadUnits && unit < units; unit++) {
+      if (this.#prefetching >= this.#options.readAheadUnits) break;
+      if (this.#dirty.has(unit)) continue;
+      const object = this.#head.get(unit);
+      if (!object || this.#init.cache.has(object) || this.#fetches.has(object)) continue;
+      this.#prefetching++;
+      this.#stats.readAheads++;
+      this.#fetch(object, unit).catch(() => undefined).finally(() => { this.#prefetching--; });
+    }
+  }
+
+  async #writeUnit(unit: number, at: number, data: Buffer): Promise<void> {
+    for (;;) {
+      const dirty = this.#dirty.get(unit);
+      if (!dirty || dirty.fd === null) {
+        if (!dirty) await this.#admit();
+        await this.#locks.exclusive(unit, async () => {
+          const again = this.#dirty.get(unit);
+          if (again && again.fd !== null) return;
+          this.#checkWritable();
+          await this.#materialize(unit, again, at === 0 && data.length === this.unitSize);
+        });
+      }
+      const written = await this.#locks.shared(unit, async () => {
+        const current = this.#dirty.get(unit);
+        if (!current || current.fd === null) return false;
+        await this.#init.cache.io.write(current.fd, data, at);
+        current.gen++;
+        current.lastWrite = Date.now();
+        current.written = Math.min(this.unitSize, current.written + data.length);
+        return true;
+      });
+      if (written) return;
+    }
+  }
+
+  /** Gives a unit a local file holding its current contents (caller holds the unit alone). */
+  async #materialize(unit: number, existing: Dirty | undefined, whole: boolean): Promise<void> {
+    const path = this.#dirtyPath(unit);
+    const base = existing ? undefined : this.#head.get(unit);
+    let fd: number;
+    if (base && !whole) {
+      // Copy-on-write: the object stays immutable; the unit's new version starts as its copy.
+      if (!(await this.#init.cache.copyTo(base, path))) await writeFile(path, await this.#fetch(base, unit));
+      fd = await openFd(path, 'r+');
+    } else {
+      fd = await openFd(path, 'w+');
+      await truncateFd(fd, this.unitSize);
+    }
+    this.#addDirtyBytes(this.unitSize);
+    const now = Date.now();
+    if (existing) {
+      existing.fd = fd;
+      existing.gen++;
+    } else {
+      this.#dirty.set(unit, { unit, fd, gen: 1, committedGen: 0, uploading: false, firstDirty: now, lastWrite: now, written: 0 });
+    }
+  }
+
+  async #discardUnit(unit: number): Promise<void> {
+    await this.#locks.exclusive(unit, async () => {
+      const dirty = this.#dirty.get(unit);
+      const now = Date.now();
+      if (dirty) {
+        if (dirty.fd !== null) {
+          await closeFd(dirty.fd);
+          dirty.fd = null;
+          this.#addDirtyBytes(-this.unitSize);
+          await unlink(this.#dirtyPath(unit)).catch(() => undefined);
+        }
+        dirty.gen++;
+        dirty.lastWrite = now;
+        dirty.written = this.unitSize;
+      } else if (this.#head.has(unit)) {
+        this.#dirty.set(unit, { unit, fd: null, gen: 1, committedGen: 0, uploading: false, firstDirty: now, lastWrite: now, written: this.unitSize });
+      }
+    });
+  }
+
+  /** Backpressure before a write dirties one more unit: delay past the soft limit, block past the hard one. */
+  async #admit(): Promise<void> {
+    if (this.#dirtyBytes < this.#options.softDirtyBytes) return;
+    this.#stats.throttled++;
+    this.syncOnce();
+    const { softDirtyBytes: soft, hardDirtyBytes: hard } = this.#options;
+    if (this.#dirtyBytes < hard) {
+      const delay = 1 + Math.floor((20 * (this.#dirtyBytes - soft)) / Math.max(1, hard - soft));
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      return;
+    }
+    const deadline = Date.now() + this.#options.flushTimeoutMs;
+    while (this.#dirtyBytes >= hard) {
+      this.#checkWritable();
+      if (Date.now() > deadline) {
+        throw new StorageError('ERR_STORE_UNAVAILABLE', `volume ${this.volume}: write blocked on a full dirty set: ${describe(this.#lastError)}`, { fields: { volume: this.volume } });
+      }
+      this.syncOnce();
+      await this.#waitForChange();
+    }
+  }
+
+  async #upload(dirty: Dirty): Promise<void> {
+    dirty.uploading = true;
+    this.#uploads++;
+    try {
+      const body = this.#buffers.pop() ?? Buffer.allocUnsafe(this.unitSize);
+      let object: string | null = null;
+      let gen: number;
+      try {
+        const empty = await this.#locks.exclusive(dirty.unit, async () => {
+          gen = dirty.gen;
+          if (dirty.fd === null) return true;
+          await this.#init.cache.io.read(dirty.fd, body, 0);
+          return isZero(body, this.#zeros);
+        });
+        if (!empty) {
+          object = newObjectId(body);
+          await this.#init.store.put(objectKey(object), body);
+          this.#stats.uploaded++;
+          this.#stats.uploadedBytes += body.length;
+        }
+      } finally {
+        this.#buffers.push(body);
+      }
+      // The slot frees as soon as the object is stored; the unit stays `uploading` until its
+      // map change is committed, so commits batch while the next uploads already run.
+      this.#uploads--;
+      this.#pending.push({ dirty, gen: gen!, object });
+      this.#committing ??= this.#commitLoop().finally(() => { this.#committing = undefined; });
+      this.syncOnce();
+    } catch (error) {
+      dirty.uploading = false;
+      this.#uploads--;
+      this.#failed('upload failed', error, { unit: dirty.unit });
+      this.#notify();
+    }
+  }
+
+  async #commitLoop(): Promise<void> {
+    while (this.#pending.length > 0) {
+      const batch = this.#pending;
+      this.#pending = [];
+      try {
+        await this.#init.metadata!.commit([{ op: 'map', units: batch.map((item) => [item.dirty.unit, item.object] as [number, string | null]) }]);
+      } catch (error) {
+        if (hasCode(error, 'ERR_LEASE_LOST')) {
+          this.#fenced = error as StorageError;
+          this.#logger.error('volume fenced: writes now fail', { volume: this.volume, error: describe(error) });
+          for (const item of [...batch, ...this.#pending]) item.dirty.uploading = false;
+          this.#pending = [];
+          this.#notify();
+          return;
+        }
+        this.#failed('commit failed', error, { units: batch.length });
+        this.#pending = [...batch, ...this.#pending];
+        if (this.#stopped) return;
+        await new Promise((resolve) => setTimeout(resolve, Math.max(this.#options.intervalMs, this.#backoffUntil - Date.now())));
+        continue;
+      }
+      this.#failures = 0;
+      this.#stats.commits++;
+      for (const item of batch) {
+        if (item.object) this.#head.set(item.dirty.unit, item.object);
+        else this.#head.delete(item.dirty.unit);
+        item.dirty.committedGen = Math.max(item.dirty.committedGen, item.gen);
+      }
+      await Promise.all(batch.map((item) => this.#finish(item)));
+      this.#notify();
+    }
+  }
+
+  /** After a commit: a unit not written since its snapshot becomes clean (its file joins the cache). */
+  async #finish(item: Uploaded): Promise<void> {
+    const unit = item.dirty.unit;
+    try {
+      await this.#locks.exclusive(unit, async () => {
+        const dirty = item.dirty;
+        dirty.uploading = false;
+        if (dirty.gen !== item.gen || this.#dirty.get(unit) !== dirty) return;
+        this.#dirty.delete(unit);
+        this.#init.db?.clearDirtyUnits(this.volume, [unit]);
+        if (dirty.fd === null) return;
+        await closeFd(dirty.fd);
+        dirty.fd = null;
+        this.#addDirtyBytes(-this.unitSize);
+        if (item.object) await this.#init.cache.adopt(item.object, this.#dirtyPath(unit), this.unitSize);
+        else await unlink(this.#dirtyPath(unit));
+      });
+    } catch (error) {
+      this.#logger.warn('finishing an upload failed', { volume: this.volume, unit, error: describe(error) });
+    }
+  }
+
+  /** Relaxed fsync: dirty files to disk and the dirty set recorded, nothing waits on the store. */
+  async #syncLocal(): Promise<void> {
+    const units = [...this.#dirty.keys()];
+    await Promise.all(units.map((unit) => this.#locks.shared(unit, async () => {
+      const dirty = this.#dirty.get(unit);
+      if (dirty?.fd != null) await syncFd(dirty.fd);
+    })));
+    this.#init.db?.setDirtyUnits(this.volume, this.#dirty.keys());
+  }
+
+  #failed(message: string, error: unknown, fields: Record<string, unknown>): void {
+    this.#lastError = error;
+    this.#failures++;
+    const delay = Math.min(5000, 50 * 2 ** Math.min(this.#failures, 7));
+    this.#backoffUntil = Date.now() + delay;
+    // Rate-limited: the first failure and then every tenth.
+    if (this.#failures === 1 || this.#failures % 10 === 0) {
+      this.#logger.warn(message, { volume: this.volume, failures: this.#failures, retryMs: delay, error: describe(error), ...fields, ...(error as { fields?: object }).fields });
+    }
+  }
+}
+
+/**
+ * Waits for every part of a request before failing with the first error: a part still running
+ * after the reply would use a request buffer the reader thread already reuses.
+ */
+async function settle(parts: Promise<void>[]): Promise<void> {
+  const results = await Promise.allSettled(parts);
+  for (const result of results) if (result.status === 'rejected') throw result.reason;
+}

@@ -1,0 +1,11 @@
+/** Durable sprite disks: a FUSE block device over object storage, with checkpoints and clones. */
+export { ObjectVolume, ObjectVolumeStore } from './volume.ts';
+export { StorageDaemon, type StorageDaemonInit } from './daemon/client.ts';
+export type { Attachment, ServiceStats, StorageServiceInit } from './daemon/service.ts';
+export { Volumes, VOLUMES_DEFAULTS, parseCheckpointId, type Checkpoint, type VolumesInit } from './volumes.ts';
+export { DEVICE_DEFAULTS, type DeviceOptions, type DeviceStats } from './device/device.ts';
+export { collectGarbage, GC_DEFAULTS, type GcResult } from './gc.ts';
+export { openObjectStore, redactUrl } from './store/open.ts';
+export type { ObjectStore, ObjectInfo, StoredObject, PutOptions } from './store/store.ts';
+export { StorageError, STORAGE_ERROR_CODES, hasCode, type StorageErrorCode } from './errors.ts';
+export { jsonLogger, silentLogger, type Logger } from './logger.ts';

@@ -1,0 +1,199 @@
+import { randomBytes } from 'node:crypto';
+import { link, lstat, mkdir, open, readdir, rename, rmdir, stat, unlink } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
+import { StorageError } from '../errors.ts';
+import type { ObjectInfo, ObjectStore, PutOptions, StoredObject } from './store.ts';
+
+const TEMP = '.tmp-';
+const LOCK = '.lock-';
+
+/**
+ * Objects as files under one directory (`file:///abs/dir`): the embedded default, also shareable
+ * by several peers on one machine. A put writes a temporary file, fsyncs it, renames it into place
+ * and fsyncs the directory, so an acknowledged object survives a crash. Conditional puts are
+ * atomic: If-None-Match uses link(2), If-Match a lock directory around compare-and-rename.
+ */
+export class FileObjectStore implements ObjectStore {
+  readonly url: string;
+  readonly conditionalWrites = true;
+  readonly #root: string;
+  readonly #dirs = new Set<string>();
+  readonly #dirSyncs = new Map<string, { running?: Promise<void>; next?: Promise<void> }>();
+
+  constructor(root: string) {
+    this.#root = root;
+    this.url = `file://${root}`;
+  }
+
+  async get(key: string): Promise<StoredObject> {
+    const path = this.#path(key);
+    try {
+      const handle = await open(path, 'r');
+      try {
+        const info = await handle.stat();
+        const body = await handle.readFile();
+        return { body, etag: etagOf(info) };
+      } finally {
+        await handle.close();
+      }
+    } catch (error) {
+      throw mapError(error, 'get', key);
+    }
+  }
+
+  async put(key: string, body: Buffer, options: PutOptions = {}): Promise<{ etag: string }> {
+    const path = this.#path(key);
+    const dir = dirname(path);
+    const temp = join(dir, `${TEMP}${randomBytes(6).toString('hex')}`);
+    try {
+      if (!this.#dirs.has(dir)) {
+        await mkdir(dir, { recursive: true });
+        this.#dirs.add(dir);
+      }
+      const handle = await open(temp, 'wx');
+      try {
+        await handle.writeFile(body);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      if (options.ifNoneMatch) {
+        // link(2) fails if the name exists: an atomic create-if-absent.
+        await link(temp, path).catch((error: NodeJS.ErrnoException) => {
+          if (error.code === 'EEXIST') throw new StorageError('ERR_PRECONDITION_FAILED', `put ${key}: exists`, { fields: { key } });
+          throw error;
+        });
+        await unlink(temp);
+      } else if (options.ifMatch !== undefined) {
+        await this.#locked(path, async () => {
+          const current = await stat(path).then(etagOf, () => undefined);
+          if (current !== options.ifMatch) throw new StorageError('ERR_PRECONDITION_FAILED', `put ${key}: etag changed`, { fields: { key } });
+          await rename(temp, path);
+        });
+      } else {
+        await rename(temp, path);
+      }
+      await this.#syncDir(dir);
+      return { etag: etagOf(await stat(path)) };
+    } catch (error) {
+      await unlink(temp).catch(() => undefined);
+      throw mapError(error, 'put', key);
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await unlink(this.#path(key));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw mapError(error, 'delete', key);
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    // Walk from the deepest directory the prefix names completely.
+    const slash = prefix.lastIndexOf('/');
+    const base = slash >= 0 ? prefix.slice(0, slash) : '';
+    const found: ObjectInfo[] = [];
+    await this.#walk(join(this.#root, base), prefix, found);
+    found.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    yield* found;
+  }
+
+  async close(): Promise<void> {
+    // Nothing to release.
+  }
+
+  async #walk(dir: string, prefix: string, out: ObjectInfo[]): Promise<void> {
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw mapError(error, 'list', prefix);
+    }
+    for (const entry of entries) {
+      if (entry.name.startsWith(TEMP) || entry.name.startsWith(LOCK)) continue;
+      const path = join(dir, entry.name);
+      const key = relative(this.#root, path);
+      if (entry.isDirectory()) {
+        if (`${key}/`.startsWith(prefix) || prefix.startsWith(`${key}/`)) await this.#walk(path, prefix, out);
+      } else if (key.startsWith(prefix)) {
+        const info = await lstat(path).catch(() => undefined);
+        if (info) out.push({ key, size: info.size, modified: info.mtimeMs });
+      }
+    }
+  }
+
+  /**
+   * fsync of a directory, coalesced: a caller joins a sync that has not started yet, since it
+   * will cover its rename; many objects landing in one directory then share one fsync.
+   */
+  #syncDir(dir: string): Promise<void> {
+    let state = this.#dirSyncs.get(dir);
+    if (!state) this.#dirSyncs.set(dir, (state = {}));
+    const entry = state;
+    entry.next ??= (async () => {
+      await entry.running?.catch(() => undefined);
+      entry.next = undefined;
+      const running = syncDir(dir);
+      entry.running = running;
+      try {
+        await running;
+      } finally {
+        if (entry.running === running) entry.running = undefined;
+      }
+    })();
+    return entry.next;
+  }
+
+  #path(key: string): string {
+    if (key.startsWith('/') || key.split('/').some((part) => part === '..' || part === '' || part.startsWith(TEMP) || part.startsWith(LOCK))) {
+      throw new StorageError('ERR_STORAGE_CONFIG', `bad object key ${JSON.stringify(key)}`);
+    }
+    return join(this.#root, key);
+  }
+
+  async #locked<T>(path: string, fn: () => Promise<T>): Promise<T> {
+    const lock = join(dirname(path), `${LOCK}${relative(dirname(path), path)}`);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await mkdir(lock);
+        break;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        // A holder that died leaves its lock behind; locks are held for milliseconds.
+        const info = await stat(lock).catch(() => undefined);
+        if (info && Date.now() - info.mtimeMs > 10_000) await rmdir(lock).catch(() => undefined);
+        if (attempt > 2000) throw new StorageError('ERR_STORE_UNAVAILABLE', `lock ${lock} stays taken`);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    }
+    try {
+      return await fn();
+    } finally {
+      await rmdir(lock).catch(() => undefined);
+    }
+  }
+}
+
+function etagOf(info: { ino: number; mtimeMs: number; size: number }): string {
+  return `${info.ino.toString(16)}-${Math.round(info.mtimeMs * 1000).toString(16)}-${info.size.toString(16)}`;
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+function mapError(error: unknown, op: string, key: string): Error {
+  if (error instanceof StorageError) return error;
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT' && op === 'get') return new StorageError('ERR_OBJECT_NOT_FOUND', `get ${key}: not found`, { cause: error, fields: { key } });
+  return new StorageError('ERR_STORE_UNAVAILABLE', `${op} ${key}: ${(error as Error).message}`, { cause: error, fields: { key } });
+}
+
