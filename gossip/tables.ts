@@ -15,7 +15,7 @@ export const peersTable = defineTable({
     addrs: 'text',
     /** Base URL of the peer's HTTP API. */
     api: 'text',
-    /** Address of the peer's edge proxy, once it has one. */
+    /** The peer's edge proxy, once it has one: JSON `{http, https, domain}` (see proxy/routes.ts). */
     proxy: { type: 'text', nullable: true },
     pool_target: 'integer',
     pool_ready: 'integer',
@@ -64,5 +64,21 @@ export const tokensTable = defineTable({
   },
 });
 
+/**
+ * TLS for sprite URLs, one row per domain, written by the first peer that needs it (the edge
+ * proxy's mesh CA and wildcard certificate). CA, certificate and key share one column, so two peers
+ * generating at once converge on one consistent bundle rather than a mix of both.
+ */
+export const proxyCertsTable = defineTable({
+  name: 'proxy_certs',
+  primaryKey: ['domain'],
+  columns: {
+    domain: 'text',
+    /** JSON `{ca, cert, key}` in PEM: the CA certificate (its key is discarded), the wildcard chain and key. */
+    bundle: 'text',
+    created: 'text',
+  },
+});
+
 /** Every table of the mesh store. */
-export const MESH_TABLES = [peersTable, spritesTable, tokensTable] as const;
+export const MESH_TABLES = [peersTable, spritesTable, tokensTable, proxyCertsTable] as const;

@@ -29,6 +29,21 @@ export interface PeerConfig {
     /** A peer silent this long is down. */
     downAfterMs: number;
   };
+  storage: {
+    /** Where sprite disks live: `file://DIR` or `s3://bucket/prefix?endpoint=URL` (credentials from the AWS environment). */
+    objectStore: string;
+  };
+  proxy: {
+    /** Plain HTTP listener of the edge proxy; also what other peers forward requests to. */
+    http: { host: string; port: number };
+    /** HTTPS listener of the edge proxy (HTTP/2 with HTTP/1.1 fallback). */
+    https: { host: string; port: number };
+    /** Sprite URLs are `NAME.<domain>`; every peer of a mesh should use the same domain. */
+    domain: string;
+    /** Certificate and key files for `*.<domain>`; unset: the mesh CA's certificate (made on first start). */
+    tlsCert: string | undefined;
+    tlsKey: string | undefined;
+  };
   sprite: {
     /** Sprites this peer offers to run (gossiped for placement). */
     capacity: number;
@@ -55,6 +70,12 @@ export interface PeerOptions {
   capacity?: number;
   suspectAfterMs?: number;
   downAfterMs?: number;
+  proxyHttp?: string;
+  proxyHttps?: string;
+  domain?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  objectStore?: string;
 }
 
 /** Defaults of every option. */
@@ -70,6 +91,9 @@ export const DEFAULTS = {
   capacity: 100,
   suspectAfterMs: 15_000,
   downAfterMs: 30_000,
+  proxyHttp: '127.0.0.1:7480',
+  proxyHttps: '127.0.0.1:7443',
+  domain: 'sprites.localhost',
 } as const;
 
 /** The data dir a CLI on this machine uses by default: `SPRITE_DATA_DIR` or `~/.sprite`. */
@@ -79,7 +103,7 @@ export function defaultDataDir(): string {
 
 /** Builds the frozen configuration; throws a message naming the bad option. */
 export function buildConfig(options: PeerOptions): Readonly<PeerConfig> {
-  const known = new Set(['dataDir', 'api', 'poolDepth', 'poolFallback', 'poolConcurrency', 'limits', 'httpPort', 'listen', 'bootstrap', 'swarmKeyFile', 'capacity', 'suspectAfterMs', 'downAfterMs']);
+  const known = new Set(['dataDir', 'api', 'poolDepth', 'poolFallback', 'poolConcurrency', 'limits', 'httpPort', 'listen', 'bootstrap', 'swarmKeyFile', 'capacity', 'suspectAfterMs', 'downAfterMs', 'objectStore', 'proxyHttp', 'proxyHttps', 'domain', 'tlsCert', 'tlsKey']);
   for (const key of Object.keys(options)) if (!known.has(key)) throw new Error(`unknown option ${key}`);
   const api = parseAddress(options.api ?? DEFAULTS.api);
   const depth = options.poolDepth ?? DEFAULTS.poolDepth;
@@ -106,13 +130,35 @@ export function buildConfig(options: PeerOptions): Readonly<PeerConfig> {
   }
   const capacity = options.capacity ?? DEFAULTS.capacity;
   if (!Number.isInteger(capacity) || capacity < 0) throw new Error('capacity must be a whole number');
+  const proxy = proxySection(options);
+  const dataDir = resolve(options.dataDir ?? defaultDataDir());
+  const objectStore = options.objectStore ?? `file://${join(dataDir, 'objects')}`;
+  if (!/^(file:\/\/\/|s3:\/\/[a-z0-9.-]+)/.test(objectStore)) throw new Error('object store must be file:///absolute/dir or s3://bucket[/prefix][?endpoint=URL]');
   return deepFreeze({
-    dataDir: resolve(options.dataDir ?? defaultDataDir()),
+    dataDir,
     api,
     pool: { depth, fallback, concurrency },
     mesh: { listen, bootstrap, swarmKeyFile: options.swarmKeyFile === undefined ? undefined : resolve(options.swarmKeyFile), suspectAfterMs, downAfterMs },
+    storage: { objectStore },
+    proxy,
     sprite: { capacity, limits, httpPort, rootHostId: DEFAULTS.rootHostId },
   });
+}
+
+/** The proxy section: listen addresses, a domain of DNS labels, and both TLS files or neither. */
+function proxySection(options: PeerOptions): PeerConfig['proxy'] {
+  const domain = options.domain ?? DEFAULTS.domain;
+  if (domain.length > 190 || !domain.split('.').every((label) => /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(label))) {
+    throw new Error(`domain must be lowercase DNS labels like sprites.example.com, got ${domain}`);
+  }
+  if ((options.tlsCert === undefined) !== (options.tlsKey === undefined)) throw new Error('TLS certificate and key files go together: give both or neither');
+  return {
+    http: parseAddress(options.proxyHttp ?? DEFAULTS.proxyHttp),
+    https: parseAddress(options.proxyHttps ?? DEFAULTS.proxyHttps),
+    domain,
+    tlsCert: options.tlsCert === undefined ? undefined : resolve(options.tlsCert),
+    tlsKey: options.tlsKey === undefined ? undefined : resolve(options.tlsKey),
+  };
 }
 
 /** Parses `HOST:PORT` (`[v6]:PORT` for IPv6); port 0 picks a free one. */

@@ -1,3 +1,5 @@
+import { PROXY_ERROR_CODES } from '../proxy/index.ts';
+
 /**
  * Every error the API can answer with: a stable code, its HTTP status, and when it happens.
  * docs/ERRORS.md lists the same codes; a test keeps the two together.
@@ -9,6 +11,7 @@ export const ERROR_CODES = {
   ERR_NOT_FOUND: { status: 404, when: 'no such route' },
   ERR_SPRITE_NOT_FOUND: { status: 404, when: 'no sprite has that name' },
   ERR_SERVICE_NOT_FOUND: { status: 404, when: 'the sprite has no service of that name' },
+  ERR_CHECKPOINT_NOT_FOUND: { status: 404, when: 'the sprite has no checkpoint with that id' },
   ERR_SESSION_NOT_FOUND: { status: 404, when: 'the sprite has no exec session with that id' },
   ERR_METHOD_NOT_ALLOWED: { status: 405, when: 'the route exists but not with that method' },
   ERR_NAME_TAKEN: { status: 409, when: 'a sprite with that name exists' },
@@ -22,6 +25,8 @@ export const ERROR_CODES = {
   ERR_COMMAND: { status: 500, when: 'a system command (mount, runc, ...) failed' },
   ERR_INIT: { status: 500, when: 'sprite-init failed a request' },
   ERR_INTERNAL: { status: 500, when: 'anything else; the peer log has the details' },
+  // The edge proxy's answers on sprite URLs; the API uses some of them too (url auth, the CA).
+  ...PROXY_ERROR_CODES,
 } as const satisfies Record<string, { status: number; when: string }>;
 
 /** One of the documented error codes. */

@@ -2,15 +2,16 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { Mesh } from '../gossip/index.ts';
-import { LocalVolumeStore, ensureBusyboxImage, ensureTools } from '../vm/index.ts';
+import { Mesh, peersTable, tokensTable } from '../gossip/index.ts';
+import { createProxy, formatProxyColumn, spriteHost, type EdgeProxy, type LocalSprites } from '../proxy/index.ts';
+import { ObjectVolumeStore, StorageDaemon, ensureBusyboxImage, ensureTools, type ServiceStatus } from '../vm/index.ts';
 import { createApiServer } from './api/server.ts';
 import { buildConfig, type PeerConfig, type PeerOptions } from './config.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { MeshRegistry } from './mesh-registry.ts';
 import { checkHost } from './preflight.ts';
 import { SpriteManager } from './sprites.ts';
-import { registerToken } from './tokens.ts';
+import { registerToken, tokenValid } from './tokens.ts';
 
 /** Version of the peer software. */
 export const VERSION = '0.1.0';
@@ -26,6 +27,8 @@ export interface Peer {
   newToken: boolean;
   sprites: SpriteManager;
   mesh: Mesh;
+  /** The edge proxy: sprite URLs, and each sprite's last-active time for the idle timer. */
+  proxy: EdgeProxy;
   /** Stops the API, every sprite and the pool; safe to call twice. */
   stop(): Promise<void>;
 }
@@ -41,20 +44,22 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
   const toolsDir = await ensureTools(join(config.dataDir, 'tools'));
   let apiUrl = '';
   let sprites: SpriteManager | undefined;
+  let proxyColumn: string | null = null;
   const mesh = await Mesh.open({
     dataDir: config.dataDir, listen: config.mesh.listen, bootstrap: config.mesh.bootstrap, swarmKeyFile: config.mesh.swarmKeyFile,
     membership: { suspectAfterMs: config.mesh.suspectAfterMs, downAfterMs: config.mesh.downAfterMs },
     logger: logger.child({ component: 'mesh' }),
     describe: () => ({
-      api: apiUrl, proxy: null, pool_target: config.pool.depth, pool_ready: sprites?.poolStatus().ready ?? 0,
+      api: apiUrl, proxy: proxyColumn, pool_target: config.pool.depth, pool_ready: sprites?.poolStatus().ready ?? 0,
       capacity: config.sprite.capacity, load: sprites?.load() ?? 0, version: VERSION,
     }),
   });
   const id = mesh.peerId;
   const log = logger.child({ peer: id });
+  const storage = await StorageDaemon.start({ dataDir: join(config.dataDir, 'storage'), objectStore: config.storage.objectStore });
   const peerKey = createHash('sha256').update(config.dataDir).digest('hex').slice(0, 10);
   sprites = new SpriteManager({
-    config, registry: new MeshRegistry(mesh), volumes: new LocalVolumeStore(join(config.dataDir, 'volumes')), image, toolsDir, peerId: id, peerKey,
+    config, registry: new MeshRegistry(mesh), volumes: new ObjectVolumeStore(storage), image, toolsDir, peerId: id, peerKey,
     peerApi: (peer) => mesh.members().find((m) => m.id === peer)?.row.api, logger: log,
   });
   registerToken(mesh, token, 'admin');
@@ -66,6 +71,7 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
     });
   } catch (error) {
     mesh.store.close();
+    await storage.stop();
     await unlockDataDir(config.dataDir);
     throw new Error(`cannot listen on ${config.api.host}:${config.api.port}: ${(error as Error).message}`);
   }
@@ -73,16 +79,46 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   apiUrl = `http://${host}:${address.port}`;
   await mesh.start();
-  await sprites.start();
   const manager = sprites;
+  const proxy = createProxy({
+    http: config.proxy.http, https: config.proxy.https, domain: config.proxy.domain,
+    tlsFiles: config.proxy.tlsCert && config.proxy.tlsKey ? { cert: config.proxy.tlsCert, key: config.proxy.tlsKey } : undefined,
+    // A joining peer waits for the mesh's certificate instead of making a competing one.
+    certWaitMs: config.mesh.bootstrap.length > 0 ? 10_000 : 0,
+    hopSecret: await hopSecret(config),
+  }, {
+    mesh, sprites: localSprites(manager), logger: log.child({ component: 'proxy' }),
+    tokens: {
+      valid: (candidate) => tokenValid(mesh, candidate),
+      validHash: (hash) => {
+        const row = mesh.store.get(tokensTable, { hash });
+        return row !== undefined && !row.revoked;
+      },
+    },
+  });
+  try {
+    proxyColumn = formatProxyColumn(await proxy.start());
+  } catch (error) {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await storage.stop();
+    await mesh.stop();
+    await unlockDataDir(config.dataDir);
+    throw error;
+  }
+  // Publish the proxy now rather than at the next heartbeat, so other peers can forward at once.
+  mesh.write((tx) => tx.upsert(peersTable, { id, proxy: proxyColumn }));
+  await sprites.start();
   let stopping: Promise<void> | undefined;
   return {
-    config, id, url: apiUrl, token, newToken, sprites: manager, mesh,
+    config, id, url: apiUrl, token, newToken, sprites: manager, mesh, proxy,
     stop: () => {
       stopping ??= (async () => {
+        await proxy.stop();
         server.closeAllConnections();
         await new Promise((resolve) => server.close(resolve));
         await manager.stop();
+        await storage.stop();
         await mesh.stop();
         await unlockDataDir(config.dataDir);
       })();
@@ -97,6 +133,12 @@ export async function runPeer(options: PeerOptions): Promise<void> {
   process.stdout.write('preparing the peer (the first start builds the base image)...\n');
   const peer = await startPeer(options, logger);
   process.stdout.write(`peer ${peer.id} ready: API ${peer.url}, data ${peer.config.dataDir}\n`);
+  const proxyAt = peer.proxy.address();
+  if (proxyAt) {
+    const example = proxyAt.https ?? proxyAt.http;
+    const scheme = proxyAt.https ? 'https' : 'http';
+    process.stdout.write(`proxy ${[proxyAt.http, proxyAt.https].filter(Boolean).join(' ')}: sprite URLs like ${scheme}://${spriteHost('NAME', proxyAt.domain, Number(new URL(example).port), scheme)}/\n`);
+  }
   for (const addr of peer.mesh.addresses()) process.stdout.write(`join this mesh with: --bootstrap ${addr} --swarm-key ${peer.config.mesh.swarmKeyFile ?? join(peer.config.dataDir, 'swarm.key')}\n`);
   if (peer.newToken) process.stdout.write(`admin token (also in ${join(peer.config.dataDir, 'token')}): ${peer.token}\n`);
   await new Promise<void>((resolve) => {
@@ -107,6 +149,32 @@ export async function runPeer(options: PeerOptions): Promise<void> {
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
+}
+
+/** The secret that signs proxy hops: every holder of the swarm key derives the same one. */
+async function hopSecret(config: Readonly<PeerConfig>): Promise<Buffer> {
+  const key = await readFile(config.mesh.swarmKeyFile ?? join(config.dataDir, 'swarm.key'));
+  return createHash('sha256').update('sprite-proxy-hop\n').update(key).digest();
+}
+
+/** The sprite manager as the proxy sees it: sockets of running sprites, start as the wake path. */
+function localSprites(manager: SpriteManager): LocalSprites {
+  return {
+    httpSocket: (name) => {
+      try {
+        return manager.httpSocket(name);
+      } catch {
+        return undefined;
+      }
+    },
+    start: async (name) => {
+      await manager.startSprite(name);
+    },
+    servesHttp: async (name) => {
+      const services = await manager.control(name).call<ServiceStatus[]>({ op: 'services.list' });
+      return services.some((service) => service.httpPort !== undefined);
+    },
+  };
 }
 
 async function loadOrCreate(path: string, make: () => string): Promise<{ token: string; created: boolean }> {

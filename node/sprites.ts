@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  ControlClient, Sandbox, removeCgroups, sandboxPaths, unmountPath, type VolumeStore,
+  ControlClient, Sandbox, canCheckpoint, removeCgroups, sandboxPaths, unmountPath, type CheckpointInfo, type CheckpointVolume, type VolumeStore,
 } from '../vm/index.ts';
 import type { PeerConfig } from './config.ts';
 import { ApiError } from './errors.ts';
@@ -186,6 +186,49 @@ export class SpriteManager {
     });
   }
 
+  /** Checkpoints a sprite's disk (metadata only; its processes keep running). */
+  async checkpoint(name: string, comment = ''): Promise<CheckpointInfo> {
+    const volume = this.#checkpointVolume(name);
+    return this.#exclusive(name, () => volume.checkpoint(comment));
+  }
+
+  /** A sprite's checkpoints, oldest first. */
+  checkpoints(name: string): Promise<CheckpointInfo[]> {
+    return this.#checkpointVolume(name).checkpoints();
+  }
+
+  /** Deletes one checkpoint; throws ERR_CHECKPOINT_NOT_FOUND. */
+  async deleteCheckpoint(name: string, id: string): Promise<void> {
+    const volume = this.#checkpointVolume(name);
+    await this.#requireCheckpoint(volume, id);
+    await volume.deleteCheckpoint(id);
+  }
+
+  /** Restores a sprite's disk to a checkpoint: stops it, points the disk at the checkpoint, and starts it again if it ran. */
+  async restore(name: string, id: string): Promise<SpriteRecord> {
+    const volume = this.#checkpointVolume(name);
+    await this.#requireCheckpoint(volume, id);
+    const wasRunning = await this.#exclusive(name, async () => {
+      const machine = this.#running.get(name);
+      this.#running.delete(name);
+      if (machine) await machine.sandbox.stop();
+      this.#init.registry.setState(name, 'stopped');
+      await volume.restore(id);
+      return machine !== undefined;
+    });
+    return wasRunning ? this.startSprite(name) : this.get(name);
+  }
+
+  #checkpointVolume(name: string): CheckpointVolume {
+    const volume = this.#init.volumes.open(this.#local(name).id);
+    if (!canCheckpoint(volume)) throw new ApiError('ERR_BAD_REQUEST', 'this peer\'s volumes do not support checkpoints');
+    return volume;
+  }
+
+  async #requireCheckpoint(volume: CheckpointVolume, id: string): Promise<void> {
+    if (!(await volume.checkpoints()).some((c) => c.id === id)) throw new ApiError('ERR_CHECKPOINT_NOT_FOUND', `no checkpoint ${id}`);
+  }
+
   /** The control client of a running sprite; throws ERR_SPRITE_NOT_FOUND or ERR_SPRITE_NOT_RUNNING. */
   control(name: string): ControlClient {
     return this.#machine(name).sandbox.control;
@@ -243,6 +286,7 @@ export class SpriteManager {
       machine.sandbox = await Sandbox.prepare({
         dir: this.#spriteDir(id), id, volume, ids: { hostId: config.sprite.rootHostId, size: 65536 },
         cgroupPath: `/sprites/${peerKey}/${id}`, limits: config.sprite.limits, toolsDir, httpPort: config.sprite.httpPort,
+        privateDirs: [config.dataDir],
         onCrash: (reason) => this.#crashed(machine, reason),
       });
     } catch (error) {

@@ -1,7 +1,7 @@
 /** The sprite machine: sandboxes, their root disks, and the talk with sprite-init. */
 export { Sandbox, sandboxPaths, removeCgroups, type SandboxInit } from './sandbox.ts';
 export { ControlClient } from './control.ts';
-export { LocalVolumeStore, unmountPath, type Volume, type VolumeStore } from './volume.ts';
+export { canCheckpoint, unmountPath, type CheckpointInfo, type CheckpointVolume, type Volume, type VolumeStore } from './volume.ts';
 export { ensureBusyboxImage, DEFAULT_DISK_BYTES } from './image.ts';
 export { ensureTools } from './tools.ts';
 export { DEFAULT_LIMITS, type Limits } from './oci.ts';
@@ -10,3 +10,4 @@ export { STREAM, CONTROL, frame, streamFrame, controlFrame, decodeControl, readF
 export type { IdMap } from './namespaces.ts';
 export type { ServiceStatus, ServiceSpec } from './init/services.ts';
 export type { SessionInfo } from './init/sessions.ts';
+export { StorageDaemon, ObjectVolumeStore, ObjectVolume, redactUrl, type Checkpoint } from './storage/index.ts';

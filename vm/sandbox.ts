@@ -27,6 +27,8 @@ export interface SandboxInit {
   /** Directory mounted at /.sprite/bin. */
   toolsDir: string;
   httpPort: number;
+  /** Host directories whose mounts the sandbox must not keep a copy of (see InitConfig.privateDirs). */
+  privateDirs: string[];
   /** Called once if sprite-init exits without being asked to. */
   onCrash?: (reason: string) => void;
   /** Give up on start-up after this long. @default 20000 */
@@ -95,7 +97,7 @@ export class Sandbox {
       const config: InitConfig = {
         id: init.id, runcRoot: paths.runcRoot, bundle: paths.bundle, controlSocket: paths.control, httpSocket: paths.http,
         spriteDir: paths.spriteDir, servicesFile: paths.servicesFile, httpPort: init.httpPort, runcLog: paths.runcLog,
-        rootfs: paths.rootfs, toolsDir: init.toolsDir,
+        rootfs: paths.rootfs, toolsDir: init.toolsDir, privateDirs: init.privateDirs,
       };
       await writeFile(paths.initConfig, JSON.stringify(config));
       const { child, exited } = await startInit(paths, namespaces, init.startTimeoutMs ?? 20_000);

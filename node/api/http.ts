@@ -33,7 +33,8 @@ export async function readJson<T>(req: IncomingMessage, schema: Schema): Promise
   }
   let value: unknown;
   try {
-    value = JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null');
+    // An empty body is an empty object: required fields are still enforced by the schema.
+    value = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
   } catch {
     throw new ApiError('ERR_BAD_REQUEST', 'body is not valid JSON');
   }

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { WebSocket } from 'ws';
-import { parseAddrs, type Mesh } from '../../gossip/index.ts';
+import { parseAddrs, peersTable, proxyCertsTable, spritesTable, type Mesh } from '../../gossip/index.ts';
+import { parseBundle, parseProxyColumn, spriteHost, URL_AUTH_MODES } from '../../proxy/index.ts';
 import type { ServiceStatus, SessionInfo } from '../../vm/index.ts';
 import { ApiError } from '../errors.ts';
 import type { Schema } from '../schema.ts';
@@ -44,6 +45,12 @@ const createSchema: Schema = {
   additionalProperties: false,
 };
 
+const checkpointSchema: Schema = {
+  type: 'object',
+  properties: { comment: { type: 'string', maxLength: 1024 } },
+  additionalProperties: false,
+};
+
 const serviceSchema: Schema = {
   type: 'object',
   required: ['cmd'],
@@ -54,6 +61,13 @@ const serviceSchema: Schema = {
     dir: { type: 'string', pattern: '^/', description: 'must be an absolute path' },
     httpPort: { type: 'integer', minimum: 1, maximum: 65535 },
   },
+  additionalProperties: false,
+};
+
+const urlAuthSchema: Schema = {
+  type: 'object',
+  required: ['auth'],
+  properties: { auth: { type: 'string', pattern: `^(${URL_AUTH_MODES.join('|')})$`, description: `must be ${URL_AUTH_MODES.join(' or ')}` } },
   additionalProperties: false,
 };
 
@@ -74,7 +88,7 @@ export const httpRoutes: Route[] = [
     pattern: /^\/v1\/peers$/,
     handler: ({ res, mesh }) => {
       const peers = mesh.members().map(({ id, state, self, row }) => ({
-        id, state, self, api: row.api, addrs: parseAddrs(row.addrs), poolTarget: row.pool_target, poolReady: row.pool_ready,
+        id, state, self, api: row.api, proxy: parseProxyColumn(row.proxy) ?? null, addrs: parseAddrs(row.addrs), poolTarget: row.pool_target, poolReady: row.pool_ready,
         capacity: row.capacity, load: row.load, version: row.version, heartbeat: new Date(row.heartbeat).toISOString(),
       }));
       sendJson(res, 200, { peers });
@@ -92,6 +106,74 @@ export const httpRoutes: Route[] = [
   },
   { method: 'POST', pattern: new RegExp(`^/v1/sprites/${NAME}/start$`), handler: async ({ res, params, sprites }) => sendJson(res, 200, await sprites.startSprite(params.name!)) },
   { method: 'POST', pattern: new RegExp(`^/v1/sprites/${NAME}/stop$`), handler: async ({ res, params, sprites }) => sendJson(res, 200, await sprites.stopSprite(params.name!)) },
+  { method: 'GET', pattern: new RegExp(`^/v1/sprites/${NAME}/url$`), handler: ({ res, params, sprites, mesh }) => sendJson(res, 200, spriteUrl(mesh, sprites.get(params.name!).name)) },
+  {
+    method: 'PUT',
+    pattern: new RegExp(`^/v1/sprites/${NAME}/url$`),
+    handler: async ({ req, res, params, sprites, mesh }) => {
+      const body = await readJson<{ auth: string }>(req, urlAuthSchema);
+      const record = sprites.get(params.name!);
+      if (record.owner !== mesh.peerId) {
+        // The owner writes its sprites' rows: hand the change to it, with the caller's token.
+        const api = mesh.members().find((m) => m.id === record.owner)?.row.api;
+        if (!api) throw new ApiError('ERR_PROXY_OWNER_DOWN', `sprite ${record.name} runs on peer ${record.owner}, whose API is not known here`);
+        const answer = await fetch(`${api}/v1/sprites/${encodeURIComponent(record.name)}/url`, {
+          method: 'PUT', headers: { authorization: req.headers.authorization ?? '', 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000),
+        }).catch((error: unknown) => {
+          throw new ApiError('ERR_PROXY_OWNER_DOWN', `sprite ${record.name} runs on peer ${record.owner}, which did not answer at ${api}: ${(error as Error).message}`);
+        });
+        sendJson(res, answer.status, await answer.json());
+        return;
+      }
+      mesh.write((tx) => tx.upsert(spritesTable, { name: record.name, url_auth: body.auth, updated: new Date().toISOString() }));
+      sendJson(res, 200, spriteUrl(mesh, record.name));
+    },
+  },
+  {
+    method: 'GET',
+    pattern: /^\/v1\/proxy\/ca$/,
+    handler: ({ res, mesh }) => {
+      const domain = parseProxyColumn(mesh.store.get(peersTable, { id: mesh.peerId })?.proxy)?.domain;
+      const ca = domain === undefined ? undefined : parseBundle(mesh.store.get(proxyCertsTable, { domain })?.bundle)?.ca;
+      if (!ca) throw new ApiError('ERR_PROXY_NO_CA', 'this peer serves a certificate from files (or has no HTTPS listener): there is no mesh CA');
+      sendJson(res, 200, { domain, ca });
+    },
+  },
+  {
+    method: 'POST',
+    pattern: new RegExp(`^/v1/sprites/${NAME}/checkpoints$`),
+    handler: async ({ req, res, params, sprites }) => {
+      const body = await readJson<{ comment?: string }>(req, checkpointSchema);
+      sendJson(res, 201, await sprites.checkpoint(params.name!, body.comment ?? ''));
+    },
+  },
+  {
+    method: 'GET',
+    pattern: new RegExp(`^/v1/sprites/${NAME}/checkpoints$`),
+    handler: async ({ res, params, sprites }) => sendJson(res, 200, { checkpoints: await sprites.checkpoints(params.name!) }),
+  },
+  {
+    method: 'GET',
+    pattern: new RegExp(`^/v1/sprites/${NAME}/checkpoints/(?<id>[^/]+)$`),
+    handler: async ({ res, params, sprites }) => {
+      const found = (await sprites.checkpoints(params.name!)).find((c) => c.id === params.id);
+      if (!found) throw new ApiError('ERR_CHECKPOINT_NOT_FOUND', `no checkpoint ${params.id}`);
+      sendJson(res, 200, found);
+    },
+  },
+  {
+    method: 'DELETE',
+    pattern: new RegExp(`^/v1/sprites/${NAME}/checkpoints/(?<id>[^/]+)$`),
+    handler: async ({ res, params, sprites }) => {
+      await sprites.deleteCheckpoint(params.name!, params.id!);
+      res.writeHead(204).end();
+    },
+  },
+  {
+    method: 'POST',
+    pattern: new RegExp(`^/v1/sprites/${NAME}/checkpoints/(?<id>[^/]+)/restore$`),
+    handler: async ({ res, params, sprites }) => sendJson(res, 200, await sprites.restore(params.name!, params.id!)),
+  },
   {
     method: 'GET',
     pattern: new RegExp(`^/v1/sprites/${NAME}/sessions$`),
@@ -198,6 +280,19 @@ export const wsRoutes: WsRoute[] = [
     },
   },
 ];
+
+/** A sprite's URLs on this peer's proxy and its URL auth. */
+function spriteUrl(mesh: Mesh, name: string): { name: string; url: string | null; http: string | null; auth: string } {
+  const proxy = parseProxyColumn(mesh.store.get(peersTable, { id: mesh.peerId })?.proxy);
+  const auth = mesh.store.get(spritesTable, { name })?.url_auth ?? 'sprite';
+  const at = (base: string | null | undefined): string | null => {
+    if (!base || !proxy) return null;
+    const url = new URL(base);
+    const scheme = url.protocol === 'https:' ? 'https' : 'http';
+    return `${scheme}://${spriteHost(name, proxy.domain, Number(url.port || (scheme === 'https' ? 443 : 80)), scheme)}/`;
+  };
+  return { name, url: at(proxy?.https) ?? at(proxy?.http), http: at(proxy?.http), auth };
+}
 
 /** Store health carries bigints (HLC timestamps); JSON wants strings. */
 function jsonSafe(value: unknown): unknown {

@@ -13,6 +13,8 @@ import { peerCommands } from './peers.ts';
 import { serviceCommands } from './services.ts';
 import { sessionCommands } from './sessions.ts';
 import { spriteCommands } from './sprites.ts';
+import { urlCommands } from './url.ts';
+import { checkpointCommands } from './checkpoints.ts';
 
 /** Every command, in the order usage lists them. */
 const COMMANDS: readonly Command[] = [
@@ -22,6 +24,8 @@ const COMMANDS: readonly Command[] = [
   ...interactiveCommands,
   ...sessionCommands,
   ...serviceCommands,
+  ...urlCommands,
+  ...checkpointCommands,
   ...spriteCommands.filter((c) => c.words[0] === 'logs' || c.words[0] === 'pool'),
 ];
 

@@ -10,7 +10,7 @@ const IMAGES = ['busybox'] as const;
 /** The `sprite peer start` command. */
 export const peerStartCommand: Command = {
   words: ['peer', 'start'],
-  usage: '[--data-dir DIR] [--api ADDR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--swarm-key FILE] [--pool-depth N] [--pool-fallback cold|fail] [--image busybox]',
+  usage: '[--data-dir DIR] [--api ADDR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--swarm-key FILE] [--object-store URL] [--pool-depth N] [--pool-fallback cold|fail] [--image busybox] [--proxy-http ADDR] [--proxy-https ADDR] [--domain DOMAIN] [--tls-cert FILE --tls-key FILE]',
   summary: 'run a peer in the foreground',
   spec: {
     flags: {
@@ -22,6 +22,12 @@ export const peerStartCommand: Command = {
       listen: { kind: 'list' },
       bootstrap: { kind: 'list' },
       'swarm-key': { kind: 'string' },
+      'object-store': { kind: 'string' },
+      'proxy-http': { kind: 'string' },
+      'proxy-https': { kind: 'string' },
+      domain: { kind: 'string' },
+      'tls-cert': { kind: 'string' },
+      'tls-key': { kind: 'string' },
     },
   },
   required: [],
@@ -51,6 +57,12 @@ export const peerStartCommand: Command = {
       listen: ctx.args.list('listen'),
       bootstrap: ctx.args.list('bootstrap'),
       swarmKeyFile: ctx.args.string('swarm-key'),
+      objectStore: ctx.args.string('object-store'),
+      proxyHttp: ctx.args.string('proxy-http'),
+      proxyHttps: ctx.args.string('proxy-https'),
+      domain: ctx.args.string('domain'),
+      tlsCert: ctx.args.string('tls-cert'),
+      tlsKey: ctx.args.string('tls-key'),
     });
     return 0;
   },

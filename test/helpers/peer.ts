@@ -42,11 +42,14 @@ export async function startPeer(
     join?: PeerProcess;
     /** Dial this peer without its swarm key (the new peer makes its own): for refusal tests. */
     joinAddrOnly?: PeerProcess;
+    /** More `peer start` flags (the edge proxy listens on ports picked by the OS unless these say otherwise). */
+    args?: string[];
   } = {},
 ): Promise<PeerProcess> {
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'sprite-test-')));
   const args = [
     CLI, 'peer', 'start', '--data-dir', dataDir, '--api', '127.0.0.1:0', '--listen', options.listen ?? '/ip4/127.0.0.1/tcp/0', '--pool-depth', String(options.poolDepth ?? 1),
+    '--proxy-http', '127.0.0.1:0', '--proxy-https', '127.0.0.1:0', ...(options.args ?? []),
   ];
   if (options.poolFallback) args.push('--pool-fallback', options.poolFallback);
   if (options.join) args.push('--bootstrap', options.join.joinAddr, '--swarm-key', options.join.swarmKey);

@@ -82,6 +82,18 @@ describe('sprite lifecycle on one peer', () => {
     assert.equal((await again.cli(['exec', 'phoenix', '--', 'hostname'])).stdout, 'phoenix\n');
   });
 
+  test('sandboxes of another peer on the host do not pin this peer\'s disks', async () => {
+    const a = peers[0]!;
+    assert.equal((await a.api('POST', '/v1/sprites', { name: 'pinned' })).status, 201);
+    // b's warm sandboxes start while a's disk is mounted: their namespaces copy the host's mounts.
+    const b = await startPeer({ poolDepth: 2 });
+    peers.push(b);
+    await eventually(async () => (await b.api('GET', '/v1/pool')).body.ready === 2, 30_000, 'b pool warm');
+    const destroyed = await a.api('DELETE', '/v1/sprites/pinned');
+    // Pinned by b, a's loop device would not let go and the destroy would fail.
+    assert.equal(destroyed.status, 204, JSON.stringify(destroyed.body));
+  });
+
   test('an empty pool fails fast with 503 when the fallback is fail, and creates cold otherwise', async () => {
     const strict = await startPeer({ poolDepth: 0, poolFallback: 'fail' });
     peers.push(strict);
@@ -111,8 +123,9 @@ describe('sprite lifecycle on one peer', () => {
     const pooled = pool.body.ready + pool.body.warming;
     const spriteDirs = await readdir(join(peer.dataDir, 'sprites'));
     assert.ok(spriteDirs.length <= pooled, `sprite dirs ${spriteDirs.length} > pooled ${pooled}`);
-    const volumes = await readdir(join(peer.dataDir, 'volumes'));
-    assert.ok(volumes.length <= pooled, `volumes ${volumes.length}`);
+    // The storage daemon exports one file per attached volume on its FUSE mount.
+    const attached = (await readdir(join(peer.dataDir, 'storage', 'fuse'))).filter((f) => !f.startsWith('image-'));
+    assert.ok(attached.length <= pooled, `attached volumes ${attached.length}`);
     assert.ok((await cgroupChildren(peer.dataDir)).length <= pooled * 5);
     const after = execFileSync('losetup', ['-a']).toString().split('\n').filter(Boolean).length;
     assert.ok(after - before <= pooled, `loop devices grew by ${after - before}`);
@@ -121,7 +134,6 @@ describe('sprite lifecycle on one peer', () => {
     assert.deepEqual(await leftovers(peer.dataDir), []);
     assert.deepEqual(await cgroupChildren(peer.dataDir), []);
     assert.deepEqual(initPids(peer.dataDir), []);
-    assert.deepEqual(await readdir(join(peer.dataDir, 'volumes')), []);
     await removeDataDir(peer.dataDir);
   });
 });

@@ -33,4 +33,10 @@ export interface InitConfig {
   rootfs: string;
   /** Host path of the tools directory, staged read-only at STAGE.toolsDir. */
   toolsDir: string;
+  /**
+   * Host directories whose mounts sprite-init drops from its own mount namespace once the
+   * container exists (other sprites' disks and namespaces, the storage daemon's FUSE mount): a
+   * copy held here would keep their loop devices and namespaces alive after the host lets go.
+   */
+  privateDirs: string[];
 }

@@ -34,6 +34,7 @@ async function main(): Promise<void> {
   for (const path of [config.controlSocket, config.httpSocket, join(config.spriteDir, 'api.sock')]) rmSync(path, { force: true });
   await stageMounts(config);
   await runc.create();
+  await dropHostMounts(config.privateDirs);
 
   const shutdown = async (): Promise<void> => {
     sessions.killAll();
@@ -135,6 +136,30 @@ async function stageMounts(config: InitConfig): Promise<void> {
   await runCommand('mount', ['--bind', config.rootfs, STAGE.rootfs]);
   await runCommand('mount', ['--bind', config.spriteDir, STAGE.spriteDir]);
   await runCommand('mount', ['--bind', '-o', 'ro', config.toolsDir, STAGE.toolsDir]);
+}
+
+/**
+ * Lazily unmounts, in this namespace only, what sprite-init must not hold: every mount under
+ * `dirs`, and anything that pins a disk or namespace of another sprite or peer on this host (loop
+ * devices, FUSE mounts, pinned namespaces). A copy held here would keep them alive after their
+ * owner lets go. The staged mounts under STAGE.dir stay.
+ */
+async function dropHostMounts(dirs: string[]): Promise<void> {
+  const { runCommand } = await import('../command.ts');
+  const unescape = (text: string): string => text.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+  const points: string[] = [];
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const [left, right] = line.split(' - ');
+    const point = left?.split(' ')[4];
+    const [fstype = '', source = ''] = right?.split(' ') ?? [];
+    if (!point || point === '/' || point === STAGE.dir || point.startsWith(`${STAGE.dir}/`)) continue;
+    const mountPoint = unescape(point);
+    // Strictly inside: the data dir itself may be a mount (a dedicated disk) that sprite-init uses.
+    const private_ = dirs.some((dir) => mountPoint.startsWith(`${dir}/`));
+    if (private_ || fstype === 'nsfs' || fstype.startsWith('fuse') || source.startsWith('/dev/loop')) points.push(mountPoint);
+  }
+  points.sort((a, b) => b.length - a.length);
+  for (const point of points) await runCommand('umount', ['-l', point]).catch(() => undefined);
 }
 
 function reply(socket: net.Socket, message: unknown): void {

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StorageError, type StorageErrorCode } from '../errors.ts';
 import { validateConfig } from './config.ts';
@@ -52,6 +52,8 @@ export class StorageDaemon {
   static async start(options: StorageDaemonInit): Promise<StorageDaemon> {
     const init = validateConfig({ ...options });
     await mkdir(init.dataDir, { recursive: true });
+    const pidFile = join(init.dataDir, 'daemon.pid');
+    await waitForPrevious(pidFile);
     const logFile = init.logFile ?? join(init.dataDir, 'storage.log');
     const { logFile: _log, startTimeoutMs, ...config } = init;
     const command = ioFlusherCommand([process.execPath, '--disable-warning=ExperimentalWarning', MAIN, JSON.stringify(config)]);
@@ -69,6 +71,7 @@ export class StorageDaemon {
       closeSync(log);
     }
     const daemon = new StorageDaemon(child, logFile);
+    await writeFile(pidFile, `${child.pid}\n`);
     const timeoutMs = startTimeoutMs ?? 30_000;
     try {
       await new Promise<void>((resolve, reject) => {
@@ -135,5 +138,24 @@ export class StorageDaemon {
     if (this.#child.exitCode !== null || this.#child.signalCode !== null) return;
     this.#child.kill('SIGKILL');
     await this.exited;
+  }
+}
+
+/**
+ * A daemon left by a peer that was killed keeps flushing and then unmounts its FUSE mount; a new
+ * daemon on the same data dir must not start until it is gone, or the old one's unmount would
+ * take down the new mount. Waits for it (it is flushing acknowledged data), killing it after 30 s.
+ */
+async function waitForPrevious(pidFile: string): Promise<void> {
+  const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
+  if (!Number.isInteger(pid) || pid <= 0) return;
+  const isDaemon = async (): Promise<boolean> =>
+    (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).includes(MAIN);
+  for (let waited = 0; await isDaemon(); waited += 100) {
+    if (waited >= 30_000) {
+      process.kill(pid, 'SIGKILL');
+      if (waited >= 35_000) throw new StorageError('ERR_DAEMON', `previous storage daemon (pid ${pid}) does not exit`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }

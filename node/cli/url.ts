@@ -1,0 +1,63 @@
+// `sprite url NAME`, `sprite url update NAME --auth public|sprite` and `sprite peer ca`: the edge proxy seen from the CLI.
+import type { Command } from './command.ts';
+import { JSON_FLAG, arg, print, spritePath } from './command.ts';
+import { UsageError } from './errors.ts';
+import { json } from './format.ts';
+
+/** A sprite's URL as the API describes it. */
+interface UrlView {
+  name: string;
+  url: string | null;
+  http: string | null;
+  auth: string;
+}
+
+/** URL auth modes the proxy knows (kept in step with proxy/auth.ts). */
+const AUTH_MODES = ['sprite', 'public'] as const;
+
+/** Prints the URL (with --json, the whole view). */
+async function printUrl(ctx: Parameters<Command['run']>[0], view: UrlView | undefined): Promise<number> {
+  if (ctx.args.bool('json')) {
+    await print(ctx.io, json(view ?? null));
+    return 0;
+  }
+  if (!view?.url) throw new UsageError('the peer has no proxy listener, so the sprite has no URL there');
+  await print(ctx.io, `${view.url}\n`);
+  return 0;
+}
+
+/** Commands about sprite URLs and the mesh CA. */
+export const urlCommands: readonly Command[] = [
+  {
+    words: ['url'],
+    usage: 'NAME [--json]',
+    summary: "print the sprite's URL on this peer's proxy (--json adds the plain HTTP URL and the auth mode)",
+    spec: { flags: JSON_FLAG },
+    required: ['NAME'],
+    run: async (ctx) => printUrl(ctx, await ctx.client().json<UrlView>('GET', `${spritePath(arg(ctx, 0))}/url`)),
+  },
+  {
+    words: ['url', 'update'],
+    usage: 'NAME --auth public|sprite [--json]',
+    summary: "change who may open the sprite's URL, mesh-wide: anyone (public) or holders of an API token (sprite)",
+    spec: { flags: { ...JSON_FLAG, auth: { kind: 'string' } } },
+    required: ['NAME'],
+    run: async (ctx) => {
+      const auth = ctx.args.string('auth');
+      if (auth === undefined || !(AUTH_MODES as readonly string[]).includes(auth)) throw new UsageError(`--auth must be ${AUTH_MODES.join(' or ')}`);
+      return printUrl(ctx, await ctx.client().json<UrlView>('PUT', `${spritePath(arg(ctx, 0))}/url`, { auth }));
+    },
+  },
+  {
+    words: ['peer', 'ca'],
+    usage: '',
+    summary: 'print the mesh CA certificate (PEM) that clients trust for https://NAME.<domain>/',
+    spec: { flags: {} },
+    required: [],
+    run: async (ctx) => {
+      const answer = await ctx.client().json<{ domain: string; ca: string }>('GET', '/v1/proxy/ca');
+      await print(ctx.io, answer?.ca ?? '');
+      return 0;
+    },
+  },
+];

@@ -1,0 +1,65 @@
+import type { IncomingHttpHeaders } from 'node:http';
+
+/** Headers that describe one connection, never the message (RFC 9110 7.6.1), plus proxy credentials. */
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
+
+/** Headers a client could forge to mislead the sprite about where a request came from. */
+const CLIENT_FORWARDING = ['forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-real-ip'];
+
+/** Name of the cookie that the login redirect sets: the token's SHA-256, never the token. */
+export const AUTH_COOKIE = '__sprite_auth';
+
+/**
+ * Removes hop-by-hop headers and those the Connection header names. For a WebSocket upgrade the
+ * `upgrade` header and `connection: upgrade` stay, because the next hop needs them.
+ */
+export function stripHopByHop(headers: IncomingHttpHeaders | Record<string, unknown>, upgrade = false): void {
+  const connection = headers.connection;
+  if (typeof connection === 'string') {
+    for (const token of connection.split(',')) {
+      const name = token.trim().toLowerCase();
+      if (name && name !== 'upgrade') delete headers[name];
+    }
+  }
+  const protocol = headers.upgrade;
+  for (const name of HOP_BY_HOP) delete headers[name];
+  if (upgrade && typeof protocol === 'string') {
+    headers.connection = 'upgrade';
+    headers.upgrade = protocol;
+  }
+}
+
+/** Sets X-Forwarded-For/-Proto/-Host for a request from a client, replacing anything it sent. */
+export function setForwarded(headers: IncomingHttpHeaders, client: { address: string | undefined; proto: 'http' | 'https'; host: string }): void {
+  for (const name of CLIENT_FORWARDING) delete headers[name];
+  if (client.address) headers['x-forwarded-for'] = client.address.startsWith('::ffff:') ? client.address.slice(7) : client.address;
+  headers['x-forwarded-proto'] = client.proto;
+  headers['x-forwarded-host'] = client.host;
+}
+
+/** The bearer token of an Authorization header, if it has one. */
+export function bearerToken(headers: IncomingHttpHeaders): string | undefined {
+  const match = /^Bearer\s+(\S{1,512})$/i.exec(headers.authorization ?? '');
+  return match?.[1];
+}
+
+/** The value of the proxy's auth cookie, if the request carries it. */
+export function authCookie(headers: IncomingHttpHeaders): string | undefined {
+  for (const part of cookieParts(headers)) if (part.startsWith(`${AUTH_COOKIE}=`)) return part.slice(AUTH_COOKIE.length + 1);
+  return undefined;
+}
+
+/** Removes the proxy's auth cookie from the Cookie header, so the sprite never sees it. */
+export function stripAuthCookie(headers: IncomingHttpHeaders): void {
+  if (headers.cookie === undefined) return;
+  const rest = cookieParts(headers).filter((part) => !part.startsWith(`${AUTH_COOKIE}=`));
+  if (rest.length === 0) delete headers.cookie;
+  else headers.cookie = rest.join('; ');
+}
+
+function cookieParts(headers: IncomingHttpHeaders): string[] {
+  const raw = headers.cookie as string | string[] | undefined;
+  if (raw === undefined) return [];
+  const text = Array.isArray(raw) ? raw.join('; ') : raw;
+  return text.split(';').map((part) => part.trim()).filter((part) => part !== '');
+}

@@ -1,0 +1,226 @@
+// In-process fixtures for proxy tests: a store-backed stand-in for the mesh, a sprite app on a Unix
+// socket, and small HTTP clients that set Host (and SNI) the way a browser would.
+import { once } from 'node:events';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WebSocketServer } from 'ws';
+import { MESH_TABLES, openStore, peersTable, spritesTable, tokensTable, type CrdtStore, type Member, type MemberEvent, type MemberState, type StoreTx } from '../../gossip/index.ts';
+import { createProxy, formatProxyColumn, type EdgeProxy, type LocalSprites, type ProxyInit, type TokenCheck } from '../../proxy/index.ts';
+import { tokenHash } from '../../node/tokens.ts';
+
+/** The token every fixture mesh accepts. */
+export const TOKEN = 'test-token-0123456789';
+
+/** A mesh stand-in over a real CRDT store: rows, member states and change events, no network. */
+export class FakeMesh {
+  readonly peerId: string;
+  readonly store: CrdtStore;
+  readonly #states = new Map<string, MemberState>();
+  readonly #listeners = new Set<(event: MemberEvent) => void>();
+
+  constructor(peerId: string) {
+    this.peerId = peerId;
+    this.store = openStore({ path: ':memory:', tables: MESH_TABLES });
+    this.store.transact((tx) => tx.upsert(tokensTable, { hash: tokenHash(TOKEN), name: 'admin', created: new Date().toISOString() }));
+  }
+
+  members(): Member[] {
+    return this.store.all(peersTable).map((row) => ({ id: row.id, self: row.id === this.peerId, state: row.id === this.peerId ? 'alive' : (this.#states.get(row.id) ?? 'alive'), row }));
+  }
+
+  onMemberChange(listener: (event: MemberEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  write(fn: (tx: StoreTx) => void): unknown {
+    return this.store.transact(fn);
+  }
+
+  /** Sets what this peer believes about another peer, as the failure detector would. */
+  setState(id: string, to: MemberState): void {
+    const from = this.#states.get(id) ?? 'alive';
+    this.#states.set(id, to);
+    for (const listener of this.#listeners) listener({ id, from, to });
+  }
+}
+
+/** Token checks against a fake mesh's tokens table, as the peer wires them. */
+export function tokenCheck(mesh: FakeMesh): TokenCheck {
+  const validHash = (hash: string): boolean => {
+    const row = mesh.store.get(tokensTable, { hash });
+    return row !== undefined && !row.revoked;
+  };
+  return { valid: (token) => validHash(tokenHash(token)), validHash };
+}
+
+/** Writes a peer row (with its proxy address) into every given mesh. */
+export function putPeer(meshes: FakeMesh[], id: string, proxyHttp: string | null): void {
+  for (const mesh of meshes) {
+    mesh.write((tx) => tx.upsert(peersTable, {
+      id, addrs: '[]', api: 'http://127.0.0.1:1', proxy: proxyHttp === null ? null : formatProxyColumn({ http: proxyHttp, https: null, domain: 'sprites.localhost' }),
+      pool_target: 0, pool_ready: 0, capacity: 10, load: 0, version: 'test', heartbeat: Date.now(),
+    }));
+  }
+}
+
+/** Writes a sprite row into every given mesh. */
+export function putSprite(meshes: FakeMesh[], row: { name: string; owner: string; state?: string; url_auth?: string; reason?: string | null }): void {
+  const now = new Date().toISOString();
+  for (const mesh of meshes) {
+    mesh.write((tx) => tx.upsert(spritesTable, {
+      name: row.name, id: row.name, owner: row.owner, epoch: 1, state: row.state ?? 'running', url_auth: row.url_auth ?? 'sprite', volume: null, http_port: 8080, created: now, updated: now, reason: row.reason ?? null,
+    }));
+  }
+}
+
+/** A sprite's web app on a Unix socket: echo, SSE, uploads, WebSocket echo, resets and hangs. */
+export interface SpriteApp {
+  socketPath: string;
+  server: http.Server;
+  close(): Promise<void>;
+}
+
+/** Starts the test app on a Unix socket in `dir`. */
+export async function startApp(dir: string, name: string): Promise<SpriteApp> {
+  const socketPath = join(dir, `${name}.sock`);
+  const wss = new WebSocketServer({ noServer: true });
+  const server = http.createServer((req, res) => {
+    const path = req.url ?? '/';
+    if (path === '/headers') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(req.headers));
+    } else if (path.startsWith('/sse')) {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+      let n = 0;
+      const timer = setInterval(() => {
+        res.write(`data: tick ${n}\n\n`);
+        n += 1;
+        if (n === 3) {
+          clearInterval(timer);
+          res.end();
+        }
+      }, 30);
+      res.on('close', () => clearInterval(timer));
+    } else if (path === '/upload') {
+      let bytes = 0;
+      req.on('data', (chunk: Buffer) => (bytes += chunk.length));
+      req.on('end', () => res.end(`got ${bytes} bytes`));
+    } else if (path === '/big') {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      const chunk = Buffer.alloc(64 * 1024, 120);
+      let left = 64;
+      const pump = (): void => {
+        while (left > 0) {
+          left -= 1;
+          if (!res.write(chunk)) return void res.once('drain', pump);
+        }
+        res.end();
+      };
+      pump();
+    } else if (path === '/reset') {
+      req.socket.destroy();
+    } else if (path === '/hang') {
+      // Never answers: the proxy's upstream idle timeout must.
+    } else if (path === '/hop-by-hop') {
+      res.writeHead(200, { 'keep-alive': 'timeout=5', 'x-app': 'yes', 'content-type': 'text/plain' });
+      res.end('ok');
+    } else {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end(`hello from ${name}`);
+    }
+  });
+  server.on('upgrade', (req, socket, head) => {
+    wss.handleUpgrade(req, socket, head, (ws) => ws.on('message', (data, binary) => ws.send(data, { binary })));
+  });
+  server.listen(socketPath);
+  await once(server, 'listening');
+  return {
+    socketPath, server,
+    close: async () => {
+      for (const client of wss.clients) client.terminate();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/** Local sprites backed by apps: running ones have a socket, `start` brings a stopped one up. */
+export class FakeSprites implements LocalSprites {
+  readonly sockets = new Map<string, string>();
+  readonly stopped = new Map<string, string>();
+  starts = 0;
+  /** When set, starts wait for it: tests hold a wake open deterministically. */
+  gate: Promise<void> | undefined;
+  failStart: string | undefined;
+
+  httpSocket(name: string): string | undefined {
+    return this.sockets.get(name);
+  }
+
+  async start(name: string): Promise<void> {
+    this.starts += 1;
+    await this.gate;
+    if (this.failStart) throw new Error(this.failStart);
+    const socket = this.stopped.get(name);
+    if (!socket) throw new Error(`no app for ${name}`);
+    this.stopped.delete(name);
+    this.sockets.set(name, socket);
+  }
+
+  async servesHttp(): Promise<boolean> {
+    return true;
+  }
+}
+
+/** A proxy on loopback ports picked by the OS, silent, with a fixed hop secret. */
+export function testProxy(mesh: FakeMesh, sprites: LocalSprites, init: Partial<ProxyInit> = {}): EdgeProxy {
+  return createProxy(
+    { http: { host: '127.0.0.1', port: 0 }, https: null, hopSecret: 'test-secret', ...init },
+    { mesh, sprites, tokens: tokenCheck(mesh), logger: { info: () => undefined, warn: () => undefined, error: () => undefined } },
+  );
+}
+
+/** An answer read whole. */
+export interface Answer {
+  status: number;
+  headers: IncomingMessage['headers'];
+  body: string;
+}
+
+/** The port of a `http://host:port` URL. */
+export function portOf(url: string | null | undefined): number {
+  return Number(new URL(url!).port);
+}
+
+/** One HTTP/1.1 request to 127.0.0.1:port with the given Host, read whole. */
+export function request(port: number, host: string, path = '/', options: { method?: string; headers?: OutgoingHttpHeaders; body?: string | Buffer; tls?: { ca: string } } = {}): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const common = { host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers: { host, ...options.headers }, agent: false as const };
+    const onResponse = (res: IncomingMessage): void => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+      res.on('error', reject);
+    };
+    const req = options.tls
+      ? https.request({ ...common, ca: options.tls.ca, servername: host.replace(/:\d+$/, '') }, onResponse)
+      : http.request(common, onResponse);
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+/** Open file descriptors of this process. */
+export async function openFds(): Promise<number> {
+  return (await readdir('/proc/self/fd')).length;
+}
+
+/** A fresh temp dir and its removal. */
+export async function tempDir(): Promise<{ dir: string; remove: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'sprite-proxy-'));
+  return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+}

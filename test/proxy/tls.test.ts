@@ -1,0 +1,143 @@
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import http2 from 'node:http2';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import WebSocket from 'ws';
+import { proxyCertsTable } from '../../gossip/index.ts';
+import { CertSource, generateMeshCert, type EdgeProxy } from '../../proxy/index.ts';
+import { eventually } from '../helpers/peer.ts';
+import { FakeMesh, FakeSprites, portOf, putPeer, putSprite, request, startApp, tempDir, testProxy, TOKEN, type SpriteApp } from './helpers.ts';
+
+const AUTH = { authorization: `Bearer ${TOKEN}` };
+const HTTPS = { host: '127.0.0.1', port: 0 };
+const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+describe('HTTPS with the mesh CA', () => {
+  const edgeMesh = new FakeMesh('peer-edge');
+  const ownerMesh = new FakeMesh('peer-owner');
+  const both = [edgeMesh, ownerMesh];
+  const sprites = new FakeSprites();
+  let edge: EdgeProxy;
+  let owner: EdgeProxy;
+  let edgeTls = 0;
+  let ownerTls = 0;
+  let app: SpriteApp;
+  let cleanup: () => Promise<void>;
+
+  before(async () => {
+    const temp = await tempDir();
+    cleanup = temp.remove;
+    app = await startApp(temp.dir, 'app');
+    sprites.sockets.set('app', app.socketPath);
+    edge = testProxy(edgeMesh, new FakeSprites(), { https: HTTPS });
+    const edgeAddress = await edge.start();
+    // What replication does between real peers: the owner finds the edge's certificate in its store.
+    const row = edgeMesh.store.get(proxyCertsTable, { domain: 'sprites.localhost' })!;
+    ownerMesh.write((tx) => tx.upsert(proxyCertsTable, row));
+    owner = testProxy(ownerMesh, sprites, { https: HTTPS, certWaitMs: 5000 });
+    const ownerAddress = await owner.start();
+    edgeTls = portOf(edgeAddress.https);
+    ownerTls = portOf(ownerAddress.https);
+    putPeer(both, 'peer-edge', edgeAddress.http);
+    putPeer(both, 'peer-owner', ownerAddress.http);
+    putSprite(both, { name: 'app', owner: 'peer-owner' });
+  });
+  after(async () => {
+    await edge?.stop();
+    await owner?.stop();
+    await app?.close();
+    await cleanup?.();
+  });
+
+  test('the first peer makes a CA restricted to the domain and a wildcard certificate; every peer serves the same one', () => {
+    const ca = new X509Certificate(edge.ca()!);
+    assert.equal(owner.ca(), edge.ca());
+    assert.ok(ca.ca);
+    const bundle = JSON.parse(edgeMesh.store.get(proxyCertsTable, { domain: 'sprites.localhost' })!.bundle) as { cert: string; key: string };
+    const leaf = new X509Certificate(bundle.cert);
+    assert.ok(leaf.checkIssued(ca) && leaf.verify(ca.publicKey));
+    assert.equal(leaf.subjectAltName, 'DNS:*.sprites.localhost, DNS:sprites.localhost');
+    assert.ok(!JSON.stringify(bundle).includes('ca.key') && Object.keys(bundle).sort().join() === 'ca,cert,key', 'the CA key is not kept');
+  });
+
+  test('HTTPS through two hops, verified with the mesh CA (HTTP/1.1)', async () => {
+    const answer = await request(edgeTls, 'app.sprites.localhost', '/headers', { headers: AUTH, tls: { ca: edge.ca()! } });
+    assert.equal(answer.status, 200);
+    const seen = JSON.parse(answer.body) as Record<string, string>;
+    assert.equal(seen['x-forwarded-proto'], 'https');
+    const direct = await request(ownerTls, 'app.sprites.localhost', '/', { headers: AUTH, tls: { ca: edge.ca()! } });
+    assert.equal(direct.body, 'hello from app');
+  });
+
+  test('HTTP/2 is negotiated by ALPN, and streams answer through two hops', async () => {
+    const session = http2.connect(`https://127.0.0.1:${edgeTls}`, { ca: edge.ca()!, servername: 'app.sprites.localhost' });
+    try {
+      await new Promise((resolve, reject) => session.once('connect', resolve).once('error', reject));
+      assert.equal(session.alpnProtocol, 'h2');
+      const get = (path: string): Promise<{ status: number; body: string }> => new Promise((resolve, reject) => {
+        const stream = session.request({ ':path': path, ':authority': 'app.sprites.localhost', ...AUTH });
+        let status = 0;
+        let body = '';
+        stream.on('response', (headers) => (status = Number(headers[':status'])));
+        stream.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        stream.on('end', () => resolve({ status, body }));
+        stream.on('error', reject);
+      });
+      const answers = await Promise.all([get('/'), get('/sse'), get('/hop-by-hop'), get('/nope')]);
+      assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 200]);
+      assert.equal(answers[0]!.body, 'hello from app');
+      assert.match(answers[1]!.body, /data: tick 2/);
+    } finally {
+      session.close();
+    }
+  });
+
+  test('a secure WebSocket (HTTP/1.1 upgrade on the TLS port) echoes through two hops', async () => {
+    const ws = new WebSocket(`wss://127.0.0.1:${edgeTls}/`, { headers: { host: 'app.sprites.localhost', ...AUTH }, ca: edge.ca()!, servername: 'app.sprites.localhost' } as WebSocket.ClientOptions);
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    ws.send('secure');
+    const reply = await new Promise<string>((resolve) => ws.once('message', (data) => resolve(data.toString())));
+    assert.equal(reply, 'secure');
+    ws.close();
+  });
+});
+
+describe('certificate sources', () => {
+  test('when two peers made a certificate at once, both end up serving the one the store keeps', async () => {
+    const one = new FakeMesh('one');
+    const two = new FakeMesh('two');
+    const a = new CertSource({ domain: 'sprites.localhost' }, { mesh: one, logger: silent });
+    const b = new CertSource({ domain: 'sprites.localhost' }, { mesh: two, logger: silent });
+    await Promise.all([a.start(), b.start()]);
+    assert.notEqual(a.ca(), b.ca());
+    // Exchange the rows as anti-entropy would: the store's merge picks one winner on both sides.
+    one.store.apply([...two.store.changesFor(two.store.siteId, 1, 100)]);
+    two.store.apply([...one.store.changesFor(one.store.siteId, 1, 100)]);
+    await eventually(() => a.ca() === b.ca(), 5000, 'both sources to agree');
+    assert.equal(a.bundle()!.cert, b.bundle()!.cert);
+    a.stop();
+    b.stop();
+  });
+
+  test('a certificate and key from files are served as given, and there is no CA to print', async () => {
+    const { dir, remove } = await tempDir();
+    const mesh = new FakeMesh('files');
+    const made = await generateMeshCert('example.test');
+    await writeFile(join(dir, 'cert.pem'), made.cert);
+    await writeFile(join(dir, 'key.pem'), made.key);
+    const proxy = testProxy(mesh, new FakeSprites(), { https: HTTPS, domain: 'example.test', tlsFiles: { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') } });
+    try {
+      const address = await proxy.start();
+      assert.equal(proxy.ca(), null);
+      assert.equal(mesh.store.all(proxyCertsTable).length, 0, 'nothing written to the mesh');
+      const answer = await request(portOf(address.https), 'x.example.test', '/', { tls: { ca: made.ca! } });
+      assert.equal(answer.status, 404);
+      assert.equal(answer.headers['x-sprite-error'], 'ERR_PROXY_SPRITE_NOT_FOUND');
+    } finally {
+      await proxy.stop();
+      await remove();
+    }
+  });
+});
