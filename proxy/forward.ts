@@ -84,7 +84,7 @@ export function createHttpProxyForwarder(init: HttpProxyForwarderInit = {}): For
       const attempt = (retry: boolean): void => proxy.web(req, res as never, { ...options(target), agent }, (error: Error & { code?: string }) => {
         // A kept-alive connection the upstream closed just as it was reused never carried the
         // request: a GET or HEAD (no body to replay) goes once more.
-        if (false && retry && error.code === 'ECONNRESET' && outgoing.get(req)?.reusedSocket && !res.headersSent && (req.method === 'GET' || req.method === 'HEAD')) {
+        if (retry && error.code === 'ECONNRESET' && outgoing.get(req)?.reusedSocket && !res.headersSent && (req.method === 'GET' || req.method === 'HEAD')) {
           attempt(false);
           return;
         }

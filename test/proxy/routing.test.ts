@@ -144,7 +144,9 @@ describe('routing between two proxies', () => {
     // Answers the first request of each connection with keep-alive, then drops the connection
     // when it is reused: the race between a server's idle close and a proxy's reuse.
     const dir = (await tempDir());
+    const open = new Set<net.Socket>();
     const stale = net.createServer((socket) => {
+      open.add(socket);
       let seen = 0;
       socket.on('data', (chunk: Buffer) => {
         const requests = chunk.toString().match(/^(GET|POST) /gm)?.length ?? 0;
@@ -164,6 +166,8 @@ describe('routing between two proxies', () => {
       const post = await request(edgePort, 'stale.sprites.localhost', '/', { method: 'POST', body: 'x' });
       assert.equal(post.status, 502);
     } finally {
+      // The proxy may still pool a connection to this server: close it from this side.
+      for (const socket of open) socket.destroy();
       await new Promise((resolve) => stale.close(resolve));
       await dir.remove();
     }
