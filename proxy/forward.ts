@@ -44,6 +44,8 @@ export interface HttpProxyForwarderInit {
   maxFreeSockets?: number;
 }
 
+const OUTGOING = Symbol('upstream request');
+
 const FORWARDER_DEFAULTS = { upstreamIdleMs: 120_000, connectTimeoutMs: 5000, maxFreeSockets: 64 } as const;
 
 /** A Forwarder on http-proxy-3 with one keep-alive agent for every target. */
@@ -52,10 +54,10 @@ export function createHttpProxyForwarder(init: HttpProxyForwarderInit = {}): For
   // LIFO keeps the hottest connections busy and lets the rest time out.
   const agent = new http.Agent({ keepAlive: true, maxFreeSockets: init.maxFreeSockets ?? FORWARDER_DEFAULTS.maxFreeSockets, scheduling: 'lifo', timeout: upstreamIdleMs });
   const proxy = new ProxyServer({ xfwd: false, prependPath: false, connectTimeout: init.connectTimeoutMs ?? FORWARDER_DEFAULTS.connectTimeoutMs });
-  // The upstream request of each client request, to tell a stale pooled connection from a real failure.
-  const outgoing = new WeakMap<object, http.ClientRequest>();
   proxy.on('proxyReq', (proxyReq, req) => {
-    outgoing.set(req, proxyReq);
+    // Kept on the request (a WeakMap per request costs the garbage collector more) to tell a stale
+    // pooled connection from a real failure.
+    (req as { [OUTGOING]?: http.ClientRequest })[OUTGOING] = proxyReq;
     proxyReq.setTimeout(upstreamIdleMs, () => proxyReq.destroy(Object.assign(new Error(`the upstream sent nothing for ${upstreamIdleMs} ms`), { code: 'ERR_UPSTREAM_IDLE' })));
   });
   // The upstream's connection-level headers describe its hop, not the client's.
@@ -84,7 +86,7 @@ export function createHttpProxyForwarder(init: HttpProxyForwarderInit = {}): For
       const attempt = (retry: boolean): void => proxy.web(req, res as never, { ...options(target), agent }, (error: Error & { code?: string }) => {
         // A kept-alive connection the upstream closed just as it was reused never carried the
         // request: a GET or HEAD (no body to replay) goes once more.
-        if (retry && error.code === 'ECONNRESET' && outgoing.get(req)?.reusedSocket && !res.headersSent && (req.method === 'GET' || req.method === 'HEAD')) {
+        if (retry && error.code === 'ECONNRESET' && (req as { [OUTGOING]?: http.ClientRequest })[OUTGOING]?.reusedSocket && !res.headersSent && (req.method === 'GET' || req.method === 'HEAD')) {
           attempt(false);
           return;
         }
