@@ -111,7 +111,9 @@ describe('sprite lifecycle on one peer', () => {
   test('50 create/destroy cycles leave no mount, loop device, cgroup, runc state or directory behind', async () => {
     const peer = await startPeer({ poolDepth: 2 });
     peers.push(peer);
-    const before = execFileSync('losetup', ['-a']).toString().split('\n').filter(Boolean).length;
+    // Only this peer's loop devices: other suites may run on the machine at the same time.
+    const loops = (): number => execFileSync('losetup', ['-a']).toString().split('\n').filter((line) => line.includes(peer.dataDir)).length;
+    const before = loops();
     for (let i = 0; i < 50; i++) {
       const created = await peer.api('POST', '/v1/sprites', { name: `cycle-${i}` });
       assert.equal(created.status, 201, JSON.stringify(created.body));
@@ -127,7 +129,7 @@ describe('sprite lifecycle on one peer', () => {
     const attached = (await readdir(join(peer.dataDir, 'storage', 'fuse'))).filter((f) => !f.startsWith('image-'));
     assert.ok(attached.length <= pooled, `attached volumes ${attached.length}`);
     assert.ok((await cgroupChildren(peer.dataDir)).length <= pooled * 5);
-    const after = execFileSync('losetup', ['-a']).toString().split('\n').filter(Boolean).length;
+    const after = loops();
     assert.ok(after - before <= pooled, `loop devices grew by ${after - before}`);
     await peer.stop();
     peers.pop();
