@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { access } from 'node:fs/promises';
 import { VmError } from './errors.ts';
 
 /** Options for one system command. */
@@ -33,4 +34,14 @@ export function runCommand(file: string, args: readonly string[], options: Comma
     );
     if (options.input !== undefined) child.stdin?.end(options.input);
   });
+}
+
+/** True when `path` exists. */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -1,6 +1,6 @@
-import { chmod, chown, copyFile, mkdir, rename, rm, symlink, writeFile, access } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runCommand } from './command.ts';
+import { exists, runCommand } from './command.ts';
 
 /** Options for building a base image. */
 export interface ImageInit {
@@ -63,13 +63,4 @@ async function populateBusyboxRoot(root: string): Promise<void> {
 async function chownTree(root: string, id: number): Promise<void> {
   await runCommand('chown', ['-R', '-h', `${id}:${id}`, root]);
   await chown(root, id, id);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, rm, rmdir, writeFile } from 'node:fs/promises';
+import { closeSync, openSync } from 'node:fs';
+import { mkdir, readdir, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ControlClient } from './control.ts';
@@ -158,7 +159,6 @@ export class Sandbox {
 }
 
 async function startInit(paths: ReturnType<typeof sandboxPaths>, namespaces: PinnedNamespaces, timeoutMs: number): Promise<{ child: ChildProcess; exited: Promise<void> }> {
-  const { openSync, closeSync } = await import('node:fs');
   const log = openSync(paths.initLog, 'a');
   // nsenter puts sprite-init in the sprite's network namespace; unshare gives it fresh mount,
   // pid, uts and ipc namespaces, with itself as pid 1, so its death ends every process inside.
@@ -196,7 +196,6 @@ async function startInit(paths: ReturnType<typeof sandboxPaths>, namespaces: Pin
 
 /** Removes a container's cgroup directories in every v1 hierarchy (they are empty once its processes are gone). */
 export async function removeCgroups(cgroupPath: string): Promise<void> {
-  const { readdir } = await import('node:fs/promises');
   const controllers = await readdir(CGROUP_ROOT).catch(() => [] as string[]);
   for (const controller of controllers) {
     const path = join(CGROUP_ROOT, controller, cgroupPath);

@@ -1,6 +1,6 @@
-import { chmod, copyFile, link, mkdir, realpath, rename, rm, writeFile, access } from 'node:fs/promises';
+import { chmod, copyFile, link, mkdir, realpath, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { runCommand } from './command.ts';
+import { exists, runCommand } from './command.ts';
 
 const SPRITE_ENV_SOURCE = new URL('./env/sprite-env.ts', import.meta.url).pathname;
 
@@ -51,14 +51,5 @@ async function linkOrCopy(link_: string, target: string): Promise<void> {
     await link(source, target);
   } catch {
     await copyFile(source, target);
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
   }
 }

@@ -7,6 +7,7 @@
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
+import { runCommand } from '../command.ts';
 import { decodeMessage, messageFrame, readOneFrame } from '../frames.ts';
 import { STAGE, type InitConfig } from './config.ts';
 import { forwardToPort } from './forward.ts';
@@ -130,7 +131,6 @@ const STREAMING = Symbol('streaming');
 
 /** Mounts the sprite's pieces at STAGE in this sandbox's own mount namespace (invisible to the host). */
 async function stageMounts(config: InitConfig): Promise<void> {
-  const { runCommand } = await import('../command.ts');
   await runCommand('mount', ['-t', 'tmpfs', '-o', 'mode=755,size=64k', 'sprite-stage', STAGE.dir]);
   for (const dir of [STAGE.rootfs, STAGE.spriteDir, STAGE.toolsDir]) mkdirSync(dir);
   await runCommand('mount', ['--bind', config.rootfs, STAGE.rootfs]);
@@ -145,7 +145,6 @@ async function stageMounts(config: InitConfig): Promise<void> {
  * owner lets go. The staged mounts under STAGE.dir stay.
  */
 async function dropHostMounts(dirs: string[]): Promise<void> {
-  const { runCommand } = await import('../command.ts');
   const unescape = (text: string): string => text.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
   const points: string[] = [];
   for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
@@ -167,7 +166,6 @@ function reply(socket: net.Socket, message: unknown): void {
 }
 
 async function setHostname(runc: Runc, hostname: string): Promise<void> {
-  const { runCommand } = await import('../command.ts');
   // The container has its own UTS namespace, created before the sprite had a name.
   await runCommand('nsenter', ['-t', String(await runc.pid()), '-u', 'hostname', hostname]);
 }
