@@ -24,6 +24,8 @@ export const peersTable = defineTable({
     /** Sprites it runs now. */
     load: 'integer',
     version: 'text',
+    /** Drain progress: null, `draining` (no new sprites, moving its own away) or `drained`. */
+    drain: { type: 'text', nullable: true },
     /** Wall-clock ms of the owner's last heartbeat (informational; liveness uses local receive times). */
     heartbeat: 'integer',
   },

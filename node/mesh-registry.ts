@@ -4,7 +4,11 @@ import type { SpriteRecord, SpriteRegistry, SpriteState } from './registry.ts';
 
 type SpriteRow = RowOf<typeof spritesTable>;
 
-/** Sprite records as rows of the mesh's replicated `sprites` table: every peer sees every sprite. */
+/**
+ * Sprite records as rows of the mesh's replicated `sprites` table: every peer sees every sprite.
+ * Only the owner writes a row (the guards below re-check ownership inside the transaction), so a
+ * peer that lost a sprite to a failover never overwrites the new owner's record.
+ */
 export class MeshRegistry implements SpriteRegistry {
   readonly #mesh: Mesh;
 
@@ -26,21 +30,38 @@ export class MeshRegistry implements SpriteRegistry {
     this.#mesh.write((tx) => {
       if (tx.get(spritesTable, { name: record.name })) throw new ApiError('ERR_NAME_TAKEN', `a sprite named ${record.name} exists`);
       tx.upsert(spritesTable, {
-        name: record.name, id: record.id, owner: record.owner, epoch: 1, state: record.state, url_auth: 'sprite', volume: null,
+        name: record.name, id: record.id, owner: record.owner, epoch: record.epoch, state: record.state, url_auth: 'sprite', volume: record.volume,
         http_port: record.httpPort, created: record.created, updated: record.updated, reason: record.reason ?? null,
       });
     });
   }
 
-  setState(name: string, state: SpriteState, reason?: string): void {
+  setState(name: string, owner: string, state: SpriteState, reason?: string): void {
     this.#mesh.write((tx) => {
-      if (!tx.get(spritesTable, { name })) return;
+      if (tx.get(spritesTable, { name })?.owner !== owner) return;
       tx.upsert(spritesTable, { name, state, reason: reason ?? null, updated: new Date().toISOString() });
     });
   }
 
-  remove(name: string): void {
-    this.#mesh.write((tx) => tx.delete(spritesTable, { name }));
+  claim(seen: SpriteRecord, owner: string, state: SpriteState): SpriteRecord | undefined {
+    let claimed = false;
+    this.#mesh.write((tx) => {
+      const row = tx.get(spritesTable, { name: seen.name });
+      if (!row || row.owner !== seen.owner || row.epoch !== seen.epoch || row.id !== seen.id) return;
+      tx.upsert(spritesTable, { name: seen.name, owner, epoch: seen.epoch + 1, state, reason: null, updated: new Date().toISOString() });
+      claimed = true;
+    });
+    return claimed ? this.get(seen.name) : undefined;
+  }
+
+  watch(listener: (name: string) => void): () => void {
+    return this.#mesh.store.subscribe(spritesTable, (event) => listener(event.pk.name));
+  }
+
+  remove(name: string, owner: string): void {
+    this.#mesh.write((tx) => {
+      if (tx.get(spritesTable, { name })?.owner === owner) tx.delete(spritesTable, { name });
+    });
   }
 
   close(): void {
@@ -50,7 +71,8 @@ export class MeshRegistry implements SpriteRegistry {
 
 function toRecord(row: SpriteRow): SpriteRecord {
   const record: SpriteRecord = {
-    name: row.name, id: row.id, state: row.state as SpriteState, owner: row.owner, httpPort: row.http_port, created: row.created, updated: row.updated,
+    name: row.name, id: row.id, state: row.state as SpriteState, owner: row.owner, epoch: row.epoch, volume: row.volume,
+    httpPort: row.http_port, created: row.created, updated: row.updated,
   };
   if (row.reason) record.reason = row.reason;
   return record;

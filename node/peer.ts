@@ -9,6 +9,8 @@ import { createApiServer } from './api/server.ts';
 import { buildConfig, type PeerConfig, type PeerOptions } from './config.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { MeshRegistry } from './mesh-registry.ts';
+import { Drain } from './drain.ts';
+import { Placement } from './placement.ts';
 import { checkHost } from './preflight.ts';
 import { SpriteManager } from './sprites.ts';
 import { registerToken, tokenValid } from './tokens.ts';
@@ -45,13 +47,14 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
   let apiUrl = '';
   let sprites: SpriteManager | undefined;
   let proxyColumn: string | null = null;
+  let drain: Drain | undefined;
   const mesh = await Mesh.open({
     dataDir: config.dataDir, listen: config.mesh.listen, bootstrap: config.mesh.bootstrap, swarmKeyFile: config.mesh.swarmKeyFile,
     membership: { suspectAfterMs: config.mesh.suspectAfterMs, downAfterMs: config.mesh.downAfterMs },
     logger: logger.child({ component: 'mesh' }),
     describe: () => ({
       api: apiUrl, proxy: proxyColumn, pool_target: config.pool.depth, pool_ready: sprites?.poolStatus().ready ?? 0,
-      capacity: config.sprite.capacity, load: sprites?.load() ?? 0, version: VERSION,
+      capacity: config.sprite.capacity, load: sprites?.load() ?? 0, version: VERSION, drain: drain?.state ?? null,
     }),
   });
   const id = mesh.peerId;
@@ -63,7 +66,12 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
     peerApi: (peer) => mesh.members().find((m) => m.id === peer)?.row.api, logger: log,
   });
   registerToken(mesh, token, 'admin');
-  const server = createApiServer({ sprites, mesh, token, peerId: id, version: VERSION, logger: log.child({ component: 'api' }) });
+  const placement = new Placement(mesh, sprites);
+  drain = new Drain({
+    sprites, placement, token, logger: log.child({ component: 'drain' }),
+    publish: (state) => mesh.write((tx) => tx.upsert(peersTable, { id, drain: state })),
+  });
+  const server = createApiServer({ sprites, placement, drain, mesh, token, peerId: id, version: VERSION, logger: log.child({ component: 'api' }) });
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -108,12 +116,14 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
   }
   // Publish the proxy now rather than at the next heartbeat, so other peers can forward at once.
   mesh.write((tx) => tx.upsert(peersTable, { id, proxy: proxyColumn }));
+  await catchUp(mesh);
   await sprites.start();
   let stopping: Promise<void> | undefined;
   return {
     config, id, url: apiUrl, token, newToken, sprites: manager, mesh, proxy,
     stop: () => {
       stopping ??= (async () => {
+        drain!.stop();
         await proxy.stop();
         server.closeAllConnections();
         await new Promise((resolve) => server.close(resolve));
@@ -149,6 +159,17 @@ export async function runPeer(options: PeerOptions): Promise<void> {
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
+}
+
+/**
+ * Waits (briefly) for a connection to the mesh and pulls what changed while this peer was away,
+ * so sprites that another peer took over meanwhile are not started here again.
+ */
+async function catchUp(mesh: Mesh): Promise<void> {
+  if (mesh.members().every((member) => member.self)) return;
+  const deadline = Date.now() + 10_000;
+  while (mesh.health().connections === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+  await mesh.syncAll();
 }
 
 /** The secret that signs proxy hops: every holder of the swarm key derives the same one. */

@@ -9,6 +9,10 @@ export interface SpriteRecord {
   state: SpriteState;
   /** Peer that runs the sprite. */
   owner: string;
+  /** Raised by every change of owner: a peer that sees a higher epoch than its own has lost the sprite. */
+  epoch: number;
+  /** The object store that holds the sprite's disk (credentials removed); another peer restores it from there. */
+  volume: string | null;
   httpPort: number;
   created: string;
   updated: string;
@@ -24,9 +28,16 @@ export interface SpriteRegistry {
   list(): SpriteRecord[];
   /** Adds a record; throws ERR_NAME_TAKEN if the name exists. */
   insert(record: SpriteRecord): void;
-  /** Changes state (and reason); does nothing for a missing name. */
-  setState(name: string, state: SpriteState, reason?: string): void;
-  /** Removes a record; removing a missing name is not an error. */
-  remove(name: string): void;
+  /** Changes state (and reason) of a sprite `owner` owns; does nothing when the name is missing or owned by another peer. */
+  setState(name: string, owner: string, state: SpriteState, reason?: string): void;
+  /**
+   * Makes `owner` the sprite's owner with the next epoch, unless the record changed since `seen`
+   * (another peer claimed it first): returns the new record, or undefined when the claim lost.
+   */
+  claim(seen: SpriteRecord, owner: string, state: SpriteState): SpriteRecord | undefined;
+  /** Calls `listener` with the name of every sprite whose record changed (or went); returns the unsubscribe. */
+  watch(listener: (name: string) => void): () => void;
+  /** Removes a record `owner` owns; a missing name, or one owned by another peer, is left alone. */
+  remove(name: string, owner: string): void;
   close(): void;
 }

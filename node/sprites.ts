@@ -39,6 +39,11 @@ export const SPRITE_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 /** Message for a name that breaks the rule. */
 export const SPRITE_NAME_RULE = "sprite name must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'";
 
+/** Throws ERR_BAD_NAME unless `name` is a valid sprite name. */
+export function checkSpriteName(name: string): void {
+  if (!SPRITE_NAME.test(name)) throw new ApiError('ERR_BAD_NAME', SPRITE_NAME_RULE);
+}
+
 /** Owns this peer's sprites: the warm pool, create/start/stop/destroy, and the running sandboxes. */
 export class SpriteManager {
   readonly #init: SpriteManagerInit;
@@ -47,6 +52,8 @@ export class SpriteManager {
   /** Names with a lifecycle operation under way; a second one waits for the first. */
   readonly #busy = new Map<string, Promise<unknown>>();
   #coldCreates = 0;
+  #unwatch: (() => void) | undefined;
+  #closed = false;
 
   constructor(init: SpriteManagerInit) {
     this.#init = init;
@@ -59,13 +66,18 @@ export class SpriteManager {
     });
   }
 
-  /** Cleans up after a previous run, restarts sprites that were running, and starts warming the pool. */
+  /**
+   * Cleans up after a previous run, restarts sprites that were running, and starts warming the
+   * pool. Call it once the replica has caught up with the mesh: a sprite another peer took over
+   * while this one was away must show its new owner by then.
+   */
   async start(): Promise<void> {
+    this.#unwatch = this.#init.registry.watch((name) => this.#recordChanged(name));
     await this.#sweep();
     this.#pool.start();
     for (const record of this.#owned()) {
       if (record.state !== 'running') continue;
-      this.#init.registry.setState(record.name, 'stopped');
+      this.#init.registry.setState(record.name, this.#init.peerId, 'stopped');
       void this.startSprite(record.name).catch((error: unknown) => {
         this.#init.logger.error('restart after peer start failed', { sprite: record.name, error: (error as Error).message });
       });
@@ -74,6 +86,7 @@ export class SpriteManager {
 
   /** Stops every sandbox (records stay, so they come back on the next start) and empties the pool. */
   async stop(): Promise<void> {
+    this.#unwatch?.();
     await this.#pool.stop();
     await Promise.allSettled([...this.#running.values()].map((machine) => machine.sandbox.stop()));
     this.#running.clear();
@@ -97,7 +110,8 @@ export class SpriteManager {
 
   /** Creates a sprite: a warm sandbox when one is ready (else cold or ERR_POOL_EMPTY), named and started. */
   async create(name: string): Promise<SpriteRecord> {
-    if (!SPRITE_NAME.test(name)) throw new ApiError('ERR_BAD_NAME', SPRITE_NAME_RULE);
+    checkSpriteName(name);
+    if (this.#closed) throw new ApiError('ERR_PEER_DRAINING', 'this peer is draining and takes no new sprites');
     if (this.#init.registry.get(name)) throw new ApiError('ERR_NAME_TAKEN', `a sprite named ${name} exists`);
     return this.#exclusive(name, async () => {
       if (this.#init.registry.get(name)) throw new ApiError('ERR_NAME_TAKEN', `a sprite named ${name} exists`);
@@ -109,7 +123,8 @@ export class SpriteManager {
       }
       const now = new Date().toISOString();
       const record: SpriteRecord = {
-        name, id: machine.sandbox.id, state: 'running', owner: this.#init.peerId, httpPort: this.#init.config.sprite.httpPort, created: now, updated: now,
+        name, id: machine.sandbox.id, state: 'running', owner: this.#init.peerId, epoch: 1, volume: this.#init.config.storage.objectStore,
+        httpPort: this.#init.config.sprite.httpPort, created: now, updated: now,
       };
       try {
         this.#init.registry.insert(record);
@@ -123,7 +138,7 @@ export class SpriteManager {
         this.#running.set(name, machine);
         return record;
       } catch (error) {
-        this.#init.registry.remove(name);
+        this.#init.registry.remove(name, this.#init.peerId);
         await this.#dispose(machine);
         throw error;
       }
@@ -135,6 +150,11 @@ export class SpriteManager {
     return this.#init.registry.list();
   }
 
+  /** One record, or undefined. */
+  lookup(name: string): SpriteRecord | undefined {
+    return this.#init.registry.get(name);
+  }
+
   /** One record; throws ERR_SPRITE_NOT_FOUND. */
   get(name: string): SpriteRecord {
     const record = this.#init.registry.get(name);
@@ -144,20 +164,64 @@ export class SpriteManager {
 
   /** Stops a sprite and deletes its disk, directory and record. */
   async destroy(name: string): Promise<void> {
-    const record = this.#local(name);
+    const record = this.owned(name);
     await this.#exclusive(name, async () => {
       const machine = this.#running.get(name);
       this.#running.delete(name);
       if (machine) await machine.sandbox.stop();
       await this.#init.volumes.remove(record.id);
       await rm(this.#spriteDir(record.id), { recursive: true, force: true });
-      this.#init.registry.remove(name);
+      this.#init.registry.remove(name, this.#init.peerId);
+    });
+  }
+
+  /**
+   * Takes over a sprite whose owner is down: mounts its disk from the object store (the lease
+   * refuses while the old owner still holds it), claims the record with the next epoch, and starts
+   * it here. The old owner, when it returns, sees the higher epoch and drops its copy.
+   */
+  async adopt(name: string, options: { start?: boolean } = {}): Promise<SpriteRecord> {
+    return this.#exclusive(name, async () => {
+      const seen = this.get(name);
+      if (seen.owner === this.#init.peerId) return seen;
+      const store = this.#init.config.storage.objectStore;
+      if (seen.volume !== store) {
+        throw new ApiError('ERR_SPRITE_UNRECOVERABLE', `sprite ${name}'s peer ${seen.owner} is down and its disk is in ${seen.volume ?? 'that peer\'s local storage'}, not in this peer's store`);
+      }
+      if (options.start === false) {
+        const claimed = this.#init.registry.claim(seen, this.#init.peerId, 'stopped');
+        if (!claimed) throw new ApiError('ERR_SPRITE_ELSEWHERE', `sprite ${name} was taken over by another peer first`);
+        return claimed;
+      }
+      let machine: Machine;
+      try {
+        machine = await this.#prepare(seen.id, false);
+      } catch (error) {
+        await this.#init.volumes.forget(seen.id).catch(() => undefined);
+        throw new ApiError('ERR_SPRITE_UNRECOVERABLE', `sprite ${name}'s peer ${seen.owner} is down and its disk cannot be taken over yet: ${(error as Error).message}`, { cause: error });
+      }
+      const claimed = this.#init.registry.claim(seen, this.#init.peerId, 'running');
+      if (!claimed) {
+        await this.#drop(machine);
+        throw new ApiError('ERR_SPRITE_ELSEWHERE', `sprite ${name} was taken over by another peer first`);
+      }
+      machine.name = name;
+      this.#init.logger.info('took over sprite', { sprite: name, from: seen.owner, epoch: claimed.epoch });
+      try {
+        await machine.sandbox.start(name);
+      } catch (error) {
+        await machine.sandbox.stop();
+        this.#init.registry.setState(name, this.#init.peerId, 'failed', (error as Error).message);
+        throw error;
+      }
+      this.#running.set(name, machine);
+      return claimed;
     });
   }
 
   /** Starts a stopped or failed sprite on its existing disk; a running one is left alone. */
   async startSprite(name: string): Promise<SpriteRecord> {
-    const record = this.#local(name);
+    const record = this.owned(name);
     return this.#exclusive(name, async () => {
       if (this.#running.has(name)) return this.get(name);
       const machine = await this.#prepare(record.id, false);
@@ -169,19 +233,19 @@ export class SpriteManager {
         throw error;
       }
       this.#running.set(name, machine);
-      this.#init.registry.setState(name, 'running');
+      this.#init.registry.setState(name, this.#init.peerId, 'running');
       return this.get(name);
     });
   }
 
   /** Stops a sprite's processes and unmounts its disk; the record stays as stopped. */
   async stopSprite(name: string): Promise<SpriteRecord> {
-    this.#local(name);
+    this.owned(name);
     return this.#exclusive(name, async () => {
       const machine = this.#running.get(name);
       this.#running.delete(name);
       if (machine) await machine.sandbox.stop();
-      this.#init.registry.setState(name, 'stopped');
+      this.#init.registry.setState(name, this.#init.peerId, 'stopped');
       return this.get(name);
     });
   }
@@ -212,7 +276,7 @@ export class SpriteManager {
       const machine = this.#running.get(name);
       this.#running.delete(name);
       if (machine) await machine.sandbox.stop();
-      this.#init.registry.setState(name, 'stopped');
+      this.#init.registry.setState(name, this.#init.peerId, 'stopped');
       await volume.restore(id);
       return machine !== undefined;
     });
@@ -220,7 +284,7 @@ export class SpriteManager {
   }
 
   #checkpointVolume(name: string): CheckpointVolume {
-    const volume = this.#init.volumes.open(this.#local(name).id);
+    const volume = this.#init.volumes.open(this.owned(name).id);
     if (!canCheckpoint(volume)) throw new ApiError('ERR_BAD_REQUEST', 'this peer\'s volumes do not support checkpoints');
     return volume;
   }
@@ -241,16 +305,16 @@ export class SpriteManager {
 
   /** Host path of sprite-init's own log. */
   initLog(name: string): string {
-    return sandboxPaths(this.#spriteDir(this.#local(name).id)).initLog;
+    return sandboxPaths(this.#spriteDir(this.owned(name).id)).initLog;
   }
 
   /** Host path of a service's log (the file may not exist yet). */
   serviceLog(name: string, service: string): string {
-    return join(sandboxPaths(this.#spriteDir(this.#local(name).id)).spriteDir, 'logs/services', `${service}.log`);
+    return join(sandboxPaths(this.#spriteDir(this.owned(name).id)).spriteDir, 'logs/services', `${service}.log`);
   }
 
   /** The record of a sprite this peer owns; throws ERR_SPRITE_NOT_FOUND or ERR_SPRITE_ELSEWHERE. */
-  #local(name: string): SpriteRecord {
+  owned(name: string): SpriteRecord {
     const record = this.get(name);
     if (record.owner !== this.#init.peerId) {
       const api = this.#init.peerApi?.(record.owner);
@@ -264,7 +328,7 @@ export class SpriteManager {
   }
 
   #machine(name: string): Machine {
-    const record = this.#local(name);
+    const record = this.owned(name);
     const machine = this.#running.get(name);
     if (!machine) throw new ApiError('ERR_SPRITE_NOT_RUNNING', `sprite ${name} is ${record.state}`);
     return machine;
@@ -296,12 +360,69 @@ export class SpriteManager {
     return machine;
   }
 
+  /**
+   * Moves a sprite to another peer (drain): stops it here, flushes its disk to the store and gives
+   * the lease up, then lets `adopt` ask the other peer to claim it (and start it if it ran). If that
+   * fails the sprite comes back here as it was.
+   */
+  async handOff(name: string, adopt: (start: boolean) => Promise<void>): Promise<void> {
+    const record = this.owned(name);
+    const wasRunning = await this.#exclusive(name, async () => {
+      const machine = this.#running.get(name);
+      this.#running.delete(name);
+      if (machine) await machine.sandbox.stop();
+      await this.#init.volumes.forget(record.id);
+      return machine !== undefined;
+    });
+    try {
+      await adopt(wasRunning);
+    } catch (error) {
+      if (wasRunning) await this.startSprite(name).catch(() => undefined);
+      throw error;
+    }
+    await rm(this.#spriteDir(record.id), { recursive: true, force: true });
+  }
+
+  /** Stops taking sprites: new creates here fail with ERR_PEER_DRAINING and the pool is emptied. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#pool.stop();
+  }
+
+  /** True once {@link close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Names of the sprites this peer owns. */
+  ownedNames(): string[] {
+    return this.#owned().map((record) => record.name);
+  }
+
+  /** A record changed: a sprite running here that another peer now owns (or that is gone) is dropped. */
+  #recordChanged(name: string): void {
+    const machine = this.#running.get(name);
+    if (!machine) return;
+    const record = this.#init.registry.get(name);
+    if (record?.owner === this.#init.peerId && record.id === machine.sandbox.id) return;
+    this.#running.delete(name);
+    this.#init.logger.warn('sprite taken over by another peer; dropping the local copy', { sprite: name, owner: record?.owner ?? null, epoch: record?.epoch ?? null });
+    void this.#exclusive(name, () => this.#drop(machine));
+  }
+
+  /** Stops a sandbox and forgets its local disk copy without writing to the store (its lease is another peer's). */
+  async #drop(machine: Machine): Promise<void> {
+    await machine.sandbox.stop().catch((error: unknown) => this.#init.logger.warn('stopping a dropped sprite failed', { id: machine.sandbox.id, error: (error as Error).message }));
+    await this.#init.volumes.forget(machine.sandbox.id).catch(() => undefined);
+    await rm(this.#spriteDir(machine.sandbox.id), { recursive: true, force: true });
+  }
+
   #crashed(machine: Machine, reason: string): void {
     const { name } = machine;
     this.#init.logger.warn('sprite-init exited', { sprite: name ?? null, id: machine.sandbox.id, reason });
     if (name === undefined || this.#running.get(name) !== machine) return;
     this.#running.delete(name);
-    this.#init.registry.setState(name, 'failed', reason);
+    this.#init.registry.setState(name, this.#init.peerId, 'failed', reason);
   }
 
   async #dispose(machine: Machine): Promise<void> {
@@ -310,9 +431,13 @@ export class SpriteManager {
     await rm(this.#spriteDir(machine.sandbox.id), { recursive: true, force: true });
   }
 
-  /** Cleans what a killed peer left: sandboxes' mounts and cgroups, and pooled sprites nobody owns. */
+  /**
+   * Cleans what a killed peer left: sandboxes' mounts and cgroups, pooled sprites nobody owns, and
+   * local copies of sprites another peer took over (whose disks must stay in the store).
+   */
   async #sweep(): Promise<void> {
     const owned = new Set(this.#owned().map((record) => record.id));
+    const elsewhere = new Set(this.#init.registry.list().filter((record) => record.owner !== this.#init.peerId).map((record) => record.id));
     const dirs = await readdir(join(this.#init.config.dataDir, 'sprites')).catch(() => [] as string[]);
     for (const id of dirs) {
       const paths = sandboxPaths(this.#spriteDir(id));
@@ -322,10 +447,10 @@ export class SpriteManager {
       await unmountPath(paths.rootfs);
       await removeCgroups(`/sprites/${this.#init.peerKey}/${id}`);
       await rm(paths.run, { recursive: true, force: true });
-      if (!owned.has(id)) {
-        await this.#init.volumes.remove(id);
-        await rm(this.#spriteDir(id), { recursive: true, force: true });
-      }
+      if (owned.has(id)) continue;
+      if (elsewhere.has(id)) await this.#init.volumes.forget(id);
+      else await this.#init.volumes.remove(id);
+      await rm(this.#spriteDir(id), { recursive: true, force: true });
     }
   }
 

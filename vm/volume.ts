@@ -47,6 +47,8 @@ export interface VolumeStore {
   open(id: string): Volume;
   /** Deletes a volume and its data; the volume must be unmounted. Deleting a missing volume is not an error. */
   remove(id: string): Promise<void>;
+  /** Drops only this host's copy (cache, local metadata) of an unmounted volume that another peer now owns. */
+  forget(id: string): Promise<void>;
 }
 
 /** Unmounts `target` if something is mounted there. */

@@ -23,7 +23,11 @@ export function sendError(res: ServerResponse, error: unknown): void {
 
 /** Reads, parses and validates a JSON body against `schema`; bad input becomes a 4xx ApiError. */
 export async function readJson<T>(req: IncomingMessage, schema: Schema): Promise<T> {
-  // Any content type is read as JSON (curl -d sends form encoding); the body still has to parse.
+  return parseJson<T>(await readBody(req), schema);
+}
+
+/** Reads a request body of at most 1 MiB. */
+export async function readBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
@@ -31,10 +35,15 @@ export async function readJson<T>(req: IncomingMessage, schema: Schema): Promise
     if (size > MAX_BODY) throw new ApiError('ERR_BODY_TOO_LARGE', 'request body is over 1 MiB');
     chunks.push(chunk);
   }
+  return Buffer.concat(chunks);
+}
+
+/** Parses and validates a JSON body; any content type is read as JSON (curl -d sends form encoding). */
+export function parseJson<T>(body: Buffer, schema: Schema): T {
   let value: unknown;
   try {
     // An empty body is an empty object: required fields are still enforced by the schema.
-    value = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
+    value = JSON.parse(body.toString('utf8') || '{}');
   } catch {
     throw new ApiError('ERR_BAD_REQUEST', 'body is not valid JSON');
   }

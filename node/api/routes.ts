@@ -5,8 +5,12 @@ import { parseBundle, parseProxyColumn, spriteHost, URL_AUTH_MODES } from '../..
 import type { ServiceStatus, SessionInfo } from '../../vm/index.ts';
 import { ApiError } from '../errors.ts';
 import type { Schema } from '../schema.ts';
-import type { SpriteManager } from '../sprites.ts';
-import { readJson, sendJson } from './http.ts';
+import type { Drain } from '../drain.ts';
+import type { Placement } from '../placement.ts';
+import type { SpriteRecord } from '../registry.ts';
+import { checkSpriteName, type SpriteManager } from '../sprites.ts';
+import { forwardRequest, hopRole } from './forward.ts';
+import { parseJson, readBody, readJson, sendJson } from './http.ts';
 import { streamLog } from './logs.ts';
 import { bridgeBytes, bridgeExec } from './ws.ts';
 
@@ -18,6 +22,8 @@ export interface RouteContext {
   url: URL;
   sprites: SpriteManager;
   mesh: Mesh;
+  placement: Placement;
+  drain: Drain;
 }
 
 /** A plain HTTP route. */
@@ -25,6 +31,8 @@ export interface Route {
   method: string;
   pattern: RegExp;
   handler: (ctx: RouteContext) => Promise<void> | void;
+  /** Served from this peer's replica even when the sprite runs elsewhere (reads of its record). */
+  anyPeer?: boolean;
 }
 
 /** A WebSocket route: `open` prepares the sprite side and returns what to do with the socket. */
@@ -35,6 +43,12 @@ export interface WsRoute {
 }
 
 const NAME = '(?<name>[^/]+)';
+
+/** On a create handed to the name's arbiter: the peer the client asked. */
+const ORIGIN_HEADER = 'x-sprite-origin';
+
+/** An arbiter that has not acknowledged a create (102) by then is passed over for the next one. */
+const ARBITER_ANSWER_MS = 5000;
 const SERVICE_NAME = '^[a-z0-9][a-z0-9_-]{0,62}$';
 
 const createSchema: Schema = {
@@ -64,6 +78,12 @@ const serviceSchema: Schema = {
   additionalProperties: false,
 };
 
+const adoptSchema: Schema = {
+  type: 'object',
+  properties: { start: { type: 'boolean' } },
+  additionalProperties: false,
+};
+
 const urlAuthSchema: Schema = {
   type: 'object',
   required: ['auth'],
@@ -76,12 +96,41 @@ export const httpRoutes: Route[] = [
   {
     method: 'POST',
     pattern: /^\/v1\/sprites$/,
-    handler: async ({ req, res, sprites }) => {
-      const body = await readJson<{ name: string }>(req, createSchema);
-      sendJson(res, 201, await sprites.create(body.name));
+    handler: async ({ req, res, sprites, mesh, placement }) => {
+      const raw = await readBody(req);
+      const { name } = parseJson<{ name: string }>(raw, createSchema);
+      checkSpriteName(name);
+      const role = hopRole(req);
+      if (role === 'place') return sendJson(res, 201, await sprites.create(name));
+      // Tell the peer that handed this create on that this arbiter is alive; the create may take a while.
+      if (role === 'arbiter') res.writeProcessing();
+      if (role !== 'arbiter') {
+        // A cold create, if it comes to that, happens on the peer the client asked.
+        req.headers[ORIGIN_HEADER] = mesh.peerId;
+        for (const arbiter of placement.arbiters(name)) {
+          try {
+            return await forwardRequest(req, res, arbiter.api, 'arbiter', { body: raw, answerWithinMs: ARBITER_ANSWER_MS });
+          } catch {
+            // Silent or gone: the next peer in the name's ranking decides.
+          }
+        }
+      }
+      await placement.arbitrate(name, async () => {
+        const target = placement.target(role === 'arbiter' ? String(req.headers[ORIGIN_HEADER]) : undefined);
+        if (target && target !== 'here') {
+          try {
+            await forwardRequest(req, res, target.api, 'place', { body: raw });
+            return { result: undefined, created: res.statusCode === 201 };
+          } catch {
+            // The chosen peer went away: create here instead.
+          }
+        }
+        sendJson(res, 201, await sprites.create(name));
+        return { result: undefined, created: true };
+      });
     },
   },
-  { method: 'GET', pattern: /^\/v1\/sprites$/, handler: ({ res, sprites }) => sendJson(res, 200, { sprites: sprites.list() }) },
+  { method: 'GET', pattern: /^\/v1\/sprites$/, handler: ({ res, sprites, mesh }) => sendJson(res, 200, { sprites: sprites.list().map((record) => withOwnerState(mesh, record)) }) },
   { method: 'GET', pattern: /^\/v1\/pool$/, handler: ({ res, sprites }) => sendJson(res, 200, sprites.poolStatus()) },
   {
     method: 'GET',
@@ -89,13 +138,37 @@ export const httpRoutes: Route[] = [
     handler: ({ res, mesh }) => {
       const peers = mesh.members().map(({ id, state, self, row }) => ({
         id, state, self, api: row.api, proxy: parseProxyColumn(row.proxy) ?? null, addrs: parseAddrs(row.addrs), poolTarget: row.pool_target, poolReady: row.pool_ready,
-        capacity: row.capacity, load: row.load, version: row.version, heartbeat: new Date(row.heartbeat).toISOString(),
+        capacity: row.capacity, load: row.load, drain: row.drain, version: row.version, heartbeat: new Date(row.heartbeat).toISOString(),
       }));
       sendJson(res, 200, { peers });
     },
   },
+  {
+    method: 'POST',
+    pattern: /^\/v1\/peers\/(?<peer>[^/]+)\/drain$/,
+    handler: async ({ req, res, params, mesh, drain }) => {
+      if (params.peer !== 'self' && params.peer !== mesh.peerId && !hopRole(req)) {
+        const peer = mesh.members().find((m) => m.id === params.peer);
+        if (!peer) throw new ApiError('ERR_NOT_FOUND', `no peer ${params.peer} in the mesh`);
+        if (peer.state !== 'alive') throw new ApiError('ERR_OWNER_UNREACHABLE', `peer ${peer.id} is ${peer.state}`);
+        return forwardRequest(req, res, peer.row.api, 'owner');
+      }
+      void drain.start();
+      sendJson(res, 202, { peer: mesh.peerId, drain: drain.state });
+    },
+  },
+  {
+    method: 'POST',
+    pattern: new RegExp(`^/v1/sprites/${NAME}/adopt$`),
+    // Sent by a draining owner to the peer that takes the sprite over: served here, not forwarded back.
+    anyPeer: true,
+    handler: async ({ req, res, params, sprites }) => {
+      const body = await readJson<{ start?: boolean }>(req, adoptSchema);
+      sendJson(res, 200, await sprites.adopt(params.name!, { start: body.start ?? true }));
+    },
+  },
   { method: 'GET', pattern: /^\/v1\/mesh\/health$/, handler: ({ res, mesh }) => sendJson(res, 200, jsonSafe(mesh.health())) },
-  { method: 'GET', pattern: new RegExp(`^/v1/sprites/${NAME}$`), handler: ({ res, params, sprites }) => sendJson(res, 200, sprites.get(params.name!)) },
+  { method: 'GET', pattern: new RegExp(`^/v1/sprites/${NAME}$`), anyPeer: true, handler: ({ res, params, sprites, mesh }) => sendJson(res, 200, withOwnerState(mesh, sprites.get(params.name!))) },
   {
     method: 'DELETE',
     pattern: new RegExp(`^/v1/sprites/${NAME}$`),
@@ -106,25 +179,14 @@ export const httpRoutes: Route[] = [
   },
   { method: 'POST', pattern: new RegExp(`^/v1/sprites/${NAME}/start$`), handler: async ({ res, params, sprites }) => sendJson(res, 200, await sprites.startSprite(params.name!)) },
   { method: 'POST', pattern: new RegExp(`^/v1/sprites/${NAME}/stop$`), handler: async ({ res, params, sprites }) => sendJson(res, 200, await sprites.stopSprite(params.name!)) },
-  { method: 'GET', pattern: new RegExp(`^/v1/sprites/${NAME}/url$`), handler: ({ res, params, sprites, mesh }) => sendJson(res, 200, spriteUrl(mesh, sprites.get(params.name!).name)) },
+  { method: 'GET', pattern: new RegExp(`^/v1/sprites/${NAME}/url$`), anyPeer: true, handler: ({ res, params, sprites, mesh }) => sendJson(res, 200, spriteUrl(mesh, sprites.get(params.name!).name)) },
   {
     method: 'PUT',
     pattern: new RegExp(`^/v1/sprites/${NAME}/url$`),
     handler: async ({ req, res, params, sprites, mesh }) => {
       const body = await readJson<{ auth: string }>(req, urlAuthSchema);
-      const record = sprites.get(params.name!);
-      if (record.owner !== mesh.peerId) {
-        // The owner writes its sprites' rows: hand the change to it, with the caller's token.
-        const api = mesh.members().find((m) => m.id === record.owner)?.row.api;
-        if (!api) throw new ApiError('ERR_PROXY_OWNER_DOWN', `sprite ${record.name} runs on peer ${record.owner}, whose API is not known here`);
-        const answer = await fetch(`${api}/v1/sprites/${encodeURIComponent(record.name)}/url`, {
-          method: 'PUT', headers: { authorization: req.headers.authorization ?? '', 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000),
-        }).catch((error: unknown) => {
-          throw new ApiError('ERR_PROXY_OWNER_DOWN', `sprite ${record.name} runs on peer ${record.owner}, which did not answer at ${api}: ${(error as Error).message}`);
-        });
-        sendJson(res, answer.status, await answer.json());
-        return;
-      }
+      // The request reached the owner (see the API server): only the owner writes its sprites' rows.
+      const record = sprites.owned(params.name!);
       mesh.write((tx) => tx.upsert(spritesTable, { name: record.name, url_auth: body.auth, updated: new Date().toISOString() }));
       sendJson(res, 200, spriteUrl(mesh, record.name));
     },
@@ -280,6 +342,11 @@ export const wsRoutes: WsRoute[] = [
     },
   },
 ];
+
+/** A record with this peer's view of its owner (alive, suspect or down), so a dead owner's sprites show it. */
+function withOwnerState(mesh: Mesh, record: SpriteRecord): SpriteRecord & { ownerState: string } {
+  return { ...record, ownerState: mesh.members().find((m) => m.id === record.owner)?.state ?? 'unknown' };
+}
 
 /** A sprite's URLs on this peer's proxy and its URL auth. */
 function spriteUrl(mesh: Mesh, name: string): { name: string; url: string | null; http: string | null; auth: string } {

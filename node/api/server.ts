@@ -4,14 +4,20 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { ApiError } from '../errors.ts';
 import type { Mesh } from '../../gossip/index.ts';
 import type { Logger } from '../logger.ts';
+import type { Drain } from '../drain.ts';
+import type { Placement } from '../placement.ts';
 import type { SpriteManager } from '../sprites.ts';
 import { tokenValid } from '../tokens.ts';
+import { forwardRequest, forwardUpgrade, hopRole } from './forward.ts';
 import { sendError, sendJson } from './http.ts';
 import { httpRoutes, wsRoutes, type Route } from './routes.ts';
 
 /** What the API serves. */
 export interface ApiInit {
   sprites: SpriteManager;
+  /** Where operations on sprites run: requests for a sprite another peer owns are handed to it. */
+  placement: Placement;
+  drain: Drain;
   /** Holds the replicated tokens: any token registered in the mesh is accepted. */
   mesh: Mesh;
   /** This peer's admin token. */
@@ -45,7 +51,15 @@ export function createApiServer(init: ApiInit): http.Server {
     }
     const { route, params } = match(httpRoutes, req.method ?? 'GET', url.pathname);
     if (!authorized(req)) throw new ApiError('ERR_UNAUTHORIZED', 'missing or wrong bearer token');
-    await route.handler({ req, res, params, url, sprites: init.sprites, mesh: init.mesh });
+    const owner = params.name !== undefined && !route.anyPeer ? await ownerElsewhere(req, params.name) : undefined;
+    if (owner) return forwardRequest(req, res, owner, 'owner');
+    await route.handler({ req, res, params, url, sprites: init.sprites, mesh: init.mesh, placement: init.placement, drain: init.drain });
+  }
+
+  /** The owner's API when the named sprite runs on another peer and this request did not come from one. */
+  async function ownerElsewhere(req: IncomingMessage, name: string): Promise<string | undefined> {
+    if (hopRole(req)) return undefined;
+    return (await init.placement.ownerOf(name))?.api;
   }
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -54,6 +68,8 @@ export function createApiServer(init: ApiInit): http.Server {
       const url = new URL(req.url ?? '/', 'http://peer');
       const { route, params } = match(wsRoutes, 'GET', url.pathname);
       if (!authorized(req)) throw new ApiError('ERR_UNAUTHORIZED', 'missing or wrong bearer token');
+      const owner = params.name !== undefined ? await ownerElsewhere(req, params.name) : undefined;
+      if (owner) return forwardUpgrade(req, socket, head, owner);
       // Open the sprite side first so errors still answer as plain HTTP.
       const connect = await route.open({ params, url, sprites: init.sprites });
       wss.handleUpgrade(req, socket, head, (ws: WebSocket) => connect(ws));

@@ -10,7 +10,7 @@ const IMAGES = ['busybox'] as const;
 /** The `sprite peer start` command. */
 export const peerStartCommand: Command = {
   words: ['peer', 'start'],
-  usage: '[--data-dir DIR] [--api ADDR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--swarm-key FILE] [--object-store URL] [--pool-depth N] [--pool-fallback cold|fail] [--image busybox] [--proxy-http ADDR] [--proxy-https ADDR] [--domain DOMAIN] [--tls-cert FILE --tls-key FILE]',
+  usage: '[--data-dir DIR] [--api ADDR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--swarm-key FILE] [--object-store URL] [--pool-depth N] [--pool-fallback cold|fail] [--suspect-after-ms MS] [--down-after-ms MS] [--image busybox] [--proxy-http ADDR] [--proxy-https ADDR] [--domain DOMAIN] [--tls-cert FILE --tls-key FILE]',
   summary: 'run a peer in the foreground',
   spec: {
     flags: {
@@ -18,6 +18,8 @@ export const peerStartCommand: Command = {
       api: { kind: 'string' },
       'pool-depth': { kind: 'string' },
       'pool-fallback': { kind: 'string' },
+      'suspect-after-ms': { kind: 'string' },
+      'down-after-ms': { kind: 'string' },
       image: { kind: 'string' },
       listen: { kind: 'list' },
       bootstrap: { kind: 'list' },
@@ -41,6 +43,11 @@ export const peerStartCommand: Command = {
     if (fallback !== undefined && !isOneOf(FALLBACKS, fallback)) {
       throw new UsageError(`--pool-fallback must be cold or fail, got '${fallback}'`);
     }
+    const [suspectAfterMs, downAfterMs] = ['suspect-after-ms', 'down-after-ms'].map((flag) => {
+      const value = ctx.args.string(flag);
+      if (value !== undefined && !/^\d+$/.test(value)) throw new UsageError(`--${flag} must be a whole number of milliseconds, got '${value}'`);
+      return value === undefined ? undefined : Number(value);
+    });
     const image = ctx.args.string('image');
     if (image !== undefined && !isOneOf(IMAGES, image)) {
       throw new UsageError(`--image must be ${IMAGES.join(' or ')}, got '${image}'`);
@@ -54,6 +61,8 @@ export const peerStartCommand: Command = {
       api: ctx.args.string('api'),
       poolDepth: depth === undefined ? undefined : Number(depth),
       poolFallback: fallback,
+      suspectAfterMs,
+      downAfterMs,
       listen: ctx.args.list('listen'),
       bootstrap: ctx.args.list('bootstrap'),
       swarmKeyFile: ctx.args.string('swarm-key'),

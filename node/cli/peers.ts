@@ -12,8 +12,12 @@ interface PeerView {
   poolReady: number;
   load: number;
   capacity: number;
+  drain: 'draining' | 'drained' | null;
   heartbeat: string;
 }
+
+/** How often `peer drain` looks at the progress. */
+const DRAIN_POLL_MS = 500;
 
 interface MeshHealthView {
   peer: string;
@@ -41,9 +45,37 @@ export const peerCommands: readonly Command[] = [
         return 0;
       }
       const rows = (answer?.peers ?? []).map((p) => [
-        p.self ? `${p.id} *` : p.id, p.state, p.api, `${p.poolReady}/${p.poolTarget}`, `${p.load}/${p.capacity}`, time(p.heartbeat),
+        p.self ? `${p.id} *` : p.id, p.drain ? `${p.state}, ${p.drain}` : p.state, p.api, `${p.poolReady}/${p.poolTarget}`, `${p.load}/${p.capacity}`, time(p.heartbeat),
       ]);
       await print(ctx.io, table(['PEER', 'STATE', 'API', 'POOL', 'LOAD', 'HEARTBEAT'], rows));
+      return 0;
+    },
+  },
+  {
+    words: ['peer', 'drain'],
+    usage: '[PEER] [--no-wait]',
+    summary: 'stop a peer (default: this one) taking sprites and move its sprites to other peers; waits until done',
+    spec: { flags: { 'no-wait': { kind: 'boolean' } } },
+    required: [],
+    optional: ['PEER'],
+    run: async (ctx) => {
+      const client = ctx.client();
+      const started = await client.json<{ peer: string }>('POST', `/v1/peers/${encodeURIComponent(ctx.positionals[0] ?? 'self')}/drain`);
+      const peer = started!.peer;
+      await print(ctx.io, `draining ${peer}\n`);
+      if (ctx.args.bool('no-wait')) return 0;
+      let last = -1;
+      for (;;) {
+        const answer = await client.json<{ peers: PeerView[] }>('GET', '/v1/peers');
+        const view = answer?.peers.find((p) => p.id === peer);
+        if (view?.drain === 'drained') break;
+        if (view && view.load !== last) {
+          last = view.load;
+          await print(ctx.io, `${view.load} sprites left on ${peer}\n`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
+      }
+      await print(ctx.io, `drained ${peer}\n`);
       return 0;
     },
   },

@@ -38,6 +38,11 @@ export class ObjectVolumeStore implements VolumeStore {
     await this.#daemon.call('remove', { id });
   }
 
+  /** Drops this peer's copy of a volume another peer took over; the object store keeps it. */
+  async forget(id: string): Promise<void> {
+    await this.#daemon.call('forget', { id });
+  }
+
   /** One garbage-collection pass over the object store. */
   gc(options: { graceMs?: number; dryRun?: boolean } = {}): Promise<GcResult> {
     return this.#daemon.call('gc', options);

@@ -250,6 +250,20 @@ export class Volumes {
     await rm(join(this.#init.dataDir, 'dirty', id), { recursive: true, force: true });
   }
 
+  /**
+   * Drops this data dir's copy of a volume (metadata, dirty units) without writing data to the
+   * store: after a handoff (the lease, still ours, is given up) or a takeover by another owner (the
+   * lease is theirs and stays untouched). Its device must be closed.
+   */
+  async forget(id: string): Promise<void> {
+    const held = this.#held.get(id);
+    if (held?.device) throw new StorageError('ERR_VOLUME_MOUNTED', `volume ${id} must be unmounted to forget`, { fields: { volume: id } });
+    await held?.lease.release().catch(() => undefined);
+    this.#held.delete(id);
+    this.db.deleteVolume(id);
+    await rm(join(this.#init.dataDir, 'dirty', id), { recursive: true, force: true });
+  }
+
   /** Stops holding a volume: flushes and closes its device and gives the lease up. */
   async release(id: string): Promise<void> {
     const held = this.#held.get(id);

@@ -21,7 +21,7 @@ export interface DaemonReply {
 /** Operations the daemon serves (each maps to a StorageService method). */
 export type DaemonOp =
   | 'create' | 'createFrom' | 'ensureImage' | 'attach' | 'detach' | 'mount' | 'unmount' | 'mountCheckpoint' | 'unmountCheckpoint'
-  | 'checkpoint' | 'checkpoints' | 'restore' | 'deleteCheckpoint' | 'remove' | 'flush' | 'gc' | 'stats' | 'stop';
+  | 'checkpoint' | 'checkpoints' | 'restore' | 'deleteCheckpoint' | 'remove' | 'forget' | 'flush' | 'gc' | 'stats' | 'stop';
 
 /** Dispatches one request to the service, checking the arguments it needs. */
 export async function handleRequest(service: StorageService, request: DaemonRequest): Promise<unknown> {
@@ -62,6 +62,7 @@ export async function handleRequest(service: StorageService, request: DaemonRequ
     case 'restore': return service.restore(str('id'), str('checkpoint'));
     case 'deleteCheckpoint': return service.deleteCheckpoint(str('id'), str('checkpoint'));
     case 'remove': return service.remove(str('id'));
+    case 'forget': return service.forget(str('id'));
     case 'flush': return service.flush(str('id'));
     case 'gc': {
       const graceMs = opt<number>('graceMs', 'number');

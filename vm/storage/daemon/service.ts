@@ -273,6 +273,15 @@ export class StorageService {
     });
   }
 
+  /** Drops the local copy of a volume another peer took over; nothing is written to the store. */
+  async forget(id: string): Promise<void> {
+    return this.#exclusive(id, async () => {
+      if (this.#attached.has(id)) throw new StorageError('ERR_VOLUME_MOUNTED', `volume ${id} must be unmounted to forget`, { fields: { volume: id } });
+      await this.volumes.closeDevice(id, { flush: false });
+      await this.volumes.forget(id);
+    });
+  }
+
   /** Flushes a volume's device (if open) to the store. */
   async flush(id: string): Promise<void> {
     const device = this.volumes.hasDevice(id) ? await this.volumes.device(id) : undefined;

@@ -1,0 +1,97 @@
+import type { Logger } from './logger.ts';
+import type { PeerTarget, Placement } from './placement.ts';
+import type { SpriteManager } from './sprites.ts';
+import { HOP_HEADER } from './api/forward.ts';
+
+/** Drain progress as gossiped in the peer's row. */
+export type DrainState = 'draining' | 'drained' | null;
+
+/** What draining needs from the peer. */
+export interface DrainInit {
+  sprites: SpriteManager;
+  placement: Placement;
+  /** This peer's admin token: the adopting peer authenticates the handoff with it. */
+  token: string;
+  /** Publishes a new state in this peer's row at once. */
+  publish: (state: DrainState) => void;
+  logger: Logger;
+}
+
+/** Pause before another round when some sprite found no peer to take it. */
+const RETRY_MS = 2000;
+
+/**
+ * `sprite peer drain`: the peer stops taking creates, empties its pool, and moves each of its
+ * sprites to the least loaded other peer (a cold move: flush, give the lease up, the other peer
+ * claims the record with the next epoch and restores the disk from the store).
+ */
+export class Drain {
+  readonly #init: DrainInit;
+  #state: DrainState = null;
+  #run: Promise<void> | undefined;
+  #stopped = false;
+
+  constructor(init: DrainInit) {
+    this.#init = init;
+  }
+
+  get state(): DrainState {
+    return this.#state;
+  }
+
+  /** Starts draining (a second call joins the first); resolves once every sprite has moved. */
+  start(): Promise<void> {
+    this.#run ??= this.#drain().catch((error: unknown) => {
+      this.#init.logger.error('drain failed', { error: (error as Error).message });
+    });
+    return this.#run;
+  }
+
+  /** Ends the retry loop (peer shutdown). */
+  stop(): void {
+    this.#stopped = true;
+  }
+
+  async #drain(): Promise<void> {
+    const { sprites, placement, logger } = this.#init;
+    this.#set('draining');
+    await sprites.close();
+    for (;;) {
+      const names = sprites.ownedNames();
+      if (names.length === 0 || this.#stopped) break;
+      let stuck = 0;
+      for (const name of names) {
+        const target = placement.handOffTarget();
+        if (!target) {
+          stuck += 1;
+          continue;
+        }
+        const started = performance.now();
+        try {
+          await sprites.handOff(name, (start) => this.#adopt(target, name, start));
+          logger.info('sprite moved', { sprite: name, to: target.peer, ms: Math.round(performance.now() - started) });
+        } catch (error) {
+          stuck += 1;
+          logger.warn('moving a sprite failed; will retry', { sprite: name, to: target.peer, error: (error as Error).message });
+        }
+      }
+      if (stuck > 0) await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+    }
+    if (!this.#stopped) this.#set('drained');
+  }
+
+  async #adopt(target: PeerTarget, name: string, start: boolean): Promise<void> {
+    const res = await fetch(`${target.api}/v1/sprites/${encodeURIComponent(name)}/adopt`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${this.#init.token}`, 'content-type': 'application/json', [HOP_HEADER]: 'owner' },
+      body: JSON.stringify({ start }),
+      signal: AbortSignal.timeout(120_000),
+    });
+    if (res.status !== 200) throw new Error(`peer ${target.peer} answered ${res.status}: ${await res.text()}`);
+  }
+
+  #set(state: DrainState): void {
+    this.#state = state;
+    this.#init.publish(state);
+  }
+}
