@@ -26,7 +26,7 @@ export class MeshRegistry implements SpriteRegistry {
     this.#mesh.write((tx) => {
       if (tx.get(spritesTable, { name: record.name })) throw new ApiError('ERR_NAME_TAKEN', `a sprite named ${record.name} exists`);
       tx.upsert(spritesTable, {
-        name: record.name, id: record.id, owner: record.owner, epoch: 1, state: record.state, url_auth: 'sprite', volume: null,
+        name: record.name, id: record.id, owner: record.owner, epoch: 1, state: record.state, url_auth: 'sprite', org: record.org, volume: null,
         http_port: record.httpPort, created: record.created, updated: record.updated, reason: record.reason ?? null,
       });
     });
@@ -50,7 +50,7 @@ export class MeshRegistry implements SpriteRegistry {
 
 function toRecord(row: SpriteRow): SpriteRecord {
   const record: SpriteRecord = {
-    name: row.name, id: row.id, state: row.state as SpriteState, owner: row.owner, httpPort: row.http_port, created: row.created, updated: row.updated,
+    name: row.name, id: row.id, state: row.state as SpriteState, owner: row.owner, org: row.org, httpPort: row.http_port, created: row.created, updated: row.updated,
   };
   if (row.reason) record.reason = row.reason;
   return record;

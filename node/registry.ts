@@ -9,6 +9,8 @@ export interface SpriteRecord {
   state: SpriteState;
   /** Peer that runs the sprite. */
   owner: string;
+  /** The org the sprite belongs to: its creator's. */
+  org: string;
   httpPort: number;
   created: string;
   updated: string;

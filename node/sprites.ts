@@ -95,8 +95,8 @@ export class SpriteManager {
     return { ...this.#pool.status(), fallback: this.#init.config.pool.fallback, coldCreates: this.#coldCreates };
   }
 
-  /** Creates a sprite: a warm sandbox when one is ready (else cold or ERR_POOL_EMPTY), named and started. */
-  async create(name: string): Promise<SpriteRecord> {
+  /** Creates a sprite of `org`: a warm sandbox when one is ready (else cold or ERR_POOL_EMPTY), named and started. */
+  async create(name: string, org: string): Promise<SpriteRecord> {
     if (!SPRITE_NAME.test(name)) throw new ApiError('ERR_BAD_NAME', SPRITE_NAME_RULE);
     if (this.#init.registry.get(name)) throw new ApiError('ERR_NAME_TAKEN', `a sprite named ${name} exists`);
     return this.#exclusive(name, async () => {
@@ -109,7 +109,7 @@ export class SpriteManager {
       }
       const now = new Date().toISOString();
       const record: SpriteRecord = {
-        name, id: machine.sandbox.id, state: 'running', owner: this.#init.peerId, httpPort: this.#init.config.sprite.httpPort, created: now, updated: now,
+        name, id: machine.sandbox.id, state: 'running', owner: this.#init.peerId, org, httpPort: this.#init.config.sprite.httpPort, created: now, updated: now,
       };
       try {
         this.#init.registry.insert(record);

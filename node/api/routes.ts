@@ -6,6 +6,7 @@ import type { ServiceStatus, SessionInfo } from '../../vm/index.ts';
 import { ApiError } from '../errors.ts';
 import type { Schema } from '../schema.ts';
 import type { SpriteManager } from '../sprites.ts';
+import { sees, type Caller } from '../tokens.ts';
 import { readJson, sendJson } from './http.ts';
 import { streamLog } from './logs.ts';
 import { bridgeBytes, bridgeExec } from './ws.ts';
@@ -18,9 +19,14 @@ export interface RouteContext {
   url: URL;
   sprites: SpriteManager;
   mesh: Mesh;
+  /** Who sent the request (from its bearer token). */
+  caller: Caller;
 }
 
-/** A plain HTTP route. */
+/**
+ * A plain HTTP route. A `name` group in a pattern is always a sprite name: the server answers
+ * ERR_SPRITE_NOT_FOUND before the handler runs when that sprite belongs to an org the caller does not see.
+ */
 export interface Route {
   method: string;
   pattern: RegExp;
@@ -31,7 +37,7 @@ export interface Route {
 export interface WsRoute {
   method: 'GET';
   pattern: RegExp;
-  open: (ctx: { params: Record<string, string>; url: URL; sprites: SpriteManager }) => Promise<(ws: WebSocket) => void>;
+  open: (ctx: { params: Record<string, string>; url: URL; sprites: SpriteManager; caller: Caller }) => Promise<(ws: WebSocket) => void>;
 }
 
 const NAME = '(?<name>[^/]+)';
@@ -76,12 +82,13 @@ export const httpRoutes: Route[] = [
   {
     method: 'POST',
     pattern: /^\/v1\/sprites$/,
-    handler: async ({ req, res, sprites }) => {
+    handler: async ({ req, res, sprites, caller }) => {
       const body = await readJson<{ name: string }>(req, createSchema);
-      sendJson(res, 201, await sprites.create(body.name));
+      sendJson(res, 201, await sprites.create(body.name, caller.org));
     },
   },
-  { method: 'GET', pattern: /^\/v1\/sprites$/, handler: ({ res, sprites }) => sendJson(res, 200, { sprites: sprites.list() }) },
+  // An admin sees every org's sprites (each record names its org); anyone else only their own org's.
+  { method: 'GET', pattern: /^\/v1\/sprites$/, handler: ({ res, sprites, caller }) => sendJson(res, 200, { sprites: sprites.list().filter((s) => sees(caller, s.org)) }) },
   { method: 'GET', pattern: /^\/v1\/pool$/, handler: ({ res, sprites }) => sendJson(res, 200, sprites.poolStatus()) },
   {
     method: 'GET',
