@@ -64,11 +64,11 @@ export function putPeer(meshes: FakeMesh[], id: string, proxyHttp: string | null
 }
 
 /** Writes a sprite row into every given mesh. */
-export function putSprite(meshes: FakeMesh[], row: { name: string; owner: string; state?: string; url_auth?: string; reason?: string | null }): void {
+export function putSprite(meshes: FakeMesh[], row: { name: string; owner: string; state?: string; url_auth?: string; org?: string; reason?: string | null }): void {
   const now = new Date().toISOString();
   for (const mesh of meshes) {
     mesh.write((tx) => tx.upsert(spritesTable, {
-      name: row.name, id: row.name, owner: row.owner, epoch: 1, state: row.state ?? 'running', url_auth: row.url_auth ?? 'sprite', volume: null, http_port: 8080, created: now, updated: now, reason: row.reason ?? null,
+      name: row.name, id: row.name, owner: row.owner, epoch: 1, state: row.state ?? 'running', url_auth: row.url_auth ?? 'sprite', org: row.org ?? 'admin', volume: null, http_port: 8080, created: now, updated: now, reason: row.reason ?? null,
     }));
   }
 }
