@@ -44,6 +44,8 @@ export const spritesTable = defineTable({
     epoch: 'integer',
     state: 'text',
     url_auth: { type: 'text', default: 'sprite' },
+    /** The organization the sprite belongs to (its creator's); rows from before orgs belong to `admin`. */
+    org: { type: 'text', default: 'admin' },
     /** Where the sprite's disk lives (a URL), once disks are in object storage. */
     volume: { type: 'text', nullable: true },
     http_port: 'integer',
@@ -53,16 +55,32 @@ export const spritesTable = defineTable({
   },
 });
 
-/** API tokens, by SHA-256 hash (never the token itself). */
+/**
+ * API tokens, by SHA-256 hash (never the token itself). Rows are never deleted: revoking sets
+ * `revoked`, so a revoked hash cannot come back through a stale replica.
+ */
 export const tokensTable = defineTable({
   name: 'tokens',
   primaryKey: ['hash'],
   columns: {
     hash: 'text',
     name: 'text',
+    /** The organization whose sprites the token sees (and where sprites it creates go). */
     org: { type: 'text', default: 'admin' },
+    /** Admin tokens see every org's sprites and manage orgs and tokens. */
+    admin: { type: 'boolean', default: false },
     created: 'text',
     revoked: { type: 'boolean', default: false },
+  },
+});
+
+/** Organizations (tenants): sprites and tokens belong to one. `admin` always exists. */
+export const orgsTable = defineTable({
+  name: 'orgs',
+  primaryKey: ['name'],
+  columns: {
+    name: 'text',
+    created: 'text',
   },
 });
 
@@ -83,4 +101,4 @@ export const proxyCertsTable = defineTable({
 });
 
 /** Every table of the mesh store. */
-export const MESH_TABLES = [peersTable, spritesTable, tokensTable, proxyCertsTable] as const;
+export const MESH_TABLES = [peersTable, spritesTable, tokensTable, orgsTable, proxyCertsTable] as const;

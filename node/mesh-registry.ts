@@ -30,7 +30,7 @@ export class MeshRegistry implements SpriteRegistry {
     this.#mesh.write((tx) => {
       if (tx.get(spritesTable, { name: record.name })) throw new ApiError('ERR_NAME_TAKEN', `a sprite named ${record.name} exists`);
       tx.upsert(spritesTable, {
-        name: record.name, id: record.id, owner: record.owner, epoch: record.epoch, state: record.state, url_auth: 'sprite', volume: record.volume,
+        name: record.name, id: record.id, owner: record.owner, epoch: record.epoch, state: record.state, url_auth: 'sprite', org: record.org, volume: record.volume,
         http_port: record.httpPort, created: record.created, updated: record.updated, reason: record.reason ?? null,
       });
     });
@@ -71,7 +71,7 @@ export class MeshRegistry implements SpriteRegistry {
 
 function toRecord(row: SpriteRow): SpriteRecord {
   const record: SpriteRecord = {
-    name: row.name, id: row.id, state: row.state as SpriteState, owner: row.owner, epoch: row.epoch, volume: row.volume,
+    name: row.name, id: row.id, state: row.state as SpriteState, owner: row.owner, org: row.org, epoch: row.epoch, volume: row.volume,
     httpPort: row.http_port, created: row.created, updated: row.updated,
   };
   if (row.reason) record.reason = row.reason;

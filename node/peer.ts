@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { Mesh, peersTable, tokensTable } from '../gossip/index.ts';
+import { Mesh, peersTable } from '../gossip/index.ts';
 import { createProxy, formatProxyColumn, spriteHost, type EdgeProxy, type LocalSprites } from '../proxy/index.ts';
 import { ObjectVolumeStore, StorageDaemon, ensureBusyboxImage, ensureTools, type ServiceStatus } from '../vm/index.ts';
 import { createApiServer } from './api/server.ts';
@@ -13,7 +13,8 @@ import { Drain } from './drain.ts';
 import { Placement } from './placement.ts';
 import { checkHost } from './preflight.ts';
 import { SpriteManager } from './sprites.ts';
-import { registerToken, tokenValid } from './tokens.ts';
+import { ensureAdminOrg } from './orgs.ts';
+import { registerPeerToken, tokenCheck } from './tokens.ts';
 
 /** Version of the peer software. */
 export const VERSION = '0.1.0';
@@ -65,7 +66,8 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
     config, registry: new MeshRegistry(mesh), volumes: new ObjectVolumeStore(storage), image, toolsDir, peerId: id, peerKey,
     peerApi: (peer) => mesh.members().find((m) => m.id === peer)?.row.api, logger: log,
   });
-  registerToken(mesh, token, 'admin');
+  registerPeerToken(mesh, token, id);
+  ensureAdminOrg(mesh);
   const placement = new Placement(mesh, sprites);
   drain = new Drain({
     sprites, placement, token, logger: log.child({ component: 'drain' }),
@@ -96,13 +98,7 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
     hopSecret: await hopSecret(config),
   }, {
     mesh, sprites: localSprites(manager), logger: log.child({ component: 'proxy' }),
-    tokens: {
-      valid: (candidate) => tokenValid(mesh, candidate),
-      validHash: (hash) => {
-        const row = mesh.store.get(tokensTable, { hash });
-        return row !== undefined && !row.revoked;
-      },
-    },
+    tokens: tokenCheck(mesh.store),
   });
   try {
     proxyColumn = formatProxyColumn(await proxy.start());

@@ -13,6 +13,8 @@ export interface SpriteRecord {
   epoch: number;
   /** The object store that holds the sprite's disk (credentials removed); another peer restores it from there. */
   volume: string | null;
+  /** The org the sprite belongs to: its creator's. */
+  org: string;
   httpPort: number;
   created: string;
   updated: string;

@@ -108,8 +108,8 @@ export class SpriteManager {
     return { ...this.#pool.status(), fallback: this.#init.config.pool.fallback, coldCreates: this.#coldCreates };
   }
 
-  /** Creates a sprite: a warm sandbox when one is ready (else cold or ERR_POOL_EMPTY), named and started. */
-  async create(name: string): Promise<SpriteRecord> {
+  /** Creates a sprite of `org`: a warm sandbox when one is ready (else cold or ERR_POOL_EMPTY), named and started. */
+  async create(name: string, org: string): Promise<SpriteRecord> {
     checkSpriteName(name);
     if (this.#closed) throw new ApiError('ERR_PEER_DRAINING', 'this peer is draining and takes no new sprites');
     if (this.#init.registry.get(name)) throw new ApiError('ERR_NAME_TAKEN', `a sprite named ${name} exists`);
@@ -123,7 +123,7 @@ export class SpriteManager {
       }
       const now = new Date().toISOString();
       const record: SpriteRecord = {
-        name, id: machine.sandbox.id, state: 'running', owner: this.#init.peerId, epoch: 1, volume: this.#init.config.storage.objectStore,
+        name, id: machine.sandbox.id, state: 'running', owner: this.#init.peerId, org, epoch: 1, volume: this.#init.config.storage.objectStore,
         httpPort: this.#init.config.sprite.httpPort, created: now, updated: now,
       };
       try {

@@ -1,20 +1,115 @@
-import { createHash } from 'node:crypto';
-import { tokensTable, type Mesh } from '../gossip/index.ts';
+import { createHash, randomBytes } from 'node:crypto';
+import { tokensTable, type CrdtStore, type RowOf, type StoreTx } from '../gossip/index.ts';
+import type { TokenCheck } from '../proxy/index.ts';
+import { ApiError } from './errors.ts';
+import { ADMIN_ORG, TENANT_NAME, TENANT_NAME_RULE, requireOrg } from './orgs.ts';
+
+/** Who sent a request, resolved once from its bearer token. */
+export interface Caller {
+  /** The org whose sprites the token sees, and where sprites it creates go. */
+  org: string;
+  /** Admin tokens see every org's sprites and manage orgs and tokens. */
+  admin: boolean;
+  tokenName: string;
+}
+
+/** A token as listings show it: never the hash, never the secret. */
+export interface TokenInfo {
+  name: string;
+  org: string;
+  admin: boolean;
+  created: string;
+  revoked: boolean;
+}
+
+/** The part of the mesh tokens live in: the replicated store and its local writer. */
+export interface TokenMesh {
+  readonly store: CrdtStore;
+  write(fn: (tx: StoreTx) => void): unknown;
+}
+
+/** Peers' own tokens are named `peer-<peer id>`; user tokens may not take that prefix. */
+const PEER_PREFIX = 'peer-';
 
 /** SHA-256 of a token, hex: the only form in which tokens are stored and gossiped. */
 export function tokenHash(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
 
-/** Publishes a token (hashed) to the mesh so every peer accepts it. */
-export function registerToken(mesh: Mesh, token: string, name: string): void {
+/**
+ * Publishes a peer's own token (hashed) as an admin token of the `admin` org. A row that exists is
+ * only corrected (rows written before tokens had names per peer and an admin flag), never un-revoked.
+ */
+export function registerPeerToken(mesh: TokenMesh, token: string, peerId: string): void {
   const hash = tokenHash(token);
-  if (mesh.store.get(tokensTable, { hash })) return;
-  mesh.write((tx) => tx.upsert(tokensTable, { hash, name, created: new Date().toISOString() }));
+  const name = `${PEER_PREFIX}${peerId}`;
+  const row = mesh.store.get(tokensTable, { hash });
+  if (row && row.name === name && row.admin && row.org === ADMIN_ORG) return;
+  mesh.write((tx) => tx.upsert(tokensTable, { hash, name, org: ADMIN_ORG, admin: true, created: row?.created ?? new Date().toISOString() }));
 }
 
-/** True when `token` is known to the mesh and not revoked. */
-export function tokenValid(mesh: Mesh, token: string): boolean {
-  const row = mesh.store.get(tokensTable, { hash: tokenHash(token) });
-  return row !== undefined && !row.revoked;
+/** The caller a token stands for, or undefined when it is unknown or revoked. */
+export function callerOf(store: CrdtStore, token: string): Caller | undefined {
+  return callerOfHash(store, tokenHash(token));
+}
+
+/** The same by hash (what the proxy's login cookie holds). */
+export function callerOfHash(store: CrdtStore, hash: string): Caller | undefined {
+  const row = store.get(tokensTable, { hash });
+  if (!row || row.revoked) return undefined;
+  return { org: row.org, admin: row.admin, tokenName: row.name };
+}
+
+/** Makes a token for `org` and publishes its hash; the secret is returned here and never again. */
+export function createToken(mesh: TokenMesh, spec: { name: string; org: string; admin: boolean }): TokenInfo & { token: string } {
+  checkTokenName(spec.name);
+  requireOrg(mesh.store, spec.org);
+  const taken = (rows: RowOf<typeof tokensTable>[]): boolean => rows.some((row) => row.name === spec.name);
+  if (taken(mesh.store.all(tokensTable))) throw new ApiError('ERR_TOKEN_EXISTS', `a token named ${spec.name} exists (names of revoked tokens stay taken)`);
+  const token = randomBytes(24).toString('base64url');
+  const info: TokenInfo = { name: spec.name, org: spec.org, admin: spec.admin, created: new Date().toISOString(), revoked: false };
+  mesh.write((tx) => tx.upsert(tokensTable, { hash: tokenHash(token), ...info }));
+  return { ...info, token };
+}
+
+/** Every token, by name (peers' tokens included). */
+export function listTokens(store: CrdtStore): TokenInfo[] {
+  return store.all(tokensTable)
+    .map(({ name, org, admin, created, revoked }) => ({ name, org, admin, created, revoked }))
+    .sort((a, b) => a.name.localeCompare(b.name) || a.created.localeCompare(b.created));
+}
+
+/**
+ * Revokes every token of that name (two peers may have issued one name at once before they
+ * synced); revoking a revoked token is not an error. Peers' own tokens cannot be revoked here.
+ */
+export function revokeToken(mesh: TokenMesh, name: string): void {
+  if (name.startsWith(PEER_PREFIX)) throw new ApiError('ERR_FORBIDDEN', 'a peer\'s own token cannot be revoked through the API');
+  checkTokenName(name);
+  const rows = mesh.store.all(tokensTable).filter((row) => row.name === name);
+  if (rows.length === 0) throw new ApiError('ERR_TOKEN_NOT_FOUND', `no token named ${name}`);
+  const live = rows.filter((row) => !row.revoked);
+  if (live.length === 0) return;
+  mesh.write((tx) => {
+    for (const row of live) tx.upsert(tokensTable, { hash: row.hash, revoked: true });
+  });
+}
+
+function checkTokenName(name: string): void {
+  if (!TENANT_NAME.test(name)) throw new ApiError('ERR_BAD_REQUEST', `token ${TENANT_NAME_RULE}`);
+  if (name.startsWith(PEER_PREFIX)) throw new ApiError('ERR_BAD_REQUEST', `token names starting with ${PEER_PREFIX} belong to peers`);
+}
+
+/** Whether the caller may see and touch a sprite of `org`: its own org's, or any for an admin. */
+export function sees(caller: Caller, org: string): boolean {
+  return caller.admin || caller.org === org;
+}
+
+/** The proxy's view of the tokens: owners by token or hash, and a change feed so its cache drops revoked ones. */
+export function tokenCheck(store: CrdtStore): TokenCheck {
+  return {
+    owner: (token) => callerOf(store, token),
+    ownerOfHash: (hash) => callerOfHash(store, hash),
+    onChange: (listener) => store.subscribe(tokensTable, () => listener()),
+  };
 }

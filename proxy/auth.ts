@@ -3,43 +3,65 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { AUTH_COOKIE, authCookie, bearerToken, stripAuthCookie } from './headers.ts';
 import { respond, type AnyResponse } from './pages.ts';
 
-/** How a sprite's URL is protected: `sprite` needs a valid API token, `public` lets anyone in. */
+/** How a sprite's URL is protected: `sprite` needs an API token of the sprite's org (or an admin token), `public` lets anyone in. */
 export type UrlAuth = 'sprite' | 'public';
 
 /** The modes `sprite url update --auth` accepts. */
 export const URL_AUTH_MODES: readonly UrlAuth[] = ['sprite', 'public'];
 
+/** Whom a valid API token belongs to, as far as sprite URLs care. */
+export interface TokenOwner {
+  org: string;
+  /** Admin tokens open every org's sprites. */
+  admin: boolean;
+}
+
 /** What the proxy needs to check credentials: the mesh's API tokens. */
 export interface TokenCheck {
-  /** True when `token` is a valid (registered, not revoked) API token of the mesh. */
-  valid(token: string): boolean;
-  /** True when `hash` is the SHA-256 (hex) of a valid API token: what the login cookie holds. */
-  validHash(hash: string): boolean;
+  /** The owner of `token` when it is a valid (registered, not revoked) API token of the mesh, else undefined. */
+  owner(token: string): TokenOwner | undefined;
+  /** The same for `hash`, the SHA-256 (hex) of a token: what the login cookie holds. */
+  ownerOfHash(hash: string): TokenOwner | undefined;
+  /** Calls `listener` after any change to the tokens (a revocation); returns the unsubscribe. Caches rely on it. */
+  onChange?(listener: () => void): () => void;
+}
+
+/** A token check that remembers answers; `close` stops following token changes. */
+export interface CachedTokenCheck extends TokenCheck {
+  close(): void;
 }
 
 /**
- * Remembers valid tokens (and cookie hashes) for `ttlMs`, so a busy URL does not hash and look up
- * its token on every request; a revoked token stops working within `ttlMs`. Failures are never
- * remembered, and the cache holds at most `max` entries (it is emptied when full).
+ * Remembers owners of valid tokens (and cookie hashes) for `ttlMs`, so a busy URL does not hash and
+ * look up its token on every request. Any token change empties the cache (when `tokens` reports
+ * changes), so a revocation counts as soon as it reaches this peer; `ttlMs` only bounds how long a
+ * missed change could keep a token alive. Failures are never remembered, and the cache holds at most
+ * `max` entries (it is emptied when full).
  */
-export function cachedTokenCheck(tokens: TokenCheck, ttlMs = 2000, max = 1024): TokenCheck {
-  const valid = new Map<string, number>();
-  const validHash = new Map<string, number>();
-  const check = (cache: Map<string, number>, key: string, lookup: (key: string) => boolean): boolean => {
+export function cachedTokenCheck(tokens: TokenCheck, ttlMs = 2000, max = 1024): CachedTokenCheck {
+  const byToken = new Map<string, { owner: TokenOwner; until: number }>();
+  const byHash = new Map<string, { owner: TokenOwner; until: number }>();
+  const check = (cache: typeof byToken, key: string, lookup: (key: string) => TokenOwner | undefined): TokenOwner | undefined => {
     const now = performance.now();
-    const until = cache.get(key);
-    if (until !== undefined && until > now) return true;
-    if (!lookup(key)) {
+    const hit = cache.get(key);
+    if (hit !== undefined && hit.until > now) return hit.owner;
+    const owner = lookup(key);
+    if (!owner) {
       cache.delete(key);
-      return false;
+      return undefined;
     }
     if (cache.size >= max) cache.clear();
-    cache.set(key, now + ttlMs);
-    return true;
+    cache.set(key, { owner, until: now + ttlMs });
+    return owner;
   };
+  const unsubscribe = tokens.onChange?.(() => {
+    byToken.clear();
+    byHash.clear();
+  });
   return {
-    valid: (token) => check(valid, token, (key) => tokens.valid(key)),
-    validHash: (hash) => check(validHash, hash, (key) => tokens.validHash(key)),
+    owner: (token) => check(byToken, token, (key) => tokens.owner(key)),
+    ownerOfHash: (hash) => check(byHash, hash, (key) => tokens.ownerOfHash(key)),
+    close: () => unsubscribe?.(),
   };
 }
 
@@ -51,26 +73,27 @@ const COOKIE_MAX_AGE = 30 * 24 * 3600;
 
 /**
  * Whether a request may reach the sprite: always for `public`; for `sprite` (and any unknown mode,
- * which fails closed) with a valid bearer token or login cookie.
+ * which fails closed) with a bearer token or login cookie of the sprite's org, or of an admin.
  */
-export function authorized(mode: string, headers: IncomingHttpHeaders, tokens: TokenCheck): boolean {
-  if (mode === 'public') return true;
+export function authorized(sprite: { url_auth: string; org: string }, headers: IncomingHttpHeaders, tokens: TokenCheck): boolean {
+  if (sprite.url_auth === 'public') return true;
+  const admits = (owner: TokenOwner | undefined): boolean => owner !== undefined && (owner.admin || owner.org === sprite.org);
   const bearer = bearerToken(headers);
-  if (bearer !== undefined && tokens.valid(bearer)) return true;
+  if (bearer !== undefined && admits(tokens.owner(bearer))) return true;
   const cookie = authCookie(headers);
-  return cookie !== undefined && /^[0-9a-f]{64}$/.test(cookie) && tokens.validHash(cookie);
+  return cookie !== undefined && /^[0-9a-f]{64}$/.test(cookie) && admits(tokens.ownerOfHash(cookie));
 }
 
 /**
  * Removes the proxy's own credentials before a request reaches the sprite: the login cookie always,
- * and in `sprite` mode the Authorization header when it carries a valid API token (the sprite's
- * code must never see a token that can drive the API).
+ * and in `sprite` mode the Authorization header when it carries a valid API token of any org (the
+ * sprite's code must never see a token that can drive the API).
  */
 export function stripCredentials(mode: string, headers: IncomingHttpHeaders, tokens: TokenCheck): void {
   stripAuthCookie(headers);
   if (mode === 'public') return;
   const bearer = bearerToken(headers);
-  if (bearer !== undefined && tokens.valid(bearer)) delete headers.authorization;
+  if (bearer !== undefined && tokens.owner(bearer)) delete headers.authorization;
 }
 
 /**
@@ -88,7 +111,7 @@ export function serveReserved(url: string, res: AnyResponse, tokens: TokenCheck,
   }
   if (parsed.pathname !== `${RESERVED_PREFIX}login`) return false;
   const token = parsed.searchParams.get('token') ?? '';
-  if (!token || token.length > 512 || !tokens.valid(token)) {
+  if (!token || token.length > 512 || !tokens.owner(token)) {
     const body = 'the token is missing or not valid in this mesh\n';
     respond(res, 401, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', 'x-sprite-error': 'ERR_PROXY_UNAUTHORIZED' }, body);
     return true;

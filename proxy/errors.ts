@@ -7,7 +7,7 @@ export const PROXY_ERROR_CODES = {
   ERR_PROXY_BAD_REQUEST: { status: 400, when: 'the proxy could not parse the request (malformed request line or headers)' },
   ERR_PROXY_BAD_HOST: { status: 400, when: 'the Host header is missing, malformed, or not exactly one label under the proxy\'s domain' },
   ERR_PROXY_BAD_HOP: { status: 400, when: 'a request carries a peer-to-peer hop header that no peer of this mesh signed' },
-  ERR_PROXY_UNAUTHORIZED: { status: 401, when: 'the sprite\'s URL auth is `sprite` and the request has no valid token (bearer or login cookie)' },
+  ERR_PROXY_UNAUTHORIZED: { status: 401, when: 'the sprite\'s URL auth is `sprite` and the request has no valid token of the sprite\'s org or an admin token (bearer or login cookie)' },
   ERR_PROXY_SPRITE_NOT_FOUND: { status: 404, when: 'no sprite in the mesh has the name in the Host header' },
   ERR_PROXY_NO_CA: { status: 404, when: 'this peer serves a certificate from files, so there is no mesh CA to print' },
   ERR_PROXY_REQUEST_TIMEOUT: { status: 408, when: 'the client did not send its request headers in time' },

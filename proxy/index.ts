@@ -7,7 +7,7 @@ export { DEFAULT_DOMAIN, spriteFromHost, spriteHost, validDomain } from './host.
 export { formatProxyColumn, parseProxyColumn, RouteTable } from './routes.ts';
 export type { ProxyAddress, ProxyMesh, Route, SpriteRow } from './routes.ts';
 export { cachedTokenCheck, URL_AUTH_MODES, RESERVED_PREFIX } from './auth.ts';
-export type { TokenCheck, UrlAuth } from './auth.ts';
+export type { CachedTokenCheck, TokenCheck, TokenOwner, UrlAuth } from './auth.ts';
 export { createHttpProxyForwarder } from './forward.ts';
 export type { Forwarder, ForwarderStats, ForwardTarget, HttpProxyForwarderInit } from './forward.ts';
 export { CertSource, generateMeshCert, parseBundle } from './tls.ts';

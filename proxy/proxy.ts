@@ -178,8 +178,8 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
     if (hop && route.kind === 'remote') {
       throw new ProxyError('ERR_PROXY_LOOP', `peer ${hop.peer} forwarded a request for ${name} here, but this peer sees it on peer ${route.owner}`);
     }
-    if (!authorized(route.sprite.url_auth, headers, tokens)) {
-      throw new ProxyError('ERR_PROXY_UNAUTHORIZED', `sprite ${name} needs an API token: send Authorization: Bearer TOKEN, or sign in at ${RESERVED_PREFIX}login?token=TOKEN`);
+    if (!authorized(route.sprite, headers, tokens)) {
+      throw new ProxyError('ERR_PROXY_UNAUTHORIZED', `sprite ${name} needs an API token of its org: send Authorization: Bearer TOKEN, or sign in at ${RESERVED_PREFIX}login?token=TOKEN`);
     }
     activity.touch(name);
     if (!hop) setForwarded(headers, { address: req.socket?.remoteAddress, proto, host: host ?? '' });
@@ -413,6 +413,7 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
         forwarder.close();
         certs?.stop();
         routes.stop();
+        tokens.close();
         unsubscribeSprites?.();
       })();
       return stopping;

@@ -9,6 +9,7 @@ import type { Drain } from '../drain.ts';
 import type { Placement } from '../placement.ts';
 import type { SpriteRecord } from '../registry.ts';
 import { checkSpriteName, type SpriteManager } from '../sprites.ts';
+import { sees, type Caller } from '../tokens.ts';
 import { forwardRequest, hopRole } from './forward.ts';
 import { parseJson, readBody, readJson, sendJson } from './http.ts';
 import { streamLog } from './logs.ts';
@@ -24,9 +25,14 @@ export interface RouteContext {
   mesh: Mesh;
   placement: Placement;
   drain: Drain;
+  /** Who sent the request (from its bearer token). */
+  caller: Caller;
 }
 
-/** A plain HTTP route. */
+/**
+ * A plain HTTP route. A `name` group in a pattern is always a sprite name: the server answers
+ * ERR_SPRITE_NOT_FOUND before the handler runs when that sprite belongs to an org the caller does not see.
+ */
 export interface Route {
   method: string;
   pattern: RegExp;
@@ -39,7 +45,7 @@ export interface Route {
 export interface WsRoute {
   method: 'GET';
   pattern: RegExp;
-  open: (ctx: { params: Record<string, string>; url: URL; sprites: SpriteManager }) => Promise<(ws: WebSocket) => void>;
+  open: (ctx: { params: Record<string, string>; url: URL; sprites: SpriteManager; caller: Caller }) => Promise<(ws: WebSocket) => void>;
 }
 
 const NAME = '(?<name>[^/]+)';
@@ -96,12 +102,12 @@ export const httpRoutes: Route[] = [
   {
     method: 'POST',
     pattern: /^\/v1\/sprites$/,
-    handler: async ({ req, res, sprites, mesh, placement }) => {
+    handler: async ({ req, res, sprites, mesh, placement, caller }) => {
       const raw = await readBody(req);
       const { name } = parseJson<{ name: string }>(raw, createSchema);
       checkSpriteName(name);
       const role = hopRole(req);
-      if (role === 'place') return sendJson(res, 201, await sprites.create(name));
+      if (role === 'place') return sendJson(res, 201, await sprites.create(name, caller.org));
       // Tell the peer that handed this create on that this arbiter is alive; the create may take a while.
       if (role === 'arbiter') res.writeProcessing();
       if (role !== 'arbiter') {
@@ -125,12 +131,17 @@ export const httpRoutes: Route[] = [
             // The chosen peer went away: create here instead.
           }
         }
-        sendJson(res, 201, await sprites.create(name));
+        sendJson(res, 201, await sprites.create(name, caller.org));
         return { result: undefined, created: true };
       });
     },
   },
-  { method: 'GET', pattern: /^\/v1\/sprites$/, handler: ({ res, sprites, mesh }) => sendJson(res, 200, { sprites: sprites.list().map((record) => withOwnerState(mesh, record)) }) },
+  // An admin sees every org's sprites (each record names its org); anyone else only their own org's.
+  {
+    method: 'GET',
+    pattern: /^\/v1\/sprites$/,
+    handler: ({ res, sprites, mesh, caller }) => sendJson(res, 200, { sprites: sprites.list().filter((s) => sees(caller, s.org)).map((record) => withOwnerState(mesh, record)) }),
+  },
   { method: 'GET', pattern: /^\/v1\/pool$/, handler: ({ res, sprites }) => sendJson(res, 200, sprites.poolStatus()) },
   {
     method: 'GET',

@@ -2,15 +2,16 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { ApiError } from '../errors.ts';
-import type { Mesh } from '../../gossip/index.ts';
+import { spritesTable, type Mesh } from '../../gossip/index.ts';
 import type { Logger } from '../logger.ts';
 import type { Drain } from '../drain.ts';
 import type { Placement } from '../placement.ts';
 import type { SpriteManager } from '../sprites.ts';
-import { tokenValid } from '../tokens.ts';
+import { callerOf, sees, type Caller } from '../tokens.ts';
 import { forwardRequest, forwardUpgrade, hopRole } from './forward.ts';
 import { sendError, sendJson } from './http.ts';
 import { httpRoutes, wsRoutes, type Route } from './routes.ts';
+import { tenantRoutes } from './tenants.ts';
 
 /** What the API serves. */
 export interface ApiInit {
@@ -18,7 +19,7 @@ export interface ApiInit {
   /** Where operations on sprites run: requests for a sprite another peer owns are handed to it. */
   placement: Placement;
   drain: Drain;
-  /** Holds the replicated tokens: any token registered in the mesh is accepted. */
+  /** Holds the replicated tokens and orgs: any token registered in the mesh is accepted on every peer. */
   mesh: Mesh;
   /** This peer's admin token. */
   token: string;
@@ -29,10 +30,14 @@ export interface ApiInit {
 
 /** The peer's HTTP API on node:http, WebSockets through `ws`. */
 export function createApiServer(init: ApiInit): http.Server {
-  const authorized = (req: IncomingMessage): boolean => {
+  const routes = [...httpRoutes, ...tenantRoutes];
+  /** The caller of a request; ERR_UNAUTHORIZED without a valid token. Read afresh per request, so a revocation counts at once. */
+  const authenticate = (req: IncomingMessage): Caller => {
     const match = /^Bearer (\S{1,512})$/.exec(req.headers.authorization ?? '');
     // Tokens are compared by their SHA-256 in the replicated table, not as strings.
-    return match !== null && tokenValid(init.mesh, match[1]!);
+    const caller = match === null ? undefined : callerOf(init.mesh.store, match[1]!);
+    if (!caller) throw new ApiError('ERR_UNAUTHORIZED', 'missing or wrong bearer token');
+    return caller;
   };
   const wss = new WebSocketServer({ noServer: true, maxPayload: 4 * 1024 * 1024 });
   const server = http.createServer((req, res) => {
@@ -49,11 +54,12 @@ export function createApiServer(init: ApiInit): http.Server {
       sendJson(res, 200, { ok: true, peer: init.peerId, version: init.version });
       return;
     }
-    const { route, params } = match(httpRoutes, req.method ?? 'GET', url.pathname);
-    if (!authorized(req)) throw new ApiError('ERR_UNAUTHORIZED', 'missing or wrong bearer token');
+    const { route, params } = match(routes, req.method ?? 'GET', url.pathname);
+    const caller = authenticate(req);
+    scope(init.mesh, caller, params);
     const owner = params.name !== undefined && !route.anyPeer ? await ownerElsewhere(req, params.name) : undefined;
     if (owner) return forwardRequest(req, res, owner, 'owner');
-    await route.handler({ req, res, params, url, sprites: init.sprites, mesh: init.mesh, placement: init.placement, drain: init.drain });
+    await route.handler({ req, res, params, url, sprites: init.sprites, mesh: init.mesh, caller, placement: init.placement, drain: init.drain });
   }
 
   /** The owner's API when the named sprite runs on another peer and this request did not come from one. */
@@ -67,11 +73,12 @@ export function createApiServer(init: ApiInit): http.Server {
     void (async () => {
       const url = new URL(req.url ?? '/', 'http://peer');
       const { route, params } = match(wsRoutes, 'GET', url.pathname);
-      if (!authorized(req)) throw new ApiError('ERR_UNAUTHORIZED', 'missing or wrong bearer token');
+      const caller = authenticate(req);
+      scope(init.mesh, caller, params);
       const owner = params.name !== undefined ? await ownerElsewhere(req, params.name) : undefined;
       if (owner) return forwardUpgrade(req, socket, head, owner);
       // Open the sprite side first so errors still answer as plain HTTP.
-      const connect = await route.open({ params, url, sprites: init.sprites });
+      const connect = await route.open({ params, url, sprites: init.sprites, caller });
       wss.handleUpgrade(req, socket, head, (ws: WebSocket) => connect(ws));
     })().catch((error: unknown) => {
       const apiError = error instanceof ApiError ? error : new ApiError('ERR_INTERNAL', (error as Error).message);
@@ -80,6 +87,16 @@ export function createApiServer(init: ApiInit): http.Server {
     });
   });
   return server;
+}
+
+/**
+ * Answers a request about another org's sprite exactly as one about a missing sprite, so a token
+ * cannot learn which names other orgs use (only create's ERR_NAME_TAKEN tells: names are mesh-wide).
+ */
+function scope(mesh: Mesh, caller: Caller, params: Record<string, string>): void {
+  if (params.name === undefined) return;
+  const row = mesh.store.get(spritesTable, { name: params.name });
+  if (row && !sees(caller, row.org)) throw new ApiError('ERR_SPRITE_NOT_FOUND', `no sprite named ${params.name}`);
 }
 
 function match<R extends { method: string; pattern: RegExp }>(routes: R[], method: string, path: string): { route: R; params: Record<string, string> } {

@@ -40,7 +40,7 @@ export const spriteCommands: readonly Command[] = [
   {
     words: ['list'],
     usage: '[--json]',
-    summary: 'list every sprite in the mesh with the peer that runs it',
+    summary: "list the sprites the token sees (its org's; an admin token sees all) with the peer that runs each",
     spec: { flags: JSON_FLAG },
     required: [],
     run: async (ctx) => {
@@ -49,8 +49,8 @@ export const spriteCommands: readonly Command[] = [
         await print(ctx.io, json(answer));
         return 0;
       }
-      const rows = (answer?.sprites ?? []).map((s) => [s.name, s.state, s.owner, time(s.created)]);
-      await print(ctx.io, table(['NAME', 'STATE', 'OWNER', 'CREATED'], rows));
+      const rows = (answer?.sprites ?? []).map((s) => [s.name, s.state, s.owner, s.org, time(s.created)]);
+      await print(ctx.io, table(['NAME', 'STATE', 'OWNER', 'ORG', 'CREATED'], rows));
       return 0;
     },
   },

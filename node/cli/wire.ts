@@ -6,6 +6,8 @@ export interface Sprite {
   state: string;
   /** Peer that runs it. */
   owner: string;
+  /** The org it belongs to. */
+  org: string;
   created: string;
   [key: string]: unknown;
 }

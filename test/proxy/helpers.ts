@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { WebSocketServer } from 'ws';
 import { MESH_TABLES, openStore, peersTable, spritesTable, tokensTable, type CrdtStore, type Member, type MemberEvent, type MemberState, type StoreTx } from '../../gossip/index.ts';
 import { createProxy, formatProxyColumn, type EdgeProxy, type LocalSprites, type ProxyInit, type TokenCheck } from '../../proxy/index.ts';
-import { tokenHash } from '../../node/tokens.ts';
+import { tokenCheck as meshTokenCheck, tokenHash } from '../../node/tokens.ts';
 
 /** The token every fixture mesh accepts. */
 export const TOKEN = 'test-token-0123456789';
@@ -50,11 +50,7 @@ export class FakeMesh {
 
 /** Token checks against a fake mesh's tokens table, as the peer wires them. */
 export function tokenCheck(mesh: FakeMesh): TokenCheck {
-  const validHash = (hash: string): boolean => {
-    const row = mesh.store.get(tokensTable, { hash });
-    return row !== undefined && !row.revoked;
-  };
-  return { valid: (token) => validHash(tokenHash(token)), validHash };
+  return meshTokenCheck(mesh.store);
 }
 
 /** Writes a peer row (with its proxy address) into every given mesh. */
@@ -68,11 +64,11 @@ export function putPeer(meshes: FakeMesh[], id: string, proxyHttp: string | null
 }
 
 /** Writes a sprite row into every given mesh. */
-export function putSprite(meshes: FakeMesh[], row: { name: string; owner: string; state?: string; url_auth?: string; reason?: string | null }): void {
+export function putSprite(meshes: FakeMesh[], row: { name: string; owner: string; state?: string; url_auth?: string; org?: string; reason?: string | null }): void {
   const now = new Date().toISOString();
   for (const mesh of meshes) {
     mesh.write((tx) => tx.upsert(spritesTable, {
-      name: row.name, id: row.name, owner: row.owner, epoch: 1, state: row.state ?? 'running', url_auth: row.url_auth ?? 'sprite', volume: null, http_port: 8080, created: now, updated: now, reason: row.reason ?? null,
+      name: row.name, id: row.name, owner: row.owner, epoch: 1, state: row.state ?? 'running', url_auth: row.url_auth ?? 'sprite', org: row.org ?? 'admin', volume: null, http_port: 8080, created: now, updated: now, reason: row.reason ?? null,
     }));
   }
 }

@@ -5,6 +5,8 @@ import WebSocket from 'ws';
 import { HopSigner, type EdgeProxy } from '../../proxy/index.ts';
 import { FakeMesh, FakeSprites, portOf, putPeer, putSprite, request, startApp, tempDir, testProxy, TOKEN, type SpriteApp } from './helpers.ts';
 import { eventually } from '../helpers/peer.ts';
+import { tokensTable } from '../../gossip/index.ts';
+import { tokenHash } from '../../node/tokens.ts';
 
 const AUTH = { authorization: `Bearer ${TOKEN}` };
 
@@ -49,6 +51,8 @@ describe('routing between two proxies', () => {
     putSprite(both, { name: 'refused', owner: 'peer-refusing' });
     putSprite(both, { name: 'broken', owner: 'peer-edge', state: 'failed', reason: 'sprite-init exited' });
     putSprite(both, { name: 'nothing', owner: 'peer-edge' });
+    putSprite(both, { name: 'acme', owner: 'peer-edge', org: 'acme' });
+    edgeSprites.sockets.set('acme', apps[1]!.socketPath);
     edgeSprites.sockets.set('nothing', `${temp.dir}/nobody-listens.sock`);
     edgeMesh.setState('peer-down', 'down');
   });
@@ -206,6 +210,27 @@ describe('routing between two proxies', () => {
     assert.equal(offsite.headers.location, '/');
     const logout = await request(edgePort, 'app.sprites.localhost', '/__sprite/logout');
     assert.match(logout.headers['set-cookie']![0]!, /Max-Age=0/);
+  });
+
+  test("URL auth: a token opens its own org's sprites only, and a revoked token stops at once despite the cache", async () => {
+    const acmeToken = 'acme-token-0123456789';
+    const hash = tokenHash(acmeToken);
+    edgeMesh.write((tx) => tx.upsert(tokensTable, { hash, name: 'acme-dev', org: 'acme', created: new Date().toISOString() }));
+    const acme = { authorization: `Bearer ${acmeToken}` };
+    for (let i = 0; i < 2; i++) assert.equal((await request(edgePort, 'acme.sprites.localhost', '/', { headers: acme })).status, 200);
+    assert.equal((await request(edgePort, 'acme.sprites.localhost', '/', { headers: { cookie: `__sprite_auth=${hash}` } })).status, 200);
+    const other = await request(edgePort, 'local.sprites.localhost', '/', { headers: acme });
+    assert.equal(other.status, 401);
+    assert.equal(other.headers['x-sprite-error'], 'ERR_PROXY_UNAUTHORIZED');
+    // The fixture's token is of org admin without the admin flag: refused; made an admin token: let in.
+    assert.equal((await request(edgePort, 'acme.sprites.localhost', '/', { headers: AUTH })).status, 401);
+    edgeMesh.write((tx) => tx.upsert(tokensTable, { hash: tokenHash(TOKEN), admin: true }));
+    assert.equal((await request(edgePort, 'acme.sprites.localhost', '/', { headers: AUTH })).status, 200);
+    edgeMesh.write((tx) => tx.upsert(tokensTable, { hash: tokenHash(TOKEN), admin: false }));
+    // The cache held the token a moment ago; the revocation empties it, so no wait is needed.
+    edgeMesh.write((tx) => tx.upsert(tokensTable, { hash, revoked: true }));
+    assert.equal((await request(edgePort, 'acme.sprites.localhost', '/', { headers: acme })).status, 401);
+    assert.equal((await request(edgePort, 'acme.sprites.localhost', '/', { headers: { cookie: `__sprite_auth=${hash}` } })).status, 401);
   });
 
   test('a WebSocket echoes through two hops and keeps the sprite active while open', async () => {

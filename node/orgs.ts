@@ -1,0 +1,58 @@
+import { orgsTable, spritesTable, tokensTable, type CrdtStore } from '../gossip/index.ts';
+import { ApiError } from './errors.ts';
+import type { TokenMesh } from './tokens.ts';
+
+/** The org of the peers' own tokens and of every sprite and token from before orgs existed. */
+export const ADMIN_ORG = 'admin';
+
+/** Org and token names: DNS-label rules, like sprite names. */
+export const TENANT_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** What a name that breaks TENANT_NAME is told (after "org" or "token"). */
+export const TENANT_NAME_RULE = "name must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'";
+
+/** An org as listings show it. */
+export interface OrgInfo {
+  name: string;
+  created: string;
+  /** Sprites of the org in the mesh now. */
+  sprites: number;
+  /** Tokens of the org that are not revoked. */
+  tokens: number;
+}
+
+/** Writes the `admin` org's row once; peers that start at once converge on one row. */
+export function ensureAdminOrg(mesh: TokenMesh): void {
+  if (mesh.store.get(orgsTable, { name: ADMIN_ORG })) return;
+  mesh.write((tx) => tx.upsert(orgsTable, { name: ADMIN_ORG, created: new Date().toISOString() }));
+}
+
+/** Creates an org; ERR_ORG_EXISTS when this peer already knows one of that name. */
+export function createOrg(mesh: TokenMesh, name: string): OrgInfo {
+  if (!TENANT_NAME.test(name)) throw new ApiError('ERR_BAD_REQUEST', `org ${TENANT_NAME_RULE}`);
+  if (name === ADMIN_ORG || mesh.store.get(orgsTable, { name })) throw new ApiError('ERR_ORG_EXISTS', `an org named ${name} exists`);
+  const created = new Date().toISOString();
+  mesh.write((tx) => tx.upsert(orgsTable, { name, created }));
+  return { name, created, sprites: 0, tokens: 0 };
+}
+
+/** Every org with its counts, by name. */
+export function listOrgs(store: CrdtStore): OrgInfo[] {
+  const orgs = new Map<string, OrgInfo>();
+  for (const row of store.all(orgsTable)) orgs.set(row.name, { name: row.name, created: row.created, sprites: 0, tokens: 0 });
+  for (const row of store.all(spritesTable)) {
+    const org = orgs.get(row.org);
+    if (org) org.sprites += 1;
+  }
+  for (const row of store.all(tokensTable)) {
+    const org = orgs.get(row.org);
+    if (org && !row.revoked) org.tokens += 1;
+  }
+  return [...orgs.values()].sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** Throws ERR_ORG_NOT_FOUND unless the org exists (the admin org always does). */
+export function requireOrg(store: CrdtStore, name: string): void {
+  if (name === ADMIN_ORG) return;
+  if (!TENANT_NAME.test(name) || !store.get(orgsTable, { name })) throw new ApiError('ERR_ORG_NOT_FOUND', `no org named ${name}`);
+}
