@@ -49,6 +49,8 @@ export const spritesTable = defineTable({
     /** Where the sprite's disk lives (a URL), once disks are in object storage. */
     volume: { type: 'text', nullable: true },
     http_port: 'integer',
+    /** The sprite's service definitions (JSON), mirrored by the owner so a peer taking over starts them too. */
+    services: { type: 'text', nullable: true },
     created: 'text',
     updated: 'text',
     reason: { type: 'text', nullable: true },

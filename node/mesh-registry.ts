@@ -54,6 +54,16 @@ export class MeshRegistry implements SpriteRegistry {
     return claimed ? this.get(seen.name) : undefined;
   }
 
+  services(name: string): string | null {
+    return this.#mesh.store.get(spritesTable, { name })?.services ?? null;
+  }
+
+  setServices(name: string, owner: string, services: string): void {
+    this.#mesh.write((tx) => {
+      if (tx.get(spritesTable, { name })?.owner === owner) tx.upsert(spritesTable, { name, services });
+    });
+  }
+
   watch(listener: (name: string) => void): () => void {
     return this.#mesh.store.subscribe(spritesTable, (event) => listener(event.pk.name));
   }
@@ -69,10 +79,20 @@ export class MeshRegistry implements SpriteRegistry {
   }
 }
 
+/** Names in mirrored service definitions (a JSON array of specs); anything else shows none. */
+function serviceNames(text: string | null): string[] {
+  try {
+    const specs: unknown = JSON.parse(text ?? '[]');
+    return Array.isArray(specs) ? specs.map((spec) => (spec as { name?: unknown })?.name).filter((name): name is string => typeof name === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
 function toRecord(row: SpriteRow): SpriteRecord {
   const record: SpriteRecord = {
     name: row.name, id: row.id, state: row.state as SpriteState, owner: row.owner, org: row.org, epoch: row.epoch, volume: row.volume,
-    httpPort: row.http_port, created: row.created, updated: row.updated,
+    httpPort: row.http_port, created: row.created, updated: row.updated, services: serviceNames(row.services),
   };
   if (row.reason) record.reason = row.reason;
   return record;

@@ -15,6 +15,8 @@ export interface SpriteRecord {
   volume: string | null;
   /** The org the sprite belongs to: its creator's. */
   org: string;
+  /** Names of its services, as mirrored into the record by the owner. */
+  services: string[];
   httpPort: number;
   created: string;
   updated: string;
@@ -37,6 +39,10 @@ export interface SpriteRegistry {
    * (another peer claimed it first): returns the new record, or undefined when the claim lost.
    */
   claim(seen: SpriteRecord, owner: string, state: SpriteState): SpriteRecord | undefined;
+  /** The sprite's mirrored service definitions (JSON), or null. */
+  services(name: string): string | null;
+  /** Mirrors service definitions into the record of a sprite `owner` owns. */
+  setServices(name: string, owner: string, services: string): void;
   /** Calls `listener` with the name of every sprite whose record changed (or went); returns the unsubscribe. */
   watch(listener: (name: string) => void): () => void;
   /** Removes a record `owner` owns; a missing name, or one owned by another peer, is left alone. */

@@ -8,6 +8,7 @@ import type { PeerConfig } from './config.ts';
 import { ApiError } from './errors.ts';
 import type { Logger } from './logger.ts';
 import { WarmPool, type PoolStatus } from './pool.ts';
+import { mirrorServices, restoreServices } from './services-mirror.ts';
 import type { SpriteRecord, SpriteRegistry } from './registry.ts';
 
 /** What the sprite manager needs from the peer. */
@@ -31,6 +32,8 @@ export interface SpriteManagerInit {
 interface Machine {
   sandbox: Sandbox;
   name: string | undefined;
+  /** Stops mirroring its service definitions into the record (while it runs here). */
+  unmirror?: () => void;
 }
 
 /** Sprite names follow DNS-label rules so they work as URL host labels. */
@@ -88,8 +91,7 @@ export class SpriteManager {
   async stop(): Promise<void> {
     this.#unwatch?.();
     await this.#pool.stop();
-    await Promise.allSettled([...this.#running.values()].map((machine) => machine.sandbox.stop()));
-    this.#running.clear();
+    await Promise.allSettled([...this.#running.keys()].map((name) => this.#untrack(name)!.sandbox.stop()));
     await removeCgroups(`/sprites/${this.#init.peerKey}`);
   }
 
@@ -124,7 +126,7 @@ export class SpriteManager {
       const now = new Date().toISOString();
       const record: SpriteRecord = {
         name, id: machine.sandbox.id, state: 'running', owner: this.#init.peerId, org, epoch: 1, volume: this.#init.config.storage.objectStore,
-        httpPort: this.#init.config.sprite.httpPort, created: now, updated: now,
+        httpPort: this.#init.config.sprite.httpPort, created: now, updated: now, services: [],
       };
       try {
         this.#init.registry.insert(record);
@@ -135,7 +137,7 @@ export class SpriteManager {
       try {
         machine.name = name;
         await machine.sandbox.start(name);
-        this.#running.set(name, machine);
+        this.#track(name, machine);
         return record;
       } catch (error) {
         this.#init.registry.remove(name, this.#init.peerId);
@@ -166,8 +168,7 @@ export class SpriteManager {
   async destroy(name: string): Promise<void> {
     const record = this.owned(name);
     await this.#exclusive(name, async () => {
-      const machine = this.#running.get(name);
-      this.#running.delete(name);
+      const machine = this.#untrack(name);
       if (machine) await machine.sandbox.stop();
       await this.#init.volumes.remove(record.id);
       await rm(this.#spriteDir(record.id), { recursive: true, force: true });
@@ -195,6 +196,7 @@ export class SpriteManager {
       }
       let machine: Machine;
       try {
+        await restoreServices(sandboxPaths(this.#spriteDir(seen.id)).servicesFile, this.#init.registry.services(name));
         machine = await this.#prepare(seen.id, false);
       } catch (error) {
         await this.#init.volumes.forget(seen.id).catch(() => undefined);
@@ -214,7 +216,7 @@ export class SpriteManager {
         this.#init.registry.setState(name, this.#init.peerId, 'failed', (error as Error).message);
         throw error;
       }
-      this.#running.set(name, machine);
+      this.#track(name, machine);
       return claimed;
     });
   }
@@ -224,6 +226,7 @@ export class SpriteManager {
     const record = this.owned(name);
     return this.#exclusive(name, async () => {
       if (this.#running.has(name)) return this.get(name);
+      await restoreServices(sandboxPaths(this.#spriteDir(record.id)).servicesFile, this.#init.registry.services(name));
       const machine = await this.#prepare(record.id, false);
       machine.name = name;
       try {
@@ -232,7 +235,7 @@ export class SpriteManager {
         await machine.sandbox.stop();
         throw error;
       }
-      this.#running.set(name, machine);
+      this.#track(name, machine);
       this.#init.registry.setState(name, this.#init.peerId, 'running');
       return this.get(name);
     });
@@ -242,8 +245,7 @@ export class SpriteManager {
   async stopSprite(name: string): Promise<SpriteRecord> {
     this.owned(name);
     return this.#exclusive(name, async () => {
-      const machine = this.#running.get(name);
-      this.#running.delete(name);
+      const machine = this.#untrack(name);
       if (machine) await machine.sandbox.stop();
       this.#init.registry.setState(name, this.#init.peerId, 'stopped');
       return this.get(name);
@@ -273,8 +275,7 @@ export class SpriteManager {
     const volume = this.#checkpointVolume(name);
     await this.#requireCheckpoint(volume, id);
     const wasRunning = await this.#exclusive(name, async () => {
-      const machine = this.#running.get(name);
-      this.#running.delete(name);
+      const machine = this.#untrack(name);
       if (machine) await machine.sandbox.stop();
       this.#init.registry.setState(name, this.#init.peerId, 'stopped');
       await volume.restore(id);
@@ -334,6 +335,21 @@ export class SpriteManager {
     return machine;
   }
 
+  /** Marks a sprite running here and mirrors its service definitions into its record. */
+  #track(name: string, machine: Machine): void {
+    this.#running.set(name, machine);
+    const file = sandboxPaths(this.#spriteDir(machine.sandbox.id)).servicesFile;
+    machine.unmirror = mirrorServices(file, (text) => this.#init.registry.setServices(name, this.#init.peerId, text));
+  }
+
+  /** Forgets a running sprite (the caller stops it); returns it, if it ran. */
+  #untrack(name: string): Machine | undefined {
+    const machine = this.#running.get(name);
+    this.#running.delete(name);
+    machine?.unmirror?.();
+    return machine;
+  }
+
   #takeWarm(): Machine | undefined {
     for (let machine = this.#pool.take(); machine; machine = this.#pool.take()) {
       if (machine.sandbox.alive) return machine;
@@ -368,8 +384,7 @@ export class SpriteManager {
   async handOff(name: string, adopt: (start: boolean) => Promise<void>): Promise<void> {
     const record = this.owned(name);
     const wasRunning = await this.#exclusive(name, async () => {
-      const machine = this.#running.get(name);
-      this.#running.delete(name);
+      const machine = this.#untrack(name);
       if (machine) await machine.sandbox.stop();
       await this.#init.volumes.forget(record.id);
       return machine !== undefined;
@@ -405,7 +420,7 @@ export class SpriteManager {
     if (!machine) return;
     const record = this.#init.registry.get(name);
     if (record?.owner === this.#init.peerId && record.id === machine.sandbox.id) return;
-    this.#running.delete(name);
+    this.#untrack(name);
     this.#init.logger.warn('sprite taken over by another peer; dropping the local copy', { sprite: name, owner: record?.owner ?? null, epoch: record?.epoch ?? null });
     void this.#exclusive(name, () => this.#drop(machine));
   }
@@ -421,7 +436,7 @@ export class SpriteManager {
     const { name } = machine;
     this.#init.logger.warn('sprite-init exited', { sprite: name ?? null, id: machine.sandbox.id, reason });
     if (name === undefined || this.#running.get(name) !== machine) return;
-    this.#running.delete(name);
+    this.#untrack(name);
     this.#init.registry.setState(name, this.#init.peerId, 'failed', reason);
   }
 

@@ -21,6 +21,8 @@ describe('three peers on one object store', () => {
     return result.stdout;
   };
   const byId = (id: string): PeerProcess => [...ids].find(([, peerId]) => peerId === id)![0];
+  /** Service names in the durable sprite's record as `peer`'s replica has it. */
+  const mirroredServices = async (peer: PeerProcess): Promise<string[]> => (await peer.api('GET', '/v1/sprites/durable')).body.services ?? [];
 
   before(async () => {
     store = await startBackend('s3');
@@ -122,6 +124,10 @@ describe('three peers on one object store', () => {
     const survivor = peers.find((p) => p !== owner)!;
     // 3 MiB of pseudo-random bytes, fsync'd; their checksum is the proof.
     const sum = await exec(survivor, 'durable', 'head -c 3145728 /dev/urandom > /data.bin && fsync /data.bin 2>/dev/null || sync; md5sum /data.bin');
+    const service = await survivor.api('PUT', '/v1/sprites/durable/services/keeper', { cmd: 'sleep', args: ['3600'] });
+    assert.equal(service.status, 200, JSON.stringify(service.body));
+    // The owner mirrors service definitions into the record; wait until the survivor has them.
+    await eventually(async () => (await mirroredServices(survivor)).includes('keeper'), 10_000, 'services mirrored');
     await owner.kill();
     await eventually(async () => (await survivor.api('GET', '/v1/sprites/durable')).body.ownerState === 'down', 30_000, 'the owner seen down');
     assert.equal(await exec(survivor, 'durable', 'md5sum /data.bin'), sum);
@@ -129,6 +135,8 @@ describe('three peers on one object store', () => {
     assert.equal(record.owner, ids.get(survivor));
     assert.equal(record.epoch, created.body.epoch + 1);
     assert.equal(record.state, 'running');
+    const services = (await survivor.api('GET', '/v1/sprites/durable/services')).body.services as { name: string }[];
+    assert.deepEqual(services.map((svc) => svc.name), ['keeper']);
 
     // The old owner comes back on the same data dir: it sees the higher epoch and leaves the sprite alone.
     peers.splice(peers.indexOf(owner), 1);
@@ -143,5 +151,30 @@ describe('three peers on one object store', () => {
     assert.equal(await exec(back, 'durable', 'md5sum /data.bin'), sum);
     assert.equal((await survivor.api('GET', '/v1/sprites/durable')).body.owner, ids.get(survivor));
     assert.equal((await back.api('DELETE', '/v1/sprites/durable')).status, 204);
+  });
+
+  test('a sprite whose peer is down and whose disk is in a store no other peer uses fails with 503, not a hang', async () => {
+    const loner = await startPeer({ poolDepth: 0, join: peers[0], args: MEMBERSHIP });
+    try {
+      // Placed on the loner directly: its disk is in the loner's own file:// store.
+      const created = await fetch(`${loner.url}/v1/sprites`, {
+        method: 'POST', headers: { authorization: `Bearer ${loner.token}`, 'content-type': 'application/json', 'x-sprite-hop': 'place' }, body: JSON.stringify({ name: 'stranded' }),
+      });
+      assert.equal(created.status, 201, await created.text());
+      await eventually(async () => (await peers[0]!.api('GET', '/v1/sprites/stranded')).status === 200, 10_000, 'the record replicated');
+      await loner.kill();
+      await eventually(async () => (await peers[0]!.api('GET', '/v1/sprites/stranded')).body.ownerState === 'down', 30_000, 'the loner seen down');
+      const answer = await peers[0]!.api('POST', '/v1/sprites/stranded/start');
+      assert.equal(answer.status, 503, JSON.stringify(answer.body));
+      assert.equal(answer.body.error.code, 'ERR_SPRITE_UNRECOVERABLE');
+      assert.match(answer.body.error.message, /not in this peer's store/);
+    } finally {
+      // The killed peer left its sandbox's mounts: a restart on its data dir sweeps them.
+      await loner.kill();
+      const again = await startPeer({ dataDir: loner.dataDir, poolDepth: 0, join: peers[0], args: MEMBERSHIP });
+      await again.api('DELETE', '/v1/sprites/stranded');
+      await again.stop();
+      await removeDataDir(loner.dataDir);
+    }
   });
 });
