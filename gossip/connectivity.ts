@@ -6,6 +6,8 @@ import type { Host } from './host.ts';
 export interface Candidate {
   id: string;
   addrs: string[];
+  /** The failure detector holds it down: dialled only as a probe, one per step. */
+  down?: boolean;
 }
 
 /** Connectivity settings. */
@@ -14,7 +16,7 @@ export interface ConnectivityInit {
   target?: number;
   /** Time between checks (jittered). @default 3000 */
   intervalMs?: number;
-  /** Live peers learned from the replicated records. */
+  /** Peers learned from the replicated records. */
   candidates: () => Candidate[];
   /** Addresses to dial while no candidate is known yet. */
   bootstrap: string[];
@@ -23,6 +25,8 @@ export interface ConnectivityInit {
 /**
  * Keeps each peer connected to several random live peers, not only to its bootstrap: a mesh where
  * everyone dials one neighbour loses gossip at 30 peers; five random dials each deliver everything.
+ * Each step also dials one random peer held down, so the two sides of a healed partition find
+ * each other again (each holds the other down and would otherwise never dial it).
  */
 export class Connectivity {
   readonly #host: Host;
@@ -50,15 +54,18 @@ export class Connectivity {
     clearTimeout(this.#timer);
   }
 
-  /** One step: when below target, dial random candidates (or the bootstrap list) not yet connected. Resolves with the dials made. */
+  /**
+   * One step: when below target, dial random live candidates (or the bootstrap list) not yet
+   * connected; and probe one peer held down. Resolves with the dials made.
+   */
   async ensureOnce(): Promise<number> {
     const self = this.#host.peerId.toString();
     const connected = new Set(this.#host.getPeers().map((peer) => peer.toString()));
-    const missing = this.#target - connected.size;
-    if (missing <= 0) return 0;
-    const candidates = shuffle(this.#init.candidates().filter((c) => c.id !== self && !connected.has(c.id) && c.addrs.length > 0));
+    const missing = Math.max(0, this.#target - connected.size);
+    const unconnected = shuffle(this.#init.candidates().filter((c) => c.id !== self && !connected.has(c.id) && c.addrs.length > 0));
+    const chosen = [...unconnected.filter((c) => !c.down).slice(0, missing), ...unconnected.filter((c) => c.down).slice(0, 1)];
     const dials: Promise<unknown>[] = [];
-    for (const candidate of candidates.slice(0, missing)) {
+    for (const candidate of chosen) {
       const addrs = candidate.addrs.flatMap((addr) => {
         try {
           return [multiaddr(addr)];
@@ -74,7 +81,7 @@ export class Connectivity {
       }
       dials.push(this.#host.dial(addrs, { signal: AbortSignal.timeout(5000) }));
     }
-    if (connected.size === 0 && dials.length === 0) {
+    if (connected.size === 0 && missing > 0 && dials.length === 0) {
       for (const addr of this.#init.bootstrap) dials.push(this.#host.dial(multiaddr(addr), { signal: AbortSignal.timeout(5000) }));
     }
     await Promise.allSettled(dials);

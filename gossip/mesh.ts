@@ -231,8 +231,8 @@ export class Mesh {
 
   #candidates(): Candidate[] {
     return this.members()
-      .filter((m) => !m.self && m.state !== 'down')
-      .map((m) => ({ id: m.id, addrs: parseAddrs(m.row.addrs) }));
+      .filter((m) => !m.self)
+      .map((m) => ({ id: m.id, addrs: parseAddrs(m.row.addrs), down: m.state === 'down' }));
   }
 
   #emit(event: MemberEvent): void {

@@ -44,6 +44,8 @@ export async function startPeer(
     joinAddrOnly?: PeerProcess;
     /** More `peer start` flags (the edge proxy listens on ports picked by the OS unless these say otherwise). */
     args?: string[];
+    /** A cgroup.procs file the peer process joins before it starts (see helpers/partition.ts). */
+    cgroup?: string;
   } = {},
 ): Promise<PeerProcess> {
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'sprite-test-')));
@@ -54,7 +56,9 @@ export async function startPeer(
   if (options.poolFallback) args.push('--pool-fallback', options.poolFallback);
   if (options.join) args.push('--bootstrap', options.join.joinAddr, '--swarm-key', options.join.swarmKey);
   if (options.joinAddrOnly) args.push('--bootstrap', options.joinAddrOnly.joinAddr);
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = options.cgroup
+    ? spawn('sh', ['-c', 'echo $$ > "$1" && shift && exec "$@"', 'sh', options.cgroup, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
