@@ -49,7 +49,9 @@ export const spriteCommands: readonly Command[] = [
         await print(ctx.io, json(answer));
         return 0;
       }
-      const rows = (answer?.sprites ?? []).map((s) => [s.name, s.state, s.owner, s.org, time(s.created)]);
+      // A sprite whose peer is not alive says so: the next request for it moves it to another peer.
+      const owner = (s: Sprite): string => (s.ownerState && s.ownerState !== 'alive' ? `${s.owner} (${s.ownerState})` : s.owner);
+      const rows = (answer?.sprites ?? []).map((s) => [s.name, s.state, owner(s), s.org, time(s.created)]);
       await print(ctx.io, table(['NAME', 'STATE', 'OWNER', 'ORG', 'CREATED'], rows));
       return 0;
     },

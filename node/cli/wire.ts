@@ -6,6 +6,8 @@ export interface Sprite {
   state: string;
   /** Peer that runs it. */
   owner: string;
+  /** How the answering peer sees the owner: alive, suspect or down. */
+  ownerState?: string;
   /** The org it belongs to. */
   org: string;
   created: string;
