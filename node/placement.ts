@@ -81,19 +81,19 @@ export class Placement {
   }
 
   /**
-   * Runs `create` as the arbiter of `name`: refuses a name that exists or is being created, and
-   * keeps it reserved after a create elsewhere until the record reaches this replica.
+   * Runs `create` (true when it created the sprite) as the arbiter of `name`: refuses a name that
+   * exists or is being created, and keeps it reserved after a create elsewhere until the record
+   * reaches this replica.
    */
-  async arbitrate<T>(name: string, create: () => Promise<{ result: T; created: boolean }>): Promise<T> {
+  async arbitrate(name: string, create: () => Promise<boolean>): Promise<void> {
     if (this.#sprites.lookup(name) || (this.#reserved.get(name) ?? 0) > Date.now()) {
       throw new ApiError('ERR_NAME_TAKEN', `a sprite named ${name} exists or is being created`);
     }
     this.#reserved.set(name, Number.POSITIVE_INFINITY);
     try {
-      const { result, created } = await create();
+      const created = await create();
       if (created && !this.#sprites.lookup(name)) this.#reserved.set(name, Date.now() + RESERVATION_MS);
       else this.#reserved.delete(name);
-      return result;
     } catch (error) {
       this.#reserved.delete(name);
       throw error;

@@ -126,13 +126,13 @@ export const httpRoutes: Route[] = [
         if (target && target !== 'here') {
           try {
             await forwardRequest(req, res, target.api, 'place', { body: raw });
-            return { result: undefined, created: res.statusCode === 201 };
+            return res.statusCode === 201;
           } catch {
             // The chosen peer went away: create here instead.
           }
         }
         sendJson(res, 201, await sprites.create(name, caller.org));
-        return { result: undefined, created: true };
+        return true;
       });
     },
   },
