@@ -192,19 +192,26 @@ export class SpriteManager {
     });
   }
 
-  /** Checkpoints a sprite's disk (metadata only; its processes keep running) and mounts it inside. */
+  /**
+   * Checkpoints a sprite's disk (metadata only; its processes keep running). Its mount inside
+   * follows in the background, so the API answers in checkpoint time.
+   */
   checkpoint(name: string, comment = ''): Promise<CheckpointInfo> {
     return this.#checkpoint(name, comment);
   }
 
-  /** `from`: the request came from inside this machine, which must still be the sprite's. */
+  /**
+   * `from`: the request came from inside this machine, which must still be the sprite's; the
+   * answer then waits for the mount, so the caller can use /.sprite/checkpoints/<id> at once.
+   */
   async #checkpoint(name: string, comment: string, from?: Machine): Promise<CheckpointInfo> {
     const volume = this.#checkpointVolume(name);
     const created = await this.#exclusive(name, async () => {
       if (from && this.#running.get(name) !== from) throw new ApiError('ERR_SPRITE_NOT_RUNNING', `sprite ${name} is stopping`);
       return volume.checkpoint(comment);
     });
-    await this.#syncMounts(this.#running.get(name));
+    const mounted = this.#syncMounts(this.#running.get(name));
+    if (from) await mounted;
     return created;
   }
 
@@ -218,7 +225,7 @@ export class SpriteManager {
     const volume = this.#checkpointVolume(name);
     await this.#requireCheckpoint(volume, id);
     await volume.deleteCheckpoint(id);
-    await this.#syncMounts(this.#running.get(name));
+    void this.#syncMounts(this.#running.get(name));
   }
 
   /** Restores a sprite's disk to a checkpoint: stops it, points the disk at the checkpoint, and starts it again if it ran. */
