@@ -2,8 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  ControlClient, Sandbox, canCheckpoint, removeCgroups, sandboxPaths, unmountPath, type CheckpointInfo, type CheckpointVolume, type VolumeStore,
+  ControlClient, Sandbox, canCheckpoint, removeCgroups, sandboxPaths, unmountPath, type CheckpointInfo, type CheckpointVolume, type SandboxInit,
+  type VolumeStore,
 } from '../vm/index.ts';
+import { CheckpointMounts } from './checkpoint-mounts.ts';
 import type { PeerConfig } from './config.ts';
 import { ApiError } from './errors.ts';
 import type { Logger } from './logger.ts';
@@ -34,6 +36,8 @@ interface Machine {
   name: string | undefined;
   /** Stops mirroring its service definitions into the record (while it runs here). */
   unmirror?: () => void;
+  /** Its newest checkpoints mounted inside it (volumes without checkpoints: none). */
+  mounts: CheckpointMounts | undefined;
 }
 
 /** Sprite names follow DNS-label rules so they work as URL host labels. */
@@ -91,7 +95,7 @@ export class SpriteManager {
   async stop(): Promise<void> {
     this.#unwatch?.();
     await this.#pool.stop();
-    await Promise.allSettled([...this.#running.keys()].map((name) => this.#untrack(name)!.sandbox.stop()));
+    await Promise.allSettled([...this.#running.keys()].map((name) => this.#halt(this.#untrack(name)!)));
     await removeCgroups(`/sprites/${this.#init.peerKey}`);
   }
 
@@ -138,6 +142,7 @@ export class SpriteManager {
         machine.name = name;
         await machine.sandbox.start(name);
         this.#track(name, machine);
+        await this.#syncMounts(machine);
         return record;
       } catch (error) {
         this.#init.registry.remove(name, this.#init.peerId);
@@ -169,7 +174,7 @@ export class SpriteManager {
     const record = this.owned(name);
     await this.#exclusive(name, async () => {
       const machine = this.#untrack(name);
-      if (machine) await machine.sandbox.stop();
+      if (machine) await this.#halt(machine);
       await this.#init.volumes.remove(record.id);
       await rm(this.#spriteDir(record.id), { recursive: true, force: true });
       this.#init.registry.remove(name, this.#init.peerId);
@@ -212,11 +217,12 @@ export class SpriteManager {
       try {
         await machine.sandbox.start(name);
       } catch (error) {
-        await machine.sandbox.stop();
+        await this.#halt(machine);
         this.#init.registry.setState(name, this.#init.peerId, 'failed', (error as Error).message);
         throw error;
       }
       this.#track(name, machine);
+      await this.#syncMounts(machine);
       return claimed;
     });
   }
@@ -232,11 +238,12 @@ export class SpriteManager {
       try {
         await machine.sandbox.start(name);
       } catch (error) {
-        await machine.sandbox.stop();
+        await this.#halt(machine);
         throw error;
       }
       this.#track(name, machine);
       this.#init.registry.setState(name, this.#init.peerId, 'running');
+      await this.#syncMounts(machine);
       return this.get(name);
     });
   }
@@ -246,16 +253,33 @@ export class SpriteManager {
     this.owned(name);
     return this.#exclusive(name, async () => {
       const machine = this.#untrack(name);
-      if (machine) await machine.sandbox.stop();
+      if (machine) await this.#halt(machine);
       this.#init.registry.setState(name, this.#init.peerId, 'stopped');
       return this.get(name);
     });
   }
 
-  /** Checkpoints a sprite's disk (metadata only; its processes keep running). */
-  async checkpoint(name: string, comment = ''): Promise<CheckpointInfo> {
+  /**
+   * Checkpoints a sprite's disk (metadata only; its processes keep running). Its mount inside
+   * follows in the background, so the API answers in checkpoint time.
+   */
+  checkpoint(name: string, comment = ''): Promise<CheckpointInfo> {
+    return this.#checkpoint(name, comment);
+  }
+
+  /**
+   * `from`: the request came from inside this machine, which must still be the sprite's; the
+   * answer then waits for the mount, so the caller can use /.sprite/checkpoints/<id> at once.
+   */
+  async #checkpoint(name: string, comment: string, from?: Machine): Promise<CheckpointInfo> {
     const volume = this.#checkpointVolume(name);
-    return this.#exclusive(name, () => volume.checkpoint(comment));
+    const created = await this.#exclusive(name, async () => {
+      if (from && this.#running.get(name) !== from) throw new ApiError('ERR_SPRITE_NOT_RUNNING', `sprite ${name} is stopping`);
+      return volume.checkpoint(comment);
+    });
+    const mounted = this.#syncMounts(this.#running.get(name));
+    if (from) await mounted;
+    return created;
   }
 
   /** A sprite's checkpoints, oldest first. */
@@ -268,6 +292,7 @@ export class SpriteManager {
     const volume = this.#checkpointVolume(name);
     await this.#requireCheckpoint(volume, id);
     await volume.deleteCheckpoint(id);
+    void this.#syncMounts(this.#running.get(name));
   }
 
   /** Restores a sprite's disk to a checkpoint: stops it, points the disk at the checkpoint, and starts it again if it ran. */
@@ -276,7 +301,7 @@ export class SpriteManager {
     await this.#requireCheckpoint(volume, id);
     const wasRunning = await this.#exclusive(name, async () => {
       const machine = this.#untrack(name);
-      if (machine) await machine.sandbox.stop();
+      if (machine) await this.#halt(machine);
       this.#init.registry.setState(name, this.#init.peerId, 'stopped');
       await volume.restore(id);
       return machine !== undefined;
@@ -361,14 +386,18 @@ export class SpriteManager {
   async #prepare(id: string, fresh: boolean): Promise<Machine> {
     const { config, volumes, image, toolsDir, peerKey } = this.#init;
     const volume = fresh ? await volumes.create(id, image) : volumes.open(id);
-    const machine: Machine = { sandbox: undefined as unknown as Sandbox, name: undefined };
+    const machine: Machine = { sandbox: undefined as unknown as Sandbox, name: undefined, mounts: undefined };
     try {
       machine.sandbox = await Sandbox.prepare({
         dir: this.#spriteDir(id), id, volume, ids: { hostId: config.sprite.rootHostId, size: 65536 },
         cgroupPath: `/sprites/${peerKey}/${id}`, limits: config.sprite.limits, toolsDir, httpPort: config.sprite.httpPort,
         privateDirs: [config.dataDir],
+        ...this.#insideRequests(machine),
         onCrash: (reason) => this.#crashed(machine, reason),
       });
+      if (canCheckpoint(volume)) {
+        machine.mounts = new CheckpointMounts({ volume, target: machine.sandbox, logger: this.#init.logger.child({ component: 'checkpoint-mounts', id }) });
+      }
     } catch (error) {
       if (fresh) await volumes.remove(id);
       throw error;
@@ -385,7 +414,7 @@ export class SpriteManager {
     const record = this.owned(name);
     const wasRunning = await this.#exclusive(name, async () => {
       const machine = this.#untrack(name);
-      if (machine) await machine.sandbox.stop();
+      if (machine) await this.#halt(machine);
       await this.#init.volumes.forget(record.id);
       return machine !== undefined;
     });
@@ -427,7 +456,7 @@ export class SpriteManager {
 
   /** Stops a sandbox and forgets its local disk copy without writing to the store (its lease is another peer's). */
   async #drop(machine: Machine): Promise<void> {
-    await machine.sandbox.stop().catch((error: unknown) => this.#init.logger.warn('stopping a dropped sprite failed', { id: machine.sandbox.id, error: (error as Error).message }));
+    await this.#halt(machine).catch((error: unknown) => this.#init.logger.warn('stopping a dropped sprite failed', { id: machine.sandbox.id, error: (error as Error).message }));
     await this.#init.volumes.forget(machine.sandbox.id).catch(() => undefined);
     await rm(this.#spriteDir(machine.sandbox.id), { recursive: true, force: true });
   }
@@ -435,13 +464,47 @@ export class SpriteManager {
   #crashed(machine: Machine, reason: string): void {
     const { name } = machine;
     this.#init.logger.warn('sprite-init exited', { sprite: name ?? null, id: machine.sandbox.id, reason });
+    void machine.mounts?.close();
     if (name === undefined || this.#running.get(name) !== machine) return;
     this.#untrack(name);
     this.#init.registry.setState(name, this.#init.peerId, 'failed', reason);
   }
 
+  /** Stops a machine's sandbox, then lets the storage daemon stop serving its checkpoint mounts. */
+  async #halt(machine: Machine): Promise<void> {
+    try {
+      await machine.sandbox.stop();
+    } finally {
+      await machine.mounts?.close();
+    }
+  }
+
+  /** Mounts a running machine's newest checkpoints; a failure is logged, never the caller's failure. */
+  async #syncMounts(machine: Machine | undefined): Promise<void> {
+    await machine?.mounts?.sync().catch((error: unknown) => {
+      this.#init.logger.warn('checkpoint mounts not updated', { sprite: machine.name ?? null, error: (error as Error).message });
+    });
+  }
+
+  /** What code inside a machine may ask of the peer: checkpoints of its own sprite, nothing else. */
+  #insideRequests(machine: Machine): Pick<SandboxInit, 'requests' | 'onRequestError'> {
+    const name = (): string => {
+      if (machine.name === undefined || this.#running.get(machine.name) !== machine) throw new ApiError('ERR_SPRITE_NOT_RUNNING', 'this sprite is not running');
+      return machine.name;
+    };
+    return {
+      requests: {
+        createCheckpoint: (comment) => this.#checkpoint(name(), comment, machine),
+        listCheckpoints: () => this.checkpoints(name()),
+      },
+      onRequestError: (request, error) => {
+        this.#init.logger.warn('request from inside a sprite failed', { sprite: machine.name ?? null, op: request.op, error: (error as Error).message });
+      },
+    };
+  }
+
   async #dispose(machine: Machine): Promise<void> {
-    await machine.sandbox.stop().catch(() => undefined);
+    await this.#halt(machine).catch(() => undefined);
     await this.#init.volumes.remove(machine.sandbox.id);
     await rm(this.#spriteDir(machine.sandbox.id), { recursive: true, force: true });
   }

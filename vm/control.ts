@@ -8,18 +8,24 @@ interface Reply {
   error?: { code: string; message: string };
 }
 
-/** Client of one sprite-init's control socket. Every request is its own connection. */
+/**
+ * Client of one sprite-init's control socket (and, from sprite-init, of the peer's request socket:
+ * the framing is the same). Every request is its own connection.
+ */
 export class ControlClient {
   readonly #path: string;
+  readonly #server: string;
 
-  constructor(path: string) {
+  /** `server` names the other side in error messages. */
+  constructor(path: string, server = 'sprite-init') {
     this.#path = path;
+    this.#server = server;
   }
 
   /** Sends a request and resolves with its result; sprite-init's errors keep their codes. */
   async call<T>(request: { op: string; [key: string]: unknown }, timeoutMs = 30_000): Promise<T> {
     const socket = await this.#connect();
-    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`sprite-init did not answer ${request.op} in ${timeoutMs} ms`)));
+    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`${this.#server} did not answer ${request.op} in ${timeoutMs} ms`)));
     try {
       return (await this.#request(socket, request)) as T;
     } finally {
@@ -45,9 +51,9 @@ export class ControlClient {
     try {
       reply = decodeMessage(await readOneFrame(socket)) as Reply;
     } catch (error) {
-      throw new VmError('ERR_SPRITE_UNAVAILABLE', `sprite-init closed the connection: ${(error as Error).message}`, { cause: error });
+      throw new VmError('ERR_SPRITE_UNAVAILABLE', `${this.#server} closed the connection: ${(error as Error).message}`, { cause: error });
     }
-    if (!reply.ok) throw new VmError(reply.error?.code ?? 'ERR_INIT', reply.error?.message ?? 'sprite-init failed');
+    if (!reply.ok) throw new VmError(reply.error?.code ?? 'ERR_INIT', reply.error?.message ?? `${this.#server} failed`);
     return reply.result;
   }
 
@@ -55,7 +61,7 @@ export class ControlClient {
     return new Promise((resolve, reject) => {
       const socket = net.connect(this.#path);
       socket.once('connect', () => resolve(socket));
-      socket.once('error', (error) => reject(new VmError('ERR_SPRITE_UNAVAILABLE', `cannot reach sprite-init: ${error.message}`, { cause: error })));
+      socket.once('error', (error) => reject(new VmError('ERR_SPRITE_UNAVAILABLE', `cannot reach ${this.#server}: ${error.message}`, { cause: error })));
     });
   }
 }

@@ -1,5 +1,5 @@
 import type { IdMap, PinnedNamespaces } from './namespaces.ts';
-import { STAGE } from './init/config.ts';
+import { CHECKPOINTS_DIR, STAGE } from './init/config.ts';
 import { seccompProfile } from './seccomp.ts';
 
 /** Resource limits of one sprite's inner container. */
@@ -61,6 +61,8 @@ export function containerConfig(spec: ContainerSpec): object {
       { destination: '/sys', type: 'none', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] },
       { destination: '/.sprite', type: 'none', source: STAGE.spriteDir, options: ['rbind', 'nosuid', 'nodev'] },
       { destination: '/.sprite/bin', type: 'none', source: STAGE.toolsDir, options: ['rbind', 'ro', 'nosuid', 'nodev'] },
+      // A slave of sprite-init's shared tmpfs: checkpoint mounts arrive here (see init/checkpoints.ts).
+      { destination: CHECKPOINTS_DIR, type: 'none', source: STAGE.checkpoints, options: ['rbind', 'ro', 'nosuid', 'nodev', 'rslave'] },
     ],
     linux: {
       uidMappings: idMap,

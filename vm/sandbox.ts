@@ -2,12 +2,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { mkdir, readdir, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Server } from 'node:net';
 import { createInterface } from 'node:readline';
 import { ControlClient } from './control.ts';
 import { VmError } from './errors.ts';
 import { STAGE, type InitConfig } from './init/config.ts';
 import { pinNamespaces, releaseNamespaces, type IdMap, type PinnedNamespaces } from './namespaces.ts';
 import { containerConfig, type Limits } from './oci.ts';
+import { serveSpriteRequests, type SpriteRequest, type SpriteRequestHandler, type SpriteRequestLimits } from './requests.ts';
 import type { Volume } from './volume.ts';
 
 const INIT_MAIN = new URL('./init/main.ts', import.meta.url).pathname;
@@ -30,6 +32,12 @@ export interface SandboxInit {
   httpPort: number;
   /** Host directories whose mounts the sandbox must not keep a copy of (see InitConfig.privateDirs). */
   privateDirs: string[];
+  /** Serves what code inside the sprite asks of the peer (checkpoints); absent: such requests fail. */
+  requests?: SpriteRequestHandler;
+  /** Bounds on those requests. @default SPRITE_REQUEST_DEFAULTS */
+  requestLimits?: Partial<SpriteRequestLimits>;
+  /** Hears about inside requests that failed on the peer (the sprite only gets a generic error). */
+  onRequestError?: (request: SpriteRequest, error: unknown) => void;
   /** Called once if sprite-init exits without being asked to. */
   onCrash?: (reason: string) => void;
   /** Give up on start-up after this long. @default 20000 */
@@ -48,6 +56,7 @@ export function sandboxPaths(dir: string) {
     runcRoot: join(run, 'runc'),
     bundle: join(run, 'bundle'),
     control: join(run, 'control.sock'),
+    peer: join(run, 'peer.sock'),
     http: join(run, 'http.sock'),
     initConfig: join(run, 'init.json'),
     initLog: join(dir, 'init.log'),
@@ -67,9 +76,10 @@ export class Sandbox {
   readonly #namespaces: PinnedNamespaces;
   readonly #process: ChildProcess;
   readonly #exited: Promise<void>;
+  readonly #requests: Server | undefined;
   #stopping = false;
 
-  private constructor(init: SandboxInit, namespaces: PinnedNamespaces, child: ChildProcess, exited: Promise<void>) {
+  private constructor(init: SandboxInit, namespaces: PinnedNamespaces, child: ChildProcess, exited: Promise<void>, requests: Server | undefined) {
     this.id = init.id;
     this.#init = init;
     this.paths = sandboxPaths(init.dir);
@@ -77,6 +87,7 @@ export class Sandbox {
     this.#namespaces = namespaces;
     this.#process = child;
     this.#exited = exited;
+    this.#requests = requests;
   }
 
   /** Builds the sandbox up to a created (not started) container. Cleans up after itself on failure. */
@@ -84,9 +95,11 @@ export class Sandbox {
     const paths = sandboxPaths(init.dir);
     await mkdir(STAGE.dir, { recursive: true, mode: 0o755 });
     await rm(paths.run, { recursive: true, force: true });
-    for (const dir of [paths.rootfs, join(paths.spriteDir, 'bin'), paths.bundle, paths.runcRoot]) await mkdir(dir, { recursive: true });
+    const dirs = [paths.rootfs, join(paths.spriteDir, 'bin'), join(paths.spriteDir, 'checkpoints'), paths.bundle, paths.runcRoot];
+    for (const dir of dirs) await mkdir(dir, { recursive: true });
     let namespaces: PinnedNamespaces | undefined;
     let mounted = false;
+    let requests: Server | undefined;
     try {
       await init.volume.mount(paths.rootfs);
       mounted = true;
@@ -100,12 +113,17 @@ export class Sandbox {
         spriteDir: paths.spriteDir, servicesFile: paths.servicesFile, httpPort: init.httpPort, runcLog: paths.runcLog,
         rootfs: paths.rootfs, toolsDir: init.toolsDir, privateDirs: init.privateDirs,
       };
+      if (init.requests) {
+        requests = await serveSpriteRequests(paths.peer, init.requests, { limits: init.requestLimits, onError: init.onRequestError });
+        config.peerSocket = paths.peer;
+      }
       await writeFile(paths.initConfig, JSON.stringify(config));
       const { child, exited } = await startInit(paths, namespaces, init.startTimeoutMs ?? 20_000);
-      const sandbox = new Sandbox(init, namespaces, child, exited);
+      const sandbox = new Sandbox(init, namespaces, child, exited, requests);
       void exited.then(() => sandbox.#afterExit());
       return sandbox;
     } catch (error) {
+      requests?.close();
       if (namespaces) await releaseNamespaces(namespaces).catch(() => undefined);
       if (mounted) await init.volume.unmount().catch(() => undefined);
       await removeCgroups(init.cgroupPath);
@@ -116,6 +134,19 @@ export class Sandbox {
   /** Names the sprite (hostname) and starts its container and services. */
   async start(hostname: string): Promise<void> {
     await this.control.call({ op: 'start', hostname });
+  }
+
+  /**
+   * Mounts a checkpoint's read-only loop device at /.sprite/checkpoints/<id> inside the sprite
+   * (sprite-init mounts it; see init/checkpoints.ts).
+   */
+  async mountCheckpoint(id: string, device: string): Promise<void> {
+    await this.control.call({ op: 'checkpoints.mount', id, device });
+  }
+
+  /** Unmounts /.sprite/checkpoints/<id> (lazily: a process inside keeps its view until it leaves). */
+  async unmountCheckpoint(id: string): Promise<void> {
+    await this.control.call({ op: 'checkpoints.unmount', id });
   }
 
   /** True while sprite-init runs. */
@@ -142,6 +173,7 @@ export class Sandbox {
 
   #cleanup(): Promise<void> {
     this.#cleanupDone ??= (async () => {
+      this.#requests?.close();
       await releaseNamespaces(this.#namespaces).catch(() => undefined);
       await this.#init.volume.unmount();
       await removeCgroups(this.#init.cgroupPath);

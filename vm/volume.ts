@@ -32,6 +32,18 @@ export interface CheckpointVolume extends Volume {
   restore(checkpoint: string): Promise<void>;
   /** Deletes a checkpoint. */
   deleteCheckpoint(checkpoint: string): Promise<void>;
+  /**
+   * Serves a checkpoint as a read-only block device for a sandbox to mount and returns its path
+   * (`/dev/loopN`). Fails when the checkpoint is attached already.
+   */
+  attachCheckpoint(checkpoint: string): Promise<string>;
+  /** Called once the device is mounted: it is freed by the kernel when its last mount goes, even if nobody says so. */
+  autoclearCheckpoint(checkpoint: string): Promise<void>;
+  /**
+   * Stops serving an attached checkpoint once its mounts are gone, waiting up to `waitMs`
+   * (default 10 s) for that and failing after; not attached is fine.
+   */
+  detachCheckpoint(checkpoint: string, options?: { waitMs?: number }): Promise<void>;
 }
 
 /** True when `volume` supports checkpoints. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { removeDataDir, startPeer, type PeerProcess } from '../helpers/peer.ts';
+import { eventually, leftovers, removeDataDir, startPeer, type PeerProcess } from '../helpers/peer.ts';
 
 describe('checkpoints and restore of a sprite disk', () => {
   let peer: PeerProcess;
@@ -47,5 +47,101 @@ describe('checkpoints and restore of a sprite disk', () => {
     const info = await peer.cli(['checkpoint', 'info', 'keep', made.body.id]);
     assert.equal(info.code, 1);
     assert.match(info.stderr, /no checkpoint/);
+  });
+
+  test('inside: sprite-env checkpoints create and list, and the newest five mounted read-only', async () => {
+    assert.equal((await run('echo inside-1 > /root/marker; sync')).code, 0);
+    const created = await run('sprite-env checkpoints create -m "from inside"');
+    assert.equal(created.code, 0, created.stderr);
+    const id = created.stdout.trim();
+    assert.match(id, /^v\d+$/);
+    const viaApi = await peer.api('GET', `/v1/sprites/keep/checkpoints/${id}`);
+    assert.equal(viaApi.status, 200);
+    assert.equal(viaApi.body.comment, 'from inside');
+
+    // Mounted at once, read-only, with the bytes of the moment.
+    assert.equal((await run('echo changed > /root/marker')).code, 0);
+    assert.equal((await run(`cat /.sprite/checkpoints/${id}/root/marker`)).stdout, 'inside-1\n');
+    const write = await run(`echo x > /.sprite/checkpoints/${id}/root/new`);
+    assert.notEqual(write.code, 0);
+    assert.match(write.stderr, /read-only/i);
+    assert.notEqual((await run(`rm /.sprite/checkpoints/${id}/root/marker`)).code, 0);
+
+    // Checkpoints made through the API show up inside too, and only the newest five stay mounted.
+    for (let i = 0; i < 5; i++) assert.equal((await peer.api('POST', '/v1/sprites/keep/checkpoints', { comment: `api ${i}` })).status, 201);
+    const all = ((await peer.api('GET', '/v1/sprites/keep/checkpoints')).body.checkpoints as { id: string }[]).map((c) => c.id);
+    const newest = (ids: string[]) => [...ids].sort((a, b) => Number(b.slice(1)) - Number(a.slice(1))).slice(0, 5).sort();
+    const mounted = async () => (await run('ls /.sprite/checkpoints')).stdout.split('\n').filter(Boolean).sort();
+    // Through the API the mounts follow a moment after the answer.
+    const settled = (want: string[]) => eventually(async () => {
+      const got = await mounted();
+      return got.join() === want.join() ? got : undefined;
+    }, 30_000, `mounted ${want.join(' ')}`);
+    await settled(newest(all));
+    assert.ok(!(await mounted()).includes(id), 'the inside checkpoint is the sixth newest now');
+
+    // Deleting one of the five brings the next older one in.
+    const doomed = newest(all)[2]!;
+    assert.equal((await peer.cli(['checkpoint', 'delete', 'keep', doomed])).code, 0);
+    const remaining = all.filter((c) => c !== doomed);
+    await settled(newest(remaining));
+    assert.ok((await mounted()).includes(id));
+
+    const listed = await run('sprite-env checkpoints list');
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, new RegExp(`^${id}\t\\S+\t/\\.sprite/checkpoints/${id}\tfrom inside$`, 'm'));
+    const json = JSON.parse((await run('sprite-env checkpoints list --json')).stdout) as { id: string; path: string | null }[];
+    assert.deepEqual(json.map((c) => c.id), remaining);
+    assert.equal(json.filter((c) => c.path !== null).length, 5);
+  });
+
+  test('inside: bad comments are refused and checkpoints are rate-limited', async () => {
+    const long = await run('sprite-env checkpoints create -m "$(head -c 1025 /dev/zero | tr \'\\0\' a)"');
+    assert.equal(long.code, 1);
+    assert.match(long.stderr, /^sprite-env: comment is longer than 1024 characters\n$/);
+    const control = await run('sprite-env checkpoints create -m "$(printf \'a\\nb\')"');
+    assert.equal(control.code, 1);
+    assert.match(control.stderr, /control characters/);
+    const usage = await run('sprite-env checkpoints create --bogus');
+    assert.equal(usage.code, 2);
+    const before = (await peer.api('GET', '/v1/sprites/keep/checkpoints')).body.checkpoints.length as number;
+    // A burst of 10, then one a minute; this sprite used one above. Twelve in a row cannot all pass
+    // unless they take two minutes.
+    const burst = await run('for i in $(seq 12); do sprite-env checkpoints create -m "burst $i" >/dev/null 2>>/tmp/limited || echo refused; done; cat /tmp/limited');
+    assert.match(burst.stdout, /refused/);
+    assert.match(burst.stdout, /too many checkpoints/);
+    const after = (await peer.api('GET', '/v1/sprites/keep/checkpoints')).body.checkpoints.length as number;
+    const refused = burst.stdout.split('\n').filter((line) => line === 'refused').length;
+    assert.equal(after - before, 12 - refused);
+  });
+
+  test('mounts come back after restore and start, and stop and destroy leak no mount or loop device', async () => {
+    const ids = async () => ((await peer.api('GET', '/v1/sprites/keep/checkpoints')).body.checkpoints as { id: string }[]).map((c) => c.id);
+    const newest = (all: string[]) => [...all].sort((a, b) => Number(b.slice(1)) - Number(a.slice(1))).slice(0, 5).sort();
+    const mounted = async () => (await run('ls /.sprite/checkpoints')).stdout.split('\n').filter(Boolean).sort();
+    const all = await ids();
+    assert.equal((await peer.cli(['restore', 'keep', all[0]!])).code, 0);
+    assert.deepEqual(await mounted(), newest(all));
+    // The storage daemon's own FUSE mount stays while the peer runs.
+    const leaks = async () => (await leftovers(peer.dataDir)).filter((line) => !line.includes('fuse.sprite-storage'));
+    const loops = async () => (await leaks()).filter((line) => line.startsWith('loop:'));
+    // The root disk and five checkpoints.
+    assert.equal((await loops()).length, 6, (await loops()).join('\n'));
+
+    // A process sitting in a checkpoint that gets deleted keeps its view, nobody else sees it, and
+    // it does not keep the device past the sprite's stop.
+    const busy = newest(all).at(-1)!;
+    await peer.cli(['exec', 'keep', '--', 'sh', '-c', `cd /.sprite/checkpoints/${busy} && (sleep 600 >/dev/null 2>&1 &)`]);
+    assert.equal((await peer.cli(['checkpoint', 'delete', 'keep', busy])).code, 0);
+    const left = await ids();
+    await eventually(async () => ((await mounted()).join() === newest(left).join() ? true : undefined), 30_000, 'the deleted checkpoint to go');
+    assert.equal((await peer.cli(['stop', 'keep'])).code, 0);
+    assert.deepEqual(await eventually(async () => ((await loops()).length === 0 ? [] : undefined), 20_000, 'loop devices to go'), []);
+    assert.deepEqual(await leaks(), []);
+
+    assert.equal((await peer.cli(['start', 'keep'])).code, 0);
+    assert.deepEqual(await mounted(), newest(left));
+    assert.equal((await peer.cli(['destroy', 'keep'])).code, 0);
+    assert.deepEqual(await eventually(async () => ((await leaks()).length === 0 ? [] : undefined), 20_000, 'leftovers to go'), []);
   });
 });

@@ -11,7 +11,9 @@ const USAGE = `usage: sprite-env info
        sprite-env services get NAME
        sprite-env services create NAME [--http-port P] [--dir D] [--env K=V]... -- CMD [ARGS...]
        sprite-env services delete NAME
-       sprite-env services logs NAME`;
+       sprite-env services logs NAME
+       sprite-env checkpoints list [--json]
+       sprite-env checkpoints create [-m COMMENT] [--json]`;
 
 function call(request: object): Promise<unknown> {
   return new Promise((resolve, reject) => {
@@ -58,6 +60,29 @@ function parseCreate(args: string[]): object {
   throw new UsageError('services create needs -- CMD');
 }
 
+interface Checkpoint {
+  id: string;
+  comment: string;
+  created: number;
+  /** Where it is mounted read-only inside this sprite (the newest five are), else null. */
+  path: string | null;
+}
+
+/** `-m COMMENT` and `--json`, nothing else. */
+function parseCheckpointFlags(args: string[]): { comment?: string; json: boolean } {
+  const flags: { comment?: string; json: boolean } = { json: false };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--json') flags.json = true;
+    else if (arg === '-m' || arg === '--message') {
+      const value = args[++i];
+      if (value === undefined) throw new UsageError(`${arg} needs a value`);
+      flags.comment = value;
+    } else throw new UsageError(`unknown argument ${arg}`);
+  }
+  return flags;
+}
+
 class UsageError extends Error {}
 
 async function main(argv: string[]): Promise<void> {
@@ -75,6 +100,16 @@ async function main(argv: string[]): Promise<void> {
     await call({ op: 'services.delete', name: rest[0] });
   } else if (group === 'services' && verb === 'logs' && rest[0]) {
     process.stdout.write(String(await call({ op: 'services.logs', name: rest[0] })));
+  } else if (group === 'checkpoints' && verb === 'list') {
+    const flags = parseCheckpointFlags(rest);
+    if (flags.comment !== undefined) throw new UsageError('checkpoints list takes no comment');
+    const checkpoints = (await call({ op: 'checkpoints.list' })) as Checkpoint[];
+    if (flags.json) console.log(JSON.stringify(checkpoints, null, 2));
+    else for (const c of checkpoints) console.log(`${c.id}\t${new Date(c.created).toISOString()}\t${c.path ?? '-'}\t${c.comment}`);
+  } else if (group === 'checkpoints' && verb === 'create') {
+    const flags = parseCheckpointFlags(rest);
+    const created = (await call({ op: 'checkpoints.create', comment: flags.comment ?? '' })) as Checkpoint;
+    console.log(flags.json ? JSON.stringify(created, null, 2) : created.id);
   } else {
     throw new UsageError(group ? `unknown command: ${argv.join(' ')}` : 'missing command');
   }

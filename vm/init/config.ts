@@ -9,7 +9,12 @@ export const STAGE = {
   rootfs: '/run/sprites/rootfs',
   spriteDir: '/run/sprites/sprite',
   toolsDir: '/run/sprites/tools',
+  /** A small shared tmpfs: checkpoint mounts made here propagate to /.sprite/checkpoints in the container. */
+  checkpoints: '/run/sprites/checkpoints',
 } as const;
+
+/** Where the container sees the mounted checkpoints. */
+export const CHECKPOINTS_DIR = '/.sprite/checkpoints';
 
 /** What the peer tells sprite-init at start, as JSON in the file named by its first argument. */
 export interface InitConfig {
@@ -21,6 +26,8 @@ export interface InitConfig {
   controlSocket: string;
   /** Socket the peer's proxy connects to; each connection is piped to 127.0.0.1:httpPort. */
   httpSocket: string;
+  /** The peer's socket for requests made on behalf of code inside the sprite (see vm/requests.ts); absent: none. */
+  peerSocket?: string;
   /** Host path of the sprite's /.sprite directory. */
   spriteDir: string;
   /** File holding the service definitions. */

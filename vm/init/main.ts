@@ -8,7 +8,9 @@ import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { runCommand } from '../command.ts';
+import { ControlClient } from '../control.ts';
 import { decodeMessage, messageFrame, readOneFrame } from '../frames.ts';
+import { CheckpointDir } from './checkpoints.ts';
 import { STAGE, type InitConfig } from './config.ts';
 import { forwardToPort } from './forward.ts';
 import { parseServiceSpec, serveInsideApi } from './inside-api.ts';
@@ -34,6 +36,7 @@ async function main(): Promise<void> {
 
   for (const path of [config.controlSocket, config.httpSocket, join(config.spriteDir, 'api.sock')]) rmSync(path, { force: true });
   await stageMounts(config);
+  const checkpoints = await CheckpointDir.stage();
   await runc.create();
   await dropHostMounts(config.privateDirs);
 
@@ -88,6 +91,14 @@ async function main(): Promise<void> {
       return null;
     },
     'services.logPath': (request) => services.logPath(requireString(request.name, 'name')),
+    'checkpoints.mount': async (request) => {
+      await checkpoints.mount(request.id, request.device);
+      return null;
+    },
+    'checkpoints.unmount': async (request) => {
+      await checkpoints.unmount(request.id);
+      return null;
+    },
     forward: (request, socket) => {
       const port = int(request.port, 0);
       if (port < 1 || port > 65535) throw coded('ERR_BAD_REQUEST', 'port must be 1-65535');
@@ -118,7 +129,12 @@ async function main(): Promise<void> {
   http.listen(config.httpSocket);
 
   mkdirSync(join(config.spriteDir, 'logs'), { recursive: true });
-  serveInsideApi(join(config.spriteDir, 'api.sock'), services, () => ({ name: hostname, httpPort: config.httpPort, version: VERSION }));
+  serveInsideApi(join(config.spriteDir, 'api.sock'), {
+    services,
+    info: () => ({ name: hostname, httpPort: config.httpPort, version: VERSION }),
+    peer: config.peerSocket ? new ControlClient(config.peerSocket, 'the peer') : undefined,
+    checkpoints,
+  });
 
   await Promise.all([listening(control), listening(http)]);
   process.on('SIGTERM', () => void shutdown().finally(() => process.exit(0)));

@@ -113,9 +113,24 @@ export class ObjectVolume implements Volume {
     await this.#daemon.call('mountCheckpoint', { id: this.id, checkpoint, target });
   }
 
-  /** Unmounts a read-only checkpoint mount. */
+  /** Unmounts a read-only checkpoint mount, or detaches one from {@link attachCheckpoint}; not attached is fine. */
   async unmountCheckpoint(checkpoint: string): Promise<void> {
     await this.#daemon.call('unmountCheckpoint', { id: this.id, checkpoint });
+  }
+
+  /** Serves a checkpoint as a read-only loop device for someone else to mount; returns the device path. */
+  async attachCheckpoint(checkpoint: string): Promise<string> {
+    return (await this.#daemon.call<Attachment>('attachCheckpoint', { id: this.id, checkpoint })).device;
+  }
+
+  /** Once the device is mounted: the kernel frees it when the last mount goes. */
+  async autoclearCheckpoint(checkpoint: string): Promise<void> {
+    await this.#daemon.call('autoclearCheckpoint', { id: this.id, checkpoint });
+  }
+
+  /** Stops serving a checkpoint attached with {@link attachCheckpoint} once its device let go (waiting up to `waitMs`). */
+  async detachCheckpoint(checkpoint: string, options: { waitMs?: number } = {}): Promise<void> {
+    await this.#daemon.call('unmountCheckpoint', { id: this.id, checkpoint, ...options });
   }
 
   /** Waits until everything written so far is in the object store. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
-import { readFile, rename, stat } from 'node:fs/promises';
+import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { StorageDaemon } from '../../../vm/storage/daemon/client.ts';
@@ -111,6 +111,42 @@ for (const name of ['file', 's3'] as const) {
     }));
 
     if (name === 'file') {
+      test('checkpoint views: mounted by the daemon, or attached for a sandbox to mount; no loop device stays', withLogs(async () => {
+        const daemon = await startDaemon('views');
+        const volume = await new ObjectVolumeStore(daemon).createEmpty('viewed', GiB);
+        const loops = async () => (await sh('losetup', ['-n', '-O', 'NAME,BACK-FILE', '-l'])).split('\n').filter((line) => line.includes(root));
+        const live = join(root, 'views-live');
+        await volume.mount(live);
+        await writeFile(join(live, 'note'), 'as checkpointed');
+        await volume.checkpoint('first');
+        await writeFile(join(live, 'note'), 'changed since');
+
+        const own = join(root, 'views-own');
+        await volume.mountCheckpoint('v0', own);
+        assert.equal(await readFile(join(own, 'note'), 'utf8'), 'as checkpointed');
+        await volume.unmountCheckpoint('v0');
+        assert.equal((await loops()).length, 1, 'only the live volume');
+
+        // What a sandbox does: mount the device itself, then the daemon lets the kernel free it.
+        const device = await volume.attachCheckpoint('v0');
+        await assert.rejects(volume.attachCheckpoint('v0'), (error) => hasCode(error, 'ERR_VOLUME_MOUNTED'));
+        const theirs = join(root, 'views-theirs');
+        await mkdir(theirs);
+        await sh('mount', ['-t', 'ext4', '-o', 'ro,noload', device, theirs]);
+        await volume.autoclearCheckpoint('v0');
+        assert.equal(await readFile(join(theirs, 'note'), 'utf8'), 'as checkpointed');
+        // Still mounted by its consumer: the view stays served, and the call can be repeated.
+        await assert.rejects(volume.detachCheckpoint('v0', { waitMs: 200 }), (error) => hasCode(error, 'ERR_MOUNT'));
+        assert.equal(await readFile(join(theirs, 'note'), 'utf8'), 'as checkpointed');
+        await sh('umount', [theirs]);
+        await volume.detachCheckpoint('v0');
+        assert.equal((await loops()).length, 1, 'the autocleared device is gone');
+        await volume.detachCheckpoint('v0');
+        await volume.unmount();
+        assert.deepEqual(await loops(), []);
+        await daemon.stop();
+      }));
+
       test('kill -9 of the daemon after fsync loses nothing that was fsynced', withLogs(async () => {
         const daemon = await startDaemon('crash1');
         const volume = await new ObjectVolumeStore(daemon).createEmpty('crashy', GiB);

@@ -21,6 +21,7 @@ export interface DaemonReply {
 /** Operations the daemon serves (each maps to a StorageService method). */
 export type DaemonOp =
   | 'create' | 'createFrom' | 'ensureImage' | 'attach' | 'detach' | 'mount' | 'unmount' | 'mountCheckpoint' | 'unmountCheckpoint'
+  | 'attachCheckpoint' | 'autoclearCheckpoint'
   | 'checkpoint' | 'checkpoints' | 'restore' | 'deleteCheckpoint' | 'remove' | 'forget' | 'flush' | 'gc' | 'stats' | 'stop';
 
 /** Dispatches one request to the service, checking the arguments it needs. */
@@ -56,7 +57,12 @@ export async function handleRequest(service: StorageService, request: DaemonRequ
     case 'mount': return service.mount(str('id'), str('target'), { force: opt<boolean>('force', 'boolean') ?? false });
     case 'unmount': return service.unmount(str('id'));
     case 'mountCheckpoint': return service.mountCheckpoint(str('id'), str('checkpoint'), str('target'));
-    case 'unmountCheckpoint': return service.unmountCheckpoint(str('id'), str('checkpoint'));
+    case 'unmountCheckpoint': {
+      const waitMs = opt<number>('waitMs', 'number');
+      return service.unmountCheckpoint(str('id'), str('checkpoint'), waitMs === undefined ? {} : { waitMs });
+    }
+    case 'attachCheckpoint': return service.attachCheckpoint(str('id'), str('checkpoint'));
+    case 'autoclearCheckpoint': return service.autoclearCheckpoint(str('id'), str('checkpoint'));
     case 'checkpoint': return service.checkpoint(str('id'), opt<string>('comment', 'string') ?? '');
     case 'checkpoints': return service.checkpoints(str('id'));
     case 'restore': return service.restore(str('id'), str('checkpoint'));

@@ -31,6 +31,8 @@ export interface Attachment {
   /** Where its ext4 is mounted, if it is. */
   target?: string;
   readOnly: boolean;
+  /** The loop device was detached while in use: the kernel frees it when its last user closes it. */
+  autoclear: boolean;
 }
 
 /** Everything the service can report. */
@@ -135,7 +137,7 @@ export class StorageService {
       const file = this.#fuse.add(id, device);
       try {
         const loop = await attachLoop(file);
-        const attachment: Attachment = { file, device: loop, readOnly: false };
+        const attachment: Attachment = { file, device: loop, readOnly: false, autoclear: false };
         this.#attached.set(id, attachment);
         return attachment;
       } catch (error) {
@@ -168,6 +170,7 @@ export class StorageService {
       }
       attachment.target = target;
       await detachLoop(attachment.device);
+      attachment.autoclear = true;
       return attachment;
     });
   }
@@ -184,48 +187,93 @@ export class StorageService {
     });
   }
 
-  /** Mounts checkpoint `checkpoint` of a volume read-only at `target`. */
-  async mountCheckpoint(id: string, checkpoint: string, target: string): Promise<Attachment> {
-    const version = parseCheckpointId(checkpoint);
-    const name = `${id}@v${version}`;
+  /**
+   * Serves checkpoint `checkpoint` of a volume read-only and attaches a read-only loop device to
+   * it, for a consumer (a sandbox) to mount; see {@link autoclearCheckpoint}.
+   */
+  async attachCheckpoint(id: string, checkpoint: string): Promise<Attachment> {
+    const name = viewName(id, checkpoint);
+    return this.#exclusive(name, () => this.#attachView(id, name));
+  }
+
+  /**
+   * Detaches a checkpoint's loop device while its consumer has it mounted: the kernel then frees
+   * it when the last mount goes, so a consumer that dies (a sandbox's mount namespace) leaks no
+   * loop device. Later detaches leave the device number alone (it may belong to someone else).
+   */
+  async autoclearCheckpoint(id: string, checkpoint: string): Promise<void> {
+    const name = viewName(id, checkpoint);
     return this.#exclusive(name, async () => {
-      if (this.#attached.has(name)) throw new StorageError('ERR_VOLUME_MOUNTED', `checkpoint ${name} is already mounted`, { fields: { volume: id } });
-      const view = await this.volumes.view(id, version);
-      const file = this.#fuse.add(name, view);
-      this.#views.set(name, view);
-      try {
-        const loop = await attachLoop(file, { readOnly: true });
-        await mkdir(target, { recursive: true });
-        try {
-          await mountExt4(loop, target, { readOnly: true });
-        } finally {
-          await detachLoop(loop);
-        }
-        const attachment: Attachment = { file, device: loop, target, readOnly: true };
-        this.#attached.set(name, attachment);
-        return attachment;
-      } catch (error) {
-        await this.#waitClosed(name).catch(() => undefined);
-        this.#fuse.remove(name);
-        this.#views.delete(name);
-        throw error;
-      }
+      const attachment = this.#attached.get(name);
+      if (!attachment || attachment.autoclear) return;
+      await detachLoop(attachment.device);
+      attachment.autoclear = true;
     });
   }
 
-  /** Unmounts a read-only checkpoint mount. */
-  async unmountCheckpoint(id: string, checkpoint: string): Promise<void> {
-    const name = `${id}@v${parseCheckpointId(checkpoint)}`;
+  /** Mounts checkpoint `checkpoint` of a volume read-only at `target`. */
+  async mountCheckpoint(id: string, checkpoint: string, target: string): Promise<Attachment> {
+    const name = viewName(id, checkpoint);
     return this.#exclusive(name, async () => {
-      const attachment = this.#attached.get(name);
-      if (!attachment) return;
-      if (attachment.target) await unmount(attachment.target);
-      await this.#waitClosed(name);
-      this.#fuse.remove(name);
-      await this.#views.get(name)?.stop();
-      this.#views.delete(name);
-      this.#attached.delete(name);
+      const attachment = await this.#attachView(id, name);
+      try {
+        await mkdir(target, { recursive: true });
+        await mountExt4(attachment.device, target, { readOnly: true });
+      } catch (error) {
+        await this.#detachView(name).catch(() => undefined);
+        throw error;
+      }
+      attachment.target = target;
+      await detachLoop(attachment.device);
+      attachment.autoclear = true;
+      return attachment;
     });
+  }
+
+  /**
+   * Unmounts a checkpoint mounted by {@link mountCheckpoint}, or detaches one attached by
+   * {@link attachCheckpoint} (whose consumer must have unmounted it), and stops serving it. Waits
+   * up to `waitMs` for the loop device to let go of the file (ERR_MOUNT after that: call again
+   * later); not attached is fine.
+   */
+  async unmountCheckpoint(id: string, checkpoint: string, options: { waitMs?: number } = {}): Promise<void> {
+    const name = viewName(id, checkpoint);
+    return this.#exclusive(name, () => this.#detachView(name, options.waitMs));
+  }
+
+  async #attachView(id: string, name: string): Promise<Attachment> {
+    if (this.#attached.has(name)) throw new StorageError('ERR_VOLUME_MOUNTED', `checkpoint ${name} is already attached`, { fields: { volume: id } });
+    const view = await this.volumes.view(id, parseCheckpointId(name.slice(name.indexOf('@') + 1)));
+    const file = this.#fuse.add(name, view);
+    this.#views.set(name, view);
+    try {
+      const attachment: Attachment = { file, device: await attachLoop(file, { readOnly: true }), readOnly: true, autoclear: false };
+      this.#attached.set(name, attachment);
+      return attachment;
+    } catch (error) {
+      this.#fuse.remove(name);
+      this.#views.delete(name);
+      await view.stop().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async #detachView(name: string, waitMs?: number): Promise<void> {
+    const attachment = this.#attached.get(name);
+    if (!attachment) return;
+    if (attachment.target) {
+      await unmount(attachment.target);
+      attachment.target = undefined;
+    }
+    if (!attachment.autoclear) {
+      await detachLoop(attachment.device);
+      attachment.autoclear = true;
+    }
+    await this.#waitClosed(name, waitMs);
+    this.#fuse.remove(name);
+    await this.#views.get(name)?.stop();
+    this.#views.delete(name);
+    this.#attached.delete(name);
   }
 
   /**
@@ -319,7 +367,8 @@ export class StorageService {
     const attachment = this.#attached.get(id);
     if (attachment) {
       if (attachment.target) throw new StorageError('ERR_VOLUME_MOUNTED', `volume ${id} is mounted at ${attachment.target}`, { fields: { volume: id } });
-      await detachLoop(attachment.device);
+      // Once autoclear is set the kernel frees the device itself and its number may be reused.
+      if (!attachment.autoclear) await detachLoop(attachment.device);
       await this.#waitClosed(id);
       this.#fuse.remove(id);
       this.#attached.delete(id);
@@ -328,10 +377,10 @@ export class StorageService {
     await this.volumes.closeDevice(id);
   }
 
-  async #waitClosed(name: string): Promise<void> {
+  async #waitClosed(name: string, waitMs = 10_000): Promise<void> {
     // The loop device drops its reference to the file asynchronously after detach.
-    for (let i = 0; this.#fuse.opens(name) > 0; i++) {
-      if (i > 1000) throw new StorageError('ERR_MOUNT', `${name}: the loop device still holds the file`, { fields: { volume: name } });
+    for (const deadline = Date.now() + waitMs; this.#fuse.opens(name) > 0;) {
+      if (Date.now() > deadline) throw new StorageError('ERR_MOUNT', `${name}: the loop device still holds the file`, { fields: { volume: name } });
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
   }
@@ -363,6 +412,11 @@ export class StorageService {
     void tail.then(() => { if (this.#busy.get(id) === tail) this.#busy.delete(id); });
     return run;
   }
+}
+
+/** The FUSE file name of a checkpoint view: `<volume>@v<n>`. */
+function viewName(id: string, checkpoint: string): string {
+  return `${id}@v${parseCheckpointId(checkpoint)}`;
 }
 
 /**
