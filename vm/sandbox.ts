@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ControlClient } from './control.ts';
 import { VmError } from './errors.ts';
+import { setFreezer, thawIfFrozen } from './freezer.ts';
 import { STAGE, type InitConfig } from './init/config.ts';
 import { pinNamespaces, releaseNamespaces, type IdMap, type PinnedNamespaces } from './namespaces.ts';
 import { containerConfig, type Limits } from './oci.ts';
@@ -68,6 +69,7 @@ export class Sandbox {
   readonly #process: ChildProcess;
   readonly #exited: Promise<void>;
   #stopping = false;
+  #frozen = false;
 
   private constructor(init: SandboxInit, namespaces: PinnedNamespaces, child: ChildProcess, exited: Promise<void>) {
     this.id = init.id;
@@ -118,6 +120,31 @@ export class Sandbox {
     await this.control.call({ op: 'start', hostname });
   }
 
+  /**
+   * Freezes the inner container's processes (services, execs, sessions) with their memory kept.
+   * sprite-init stays up outside the container's cgroup, so the control socket still answers.
+   */
+  async freeze(): Promise<void> {
+    this.#frozen = true;
+    try {
+      await setFreezer(this.#init.cgroupPath, 'FROZEN');
+    } catch (error) {
+      await this.thaw().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** Lets the container's processes run again. */
+  async thaw(): Promise<void> {
+    await setFreezer(this.#init.cgroupPath, 'THAWED');
+    this.#frozen = false;
+  }
+
+  /** True between `freeze` and `thaw`. */
+  get frozen(): boolean {
+    return this.#frozen;
+  }
+
   /** True while sprite-init runs. */
   get alive(): boolean {
     return this.#process.exitCode === null && this.#process.signalCode === null;
@@ -129,6 +156,8 @@ export class Sandbox {
    */
   async stop(): Promise<void> {
     this.#stopping = true;
+    // Frozen processes cannot take the shutdown's signals.
+    if (this.#frozen) await this.thaw().catch(() => undefined);
     if (this.alive) {
       await this.control.call({ op: 'shutdown' }, 15_000).catch(() => undefined);
       const timer = setTimeout(() => this.#process.kill('SIGKILL'), 5000);
@@ -196,6 +225,8 @@ async function startInit(paths: ReturnType<typeof sandboxPaths>, namespaces: Pin
 
 /** Removes a container's cgroup directories in every v1 hierarchy (they are empty once its processes are gone). */
 export async function removeCgroups(cgroupPath: string): Promise<void> {
+  // A cgroup left frozen (its peer died while the sprite slept) keeps its killed tasks until thawed.
+  await thawIfFrozen(cgroupPath);
   const controllers = await readdir(CGROUP_ROOT).catch(() => [] as string[]);
   for (const controller of controllers) {
     const path = join(CGROUP_ROOT, controller, cgroupPath);

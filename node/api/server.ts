@@ -9,9 +9,16 @@ import { tokenValid } from '../tokens.ts';
 import { sendError, sendJson } from './http.ts';
 import { httpRoutes, wsRoutes, type Route } from './routes.ts';
 
+/** Where the API reports use of a sprite (the idle timer): open until the returned function runs. */
+export interface SpriteUse {
+  open(name: string): () => void;
+}
+
 /** What the API serves. */
 export interface ApiInit {
   sprites: SpriteManager;
+  /** Calls and streams that use a sprite (exec, console, services...) keep it awake. */
+  use: SpriteUse;
   /** Holds the replicated tokens: any token registered in the mesh is accepted. */
   mesh: Mesh;
   /** This peer's admin token. */
@@ -45,6 +52,7 @@ export function createApiServer(init: ApiInit): http.Server {
     }
     const { route, params } = match(httpRoutes, req.method ?? 'GET', url.pathname);
     if (!authorized(req)) throw new ApiError('ERR_UNAUTHORIZED', 'missing or wrong bearer token');
+    if (params.name !== undefined && (route.uses === true || route.uses?.(url))) res.once('close', init.use.open(params.name));
     await route.handler({ req, res, params, url, sprites: init.sprites, mesh: init.mesh });
   }
 
@@ -54,6 +62,8 @@ export function createApiServer(init: ApiInit): http.Server {
       const url = new URL(req.url ?? '/', 'http://peer');
       const { route, params } = match(wsRoutes, 'GET', url.pathname);
       if (!authorized(req)) throw new ApiError('ERR_UNAUTHORIZED', 'missing or wrong bearer token');
+      // Every WebSocket route (exec, console, attach, port forward) uses the sprite while it is open.
+      if (params.name !== undefined) socket.once('close', init.use.open(params.name));
       // Open the sprite side first so errors still answer as plain HTTP.
       const connect = await route.open({ params, url, sprites: init.sprites });
       wss.handleUpgrade(req, socket, head, (ws: WebSocket) => connect(ws));
