@@ -376,7 +376,7 @@ export class SpriteManager {
       machine.sandbox = await Sandbox.prepare({
         dir: this.#spriteDir(id), id, volume, ids: { hostId: config.sprite.rootHostId, size: 65536 },
         cgroupPath: `/sprites/${peerKey}/${id}`, limits: config.sprite.limits, toolsDir, httpPort: config.sprite.httpPort,
-        privateDirs: [config.dataDir],
+        privateDirs: [config.dataDir], compileCacheDir: join(config.dataDir, 'cache', 'init'),
         onCrash: (reason) => this.#crashed(machine, reason),
       });
     } catch (error) {

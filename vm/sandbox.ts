@@ -35,6 +35,11 @@ export interface SandboxInit {
   onCrash?: (reason: string) => void;
   /** Give up on start-up after this long. @default 20000 */
   startTimeoutMs?: number;
+  /**
+   * Host directory where Node caches sprite-init's compiled modules, shared by the peer's sandboxes:
+   * later starts (pool refills, cold wakes) skip most of the parse and compile. Unset: no cache.
+   */
+  compileCacheDir?: string;
 }
 
 /** Paths inside a sprite's directory. */
@@ -103,7 +108,7 @@ export class Sandbox {
         rootfs: paths.rootfs, toolsDir: init.toolsDir, privateDirs: init.privateDirs,
       };
       await writeFile(paths.initConfig, JSON.stringify(config));
-      const { child, exited } = await startInit(paths, namespaces, init.startTimeoutMs ?? 20_000);
+      const { child, exited } = await startInit(paths, namespaces, init.startTimeoutMs ?? 20_000, init.compileCacheDir);
       const sandbox = new Sandbox(init, namespaces, child, exited);
       void exited.then(() => sandbox.#afterExit());
       return sandbox;
@@ -187,7 +192,7 @@ export class Sandbox {
   }
 }
 
-async function startInit(paths: ReturnType<typeof sandboxPaths>, namespaces: PinnedNamespaces, timeoutMs: number): Promise<{ child: ChildProcess; exited: Promise<void> }> {
+async function startInit(paths: ReturnType<typeof sandboxPaths>, namespaces: PinnedNamespaces, timeoutMs: number, compileCacheDir: string | undefined): Promise<{ child: ChildProcess; exited: Promise<void> }> {
   const log = openSync(paths.initLog, 'a');
   // nsenter puts sprite-init in the sprite's network namespace; unshare gives it fresh mount,
   // pid, uts and ipc namespaces, with itself as pid 1, so its death ends every process inside.
@@ -196,7 +201,7 @@ async function startInit(paths: ReturnType<typeof sandboxPaths>, namespaces: Pin
     '--pdeathsig', 'KILL', '--', 'nsenter', `--net=${namespaces.net}`, '--',
     'unshare', '--mount', '--pid', '--uts', '--ipc', '--fork', '--kill-child=SIGKILL', '--mount-proc', '--propagation', 'private',
     '--', process.execPath, '--max-old-space-size=48', '--max-semi-space-size=1', '--disable-warning=ExperimentalWarning', INIT_MAIN, paths.initConfig,
-  ], { stdio: ['ignore', 'pipe', log] });
+  ], { stdio: ['ignore', 'pipe', log], env: compileCacheDir === undefined ? process.env : { ...process.env, NODE_COMPILE_CACHE: compileCacheDir } });
   closeSync(log);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const lines = createInterface({ input: child.stdout! });
