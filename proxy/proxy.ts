@@ -209,7 +209,7 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
     return socketPath === undefined ? undefined : { socketPath };
   };
 
-  /** Wakes a local sprite that is not running (only stopped ones: a failed sprite needs a person). */
+  /** Wakes a local sprite that is not running (sleeping or stopped; a failed sprite needs a person). */
   const wake = async (name: string, route: Route, signal: AbortSignal): Promise<ForwardTarget> => {
     if (route.sprite.state === 'failed') {
       throw new ProxyError('ERR_PROXY_SPRITE_FAILED', `sprite ${name} has failed${route.sprite.reason ? ` (${route.sprite.reason})` : ''}; \`sprite start ${name}\` restarts it`, { retryAfter: 30 });
