@@ -35,6 +35,12 @@ export function createApiServer(init: ApiInit): http.Server {
     // Tokens are compared by their SHA-256 in the replicated table, not as strings.
     return match !== null && tokenValid(init.mesh, match[1]!);
   };
+  // Use is recorded before the sprite is woken, so a freeze deciding meanwhile sees it; only known
+  // sprites are recorded (ERR_SPRITE_NOT_FOUND otherwise), so the record stays bounded by the mesh.
+  const useOf = (name: string): (() => void) => {
+    init.sprites.get(name);
+    return init.use.open(name);
+  };
   const wss = new WebSocketServer({ noServer: true, maxPayload: 4 * 1024 * 1024 });
   const server = http.createServer((req, res) => {
     void handle(req, res).catch((error: unknown) => {
@@ -52,7 +58,7 @@ export function createApiServer(init: ApiInit): http.Server {
     }
     const { route, params } = match(httpRoutes, req.method ?? 'GET', url.pathname);
     if (!authorized(req)) throw new ApiError('ERR_UNAUTHORIZED', 'missing or wrong bearer token');
-    if (params.name !== undefined && (route.uses === true || route.uses?.(url))) res.once('close', init.use.open(params.name));
+    if (params.name !== undefined && (route.uses === true || route.uses?.(url))) res.once('close', useOf(params.name));
     await route.handler({ req, res, params, url, sprites: init.sprites, mesh: init.mesh });
   }
 
@@ -63,7 +69,7 @@ export function createApiServer(init: ApiInit): http.Server {
       const { route, params } = match(wsRoutes, 'GET', url.pathname);
       if (!authorized(req)) throw new ApiError('ERR_UNAUTHORIZED', 'missing or wrong bearer token');
       // Every WebSocket route (exec, console, attach, port forward) uses the sprite while it is open.
-      if (params.name !== undefined) socket.once('close', init.use.open(params.name));
+      if (params.name !== undefined) socket.once('close', useOf(params.name));
       // Open the sprite side first so errors still answer as plain HTTP.
       const connect = await route.open({ params, url, sprites: init.sprites });
       wss.handleUpgrade(req, socket, head, (ws: WebSocket) => connect(ws));
