@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Mesh, peersTable, spritesTable, tokensTable } from '../gossip/index.ts';
 import { createProxy, formatProxyColumn, spriteHost, type EdgeProxy, type LocalSprites } from '../proxy/index.ts';
-import { ObjectVolumeStore, StorageDaemon, ensureBusyboxImage, ensureTools, type ServiceStatus } from '../vm/index.ts';
+import { ObjectVolumeStore, StorageDaemon, ensureBusyboxImage, ensureTools, thawTree, type ServiceStatus } from '../vm/index.ts';
 import { createApiServer } from './api/server.ts';
 import { buildConfig, type PeerConfig, type PeerOptions } from './config.ts';
 import { IdleTimer } from './idle.ts';
@@ -57,8 +57,11 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
   });
   const id = mesh.peerId;
   const log = logger.child({ peer: id });
-  const storage = await StorageDaemon.start({ dataDir: join(config.dataDir, 'storage'), objectStore: config.storage.objectStore });
   const peerKey = createHash('sha256').update(config.dataDir).digest('hex').slice(0, 10);
+  // Sprites frozen when a previous run was killed hold their disks' mounts until thawed, and the
+  // previous storage daemon waits for those mounts before it exits: thaw before starting a new one.
+  await thawTree(`/sprites/${peerKey}`);
+  const storage = await StorageDaemon.start({ dataDir: join(config.dataDir, 'storage'), objectStore: config.storage.objectStore });
   sprites = new SpriteManager({
     config, registry: new MeshRegistry(mesh), volumes: new ObjectVolumeStore(storage), image, toolsDir, peerId: id, peerKey,
     peerApi: (peer) => mesh.members().find((m) => m.id === peer)?.row.api, logger: log,

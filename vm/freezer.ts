@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { VmError } from './errors.ts';
@@ -30,4 +30,14 @@ export async function thawIfFrozen(cgroupPath: string): Promise<void> {
   const file = join(FREEZER_ROOT, cgroupPath, 'freezer.state');
   const current = await readFile(file, 'utf8').catch(() => undefined);
   if (current !== undefined && current.trim() !== 'THAWED') await writeFile(file, 'THAWED').catch(() => undefined);
+}
+
+/**
+ * Thaws a cgroup and every cgroup below it. A peer killed while sprites slept leaves their tasks
+ * frozen, unkillable and holding their disks' mounts; the next start thaws them so they can die.
+ */
+export async function thawTree(cgroupPath: string): Promise<void> {
+  await thawIfFrozen(cgroupPath);
+  const entries = await readdir(join(FREEZER_ROOT, cgroupPath), { withFileTypes: true }).catch(() => []);
+  for (const entry of entries) if (entry.isDirectory()) await thawTree(join(cgroupPath, entry.name));
 }

@@ -183,3 +183,30 @@ describe('cold sleep: stopped when idle longer, started again by use', () => {
     assert.equal(answer.body, 'hello from cold\n');
   });
 });
+
+describe('a peer killed while its sprite sleeps warm', () => {
+  let peer: PeerProcess | undefined;
+  after(async () => {
+    await peer?.stop();
+    if (peer) await removeDataDir(peer.dataDir);
+  });
+
+  test('the next start thaws and clears the frozen cgroup; the sprite is cold and wakes on exec with its disk', async () => {
+    const first = await startPeer({ poolDepth: 0, args: ['--warm-sleep-after', '1', '--cold-sleep-after', '3600'] });
+    peer = first;
+    const { id } = await webSprite(first, 'frozen');
+    await eventually(async () => (await state(first, 'frozen')) === 'warm', 30_000, 'warm sleep');
+    assert.equal(await freezer(first, id), 'FROZEN');
+    await first.kill();
+    // Killed while frozen, the sprite's processes cannot die until their cgroup is thawed.
+    assert.equal(await freezer(first, id), 'FROZEN');
+    const again = await startPeer({ dataDir: first.dataDir, poolDepth: 0, args: ['--warm-sleep-after', '1', '--cold-sleep-after', '3600'] });
+    peer = again;
+    assert.equal(await state(again, 'frozen'), 'cold');
+    assert.equal(await freezer(again, id), undefined, 'the old container cgroup is gone');
+    const exec = await again.cli(['exec', 'frozen', '--', 'cat', '/srv/data']);
+    assert.equal(exec.code, 0, exec.stderr);
+    assert.equal(exec.stdout, 'kept on disk\n');
+    assert.equal(await state(again, 'frozen'), 'running');
+  });
+});
