@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
-import { eventually, removeDataDir, startPeer, type PeerProcess } from '../helpers/peer.ts';
+import { eventually, removeDataDir, runCli, startPeer, type PeerProcess } from '../helpers/peer.ts';
 import { SPRITE_APP_COMMAND, spriteAppSource } from '../proxy/sprite-app.ts';
 
 const CLI = new URL('../../node/cli/main.ts', import.meta.url).pathname;
@@ -209,4 +209,15 @@ describe('a peer killed while its sprite sleeps warm', () => {
     assert.equal(exec.stdout, 'kept on disk\n');
     assert.equal(await state(again, 'frozen'), 'running');
   });
+});
+
+test('bad sleep flags: one line on stderr and a non-zero exit, before the peer starts', async () => {
+  const word = await runCli(['peer', 'start', '--warm-sleep-after', 'soon'], {});
+  assert.notEqual(word.code, 0);
+  assert.match(word.stderr, /--warm-sleep-after must be a number of seconds/);
+  assert.equal(word.stderr.trim().split('\n').length, 1);
+  const order = await runCli(['peer', 'start', '--data-dir', '/tmp/sprite-no-such-peer', '--warm-sleep-after', '60', '--cold-sleep-after', '30'], {});
+  assert.notEqual(order.code, 0);
+  assert.match(order.stderr, /warm < cold/);
+  assert.equal(order.stderr.trim().split('\n').length, 1);
 });
