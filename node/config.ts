@@ -44,6 +44,12 @@ export interface PeerConfig {
     tlsCert: string | undefined;
     tlsKey: string | undefined;
   };
+  sleep: {
+    /** A sprite idle this long (no proxied request or connection, no exec or API use) is frozen: warm sleep. */
+    warmAfterMs: number;
+    /** A sprite idle this long is stopped, its disk flushed and unmounted: cold sleep. More than warmAfterMs. */
+    coldAfterMs: number;
+  };
   sprite: {
     /** Sprites this peer offers to run (gossiped for placement). */
     capacity: number;
@@ -76,6 +82,8 @@ export interface PeerOptions {
   tlsCert?: string;
   tlsKey?: string;
   objectStore?: string;
+  warmSleepAfterMs?: number;
+  coldSleepAfterMs?: number;
 }
 
 /** Defaults of every option. */
@@ -94,6 +102,8 @@ export const DEFAULTS = {
   proxyHttp: '127.0.0.1:7480',
   proxyHttps: '127.0.0.1:7443',
   domain: 'sprites.localhost',
+  warmSleepAfterMs: 30_000,
+  coldSleepAfterMs: 600_000,
 } as const;
 
 /** The data dir a CLI on this machine uses by default: `SPRITE_DATA_DIR` or `~/.sprite`. */
@@ -103,7 +113,7 @@ export function defaultDataDir(): string {
 
 /** Builds the frozen configuration; throws a message naming the bad option. */
 export function buildConfig(options: PeerOptions): Readonly<PeerConfig> {
-  const known = new Set(['dataDir', 'api', 'poolDepth', 'poolFallback', 'poolConcurrency', 'limits', 'httpPort', 'listen', 'bootstrap', 'swarmKeyFile', 'capacity', 'suspectAfterMs', 'downAfterMs', 'objectStore', 'proxyHttp', 'proxyHttps', 'domain', 'tlsCert', 'tlsKey']);
+  const known = new Set(['dataDir', 'api', 'poolDepth', 'poolFallback', 'poolConcurrency', 'limits', 'httpPort', 'listen', 'bootstrap', 'swarmKeyFile', 'capacity', 'suspectAfterMs', 'downAfterMs', 'objectStore', 'proxyHttp', 'proxyHttps', 'domain', 'tlsCert', 'tlsKey', 'warmSleepAfterMs', 'coldSleepAfterMs']);
   for (const key of Object.keys(options)) if (!known.has(key)) throw new Error(`unknown option ${key}`);
   const api = parseAddress(options.api ?? DEFAULTS.api);
   const depth = options.poolDepth ?? DEFAULTS.poolDepth;
@@ -131,6 +141,11 @@ export function buildConfig(options: PeerOptions): Readonly<PeerConfig> {
   const capacity = options.capacity ?? DEFAULTS.capacity;
   if (!Number.isInteger(capacity) || capacity < 0) throw new Error('capacity must be a whole number');
   const proxy = proxySection(options);
+  const warmAfterMs = options.warmSleepAfterMs ?? DEFAULTS.warmSleepAfterMs;
+  const coldAfterMs = options.coldSleepAfterMs ?? DEFAULTS.coldSleepAfterMs;
+  if (!(Number.isInteger(warmAfterMs) && warmAfterMs >= 100 && Number.isInteger(coldAfterMs) && coldAfterMs > warmAfterMs)) {
+    throw new Error('sleep times must be whole milliseconds with 100 <= warm < cold');
+  }
   const dataDir = resolve(options.dataDir ?? defaultDataDir());
   const objectStore = options.objectStore ?? `file://${join(dataDir, 'objects')}`;
   if (!/^(file:\/\/\/|s3:\/\/[a-z0-9.-]+)/.test(objectStore)) throw new Error('object store must be file:///absolute/dir or s3://bucket[/prefix][?endpoint=URL]');
@@ -141,6 +156,7 @@ export function buildConfig(options: PeerOptions): Readonly<PeerConfig> {
     mesh: { listen, bootstrap, swarmKeyFile: options.swarmKeyFile === undefined ? undefined : resolve(options.swarmKeyFile), suspectAfterMs, downAfterMs },
     storage: { objectStore },
     proxy,
+    sleep: { warmAfterMs, coldAfterMs },
     sprite: { capacity, limits, httpPort, rootHostId: DEFAULTS.rootHostId },
   });
 }

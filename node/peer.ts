@@ -2,11 +2,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { Mesh, peersTable } from '../gossip/index.ts';
+import { Mesh, peersTable, spritesTable } from '../gossip/index.ts';
 import { createProxy, formatProxyColumn, spriteHost, type EdgeProxy, type LocalSprites } from '../proxy/index.ts';
-import { ObjectVolumeStore, StorageDaemon, ensureBusyboxImage, ensureTools, type ServiceStatus } from '../vm/index.ts';
+import { ObjectVolumeStore, StorageDaemon, ensureBusyboxImage, ensureTools, thawTree, type ServiceStatus } from '../vm/index.ts';
 import { createApiServer } from './api/server.ts';
 import { buildConfig, type PeerConfig, type PeerOptions } from './config.ts';
+import { IdleTimer } from './idle.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { MeshRegistry } from './mesh-registry.ts';
 import { Drain } from './drain.ts';
@@ -60,8 +61,11 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
   });
   const id = mesh.peerId;
   const log = logger.child({ peer: id });
-  const storage = await StorageDaemon.start({ dataDir: join(config.dataDir, 'storage'), objectStore: config.storage.objectStore });
   const peerKey = createHash('sha256').update(config.dataDir).digest('hex').slice(0, 10);
+  // Sprites frozen when a previous run was killed hold their disks' mounts until thawed, and the
+  // previous storage daemon waits for those mounts before it exits: thaw before starting a new one.
+  await thawTree(`/sprites/${peerKey}`);
+  const storage = await StorageDaemon.start({ dataDir: join(config.dataDir, 'storage'), objectStore: config.storage.objectStore });
   sprites = new SpriteManager({
     config, registry: new MeshRegistry(mesh), volumes: new ObjectVolumeStore(storage), image, toolsDir, peerId: id, peerKey,
     peerApi: (peer) => mesh.members().find((m) => m.id === peer)?.row.api, logger: log,
@@ -73,7 +77,11 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
     sprites, placement, token, logger: log.child({ component: 'drain' }),
     publish: (state) => mesh.write((tx) => tx.upsert(peersTable, { id, drain: state })),
   });
-  const server = createApiServer({ sprites, placement, drain, mesh, token, peerId: id, version: VERSION, logger: log.child({ component: 'api' }) });
+  let proxy: EdgeProxy | undefined;
+  const idle = new IdleTimer(config.sleep, {
+    target: sprites, proxyActivity: (name) => proxy?.activity(name), logger: log.child({ component: 'idle' }),
+  });
+  const server = createApiServer({ sprites, placement, drain, use: idle, mesh, token, peerId: id, version: VERSION, logger: log.child({ component: 'api' }) });
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -90,7 +98,7 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
   apiUrl = `http://${host}:${address.port}`;
   await mesh.start();
   const manager = sprites;
-  const proxy = createProxy({
+  proxy = createProxy({
     http: config.proxy.http, https: config.proxy.https, domain: config.proxy.domain,
     tlsFiles: config.proxy.tlsCert && config.proxy.tlsKey ? { cert: config.proxy.tlsCert, key: config.proxy.tlsKey } : undefined,
     // A joining peer waits for the mesh's certificate instead of making a competing one.
@@ -114,13 +122,21 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
   mesh.write((tx) => tx.upsert(peersTable, { id, proxy: proxyColumn }));
   await catchUp(mesh);
   await sprites.start();
+  // A destroyed sprite's use goes with it, so the idle timer's map stays bounded by the mesh.
+  const unfollow = mesh.store.subscribe(spritesTable, (event) => {
+    if (!event.row) idle.forget(event.pk.name);
+  });
+  idle.start();
+  const edge = proxy;
   let stopping: Promise<void> | undefined;
   return {
-    config, id, url: apiUrl, token, newToken, sprites: manager, mesh, proxy,
+    config, id, url: apiUrl, token, newToken, sprites: manager, mesh, proxy: edge,
     stop: () => {
       stopping ??= (async () => {
         drain!.stop();
-        await proxy.stop();
+        idle.stop();
+        unfollow();
+        await edge.stop();
         server.closeAllConnections();
         await new Promise((resolve) => server.close(resolve));
         await manager.stop();
@@ -174,7 +190,7 @@ async function hopSecret(config: Readonly<PeerConfig>): Promise<Buffer> {
   return createHash('sha256').update('sprite-proxy-hop\n').update(key).digest();
 }
 
-/** The sprite manager as the proxy sees it: sockets of running sprites, start as the wake path. */
+/** The sprite manager as the proxy sees it: sockets of running sprites, wake as the wake path. */
 function localSprites(manager: SpriteManager): LocalSprites {
   return {
     httpSocket: (name) => {
@@ -184,9 +200,8 @@ function localSprites(manager: SpriteManager): LocalSprites {
         return undefined;
       }
     },
-    start: async (name) => {
-      await manager.startSprite(name);
-    },
+    // A URL wakes sleeping sprites and, as it always has, starts a stopped one.
+    start: (name) => manager.wake(name, { stopped: true }),
     servesHttp: async (name) => {
       const services = await manager.control(name).call<ServiceStatus[]>({ op: 'services.list' });
       return services.some((service) => service.httpPort !== undefined);

@@ -1,5 +1,8 @@
-/** Lifecycle state of a sprite as recorded. */
-export type SpriteState = 'running' | 'stopped' | 'failed';
+/**
+ * Lifecycle state of a sprite as recorded: `warm` is frozen with its memory kept, `cold` stopped by
+ * the idle timer (both wake on use); `stopped` is a user's stop (only `start` or its URL starts it).
+ */
+export type SpriteState = 'running' | 'warm' | 'cold' | 'stopped' | 'failed';
 
 /** The record of one sprite. */
 export interface SpriteRecord {

@@ -38,6 +38,17 @@ interface Machine {
   unmirror?: () => void;
   /** Its newest checkpoints mounted inside it (volumes without checkpoints: none). */
   mounts: CheckpointMounts | undefined;
+  /** Wall-clock ms of its last start or wake: the idle timer counts from here at least. */
+  since: number;
+}
+
+/** A local sprite the idle timer may put to sleep: awake, or in warm sleep. */
+export interface SleepCandidate {
+  name: string;
+  /** True in warm sleep. */
+  frozen: boolean;
+  /** Wall-clock ms of its last start or wake. */
+  since: number;
 }
 
 /** Sprite names follow DNS-label rules so they work as URL host labels. */
@@ -58,6 +69,8 @@ export class SpriteManager {
   readonly #running = new Map<string, Machine>();
   /** Names with a lifecycle operation under way; a second one waits for the first. */
   readonly #busy = new Map<string, Promise<unknown>>();
+  /** Wakes under way, shared by every caller. */
+  readonly #waking = new Map<string, Promise<void | 'resumed'>>();
   #coldCreates = 0;
   #unwatch: (() => void) | undefined;
   #closed = false;
@@ -83,6 +96,8 @@ export class SpriteManager {
     await this.#sweep();
     this.#pool.start();
     for (const record of this.#owned()) {
+      // A warm sprite's memory went with the previous run: it is cold now, and wakes on use.
+      if (record.state === 'warm') this.#init.registry.setState(record.name, this.#init.peerId, 'cold');
       if (record.state !== 'running') continue;
       this.#init.registry.setState(record.name, this.#init.peerId, 'stopped');
       void this.startSprite(record.name).catch((error: unknown) => {
@@ -141,6 +156,7 @@ export class SpriteManager {
       try {
         machine.name = name;
         await machine.sandbox.start(name);
+        machine.since = Date.now();
         this.#track(name, machine);
         await this.#syncMounts(machine);
         return record;
@@ -195,7 +211,9 @@ export class SpriteManager {
         throw new ApiError('ERR_SPRITE_UNRECOVERABLE', `sprite ${name}'s peer ${seen.owner} is down and its disk is in ${seen.volume ?? 'that peer\'s local storage'}, not in this peer's store`);
       }
       if (options.start === false) {
-        const claimed = this.#init.registry.claim(seen, this.#init.peerId, 'stopped');
+        // Not running where it was: a sleeping sprite stays asleep (it wakes on use), a stopped one stopped.
+        const state = seen.state === 'running' || seen.state === 'warm' ? 'cold' : seen.state;
+        const claimed = this.#init.registry.claim(seen, this.#init.peerId, state);
         if (!claimed) throw new ApiError('ERR_SPRITE_ELSEWHERE', `sprite ${name} was taken over by another peer first`);
         return claimed;
       }
@@ -227,24 +245,97 @@ export class SpriteManager {
     });
   }
 
-  /** Starts a stopped or failed sprite on its existing disk; a running one is left alone. */
+  /** Starts a stopped, failed or sleeping sprite on its existing disk; a running one is left alone. */
   async startSprite(name: string): Promise<SpriteRecord> {
+    await this.wake(name, { stopped: true, failed: true });
+    return this.get(name);
+  }
+
+  /**
+   * Wakes a sprite for use: thaws it from warm sleep, or starts it on its disk from cold sleep
+   * (services start again). Concurrent callers share one wake. A user's stop is respected (and a
+   * failed sprite needs a person) unless `stopped` / `failed` say otherwise: ERR_SPRITE_NOT_RUNNING.
+   * Resolves with 'resumed' when the sprite was only thawed.
+   */
+  wake(name: string, allow: { stopped?: boolean; failed?: boolean } = {}): Promise<void | 'resumed'> {
+    const machine = this.#running.get(name);
+    if (machine && !machine.sandbox.frozen) return Promise.resolve();
     const record = this.owned(name);
-    return this.#exclusive(name, async () => {
-      if (this.#running.has(name)) return this.get(name);
-      await restoreServices(sandboxPaths(this.#spriteDir(record.id)).servicesFile, this.#init.registry.services(name));
-      const machine = await this.#prepare(record.id, false);
-      machine.name = name;
-      try {
-        await machine.sandbox.start(name);
-      } catch (error) {
-        await this.#halt(machine);
-        throw error;
-      }
-      this.#track(name, machine);
+    if ((record.state === 'stopped' && !allow.stopped) || (record.state === 'failed' && !allow.failed)) {
+      return Promise.reject(new ApiError('ERR_SPRITE_NOT_RUNNING', `sprite ${name} is ${record.state}; \`sprite start ${name}\` starts it`));
+    }
+    let waking = this.#waking.get(name);
+    if (!waking) {
+      waking = this.#exclusive(name, () => this.#wakeNow(name)).finally(() => this.#waking.delete(name));
+      this.#waking.set(name, waking);
+    }
+    return waking;
+  }
+
+  /** The control client of a sprite, woken first if it sleeps (see `wake`). */
+  async awake(name: string): Promise<ControlClient> {
+    await this.wake(name);
+    return this.control(name);
+  }
+
+  async #wakeNow(name: string): Promise<void | 'resumed'> {
+    const record = this.owned(name);
+    const running = this.#running.get(name);
+    if (running) {
+      if (!running.sandbox.frozen) return undefined;
+      await running.sandbox.thaw();
+      running.since = Date.now();
       this.#init.registry.setState(name, this.#init.peerId, 'running');
-      await this.#syncMounts(machine);
-      return this.get(name);
+      return 'resumed';
+    }
+    await restoreServices(sandboxPaths(this.#spriteDir(record.id)).servicesFile, this.#init.registry.services(name));
+    const machine = await this.#prepare(record.id, false);
+    machine.name = name;
+    try {
+      await machine.sandbox.start(name);
+    } catch (error) {
+      await this.#halt(machine);
+      throw error;
+    }
+    machine.since = Date.now();
+    this.#track(name, machine);
+    this.#init.registry.setState(name, this.#init.peerId, 'running');
+    await this.#syncMounts(machine);
+    return undefined;
+  }
+
+  /** Local sprites awake or in warm sleep: what the idle timer walks. */
+  sleepCandidates(): SleepCandidate[] {
+    return [...this.#running].map(([name, machine]) => ({ name, frozen: machine.sandbox.frozen, since: machine.since }));
+  }
+
+  /**
+   * Warm sleep: freezes an awake sprite if `idle()` still holds, and thaws it again if use came
+   * while it froze (a request that raced the decision). Resolves true when it sleeps.
+   */
+  async freeze(name: string, idle: () => boolean): Promise<boolean> {
+    return this.#exclusive(name, async () => {
+      const machine = this.#running.get(name);
+      if (!machine || machine.sandbox.frozen || !idle()) return false;
+      // Frozen first, so from here on the proxy finds no socket and wakes the sprite instead.
+      await machine.sandbox.freeze();
+      this.#init.registry.setState(name, this.#init.peerId, 'warm');
+      if (idle()) return true;
+      await machine.sandbox.thaw();
+      this.#init.registry.setState(name, this.#init.peerId, 'running');
+      return false;
+    });
+  }
+
+  /** Cold sleep: stops a sprite in warm sleep (its disk is flushed and unmounted, its memory freed). */
+  async sleepCold(name: string): Promise<boolean> {
+    return this.#exclusive(name, async () => {
+      const machine = this.#running.get(name);
+      if (!machine?.sandbox.frozen) return false;
+      this.#untrack(name);
+      await this.#halt(machine);
+      this.#init.registry.setState(name, this.#init.peerId, 'cold');
+      return true;
     });
   }
 
@@ -302,7 +393,8 @@ export class SpriteManager {
     const wasRunning = await this.#exclusive(name, async () => {
       const machine = this.#untrack(name);
       if (machine) await this.#halt(machine);
-      this.#init.registry.setState(name, this.#init.peerId, 'stopped');
+      // A sprite in cold sleep stays asleep on the restored disk.
+      if (machine || this.get(name).state !== 'cold') this.#init.registry.setState(name, this.#init.peerId, 'stopped');
       await volume.restore(id);
       return machine !== undefined;
     });
@@ -356,7 +448,7 @@ export class SpriteManager {
   #machine(name: string): Machine {
     const record = this.owned(name);
     const machine = this.#running.get(name);
-    if (!machine) throw new ApiError('ERR_SPRITE_NOT_RUNNING', `sprite ${name} is ${record.state}`);
+    if (!machine || machine.sandbox.frozen) throw new ApiError('ERR_SPRITE_NOT_RUNNING', `sprite ${name} is ${record.state}`);
     return machine;
   }
 
@@ -386,12 +478,12 @@ export class SpriteManager {
   async #prepare(id: string, fresh: boolean): Promise<Machine> {
     const { config, volumes, image, toolsDir, peerKey } = this.#init;
     const volume = fresh ? await volumes.create(id, image) : volumes.open(id);
-    const machine: Machine = { sandbox: undefined as unknown as Sandbox, name: undefined, mounts: undefined };
+    const machine: Machine = { sandbox: undefined as unknown as Sandbox, name: undefined, mounts: undefined, since: Date.now() };
     try {
       machine.sandbox = await Sandbox.prepare({
         dir: this.#spriteDir(id), id, volume, ids: { hostId: config.sprite.rootHostId, size: 65536 },
         cgroupPath: `/sprites/${peerKey}/${id}`, limits: config.sprite.limits, toolsDir, httpPort: config.sprite.httpPort,
-        privateDirs: [config.dataDir],
+        privateDirs: [config.dataDir], compileCacheDir: join(config.dataDir, 'cache', 'init'),
         ...this.#insideRequests(machine),
         onCrash: (reason) => this.#crashed(machine, reason),
       });

@@ -71,8 +71,11 @@ export const PROXY_DEFAULTS = {
 export interface LocalSprites {
   /** Host path of the HTTP port socket of a sprite running on this peer; undefined when it is not running here. */
   httpSocket(name: string): string | undefined;
-  /** Starts a stopped sprite this peer owns; resolves once it runs (its services are starting). */
-  start(name: string): Promise<void>;
+  /**
+   * Wakes a sleeping (warm or cold) or stopped sprite this peer owns; resolves once it runs (its
+   * services are starting), with 'resumed' when it only thawed and its services already listen.
+   */
+  start(name: string): Promise<void | 'resumed'>;
   /** Whether one of the sprite's services claims the HTTP port, so a wake waits until it answers. */
   servesHttp(name: string): Promise<boolean>;
 }
@@ -206,7 +209,7 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
     return socketPath === undefined ? undefined : { socketPath };
   };
 
-  /** Wakes a local sprite that is not running (only stopped ones: a failed sprite needs a person). */
+  /** Wakes a local sprite that is not running (sleeping or stopped; a failed sprite needs a person). */
   const wake = async (name: string, route: Route, signal: AbortSignal): Promise<ForwardTarget> => {
     if (route.sprite.state === 'failed') {
       throw new ProxyError('ERR_PROXY_SPRITE_FAILED', `sprite ${name} has failed${route.sprite.reason ? ` (${route.sprite.reason})` : ''}; \`sprite start ${name}\` restarts it`, { retryAfter: 30 });
@@ -256,6 +259,8 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
       name = admitted.name;
       const admittedRoute = admitted.route;
       route = admittedRoute;
+      // Open until the response ends: a long stream or upload keeps its sprite awake.
+      res.once('close', activity.openRequest(name));
       stripHopByHop(req.headers);
       const forward = (to: ForwardTarget): void => forwarder.web(req as IncomingMessage, res, to, (error) => fail(upstreamError(error, name, admittedRoute)));
       // The common cases (a running local sprite, a remote owner) stay synchronous: no promise per request.

@@ -17,10 +17,10 @@ export interface WakeInit {
 /** Default limits of waiting for sleeping sprites. */
 export const WAKE_DEFAULTS = { waitMs: 10_000, perSprite: 100, total: 1000, failureHoldMs: 5000 } as const;
 
-/** How a sprite is woken: start it, then wait until its HTTP port answers. */
+/** How a sprite is woken: start or thaw it, then (after a start) wait until its HTTP port answers. */
 export interface WakeComponents {
-  /** Starts the sprite; resolves once it runs. */
-  start(name: string): Promise<void>;
+  /** Starts the sprite; resolves once it runs, with 'resumed' when it was only frozen (no need to wait for its port). */
+  start(name: string): Promise<void | 'resumed'>;
   /** Resolves once the sprite's HTTP port answers, or at `deadline` (ms on the `performance.now` clock). */
   ready(name: string, deadline: number): Promise<void>;
 }
@@ -97,7 +97,7 @@ export class Waker {
   #run(name: string): Promise<void> {
     const deadline = performance.now() + this.#limits.waitMs;
     const promise = (async () => {
-      await this.#components.start(name);
+      if ((await this.#components.start(name)) === 'resumed') return;
       await this.#components.ready(name, deadline);
     })();
     promise.then(

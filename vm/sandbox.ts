@@ -6,6 +6,7 @@ import type { Server } from 'node:net';
 import { createInterface } from 'node:readline';
 import { ControlClient } from './control.ts';
 import { VmError } from './errors.ts';
+import { setFreezer, thawIfFrozen } from './freezer.ts';
 import { STAGE, type InitConfig } from './init/config.ts';
 import { pinNamespaces, releaseNamespaces, type IdMap, type PinnedNamespaces } from './namespaces.ts';
 import { containerConfig, type Limits } from './oci.ts';
@@ -42,6 +43,11 @@ export interface SandboxInit {
   onCrash?: (reason: string) => void;
   /** Give up on start-up after this long. @default 20000 */
   startTimeoutMs?: number;
+  /**
+   * Host directory where Node caches sprite-init's compiled modules, shared by the peer's sandboxes:
+   * later starts (pool refills, cold wakes) skip most of the parse and compile. Unset: no cache.
+   */
+  compileCacheDir?: string;
 }
 
 /** Paths inside a sprite's directory. */
@@ -78,6 +84,7 @@ export class Sandbox {
   readonly #exited: Promise<void>;
   readonly #requests: Server | undefined;
   #stopping = false;
+  #frozen = false;
 
   private constructor(init: SandboxInit, namespaces: PinnedNamespaces, child: ChildProcess, exited: Promise<void>, requests: Server | undefined) {
     this.id = init.id;
@@ -118,7 +125,7 @@ export class Sandbox {
         config.peerSocket = paths.peer;
       }
       await writeFile(paths.initConfig, JSON.stringify(config));
-      const { child, exited } = await startInit(paths, namespaces, init.startTimeoutMs ?? 20_000);
+      const { child, exited } = await startInit(paths, namespaces, init.startTimeoutMs ?? 20_000, init.compileCacheDir);
       const sandbox = new Sandbox(init, namespaces, child, exited, requests);
       void exited.then(() => sandbox.#afterExit());
       return sandbox;
@@ -149,6 +156,31 @@ export class Sandbox {
     await this.control.call({ op: 'checkpoints.unmount', id });
   }
 
+  /**
+   * Freezes the inner container's processes (services, execs, sessions) with their memory kept.
+   * sprite-init stays up outside the container's cgroup, so the control socket still answers.
+   */
+  async freeze(): Promise<void> {
+    this.#frozen = true;
+    try {
+      await setFreezer(this.#init.cgroupPath, 'FROZEN');
+    } catch (error) {
+      await this.thaw().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** Lets the container's processes run again. */
+  async thaw(): Promise<void> {
+    await setFreezer(this.#init.cgroupPath, 'THAWED');
+    this.#frozen = false;
+  }
+
+  /** True between `freeze` and `thaw`. */
+  get frozen(): boolean {
+    return this.#frozen;
+  }
+
   /** True while sprite-init runs. */
   get alive(): boolean {
     return this.#process.exitCode === null && this.#process.signalCode === null;
@@ -160,6 +192,8 @@ export class Sandbox {
    */
   async stop(): Promise<void> {
     this.#stopping = true;
+    // Frozen processes cannot take the shutdown's signals.
+    if (this.#frozen) await this.thaw().catch(() => undefined);
     if (this.alive) {
       await this.control.call({ op: 'shutdown' }, 15_000).catch(() => undefined);
       const timer = setTimeout(() => this.#process.kill('SIGKILL'), 5000);
@@ -190,7 +224,7 @@ export class Sandbox {
   }
 }
 
-async function startInit(paths: ReturnType<typeof sandboxPaths>, namespaces: PinnedNamespaces, timeoutMs: number): Promise<{ child: ChildProcess; exited: Promise<void> }> {
+async function startInit(paths: ReturnType<typeof sandboxPaths>, namespaces: PinnedNamespaces, timeoutMs: number, compileCacheDir: string | undefined): Promise<{ child: ChildProcess; exited: Promise<void> }> {
   const log = openSync(paths.initLog, 'a');
   // nsenter puts sprite-init in the sprite's network namespace; unshare gives it fresh mount,
   // pid, uts and ipc namespaces, with itself as pid 1, so its death ends every process inside.
@@ -199,7 +233,7 @@ async function startInit(paths: ReturnType<typeof sandboxPaths>, namespaces: Pin
     '--pdeathsig', 'KILL', '--', 'nsenter', `--net=${namespaces.net}`, '--',
     'unshare', '--mount', '--pid', '--uts', '--ipc', '--fork', '--kill-child=SIGKILL', '--mount-proc', '--propagation', 'private',
     '--', process.execPath, '--max-old-space-size=48', '--max-semi-space-size=1', '--disable-warning=ExperimentalWarning', INIT_MAIN, paths.initConfig,
-  ], { stdio: ['ignore', 'pipe', log] });
+  ], { stdio: ['ignore', 'pipe', log], env: compileCacheDir === undefined ? process.env : { ...process.env, NODE_COMPILE_CACHE: compileCacheDir } });
   closeSync(log);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const lines = createInterface({ input: child.stdout! });
@@ -228,6 +262,8 @@ async function startInit(paths: ReturnType<typeof sandboxPaths>, namespaces: Pin
 
 /** Removes a container's cgroup directories in every v1 hierarchy (they are empty once its processes are gone). */
 export async function removeCgroups(cgroupPath: string): Promise<void> {
+  // A cgroup left frozen (its peer died while the sprite slept) keeps its killed tasks until thawed.
+  await thawIfFrozen(cgroupPath);
   const controllers = await readdir(CGROUP_ROOT).catch(() => [] as string[]);
   for (const controller of controllers) {
     const path = join(CGROUP_ROOT, controller, cgroupPath);

@@ -39,6 +39,8 @@ export interface Route {
   handler: (ctx: RouteContext) => Promise<void> | void;
   /** Served from this peer's replica even when the sprite runs elsewhere (reads of its record). */
   anyPeer?: boolean;
+  /** The route uses the sprite itself (waking it): the call counts as use for the idle timer while it lasts. */
+  uses?: true | ((url: URL) => boolean);
 }
 
 /** A WebSocket route: `open` prepares the sprite side and returns what to do with the socket. */
@@ -250,58 +252,70 @@ export const httpRoutes: Route[] = [
   {
     method: 'GET',
     pattern: new RegExp(`^/v1/sprites/${NAME}/sessions$`),
+    uses: true,
     handler: async ({ res, params, sprites }) => {
-      const sessions = await sprites.control(params.name!).call<SessionInfo[]>({ op: 'sessions.list' });
+      const sessions = await (await sprites.awake(params.name!)).call<SessionInfo[]>({ op: 'sessions.list' });
       sendJson(res, 200, { sessions });
     },
   },
   {
     method: 'DELETE',
     pattern: new RegExp(`^/v1/sprites/${NAME}/sessions/(?<id>[^/]+)$`),
+    uses: true,
     handler: async ({ res, params, sprites }) => {
-      await sprites.control(params.name!).call({ op: 'sessions.kill', id: params.id });
+      await (await sprites.awake(params.name!)).call({ op: 'sessions.kill', id: params.id });
       res.writeHead(204).end();
     },
   },
   {
     method: 'GET',
     pattern: new RegExp(`^/v1/sprites/${NAME}/services$`),
+    uses: true,
     handler: async ({ res, params, sprites }) => {
-      sendJson(res, 200, { services: await sprites.control(params.name!).call<ServiceStatus[]>({ op: 'services.list' }) });
+      sendJson(res, 200, { services: await (await sprites.awake(params.name!)).call<ServiceStatus[]>({ op: 'services.list' }) });
     },
   },
   {
     method: 'PUT',
     pattern: new RegExp(`^/v1/sprites/${NAME}/services/(?<service>[^/]+)$`),
+    uses: true,
     handler: async ({ req, res, params, sprites }) => {
       const service = serviceName(params.service!);
       const body = await readJson<Record<string, unknown>>(req, serviceSchema);
-      sendJson(res, 200, await sprites.control(params.name!).call({ op: 'services.put', spec: { ...body, name: service } }));
+      sendJson(res, 200, await (await sprites.awake(params.name!)).call({ op: 'services.put', spec: { ...body, name: service } }));
     },
   },
   {
     method: 'GET',
     pattern: new RegExp(`^/v1/sprites/${NAME}/services/(?<service>[^/]+)$`),
+    uses: true,
     handler: async ({ res, params, sprites }) => {
-      sendJson(res, 200, await sprites.control(params.name!).call({ op: 'services.get', name: serviceName(params.service!) }));
+      sendJson(res, 200, await (await sprites.awake(params.name!)).call({ op: 'services.get', name: serviceName(params.service!) }));
     },
   },
   {
     method: 'DELETE',
     pattern: new RegExp(`^/v1/sprites/${NAME}/services/(?<service>[^/]+)$`),
+    uses: true,
     handler: async ({ res, params, sprites }) => {
-      await sprites.control(params.name!).call({ op: 'services.delete', name: serviceName(params.service!) });
+      await (await sprites.awake(params.name!)).call({ op: 'services.delete', name: serviceName(params.service!) });
       res.writeHead(204).end();
     },
   },
   {
     method: 'GET',
     pattern: new RegExp(`^/v1/sprites/${NAME}/services/(?<service>[^/]+)/logs$`),
+    // Following a service's log wakes a sleeping sprite (its service writes again) and keeps it awake.
+    uses: (url) => flag(url, 'follow'),
     handler: async ({ req, res, params, url, sprites }) => {
       const service = serviceName(params.service!);
+      const follow = flag(url, 'follow');
+      const { state } = sprites.get(params.name!);
       // Ask the sprite first when it runs, so an unknown service is a 404 rather than an empty log.
-      if (sprites.get(params.name!).state === 'running') await sprites.control(params.name!).call({ op: 'services.get', name: service });
-      await streamLog(req, res, sprites.serviceLog(params.name!, service), flag(url, 'follow'));
+      if (state === 'running' || (follow && (state === 'warm' || state === 'cold'))) {
+        await (await sprites.awake(params.name!)).call({ op: 'services.get', name: service });
+      }
+      await streamLog(req, res, sprites.serviceLog(params.name!, service), follow);
     },
   },
   {
@@ -328,7 +342,7 @@ export const wsRoutes: WsRoute[] = [
       const dir = url.searchParams.get('dir') ?? undefined;
       if (dir !== undefined && !dir.startsWith('/')) throw new ApiError('ERR_BAD_REQUEST', 'dir must be an absolute path');
       const tty = flag(url, 'tty');
-      const stream = await sprites.control(params.name!).open({
+      const stream = await (await sprites.awake(params.name!)).open({
         op: 'exec', command, env, dir, tty, cols: size(url, 'cols', 80), rows: size(url, 'rows', 24),
       });
       return (ws) => bridgeExec(ws, stream);
@@ -338,7 +352,7 @@ export const wsRoutes: WsRoute[] = [
     method: 'GET',
     pattern: new RegExp(`^/v1/sprites/${NAME}/sessions/(?<id>[^/]+)/attach$`),
     open: async ({ params, sprites }) => {
-      const stream = await sprites.control(params.name!).open({ op: 'attach', id: params.id });
+      const stream = await (await sprites.awake(params.name!)).open({ op: 'attach', id: params.id });
       return (ws) => bridgeExec(ws, stream);
     },
   },
@@ -348,7 +362,7 @@ export const wsRoutes: WsRoute[] = [
     open: async ({ params, url, sprites }) => {
       const port = Number(url.searchParams.get('port'));
       if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ApiError('ERR_BAD_REQUEST', 'port must be 1-65535');
-      const stream = await sprites.control(params.name!).open({ op: 'forward', port });
+      const stream = await (await sprites.awake(params.name!)).open({ op: 'forward', port });
       return (ws) => bridgeBytes(ws, stream);
     },
   },

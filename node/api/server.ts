@@ -13,12 +13,19 @@ import { sendError, sendJson } from './http.ts';
 import { httpRoutes, wsRoutes, type Route } from './routes.ts';
 import { tenantRoutes } from './tenants.ts';
 
+/** Where the API reports use of a sprite (the idle timer): open until the returned function runs. */
+export interface SpriteUse {
+  open(name: string): () => void;
+}
+
 /** What the API serves. */
 export interface ApiInit {
   sprites: SpriteManager;
   /** Where operations on sprites run: requests for a sprite another peer owns are handed to it. */
   placement: Placement;
   drain: Drain;
+  /** Calls and streams that use a sprite (exec, console, services...) keep it awake. */
+  use: SpriteUse;
   /** Holds the replicated tokens and orgs: any token registered in the mesh is accepted on every peer. */
   mesh: Mesh;
   /** This peer's admin token. */
@@ -38,6 +45,12 @@ export function createApiServer(init: ApiInit): http.Server {
     const caller = match === null ? undefined : callerOf(init.mesh.store, match[1]!);
     if (!caller) throw new ApiError('ERR_UNAUTHORIZED', 'missing or wrong bearer token');
     return caller;
+  };
+  // Use is recorded before the sprite is woken, so a freeze deciding meanwhile sees it; only known
+  // sprites are recorded (ERR_SPRITE_NOT_FOUND otherwise), so the record stays bounded by the mesh.
+  const useOf = (name: string): (() => void) => {
+    init.sprites.get(name);
+    return init.use.open(name);
   };
   const wss = new WebSocketServer({ noServer: true, maxPayload: 4 * 1024 * 1024 });
   const server = http.createServer((req, res) => {
@@ -59,6 +72,8 @@ export function createApiServer(init: ApiInit): http.Server {
     scope(init.mesh, caller, params);
     const owner = params.name !== undefined && !route.anyPeer ? await ownerElsewhere(req, params.name) : undefined;
     if (owner) return forwardRequest(req, res, owner, 'owner');
+    // The owner counts use (the idle timer), once the request is served here.
+    if (params.name !== undefined && (route.uses === true || route.uses?.(url))) res.once('close', useOf(params.name));
     await route.handler({ req, res, params, url, sprites: init.sprites, mesh: init.mesh, caller, placement: init.placement, drain: init.drain });
   }
 
@@ -77,6 +92,8 @@ export function createApiServer(init: ApiInit): http.Server {
       scope(init.mesh, caller, params);
       const owner = params.name !== undefined ? await ownerElsewhere(req, params.name) : undefined;
       if (owner) return forwardUpgrade(req, socket, head, owner);
+      // Every WebSocket route (exec, console, attach, port forward) uses the sprite while it is open.
+      if (params.name !== undefined) socket.once('close', useOf(params.name));
       // Open the sprite side first so errors still answer as plain HTTP.
       const connect = await route.open({ params, url, sprites: init.sprites, caller });
       wss.handleUpgrade(req, socket, head, (ws: WebSocket) => connect(ws));

@@ -10,7 +10,7 @@ const IMAGES = ['busybox'] as const;
 /** The `sprite peer start` command. */
 export const peerStartCommand: Command = {
   words: ['peer', 'start'],
-  usage: '[--data-dir DIR] [--api ADDR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--swarm-key FILE] [--object-store URL] [--pool-depth N] [--pool-fallback cold|fail] [--suspect-after-ms MS] [--down-after-ms MS] [--image busybox] [--proxy-http ADDR] [--proxy-https ADDR] [--domain DOMAIN] [--tls-cert FILE --tls-key FILE]',
+  usage: '[--data-dir DIR] [--api ADDR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--swarm-key FILE] [--object-store URL] [--pool-depth N] [--pool-fallback cold|fail] [--suspect-after-ms MS] [--down-after-ms MS] [--image busybox] [--proxy-http ADDR] [--proxy-https ADDR] [--domain DOMAIN] [--tls-cert FILE --tls-key FILE] [--warm-sleep-after SECONDS] [--cold-sleep-after SECONDS]',
   summary: 'run a peer in the foreground',
   spec: {
     flags: {
@@ -30,6 +30,8 @@ export const peerStartCommand: Command = {
       domain: { kind: 'string' },
       'tls-cert': { kind: 'string' },
       'tls-key': { kind: 'string' },
+      'warm-sleep-after': { kind: 'string' },
+      'cold-sleep-after': { kind: 'string' },
     },
   },
   required: [],
@@ -52,6 +54,8 @@ export const peerStartCommand: Command = {
     if (image !== undefined && !isOneOf(IMAGES, image)) {
       throw new UsageError(`--image must be ${IMAGES.join(' or ')}, got '${image}'`);
     }
+    const warmSleepAfterMs = seconds(ctx.args.string('warm-sleep-after'), 'warm-sleep-after');
+    const coldSleepAfterMs = seconds(ctx.args.string('cold-sleep-after'), 'cold-sleep-after');
     // Loaded lazily: client commands should not pay for (or depend on) the peer's modules.
     const { runPeer } = await import('../peer.ts').catch((err: unknown) => {
       throw new CliError('ERR_PEER_LOAD', `cannot load the peer: ${(err as Error).message}`, { cause: err });
@@ -72,10 +76,19 @@ export const peerStartCommand: Command = {
       domain: ctx.args.string('domain'),
       tlsCert: ctx.args.string('tls-cert'),
       tlsKey: ctx.args.string('tls-key'),
+      warmSleepAfterMs,
+      coldSleepAfterMs,
     });
     return 0;
   },
 };
+
+/** A duration flag in seconds (decimals allowed) as whole milliseconds. */
+function seconds(text: string | undefined, flag: string): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d+(\.\d+)?$/.test(text)) throw new UsageError(`--${flag} must be a number of seconds, got '${text}'`);
+  return Math.round(Number(text) * 1000);
+}
 
 /** Narrows a string to one of a fixed list. */
 function isOneOf<T extends string>(list: readonly T[], value: string): value is T {

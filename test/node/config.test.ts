@@ -34,3 +34,11 @@ test('mesh options: multiaddrs and membership timeouts are checked', () => {
   assert.throws(() => buildConfig({ bootstrap: ['127.0.0.1:7071'] }), /not a TCP multiaddr/);
   assert.throws(() => buildConfig({ suspectAfterMs: 5000, downAfterMs: 1000 }), /suspect < down/);
 });
+
+test('sleep times: defaults, and warm must come before cold', () => {
+  const config = buildConfig({});
+  assert.deepEqual(config.sleep, { warmAfterMs: 30_000, coldAfterMs: 600_000 });
+  assert.deepEqual(buildConfig({ warmSleepAfterMs: 500, coldSleepAfterMs: 2000 }).sleep, { warmAfterMs: 500, coldAfterMs: 2000 });
+  assert.throws(() => buildConfig({ warmSleepAfterMs: 5000, coldSleepAfterMs: 5000 }), /warm < cold/);
+  assert.throws(() => buildConfig({ warmSleepAfterMs: 0.5 }), /sleep times/);
+});
