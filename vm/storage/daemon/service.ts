@@ -31,6 +31,11 @@ export interface Attachment {
   /** Where its ext4 is mounted, if it is. */
   target?: string;
   readOnly: boolean;
+  /**
+   * The kernel detaches the loop device by itself once its filesystem is unmounted. From then
+   * on the daemon no longer owns the device name: it must never `losetup -d` it again.
+   */
+  autoclear: boolean;
 }
 
 /** Everything the service can report. */
@@ -135,7 +140,7 @@ export class StorageService {
       const file = this.#fuse.add(id, device);
       try {
         const loop = await attachLoop(file);
-        const attachment: Attachment = { file, device: loop, readOnly: false };
+        const attachment: Attachment = { file, device: loop, readOnly: false, autoclear: false };
         this.#attached.set(id, attachment);
         return attachment;
       } catch (error) {
@@ -167,7 +172,9 @@ export class StorageService {
         throw error;
       }
       attachment.target = target;
+      // The device is busy (mounted), so this only marks it autoclear.
       await detachLoop(attachment.device);
+      attachment.autoclear = true;
       return attachment;
     });
   }
@@ -201,7 +208,7 @@ export class StorageService {
         } finally {
           await detachLoop(loop);
         }
-        const attachment: Attachment = { file, device: loop, target, readOnly: true };
+        const attachment: Attachment = { file, device: loop, target, readOnly: true, autoclear: true };
         this.#attached.set(name, attachment);
         return attachment;
       } catch (error) {
@@ -310,7 +317,10 @@ export class StorageService {
     const attachment = this.#attached.get(id);
     if (attachment) {
       if (attachment.target) throw new StorageError('ERR_VOLUME_MOUNTED', `volume ${id} is mounted at ${attachment.target}`, { fields: { volume: id } });
-      await detachLoop(attachment.device);
+      // An autoclear device was freed by the unmount (or will be, when the last holder of the
+      // filesystem lets go) and its name may already belong to another attach, of this daemon or
+      // another one on the machine: `losetup -d` on it would detach someone else's device.
+      if (!attachment.autoclear) await detachLoop(attachment.device);
       await this.#waitClosed(id);
       this.#fuse.remove(id);
       this.#attached.delete(id);
