@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { objectIdOfKey } from '../../../vm/storage/device/objects.ts';
+import { objectIdOfKey, objectKey, verifyObject } from '../../../vm/storage/device/objects.ts';
 import { HEAD } from '../../../vm/storage/device/meta-db.ts';
 import { hasCode } from '../../../vm/storage/errors.ts';
+import { openObjectStore } from '../../../vm/storage/store/open.ts';
 import { listAll } from '../../../vm/storage/store/store.ts';
 import { openEngine, removeTemp, seededBytes, startBackend, tempDir, type StoreBackend } from './helpers.ts';
 
@@ -211,6 +214,60 @@ test('objects are immutable with unique keys that embed their checksum', async (
     assert.equal(new Set(ids).size, 3, 'equal contents get distinct objects and an overwrite adds one');
     assert.equal(new Set(ids.map((id) => id!.slice(24))).size, 2, 'the checksum part matches for equal contents');
     await engine.close();
+  } finally {
+    await removeTemp(dir);
+    await backend.stop();
+  }
+});
+
+test('a file store takes uploads as hard links, and a unit rewritten during its upload never changes the stored object', async () => {
+  const backend = await startBackend('file');
+  const dir = await tempDir('engine');
+  try {
+    const inner = await openObjectStore(backend.url);
+    const gate = Promise.withResolvers<void>();
+    const entered = Promise.withResolvers<string>();
+    // Holds the first linked upload until the unit has been rewritten.
+    const store = new Proxy(inner, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (prop === 'putFile' && typeof value === 'function') {
+          return async (key: string, path: string) => {
+            entered.resolve(key);
+            await gate.promise;
+            return value.call(target, key, path);
+          };
+        }
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const engine = await openEngine(backend.url, dir, { store });
+    try {
+      const device = await engine.device((await engine.create('sealed', { size: SIZE })).id);
+      const first = seededBytes('first', UNIT);
+      await device.write(0, first);
+      const flushing = device.fsync();
+      const key = await entered.promise;
+      const patch = seededBytes('patch', UNIT / 2);
+      await device.write(UNIT / 4, patch);
+      gate.resolve();
+      await flushing;
+      const stored = await inner.get(key);
+      assert.ok(stored.body.equals(first), 'the object holds the bytes of its upload, not the later write');
+      verifyObject(objectIdOfKey(key)!, stored.body, UNIT);
+      await device.fsync();
+      const expected = Buffer.from(first);
+      patch.copy(expected, UNIT / 4);
+      const out = Buffer.alloc(UNIT);
+      await device.read(0, out);
+      assert.ok(out.equals(expected), 'the device reads the rewrite');
+      const object = engine.db.map('sealed', HEAD).get(0)!;
+      const path = join(backend.url.slice('file://'.length), objectKey(object));
+      assert.ok((await readFile(path)).equals(expected), 'the second upload stored the rewrite');
+      assert.equal((await stat(path)).nlink, 2, 'the object and its cache file are one inode: no copy was written');
+    } finally {
+      await engine.close();
+    }
   } finally {
     await removeTemp(dir);
     await backend.stop();

@@ -1,5 +1,5 @@
-import { close, fdatasync, ftruncate, open } from 'node:fs';
-import { mkdir, readdir, rm, unlink, writeFile } from 'node:fs/promises';
+import { close, fdatasync, fstat, ftruncate, open } from 'node:fs';
+import { copyFile, link, mkdir, readdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { StorageError, describe, hasCode } from '../errors.ts';
@@ -16,6 +16,7 @@ const openFd = promisify(open);
 const closeFd = promisify(close);
 const truncateFd = promisify(ftruncate);
 const syncFd = promisify(fdatasync);
+const statFd = promisify(fstat);
 
 /** Tunables of a block device. */
 export interface DeviceOptions {
@@ -107,6 +108,11 @@ interface Dirty {
   lastWrite: number;
   /** Bytes written since the unit became dirty (capped at the unit size): a full unit is done. */
   written: number;
+  /**
+   * The file is also an object in the store (hard-linked by `putFile`), so it is immutable: the
+   * next write replaces it with a copy first.
+   */
+  sealed: boolean;
 }
 
 interface Uploaded {
@@ -150,6 +156,8 @@ export class BlockDevice implements FuseFile {
   #lastReadUnit = -2;
   #streak = 0;
   #prefetching = 0;
+  /** Uploads hard-link dirty files into the store while it offers `putFile` on this filesystem. */
+  #linkable: boolean;
   readonly #stats = { uploaded: 0, uploadedBytes: 0, commits: 0, fetched: 0, fetchedBytes: 0, readAheads: 0, throttled: 0 };
 
   private constructor(init: DeviceInit) {
@@ -161,6 +169,7 @@ export class BlockDevice implements FuseFile {
     this.#head = init.head;
     this.#zeros = Buffer.alloc(init.unitSize);
     this.#logger = init.logger;
+    this.#linkable = !!init.store.putFile;
   }
 
   /** Prepares the dirty directory (adopting or discarding what a previous run left) and starts write-back. */
@@ -252,6 +261,7 @@ export class BlockDevice implements FuseFile {
     this.#urgent++;
     // An explicit flush tries at once rather than waiting out a back-off from earlier failures.
     this.#backoffUntil = 0;
+    this.#notify();
     try {
       const deadline = Date.now() + this.#options.flushTimeoutMs;
       for (;;) {
@@ -329,11 +339,24 @@ export class BlockDevice implements FuseFile {
     for (const name of await readdir(dir)) if (!keep.has(name)) await unlink(join(dir, name)).catch(() => undefined);
     const now = Date.now();
     for (const unit of units) {
-      const fd = await openFd(this.#dirtyPath(unit), 'r+').catch(() => null);
-      this.#dirty.set(unit, { unit, fd, gen: 1, committedGen: 0, uploading: false, firstDirty: now, lastWrite: 0, written: 0 });
+      const fd = await this.#openPrivate(this.#dirtyPath(unit)).catch(() => null);
+      this.#dirty.set(unit, { unit, fd, gen: 1, committedGen: 0, uploading: false, firstDirty: now, lastWrite: 0, written: 0, sealed: false });
       if (fd !== null) this.#addDirtyBytes(this.unitSize);
     }
     if (units.length > 0) this.#logger.info('adopted dirty units', { volume: this.volume, units: units.length });
+  }
+
+  /**
+   * Opens a dirty file for writing in place. A file with other links may be an object in the
+   * store (an upload linked it before a crash), so it is first replaced by a private copy.
+   */
+  async #openPrivate(path: string): Promise<number> {
+    const fd = await openFd(path, 'r+');
+    if ((await statFd(fd)).nlink === 1) return fd;
+    await closeFd(fd);
+    await copyFile(path, `${path}.next`);
+    await rename(`${path}.next`, path);
+    return openFd(path, 'r+');
   }
 
   #checkRange(offset: number, length: number): void {
@@ -441,18 +464,18 @@ export class BlockDevice implements FuseFile {
   async #writeUnit(unit: number, at: number, data: Buffer): Promise<void> {
     for (;;) {
       const dirty = this.#dirty.get(unit);
-      if (!dirty || dirty.fd === null) {
+      if (!dirty || dirty.fd === null || dirty.sealed) {
         if (!dirty) await this.#admit();
         await this.#locks.exclusive(unit, async () => {
           const again = this.#dirty.get(unit);
-          if (again && again.fd !== null) return;
+          if (again && again.fd !== null && !again.sealed) return;
           this.#checkWritable();
           await this.#materialize(unit, again, at === 0 && data.length === this.unitSize);
         });
       }
       const written = await this.#locks.shared(unit, async () => {
         const current = this.#dirty.get(unit);
-        if (!current || current.fd === null) return false;
+        if (!current || current.fd === null || current.sealed) return false;
         await this.#init.cache.io.write(current.fd, data, at);
         current.gen++;
         current.lastWrite = Date.now();
@@ -466,6 +489,19 @@ export class BlockDevice implements FuseFile {
   /** Gives a unit a local file holding its current contents (caller holds the unit alone). */
   async #materialize(unit: number, existing: Dirty | undefined, whole: boolean): Promise<void> {
     const path = this.#dirtyPath(unit);
+    if (existing?.sealed && existing.fd !== null) {
+      // The file is an object in the store now: the unit's next version is a new file.
+      const next = `${path}.next`;
+      if (!whole) await copyFile(path, next);
+      const fd = await openFd(next, whole ? 'w+' : 'r+');
+      if (whole) await truncateFd(fd, this.unitSize);
+      await rename(next, path);
+      await closeFd(existing.fd);
+      existing.fd = fd;
+      existing.sealed = false;
+      existing.gen++;
+      return;
+    }
     const base = existing ? undefined : this.#head.get(unit);
     let fd: number;
     if (base && !whole) {
@@ -482,7 +518,7 @@ export class BlockDevice implements FuseFile {
       existing.fd = fd;
       existing.gen++;
     } else {
-      this.#dirty.set(unit, { unit, fd, gen: 1, committedGen: 0, uploading: false, firstDirty: now, lastWrite: now, written: 0 });
+      this.#dirty.set(unit, { unit, fd, gen: 1, committedGen: 0, uploading: false, firstDirty: now, lastWrite: now, written: 0, sealed: false });
     }
   }
 
@@ -494,6 +530,7 @@ export class BlockDevice implements FuseFile {
         if (dirty.fd !== null) {
           await closeFd(dirty.fd);
           dirty.fd = null;
+          dirty.sealed = false;
           this.#addDirtyBytes(-this.unitSize);
           await unlink(this.#dirtyPath(unit)).catch(() => undefined);
         }
@@ -501,7 +538,7 @@ export class BlockDevice implements FuseFile {
         dirty.lastWrite = now;
         dirty.written = this.unitSize;
       } else if (this.#head.has(unit)) {
-        this.#dirty.set(unit, { unit, fd: null, gen: 1, committedGen: 0, uploading: false, firstDirty: now, lastWrite: now, written: this.unitSize });
+        this.#dirty.set(unit, { unit, fd: null, gen: 1, committedGen: 0, uploading: false, firstDirty: now, lastWrite: now, written: this.unitSize, sealed: false });
       }
     });
   }
@@ -535,21 +572,32 @@ export class BlockDevice implements FuseFile {
       const body = this.#buffers.pop() ?? Buffer.allocUnsafe(this.unitSize);
       let object: string | null = null;
       let gen: number;
+      let sealed: string | undefined;
       try {
         const empty = await this.#locks.exclusive(dirty.unit, async () => {
           gen = dirty.gen;
           if (dirty.fd === null) return true;
           await this.#init.cache.io.read(dirty.fd, body, 0);
-          return isZero(body, this.#zeros);
+          if (isZero(body, this.#zeros)) return true;
+          if (this.#linkable) {
+            // A private name for this version of the file: a write after the lock is released
+            // replaces the unit's file (see #materialize) but never changes this one.
+            sealed = `${this.#dirtyPath(dirty.unit)}.up${gen}`;
+            await unlink(sealed).catch(() => undefined);
+            await link(this.#dirtyPath(dirty.unit), sealed);
+            dirty.sealed = true;
+          }
+          return false;
         });
         if (!empty) {
           object = newObjectId(body);
-          await this.#init.store.put(objectKey(object), body);
+          await this.#store(objectKey(object), body, sealed);
           this.#stats.uploaded++;
           this.#stats.uploadedBytes += body.length;
         }
       } finally {
         this.#buffers.push(body);
+        if (sealed) await unlink(sealed).catch(() => undefined);
       }
       // The slot frees as soon as the object is stored; the unit stays `uploading` until its
       // map change is committed, so commits batch while the next uploads already run.
@@ -563,6 +611,25 @@ export class BlockDevice implements FuseFile {
       this.#failed('upload failed', error, { unit: dirty.unit });
       this.#notify();
     }
+  }
+
+  /**
+   * Stores an object: by hard link from `file` when the store is on this filesystem (the bytes
+   * are written to disk once, not copied), otherwise from `body`.
+   */
+  async #store(key: string, body: Buffer, file: string | undefined): Promise<void> {
+    const store = this.#init.store;
+    if (file && store.putFile) {
+      try {
+        await store.putFile(key, file);
+        return;
+      } catch (error) {
+        if ((error as { fields?: { errno?: string } }).fields?.errno !== 'EXDEV') throw error;
+        this.#linkable = false;
+        this.#logger.info('object store is on another filesystem: uploads copy', { volume: this.volume });
+      }
+    }
+    await store.put(key, body);
   }
 
   async #commitLoop(): Promise<void> {
@@ -583,7 +650,9 @@ export class BlockDevice implements FuseFile {
         this.#failed('commit failed', error, { units: batch.length });
         this.#pending = [...batch, ...this.#pending];
         if (this.#stopped) return;
-        await new Promise((resolve) => setTimeout(resolve, Math.max(this.#options.intervalMs, this.#backoffUntil - Date.now())));
+        // Back off, but wake at once when a flush clears the back-off (fsync retries at once).
+        await this.#waitForChange();
+        while (!this.#stopped && Date.now() < this.#backoffUntil) await this.#waitForChange();
         continue;
       }
       this.#failures = 0;

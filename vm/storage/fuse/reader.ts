@@ -14,7 +14,7 @@ import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 const READER_SOURCE = `
 const { workerData, parentPort, receiveMessageOnPort } = require('node:worker_threads');
 const { readSync } = require('node:fs');
-const { fd, size, copyLimit, returns } = workerData;
+const { fd, size, copyLimit, spareLimit, returns } = workerData;
 const spare = [];
 let buf = new Uint8Array(size);
 for (;;) {
@@ -34,10 +34,16 @@ for (;;) {
     continue;
   }
   parentPort.postMessage({ buf: buf.buffer, n, big: true }, [buf.buffer]);
-  for (let m; (m = receiveMessageOnPort(returns)); ) if (spare.length < 2) spare.push(m.message);
+  for (let m; (m = receiveMessageOnPort(returns)); ) if (spare.length < spareLimit) spare.push(m.message);
   buf = spare.length > 0 ? new Uint8Array(spare.pop()) : new Uint8Array(size);
 }
 `;
+
+/**
+ * Big buffers a reader keeps for reuse. The loop device keeps several 1 MiB WRITEs in flight; with
+ * fewer spares than that, every read(2) met a fresh buffer (zero-filled, page-faulted, collected).
+ */
+const SPARE_BUFFERS = 8;
 
 /** What a reader thread reports. */
 export type ReaderMessage = { buf: ArrayBuffer; n: number; big: boolean; end?: undefined } | { end: string };
@@ -56,7 +62,7 @@ export function startReader(fd: number, size: number, onMessage: (message: Reade
   const channel = new MessageChannel();
   const worker = new Worker(READER_SOURCE, {
     eval: true,
-    workerData: { fd, size, copyLimit: 64 * 1024, returns: channel.port2 },
+    workerData: { fd, size, copyLimit: 64 * 1024, spareLimit: SPARE_BUFFERS, returns: channel.port2 },
     transferList: [channel.port2 as unknown as MessagePort],
     // The reader holds one request buffer and a few spares; it needs little heap.
     resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 },

@@ -72,6 +72,8 @@ const VALID_SECONDS = 86_400;
  */
 const ENTRY_VALID_SECONDS = 0;
 const BLOCK = 4096;
+/** Full-size READ reply buffers kept for reuse (the kernel keeps up to max_background in flight). */
+const READ_BUFFERS = 32;
 
 /**
  * A FUSE filesystem spoken directly over /dev/fuse: one root directory holding fixed-size files
@@ -90,6 +92,11 @@ export class FuseServer {
   readonly #byIno = new Map<number, Node>();
   readonly #started = Math.floor(Date.now() / 1000);
   readonly #stats: FuseStats = { requests: 0, inflight: 0, errors: 0, byOpcode: {} };
+  /**
+   * Reply buffers of full-size READs, reused: a reply is written synchronously, so the buffer is
+   * free again right after it (allocating 1 MiB per READ kept the GC and page faults busy).
+   */
+  readonly #readBuffers: Buffer[] = [];
   #nextIno = ROOT_ID + 1;
   #nextFh = 1;
   #mounted = false;
@@ -272,6 +279,8 @@ export class FuseServer {
       if (error !== 0) this.#stats.errors++;
       this.#write(header.unique, error, parts);
       giveBack?.();
+      const buffer = parts[0];
+      if (opcode === OP.READ && buffer?.length === this.#readSize && this.#readBuffers.length < READ_BUFFERS) this.#readBuffers.push(buffer);
     };
     let result: Promise<Buffer[]> | Buffer[];
     try {
@@ -397,6 +406,10 @@ export class FuseServer {
     }
   }
 
+  get #readSize(): number {
+    return this.#init.maxWrite ?? FUSE_DEFAULTS.maxWrite;
+  }
+
   #negotiate(body: Buffer): Buffer {
     const kernel = decodeInit(body);
     if (kernel.major !== FUSE_MAJOR) throw new FuseErrno(ERRNO.EINVAL);
@@ -426,7 +439,8 @@ export class FuseServer {
     const { offset, size } = decodeRead(body);
     const length = Math.max(0, Math.min(size, file.size - offset));
     if (length === 0) return [];
-    const out = Buffer.allocUnsafe(length);
+    // A handler that fails drops its buffer: only a buffer whose read settled goes back to the pool.
+    const out = length === this.#readSize ? (this.#readBuffers.pop() ?? Buffer.allocUnsafeSlow(length)) : Buffer.allocUnsafe(length);
     await file.read(offset, out);
     return [out];
   }

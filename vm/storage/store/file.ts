@@ -81,6 +81,40 @@ export class FileObjectStore implements ObjectStore {
     }
   }
 
+  /**
+   * A put without a copy: the file's data is synced, then the file is hard-linked under a
+   * temporary name and renamed into place, and the directory synced, as in `put`.
+   */
+  async putFile(key: string, source: string): Promise<{ etag: string; size: number }> {
+    const path = this.#path(key);
+    const dir = dirname(path);
+    const temp = join(dir, `${TEMP}${randomBytes(6).toString('hex')}`);
+    try {
+      if (!this.#dirs.has(dir)) {
+        await mkdir(dir, { recursive: true });
+        this.#dirs.add(dir);
+      }
+      const handle = await open(source, 'r');
+      try {
+        await handle.datasync();
+      } finally {
+        await handle.close();
+      }
+      await link(source, temp);
+      await rename(temp, path);
+      await this.#syncDir(dir);
+      const info = await stat(path);
+      return { etag: etagOf(info), size: info.size };
+    } catch (error) {
+      await unlink(temp).catch(() => undefined);
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EXDEV' || code === 'EPERM' || code === 'EMLINK') {
+        throw new StorageError('ERR_STORE_UNAVAILABLE', `put ${key}: cannot link ${source}: ${code}`, { cause: error, fields: { key, errno: 'EXDEV' } });
+      }
+      throw mapError(error, 'put', key);
+    }
+  }
+
   async delete(key: string): Promise<void> {
     try {
       await unlink(this.#path(key));
