@@ -42,14 +42,9 @@ export class FileObjectStore implements ObjectStore {
   }
 
   async put(key: string, body: Buffer, options: PutOptions = {}): Promise<{ etag: string }> {
-    const path = this.#path(key);
-    const dir = dirname(path);
-    const temp = join(dir, `${TEMP}${randomBytes(6).toString('hex')}`);
+    const { path, dir, temp } = this.#target(key);
     try {
-      if (!this.#dirs.has(dir)) {
-        await mkdir(dir, { recursive: true });
-        this.#dirs.add(dir);
-      }
+      await this.#ensureDir(dir);
       const handle = await open(temp, 'wx');
       try {
         await handle.writeFile(body);
@@ -86,14 +81,9 @@ export class FileObjectStore implements ObjectStore {
    * temporary name and renamed into place, and the directory synced, as in `put`.
    */
   async putFile(key: string, source: string): Promise<{ etag: string; size: number }> {
-    const path = this.#path(key);
-    const dir = dirname(path);
-    const temp = join(dir, `${TEMP}${randomBytes(6).toString('hex')}`);
+    const { path, dir, temp } = this.#target(key);
     try {
-      if (!this.#dirs.has(dir)) {
-        await mkdir(dir, { recursive: true });
-        this.#dirs.add(dir);
-      }
+      await this.#ensureDir(dir);
       const handle = await open(source, 'r');
       try {
         await handle.datasync();
@@ -179,6 +169,19 @@ export class FileObjectStore implements ObjectStore {
       }
     })();
     return entry.next;
+  }
+
+  /** The object's path, its directory and a fresh temporary name next to it. */
+  #target(key: string): { path: string; dir: string; temp: string } {
+    const path = this.#path(key);
+    const dir = dirname(path);
+    return { path, dir, temp: join(dir, `${TEMP}${randomBytes(6).toString('hex')}`) };
+  }
+
+  async #ensureDir(dir: string): Promise<void> {
+    if (this.#dirs.has(dir)) return;
+    await mkdir(dir, { recursive: true });
+    this.#dirs.add(dir);
   }
 
   #path(key: string): string {
