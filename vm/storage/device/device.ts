@@ -1,7 +1,8 @@
-import { close, fdatasync, fstat, ftruncate, open } from 'node:fs';
+import { close, constants, fdatasync, fstat, ftruncate, open } from 'node:fs';
 import { copyFile, link, mkdir, readdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { PAGE, isPageAligned } from '../aligned.ts';
 import { StorageError, describe, hasCode } from '../errors.ts';
 import type { FuseFile } from '../fuse/server.ts';
 import type { Logger } from '../logger.ts';
@@ -113,6 +114,8 @@ interface Dirty {
    * next write replaces it with a copy first.
    */
   sealed: boolean;
+  /** An O_DIRECT descriptor of the same file, opened on the first page-aligned write. */
+  direct: Promise<number> | null;
 }
 
 interface Uploaded {
@@ -158,6 +161,8 @@ export class BlockDevice implements FuseFile {
   #prefetching = 0;
   /** Uploads hard-link dirty files into the store while it offers `putFile` on this filesystem. */
   #linkable: boolean;
+  /** Page-aligned writes use O_DIRECT until the filesystem refuses it. */
+  #directIo = true;
   readonly #stats = { uploaded: 0, uploadedBytes: 0, commits: 0, fetched: 0, fetchedBytes: 0, readAheads: 0, throttled: 0 };
 
   private constructor(init: DeviceInit) {
@@ -317,8 +322,7 @@ export class BlockDevice implements FuseFile {
     const deadline = Date.now() + this.#options.flushTimeoutMs;
     while ((this.#committing || this.#uploads > 0) && !this.#fenced && Date.now() < deadline) await this.#waitForChange();
     for (const dirty of this.#dirty.values()) {
-      if (dirty.fd !== null) await closeFd(dirty.fd).catch(() => undefined);
-      dirty.fd = null;
+      await this.#closeFiles(dirty).catch(() => undefined);
     }
     this.#init.cache.pin(-this.#dirtyBytes);
     this.#dirtyBytes = 0;
@@ -340,7 +344,7 @@ export class BlockDevice implements FuseFile {
     const now = Date.now();
     for (const unit of units) {
       const fd = await this.#openPrivate(this.#dirtyPath(unit)).catch(() => null);
-      this.#dirty.set(unit, { unit, fd, gen: 1, committedGen: 0, uploading: false, firstDirty: now, lastWrite: 0, written: 0, sealed: false });
+      this.#dirty.set(unit, { unit, fd, gen: 1, committedGen: 0, uploading: false, firstDirty: now, lastWrite: 0, written: 0, sealed: false, direct: null });
       if (fd !== null) this.#addDirtyBytes(this.unitSize);
     }
     if (units.length > 0) this.#logger.info('adopted dirty units', { volume: this.volume, units: units.length });
@@ -476,7 +480,7 @@ export class BlockDevice implements FuseFile {
       const written = await this.#locks.shared(unit, async () => {
         const current = this.#dirty.get(unit);
         if (!current || current.fd === null || current.sealed) return false;
-        await this.#init.cache.io.write(current.fd, data, at);
+        await this.#writeFile(current, data, at);
         current.gen++;
         current.lastWrite = Date.now();
         current.written = Math.min(this.unitSize, current.written + data.length);
@@ -484,6 +488,41 @@ export class BlockDevice implements FuseFile {
       });
       if (written) return;
     }
+  }
+
+  /**
+   * Writes into a unit's file (caller holds the unit shared). A page-aligned request buffer at a
+   * page-aligned offset goes through O_DIRECT: the payload the FUSE reader placed on a page
+   * boundary reaches the disk without being copied into the page cache (that copy was the
+   * largest cost of a sequential write). Anything else, or a filesystem that refuses O_DIRECT,
+   * is written through the page cache; the kernel keeps the two views coherent.
+   */
+  async #writeFile(dirty: Dirty, data: Buffer, at: number): Promise<void> {
+    if (this.#directIo && at % PAGE === 0 && data.length % PAGE === 0 && isPageAligned(data)) {
+      try {
+        dirty.direct ??= openFd(this.#dirtyPath(dirty.unit), constants.O_RDWR | constants.O_DIRECT);
+        const direct = await dirty.direct.catch((error: unknown) => {
+          dirty.direct = null;
+          throw error;
+        });
+        await this.#init.cache.io.write(direct, data, at);
+        return;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EINVAL') throw error;
+        this.#directIo = false;
+        this.#logger.info('O_DIRECT refused for dirty files: writes use the page cache', { volume: this.volume, error: describe(error) });
+      }
+    }
+    await this.#init.cache.io.write(dirty.fd!, data, at);
+  }
+
+  /** Closes a unit's descriptors (caller holds the unit alone). */
+  async #closeFiles(dirty: Dirty): Promise<void> {
+    const { fd, direct } = dirty;
+    dirty.fd = null;
+    dirty.direct = null;
+    if (direct) await closeFd(await direct).catch(() => undefined);
+    if (fd !== null) await closeFd(fd);
   }
 
   /** Gives a unit a local file holding its current contents (caller holds the unit alone). */
@@ -496,7 +535,7 @@ export class BlockDevice implements FuseFile {
       const fd = await openFd(next, whole ? 'w+' : 'r+');
       if (whole) await truncateFd(fd, this.unitSize);
       await rename(next, path);
-      await closeFd(existing.fd);
+      await this.#closeFiles(existing);
       existing.fd = fd;
       existing.sealed = false;
       existing.gen++;
@@ -518,7 +557,7 @@ export class BlockDevice implements FuseFile {
       existing.fd = fd;
       existing.gen++;
     } else {
-      this.#dirty.set(unit, { unit, fd, gen: 1, committedGen: 0, uploading: false, firstDirty: now, lastWrite: now, written: 0, sealed: false });
+      this.#dirty.set(unit, { unit, fd, gen: 1, committedGen: 0, uploading: false, firstDirty: now, lastWrite: now, written: 0, sealed: false, direct: null });
     }
   }
 
@@ -528,8 +567,7 @@ export class BlockDevice implements FuseFile {
       const now = Date.now();
       if (dirty) {
         if (dirty.fd !== null) {
-          await closeFd(dirty.fd);
-          dirty.fd = null;
+          await this.#closeFiles(dirty);
           dirty.sealed = false;
           this.#addDirtyBytes(-this.unitSize);
           await unlink(this.#dirtyPath(unit)).catch(() => undefined);
@@ -538,7 +576,7 @@ export class BlockDevice implements FuseFile {
         dirty.lastWrite = now;
         dirty.written = this.unitSize;
       } else if (this.#head.has(unit)) {
-        this.#dirty.set(unit, { unit, fd: null, gen: 1, committedGen: 0, uploading: false, firstDirty: now, lastWrite: now, written: this.unitSize, sealed: false });
+        this.#dirty.set(unit, { unit, fd: null, gen: 1, committedGen: 0, uploading: false, firstDirty: now, lastWrite: now, written: this.unitSize, sealed: false, direct: null });
       }
     });
   }
@@ -678,8 +716,7 @@ export class BlockDevice implements FuseFile {
         this.#dirty.delete(unit);
         this.#init.db?.clearDirtyUnits(this.volume, [unit]);
         if (dirty.fd === null) return;
-        await closeFd(dirty.fd);
-        dirty.fd = null;
+        await this.#closeFiles(dirty);
         this.#addDirtyBytes(-this.unitSize);
         if (item.object) await this.#init.cache.adopt(item.object, this.#dirtyPath(unit), this.unitSize);
         else await unlink(this.#dirtyPath(unit));

@@ -233,9 +233,12 @@ export class FuseServer {
       this.#end(message.end);
       return;
     }
-    const buffer = Buffer.from(message.buf, 0, message.n);
-    const giveBack = message.big ? () => reader.giveBack(message.buf) : undefined;
-    this.#dispatch(buffer, giveBack);
+    if (message.slot !== undefined) {
+      const slot = message.slot;
+      this.#dispatch(reader.view(slot, message.n), () => reader.giveBack(slot));
+      return;
+    }
+    this.#dispatch(Buffer.from(message.buf, 0, message.n), undefined);
   }
 
   #end(reason: string): void {
@@ -251,6 +254,7 @@ export class FuseServer {
       header = decodeHeader(buffer);
     } catch (error) {
       this.#logger.error('fuse request undecodable', { bytes: buffer.length, error: describe(error) });
+      giveBack?.();
       return;
     }
     const opcode = header.opcode;
@@ -258,15 +262,17 @@ export class FuseServer {
     this.#stats.byOpcode[opcode] = (this.#stats.byOpcode[opcode] ?? 0) + 1;
     // These three never get a reply: FORGET and BATCH_FORGET by protocol, and INTERRUPT because
     // every request here is answered anyway (ignoring it is allowed).
-    if (opcode === OP.FORGET) return this.#forget(header.nodeid, Number(header.body.readBigUInt64LE(0)));
-    if (opcode === OP.BATCH_FORGET) {
-      const count = header.body.readUInt32LE(0);
-      for (let i = 0; i < count; i++) {
-        this.#forget(Number(header.body.readBigUInt64LE(8 + i * 16)), Number(header.body.readBigUInt64LE(16 + i * 16)));
+    if (opcode === OP.FORGET || opcode === OP.BATCH_FORGET || opcode === OP.INTERRUPT) {
+      if (opcode === OP.FORGET) this.#forget(header.nodeid, Number(header.body.readBigUInt64LE(0)));
+      if (opcode === OP.BATCH_FORGET) {
+        const count = header.body.readUInt32LE(0);
+        for (let i = 0; i < count; i++) {
+          this.#forget(Number(header.body.readBigUInt64LE(8 + i * 16)), Number(header.body.readBigUInt64LE(16 + i * 16)));
+        }
       }
+      giveBack?.();
       return;
     }
-    if (opcode === OP.INTERRUPT) return;
     this.#stats.inflight++;
     let replied = false;
     const reply = (error: number, parts: Buffer[]) => {
