@@ -1,7 +1,8 @@
 import { close, constants, fdatasync, fstat, ftruncate, open } from 'node:fs';
-import { copyFile, link, mkdir, readdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { copyFile, link, mkdir, readFile, readdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { crc32 } from 'node:zlib';
 import { PAGE, isPageAligned } from '../aligned.ts';
 import { StorageError, describe, hasCode } from '../errors.ts';
 import type { FuseFile } from '../fuse/server.ts';
@@ -10,7 +11,7 @@ import type { ObjectStore } from '../store/store.ts';
 import type { ObjectCache } from './cache.ts';
 import type { MetaDb } from './meta-db.ts';
 import type { VolumeMetadata } from './metadata.ts';
-import { isZero, newObjectId, objectKey, verifyObject } from './objects.ts';
+import { crc32Combine, isZero, newObjectId, objectIdWithChecksum, objectKey, verifyObject } from './objects.ts';
 import { UnitLocks } from './rwlock.ts';
 
 const openFd = promisify(open);
@@ -116,6 +117,18 @@ interface Dirty {
   sealed: boolean;
   /** An O_DIRECT descriptor of the same file, opened on the first page-aligned write. */
   direct: Promise<number> | null;
+  /**
+   * Checksums of the writes since the unit became dirty, by offset, while none overlapped: once
+   * they cover the whole unit, its checksum is known without reading the file back (the bytes
+   * were written with O_DIRECT and are no longer in memory). Null after an overlap.
+   */
+  pieces: Map<number, Piece> | null;
+}
+
+interface Piece {
+  length: number;
+  crc: number;
+  zero: boolean;
 }
 
 interface Uploaded {
@@ -344,7 +357,7 @@ export class BlockDevice implements FuseFile {
     const now = Date.now();
     for (const unit of units) {
       const fd = await this.#openPrivate(this.#dirtyPath(unit)).catch(() => null);
-      this.#dirty.set(unit, { unit, fd, gen: 1, committedGen: 0, uploading: false, firstDirty: now, lastWrite: 0, written: 0, sealed: false, direct: null });
+      this.#dirty.set(unit, { unit, fd, gen: 1, committedGen: 0, uploading: false, firstDirty: now, lastWrite: 0, written: 0, sealed: false, direct: null, pieces: new Map() });
       if (fd !== null) this.#addDirtyBytes(this.unitSize);
     }
     if (units.length > 0) this.#logger.info('adopted dirty units', { volume: this.volume, units: units.length });
@@ -481,6 +494,7 @@ export class BlockDevice implements FuseFile {
         const current = this.#dirty.get(unit);
         if (!current || current.fd === null || current.sealed) return false;
         await this.#writeFile(current, data, at);
+        if (this.#linkable) this.#notePiece(current, at, data);
         current.gen++;
         current.lastWrite = Date.now();
         current.written = Math.min(this.unitSize, current.written + data.length);
@@ -514,6 +528,38 @@ export class BlockDevice implements FuseFile {
       }
     }
     await this.#init.cache.io.write(dirty.fd!, data, at);
+  }
+
+  /** Records a completed write's checksum, or gives up on the unit's pieces when it overlaps one. */
+  #notePiece(dirty: Dirty, at: number, data: Buffer): void {
+    const pieces = dirty.pieces;
+    if (!pieces) return;
+    const end = at + data.length;
+    for (const [offset, piece] of pieces) {
+      // Concurrent overlapping writes may land in either order: only a full set of disjoint
+      // pieces says what the file holds.
+      if (offset < end && at < offset + piece.length) {
+        dirty.pieces = null;
+        return;
+      }
+    }
+    pieces.set(at, { length: data.length, crc: crc32(data), zero: isZero(data, this.#zeros) });
+  }
+
+  /** The unit's checksum from its pieces when they cover it exactly (caller holds it alone). */
+  #summed(dirty: Dirty): { crc: number; zero: boolean } | undefined {
+    if (!dirty.pieces) return undefined;
+    let covered = 0;
+    let crc = 0;
+    let zero = true;
+    for (const offset of [...dirty.pieces.keys()].sort((a, b) => a - b)) {
+      const piece = dirty.pieces.get(offset)!;
+      if (offset !== covered) return undefined;
+      crc = covered === 0 ? piece.crc : crc32Combine(crc, piece.crc, piece.length);
+      zero &&= piece.zero;
+      covered += piece.length;
+    }
+    return covered === this.unitSize ? { crc, zero } : undefined;
   }
 
   /** Closes a unit's descriptors (caller holds the unit alone). */
@@ -557,7 +603,7 @@ export class BlockDevice implements FuseFile {
       existing.fd = fd;
       existing.gen++;
     } else {
-      this.#dirty.set(unit, { unit, fd, gen: 1, committedGen: 0, uploading: false, firstDirty: now, lastWrite: now, written: 0, sealed: false, direct: null });
+      this.#dirty.set(unit, { unit, fd, gen: 1, committedGen: 0, uploading: false, firstDirty: now, lastWrite: now, written: 0, sealed: false, direct: null, pieces: new Map() });
     }
   }
 
@@ -566,6 +612,7 @@ export class BlockDevice implements FuseFile {
       const dirty = this.#dirty.get(unit);
       const now = Date.now();
       if (dirty) {
+        dirty.pieces = new Map();
         if (dirty.fd !== null) {
           await this.#closeFiles(dirty);
           dirty.sealed = false;
@@ -576,7 +623,7 @@ export class BlockDevice implements FuseFile {
         dirty.lastWrite = now;
         dirty.written = this.unitSize;
       } else if (this.#head.has(unit)) {
-        this.#dirty.set(unit, { unit, fd: null, gen: 1, committedGen: 0, uploading: false, firstDirty: now, lastWrite: now, written: this.unitSize, sealed: false, direct: null });
+        this.#dirty.set(unit, { unit, fd: null, gen: 1, committedGen: 0, uploading: false, firstDirty: now, lastWrite: now, written: this.unitSize, sealed: false, direct: null, pieces: new Map() });
       }
     });
   }
@@ -612,11 +659,18 @@ export class BlockDevice implements FuseFile {
       let gen: number;
       let sealed: string | undefined;
       try {
+        let known: number | undefined;
         const empty = await this.#locks.exclusive(dirty.unit, async () => {
           gen = dirty.gen;
           if (dirty.fd === null) return true;
-          await this.#init.cache.io.read(dirty.fd, body, 0);
-          if (isZero(body, this.#zeros)) return true;
+          const summed = this.#linkable ? this.#summed(dirty) : undefined;
+          if (summed?.zero) return true;
+          if (summed) {
+            known = summed.crc;
+          } else {
+            await this.#init.cache.io.read(dirty.fd, body, 0);
+            if (isZero(body, this.#zeros)) return true;
+          }
           if (this.#linkable) {
             // A private name for this version of the file: a write after the lock is released
             // replaces the unit's file (see #materialize) but never changes this one.
@@ -628,8 +682,8 @@ export class BlockDevice implements FuseFile {
           return false;
         });
         if (!empty) {
-          object = newObjectId(body);
-          await this.#store(objectKey(object), body, sealed);
+          object = known === undefined ? newObjectId(body) : objectIdWithChecksum(known);
+          await this.#store(objectKey(object), known === undefined ? body : undefined, sealed);
           this.#stats.uploaded++;
           this.#stats.uploadedBytes += body.length;
         }
@@ -655,7 +709,7 @@ export class BlockDevice implements FuseFile {
    * Stores an object: by hard link from `file` when the store is on this filesystem (the bytes
    * are written to disk once, not copied), otherwise from `body`.
    */
-  async #store(key: string, body: Buffer, file: string | undefined): Promise<void> {
+  async #store(key: string, body: Buffer | undefined, file: string | undefined): Promise<void> {
     const store = this.#init.store;
     if (file && store.putFile) {
       try {
@@ -667,7 +721,8 @@ export class BlockDevice implements FuseFile {
         this.#logger.info('object store is on another filesystem: uploads copy', { volume: this.volume });
       }
     }
-    await store.put(key, body);
+    // The sealed file never changes, so it can be read here, outside the unit's lock.
+    await store.put(key, body ?? (await readFile(file!)));
   }
 
   async #commitLoop(): Promise<void> {
