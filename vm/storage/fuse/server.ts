@@ -72,8 +72,10 @@ const VALID_SECONDS = 86_400;
  */
 const ENTRY_VALID_SECONDS = 0;
 const BLOCK = 4096;
-/** Full-size READ reply buffers kept for reuse (the kernel keeps up to max_background in flight). */
-const READ_BUFFERS = 32;
+/** Bytes of READ reply buffers kept for reuse (the loop device reads 512 KiB or 1 MiB at a time). */
+const POOLED_BYTES = 16 * 1024 * 1024;
+/** Smaller READ replies are cheap to allocate from Node's pool. */
+const POOLED_READ = 64 * 1024;
 
 /**
  * A FUSE filesystem spoken directly over /dev/fuse: one root directory holding fixed-size files
@@ -93,10 +95,11 @@ export class FuseServer {
   readonly #started = Math.floor(Date.now() / 1000);
   readonly #stats: FuseStats = { requests: 0, inflight: 0, errors: 0, byOpcode: {} };
   /**
-   * Reply buffers of full-size READs, reused: a reply is written synchronously, so the buffer is
-   * free again right after it (allocating 1 MiB per READ kept the GC and page faults busy).
+   * Reply buffers of large READs by size, reused: a reply is written synchronously, so the buffer
+   * is free again right after it (allocating 512 KiB per READ kept the GC and page faults busy).
    */
-  readonly #readBuffers: Buffer[] = [];
+  readonly #readBuffers = new Map<number, Buffer[]>();
+  #pooledBytes = 0;
   #nextIno = ROOT_ID + 1;
   #nextFh = 1;
   #mounted = false;
@@ -286,7 +289,12 @@ export class FuseServer {
       this.#write(header.unique, error, parts);
       giveBack?.();
       const buffer = parts[0];
-      if (opcode === OP.READ && buffer?.length === this.#readSize && this.#readBuffers.length < READ_BUFFERS) this.#readBuffers.push(buffer);
+      if (opcode === OP.READ && buffer && buffer.length >= POOLED_READ && this.#pooledBytes + buffer.length <= POOLED_BYTES) {
+        let free = this.#readBuffers.get(buffer.length);
+        if (!free) this.#readBuffers.set(buffer.length, (free = []));
+        free.push(buffer);
+        this.#pooledBytes += buffer.length;
+      }
     };
     let result: Promise<Buffer[]> | Buffer[];
     try {
@@ -412,10 +420,6 @@ export class FuseServer {
     }
   }
 
-  get #readSize(): number {
-    return this.#init.maxWrite ?? FUSE_DEFAULTS.maxWrite;
-  }
-
   #negotiate(body: Buffer): Buffer {
     const kernel = decodeInit(body);
     if (kernel.major !== FUSE_MAJOR) throw new FuseErrno(ERRNO.EINVAL);
@@ -446,9 +450,16 @@ export class FuseServer {
     const length = Math.max(0, Math.min(size, file.size - offset));
     if (length === 0) return [];
     // A handler that fails drops its buffer: only a buffer whose read settled goes back to the pool.
-    const out = length === this.#readSize ? (this.#readBuffers.pop() ?? Buffer.allocUnsafeSlow(length)) : Buffer.allocUnsafe(length);
+    const out = length >= POOLED_READ ? this.#pooledBuffer(length) : Buffer.allocUnsafe(length);
     await file.read(offset, out);
     return [out];
+  }
+
+  #pooledBuffer(length: number): Buffer {
+    const buffer = this.#readBuffers.get(length)?.pop();
+    if (!buffer) return Buffer.allocUnsafeSlow(length);
+    this.#pooledBytes -= length;
+    return buffer;
   }
 
   async #writeData(nodeid: number, body: Buffer): Promise<Buffer[]> {
