@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { objectIdOfKey } from '../../../vm/storage/device/objects.ts';
+import { crc32 } from 'node:zlib';
+import { crc32Combine, objectIdOfKey, objectKey, verifyObject } from '../../../vm/storage/device/objects.ts';
 import { HEAD } from '../../../vm/storage/device/meta-db.ts';
 import { hasCode } from '../../../vm/storage/errors.ts';
+import { openObjectStore } from '../../../vm/storage/store/open.ts';
 import { listAll } from '../../../vm/storage/store/store.ts';
 import { openEngine, removeTemp, seededBytes, startBackend, tempDir, type StoreBackend } from './helpers.ts';
 
@@ -213,6 +217,107 @@ test('objects are immutable with unique keys that embed their checksum', async (
     await engine.close();
   } finally {
     await removeTemp(dir);
+    await backend.stop();
+  }
+});
+
+test('a file store takes uploads as hard links, and a unit rewritten during its upload never changes the stored object', async () => {
+  const backend = await startBackend('file');
+  const dir = await tempDir('engine');
+  try {
+    const inner = await openObjectStore(backend.url);
+    const gate = Promise.withResolvers<void>();
+    const entered = Promise.withResolvers<string>();
+    // Holds the first linked upload until the unit has been rewritten.
+    const store = new Proxy(inner, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (prop === 'putFile' && typeof value === 'function') {
+          return async (key: string, path: string) => {
+            entered.resolve(key);
+            await gate.promise;
+            return value.call(target, key, path);
+          };
+        }
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const engine = await openEngine(backend.url, dir, { store });
+    try {
+      const device = await engine.device((await engine.create('sealed', { size: SIZE })).id);
+      const first = seededBytes('first', UNIT);
+      await device.write(0, first);
+      const flushing = device.fsync();
+      const key = await entered.promise;
+      const patch = seededBytes('patch', UNIT / 2);
+      await device.write(UNIT / 4, patch);
+      gate.resolve();
+      await flushing;
+      const stored = await inner.get(key);
+      assert.ok(stored.body.equals(first), 'the object holds the bytes of its upload, not the later write');
+      verifyObject(objectIdOfKey(key)!, stored.body, UNIT);
+      await device.fsync();
+      const expected = Buffer.from(first);
+      patch.copy(expected, UNIT / 4);
+      const out = Buffer.alloc(UNIT);
+      await device.read(0, out);
+      assert.ok(out.equals(expected), 'the device reads the rewrite');
+      const object = engine.db.map('sealed', HEAD).get(0)!;
+      const path = join(backend.url.slice('file://'.length), objectKey(object));
+      assert.ok((await readFile(path)).equals(expected), 'the second upload stored the rewrite');
+      assert.equal((await stat(path)).nlink, 2, 'the object and its cache file are one inode: no copy was written');
+    } finally {
+      await engine.close();
+    }
+  } finally {
+    await removeTemp(dir);
+    await backend.stop();
+  }
+});
+
+test('crc32Combine matches zlib over the concatenation', () => {
+  for (const [a, b] of [[0, 5], [1, 1], [4096, 65536], [3, 1048573], [100, 0]] as const) {
+    const x = seededBytes(`a${a}`, a);
+    const y = seededBytes(`b${b}`, b);
+    assert.equal(crc32Combine(crc32(x), crc32(y), b), crc32(Buffer.concat([x, y])), `${a} + ${b}`);
+  }
+});
+
+test('a unit written in disjoint pieces, out of order, gets the checksum of its whole contents', async () => {
+  const backend = await startBackend('file');
+  const dirs = [await tempDir('engine'), await tempDir('engine')];
+  try {
+    const engine = await openEngine(backend.url, dirs[0]!);
+    const device = await engine.device((await engine.create('pieces', { size: SIZE })).id);
+    const model = Buffer.alloc(3 * UNIT);
+    // Unit 0: four pieces in reverse order. Unit 1: pieces of zeros only (stored as no object).
+    // Unit 2: an overlapping rewrite, which falls back to reading the file.
+    for (const at of [3, 2, 1, 0].map((i) => (i * UNIT) / 4)) {
+      const data = seededBytes(`piece${at}`, UNIT / 4);
+      await device.write(at, data);
+      data.copy(model, at);
+    }
+    await device.write(UNIT, Buffer.alloc(UNIT / 2));
+    await device.write(UNIT + UNIT / 2, Buffer.alloc(UNIT / 2));
+    for (const [at, length] of [[0, UNIT], [UNIT / 8, UNIT / 4]] as const) {
+      const data = seededBytes(`over${at}`, length);
+      await device.write(2 * UNIT + at, data);
+      data.copy(model, 2 * UNIT + at);
+    }
+    await device.fsync();
+    assert.deepEqual([...engine.db.map('pieces', HEAD).keys()].sort(), [0, 2], 'the all-zero unit has no object');
+    await engine.close();
+    const fresh = await openEngine(backend.url, dirs[1]!);
+    try {
+      const out = Buffer.alloc(3 * UNIT);
+      // Every fetched object is verified against the checksum in its id.
+      await (await fresh.device('pieces')).read(0, out);
+      assert.ok(out.equals(model));
+    } finally {
+      await fresh.close();
+    }
+  } finally {
+    for (const dir of dirs) await removeTemp(dir);
     await backend.stop();
   }
 });

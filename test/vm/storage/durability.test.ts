@@ -182,7 +182,7 @@ test('an unreachable store fails fsync with an error after the flush timeout, no
   const flaky = new Proxy(store, {
     get(target, prop, receiver) {
       const value = Reflect.get(target, prop, receiver);
-      if (prop === 'put' && typeof value === 'function') {
+      if ((prop === 'put' || prop === 'putFile') && typeof value === 'function') {
         return (...args: unknown[]) => down ? Promise.reject(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ERR_STORE_UNAVAILABLE' })) : value.apply(target, args);
       }
       return typeof value === 'function' ? value.bind(target) : value;

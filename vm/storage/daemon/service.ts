@@ -31,7 +31,10 @@ export interface Attachment {
   /** Where its ext4 is mounted, if it is. */
   target?: string;
   readOnly: boolean;
-  /** The loop device was detached while in use: the kernel frees it when its last user closes it. */
+  /**
+   * The kernel detaches the loop device by itself once its filesystem is unmounted. From then
+   * on the daemon no longer owns the device name: it must never `losetup -d` it again.
+   */
   autoclear: boolean;
 }
 
@@ -169,6 +172,7 @@ export class StorageService {
         throw error;
       }
       attachment.target = target;
+      // The device is busy (mounted), so this only marks it autoclear.
       await detachLoop(attachment.device);
       attachment.autoclear = true;
       return attachment;
@@ -367,7 +371,9 @@ export class StorageService {
     const attachment = this.#attached.get(id);
     if (attachment) {
       if (attachment.target) throw new StorageError('ERR_VOLUME_MOUNTED', `volume ${id} is mounted at ${attachment.target}`, { fields: { volume: id } });
-      // Once autoclear is set the kernel frees the device itself and its number may be reused.
+      // An autoclear device was freed by the unmount (or will be, when the last holder of the
+      // filesystem lets go) and its name may already belong to another attach, of this daemon or
+      // another one on the machine: `losetup -d` on it would detach someone else's device.
       if (!attachment.autoclear) await detachLoop(attachment.device);
       await this.#waitClosed(id);
       this.#fuse.remove(id);

@@ -1,7 +1,9 @@
-import { close, fdatasync, ftruncate, open } from 'node:fs';
-import { mkdir, readdir, rm, unlink, writeFile } from 'node:fs/promises';
+import { close, constants, fdatasync, fstat, ftruncate, open } from 'node:fs';
+import { copyFile, link, mkdir, readFile, readdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { crc32 } from 'node:zlib';
+import { PAGE, isPageAligned } from '../aligned.ts';
 import { StorageError, describe, hasCode } from '../errors.ts';
 import type { FuseFile } from '../fuse/server.ts';
 import type { Logger } from '../logger.ts';
@@ -9,13 +11,14 @@ import type { ObjectStore } from '../store/store.ts';
 import type { ObjectCache } from './cache.ts';
 import type { MetaDb } from './meta-db.ts';
 import type { VolumeMetadata } from './metadata.ts';
-import { isZero, newObjectId, objectKey, verifyObject } from './objects.ts';
+import { crc32Combine, isZero, newObjectId, objectIdWithChecksum, objectKey, verifyObject } from './objects.ts';
 import { UnitLocks } from './rwlock.ts';
 
 const openFd = promisify(open);
 const closeFd = promisify(close);
 const truncateFd = promisify(ftruncate);
 const syncFd = promisify(fdatasync);
+const statFd = promisify(fstat);
 
 /** Tunables of a block device. */
 export interface DeviceOptions {
@@ -107,6 +110,25 @@ interface Dirty {
   lastWrite: number;
   /** Bytes written since the unit became dirty (capped at the unit size): a full unit is done. */
   written: number;
+  /**
+   * The file is also an object in the store (hard-linked by `putFile`), so it is immutable: the
+   * next write replaces it with a copy first.
+   */
+  sealed: boolean;
+  /** An O_DIRECT descriptor of the same file, opened on the first page-aligned write. */
+  direct: Promise<number> | null;
+  /**
+   * Checksums of the writes since the unit became dirty, by offset, while none overlapped: once
+   * they cover the whole unit, its checksum is known without reading the file back (the bytes
+   * were written with O_DIRECT and are no longer in memory). Null after an overlap.
+   */
+  pieces: Map<number, Piece> | null;
+}
+
+interface Piece {
+  length: number;
+  crc: number;
+  zero: boolean;
 }
 
 interface Uploaded {
@@ -150,6 +172,10 @@ export class BlockDevice implements FuseFile {
   #lastReadUnit = -2;
   #streak = 0;
   #prefetching = 0;
+  /** Uploads hard-link dirty files into the store while it offers `putFile` on this filesystem. */
+  #linkable: boolean;
+  /** Page-aligned writes use O_DIRECT until the filesystem refuses it. */
+  #directIo = true;
   readonly #stats = { uploaded: 0, uploadedBytes: 0, commits: 0, fetched: 0, fetchedBytes: 0, readAheads: 0, throttled: 0 };
 
   private constructor(init: DeviceInit) {
@@ -161,6 +187,7 @@ export class BlockDevice implements FuseFile {
     this.#head = init.head;
     this.#zeros = Buffer.alloc(init.unitSize);
     this.#logger = init.logger;
+    this.#linkable = !!init.store.putFile;
   }
 
   /** Prepares the dirty directory (adopting or discarding what a previous run left) and starts write-back. */
@@ -252,6 +279,7 @@ export class BlockDevice implements FuseFile {
     this.#urgent++;
     // An explicit flush tries at once rather than waiting out a back-off from earlier failures.
     this.#backoffUntil = 0;
+    this.#notify();
     try {
       const deadline = Date.now() + this.#options.flushTimeoutMs;
       for (;;) {
@@ -307,8 +335,7 @@ export class BlockDevice implements FuseFile {
     const deadline = Date.now() + this.#options.flushTimeoutMs;
     while ((this.#committing || this.#uploads > 0) && !this.#fenced && Date.now() < deadline) await this.#waitForChange();
     for (const dirty of this.#dirty.values()) {
-      if (dirty.fd !== null) await closeFd(dirty.fd).catch(() => undefined);
-      dirty.fd = null;
+      await this.#closeFiles(dirty).catch(() => undefined);
     }
     this.#init.cache.pin(-this.#dirtyBytes);
     this.#dirtyBytes = 0;
@@ -329,11 +356,24 @@ export class BlockDevice implements FuseFile {
     for (const name of await readdir(dir)) if (!keep.has(name)) await unlink(join(dir, name)).catch(() => undefined);
     const now = Date.now();
     for (const unit of units) {
-      const fd = await openFd(this.#dirtyPath(unit), 'r+').catch(() => null);
-      this.#dirty.set(unit, { unit, fd, gen: 1, committedGen: 0, uploading: false, firstDirty: now, lastWrite: 0, written: 0 });
+      const fd = await this.#openPrivate(this.#dirtyPath(unit)).catch(() => null);
+      this.#dirty.set(unit, { unit, fd, gen: 1, committedGen: 0, uploading: false, firstDirty: now, lastWrite: 0, written: 0, sealed: false, direct: null, pieces: new Map() });
       if (fd !== null) this.#addDirtyBytes(this.unitSize);
     }
     if (units.length > 0) this.#logger.info('adopted dirty units', { volume: this.volume, units: units.length });
+  }
+
+  /**
+   * Opens a dirty file for writing in place. A file with other links may be an object in the
+   * store (an upload linked it before a crash), so it is first replaced by a private copy.
+   */
+  async #openPrivate(path: string): Promise<number> {
+    const fd = await openFd(path, 'r+');
+    if ((await statFd(fd)).nlink === 1) return fd;
+    await closeFd(fd);
+    await copyFile(path, `${path}.next`);
+    await rename(`${path}.next`, path);
+    return openFd(path, 'r+');
   }
 
   #checkRange(offset: number, length: number): void {
@@ -441,19 +481,20 @@ export class BlockDevice implements FuseFile {
   async #writeUnit(unit: number, at: number, data: Buffer): Promise<void> {
     for (;;) {
       const dirty = this.#dirty.get(unit);
-      if (!dirty || dirty.fd === null) {
+      if (!dirty || dirty.fd === null || dirty.sealed) {
         if (!dirty) await this.#admit();
         await this.#locks.exclusive(unit, async () => {
           const again = this.#dirty.get(unit);
-          if (again && again.fd !== null) return;
+          if (again && again.fd !== null && !again.sealed) return;
           this.#checkWritable();
           await this.#materialize(unit, again, at === 0 && data.length === this.unitSize);
         });
       }
       const written = await this.#locks.shared(unit, async () => {
         const current = this.#dirty.get(unit);
-        if (!current || current.fd === null) return false;
-        await this.#init.cache.io.write(current.fd, data, at);
+        if (!current || current.fd === null || current.sealed) return false;
+        await this.#writeFile(current, data, at);
+        if (this.#linkable) this.#notePiece(current, at, data);
         current.gen++;
         current.lastWrite = Date.now();
         current.written = Math.min(this.unitSize, current.written + data.length);
@@ -463,9 +504,89 @@ export class BlockDevice implements FuseFile {
     }
   }
 
+  /**
+   * Writes into a unit's file (caller holds the unit shared). A page-aligned request buffer at a
+   * page-aligned offset goes through O_DIRECT: the payload the FUSE reader placed on a page
+   * boundary reaches the disk without being copied into the page cache (that copy was the
+   * largest cost of a sequential write). Anything else, or a filesystem that refuses O_DIRECT,
+   * is written through the page cache; the kernel keeps the two views coherent.
+   */
+  async #writeFile(dirty: Dirty, data: Buffer, at: number): Promise<void> {
+    if (this.#directIo && at % PAGE === 0 && data.length % PAGE === 0 && isPageAligned(data)) {
+      try {
+        dirty.direct ??= openFd(this.#dirtyPath(dirty.unit), constants.O_RDWR | constants.O_DIRECT);
+        const direct = await dirty.direct.catch((error: unknown) => {
+          dirty.direct = null;
+          throw error;
+        });
+        await this.#init.cache.io.write(direct, data, at);
+        return;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EINVAL') throw error;
+        this.#directIo = false;
+        this.#logger.info('O_DIRECT refused for dirty files: writes use the page cache', { volume: this.volume, error: describe(error) });
+      }
+    }
+    await this.#init.cache.io.write(dirty.fd!, data, at);
+  }
+
+  /** Records a completed write's checksum, or gives up on the unit's pieces when it overlaps one. */
+  #notePiece(dirty: Dirty, at: number, data: Buffer): void {
+    const pieces = dirty.pieces;
+    if (!pieces) return;
+    const end = at + data.length;
+    for (const [offset, piece] of pieces) {
+      // Concurrent overlapping writes may land in either order: only a full set of disjoint
+      // pieces says what the file holds.
+      if (offset < end && at < offset + piece.length) {
+        dirty.pieces = null;
+        return;
+      }
+    }
+    pieces.set(at, { length: data.length, crc: crc32(data), zero: isZero(data, this.#zeros) });
+  }
+
+  /** The unit's checksum from its pieces when they cover it exactly (caller holds it alone). */
+  #summed(dirty: Dirty): { crc: number; zero: boolean } | undefined {
+    if (!dirty.pieces) return undefined;
+    let covered = 0;
+    let crc = 0;
+    let zero = true;
+    for (const offset of [...dirty.pieces.keys()].sort((a, b) => a - b)) {
+      const piece = dirty.pieces.get(offset)!;
+      if (offset !== covered) return undefined;
+      crc = covered === 0 ? piece.crc : crc32Combine(crc, piece.crc, piece.length);
+      zero &&= piece.zero;
+      covered += piece.length;
+    }
+    return covered === this.unitSize ? { crc, zero } : undefined;
+  }
+
+  /** Closes a unit's descriptors (caller holds the unit alone). */
+  async #closeFiles(dirty: Dirty): Promise<void> {
+    const { fd, direct } = dirty;
+    dirty.fd = null;
+    dirty.direct = null;
+    if (direct) await closeFd(await direct).catch(() => undefined);
+    if (fd !== null) await closeFd(fd);
+  }
+
   /** Gives a unit a local file holding its current contents (caller holds the unit alone). */
   async #materialize(unit: number, existing: Dirty | undefined, whole: boolean): Promise<void> {
     const path = this.#dirtyPath(unit);
+    if (existing?.sealed && existing.fd !== null) {
+      // The file is an object in the store now: the unit's next version is a new file.
+      const next = `${path}.next`;
+      if (!whole) await copyFile(path, next);
+      const fd = await openFd(next, whole ? 'w+' : 'r+');
+      if (whole) await truncateFd(fd, this.unitSize);
+      await rename(next, path);
+      await this.#closeFiles(existing);
+      existing.fd = fd;
+      existing.sealed = false;
+      existing.gen++;
+      return;
+    }
     const base = existing ? undefined : this.#head.get(unit);
     let fd: number;
     if (base && !whole) {
@@ -482,7 +603,7 @@ export class BlockDevice implements FuseFile {
       existing.fd = fd;
       existing.gen++;
     } else {
-      this.#dirty.set(unit, { unit, fd, gen: 1, committedGen: 0, uploading: false, firstDirty: now, lastWrite: now, written: 0 });
+      this.#dirty.set(unit, { unit, fd, gen: 1, committedGen: 0, uploading: false, firstDirty: now, lastWrite: now, written: 0, sealed: false, direct: null, pieces: new Map() });
     }
   }
 
@@ -491,9 +612,10 @@ export class BlockDevice implements FuseFile {
       const dirty = this.#dirty.get(unit);
       const now = Date.now();
       if (dirty) {
+        dirty.pieces = new Map();
         if (dirty.fd !== null) {
-          await closeFd(dirty.fd);
-          dirty.fd = null;
+          await this.#closeFiles(dirty);
+          dirty.sealed = false;
           this.#addDirtyBytes(-this.unitSize);
           await unlink(this.#dirtyPath(unit)).catch(() => undefined);
         }
@@ -501,7 +623,7 @@ export class BlockDevice implements FuseFile {
         dirty.lastWrite = now;
         dirty.written = this.unitSize;
       } else if (this.#head.has(unit)) {
-        this.#dirty.set(unit, { unit, fd: null, gen: 1, committedGen: 0, uploading: false, firstDirty: now, lastWrite: now, written: this.unitSize });
+        this.#dirty.set(unit, { unit, fd: null, gen: 1, committedGen: 0, uploading: false, firstDirty: now, lastWrite: now, written: this.unitSize, sealed: false, direct: null, pieces: new Map() });
       }
     });
   }
@@ -535,21 +657,39 @@ export class BlockDevice implements FuseFile {
       const body = this.#buffers.pop() ?? Buffer.allocUnsafe(this.unitSize);
       let object: string | null = null;
       let gen: number;
+      let sealed: string | undefined;
       try {
+        let known: number | undefined;
         const empty = await this.#locks.exclusive(dirty.unit, async () => {
           gen = dirty.gen;
           if (dirty.fd === null) return true;
-          await this.#init.cache.io.read(dirty.fd, body, 0);
-          return isZero(body, this.#zeros);
+          const summed = this.#linkable ? this.#summed(dirty) : undefined;
+          if (summed?.zero) return true;
+          if (summed) {
+            known = summed.crc;
+          } else {
+            await this.#init.cache.io.read(dirty.fd, body, 0);
+            if (isZero(body, this.#zeros)) return true;
+          }
+          if (this.#linkable) {
+            // A private name for this version of the file: a write after the lock is released
+            // replaces the unit's file (see #materialize) but never changes this one.
+            sealed = `${this.#dirtyPath(dirty.unit)}.up${gen}`;
+            await unlink(sealed).catch(() => undefined);
+            await link(this.#dirtyPath(dirty.unit), sealed);
+            dirty.sealed = true;
+          }
+          return false;
         });
         if (!empty) {
-          object = newObjectId(body);
-          await this.#init.store.put(objectKey(object), body);
+          object = known === undefined ? newObjectId(body) : objectIdWithChecksum(known);
+          await this.#store(objectKey(object), known === undefined ? body : undefined, sealed);
           this.#stats.uploaded++;
           this.#stats.uploadedBytes += body.length;
         }
       } finally {
         this.#buffers.push(body);
+        if (sealed) await unlink(sealed).catch(() => undefined);
       }
       // The slot frees as soon as the object is stored; the unit stays `uploading` until its
       // map change is committed, so commits batch while the next uploads already run.
@@ -563,6 +703,26 @@ export class BlockDevice implements FuseFile {
       this.#failed('upload failed', error, { unit: dirty.unit });
       this.#notify();
     }
+  }
+
+  /**
+   * Stores an object: by hard link from `file` when the store is on this filesystem (the bytes
+   * are written to disk once, not copied), otherwise from `body`.
+   */
+  async #store(key: string, body: Buffer | undefined, file: string | undefined): Promise<void> {
+    const store = this.#init.store;
+    if (file && store.putFile) {
+      try {
+        await store.putFile(key, file);
+        return;
+      } catch (error) {
+        if ((error as { fields?: { errno?: string } }).fields?.errno !== 'EXDEV') throw error;
+        this.#linkable = false;
+        this.#logger.info('object store is on another filesystem: uploads copy', { volume: this.volume });
+      }
+    }
+    // The sealed file never changes, so it can be read here, outside the unit's lock.
+    await store.put(key, body ?? (await readFile(file!)));
   }
 
   async #commitLoop(): Promise<void> {
@@ -583,7 +743,9 @@ export class BlockDevice implements FuseFile {
         this.#failed('commit failed', error, { units: batch.length });
         this.#pending = [...batch, ...this.#pending];
         if (this.#stopped) return;
-        await new Promise((resolve) => setTimeout(resolve, Math.max(this.#options.intervalMs, this.#backoffUntil - Date.now())));
+        // Back off, but wake at once when a flush clears the back-off (fsync retries at once).
+        await this.#waitForChange();
+        while (!this.#stopped && Date.now() < this.#backoffUntil) await this.#waitForChange();
         continue;
       }
       this.#failures = 0;
@@ -609,8 +771,7 @@ export class BlockDevice implements FuseFile {
         this.#dirty.delete(unit);
         this.#init.db?.clearDirtyUnits(this.volume, [unit]);
         if (dirty.fd === null) return;
-        await closeFd(dirty.fd);
-        dirty.fd = null;
+        await this.#closeFiles(dirty);
         this.#addDirtyBytes(-this.unitSize);
         if (item.object) await this.#init.cache.adopt(item.object, this.#dirtyPath(unit), this.unitSize);
         else await unlink(this.#dirtyPath(unit));

@@ -52,3 +52,40 @@ export function verifyObject(id: string, data: Buffer, expectedLength: number): 
 export function isZero(data: Buffer, zeros: Buffer): boolean {
   return data.length === zeros.length ? data.equals(zeros) : data.equals(zeros.subarray(0, data.length));
 }
+
+/** An object id for contents whose CRC-32 is already known (see {@link crc32Combine}). */
+export function objectIdWithChecksum(crc: number): string {
+  return randomBytes(RANDOM_HEX / 2).toString('hex') + (crc >>> 0).toString(16).padStart(SUM_HEX, '0');
+}
+
+const POLY = 0xedb88320;
+
+/** a(x) * b(x) modulo the CRC-32 polynomial (bit-reflected, as zlib). */
+function multModP(a: number, b: number): number {
+  let m = 0x80000000;
+  let p = 0;
+  for (;;) {
+    if (a & m) {
+      p ^= b;
+      if ((a & (m - 1)) === 0) break;
+    }
+    m >>>= 1;
+    b = b & 1 ? (b >>> 1) ^ POLY : b >>> 1;
+  }
+  return p >>> 0;
+}
+
+/** X2N[k] = x^(2^k) modulo the polynomial. */
+const X2N = new Uint32Array(32);
+X2N[0] = 0x40000000;
+for (let k = 1; k < 32; k++) X2N[k] = multModP(X2N[k - 1]!, X2N[k - 1]!);
+
+/**
+ * The CRC-32 of A followed by B from crc(A), crc(B) and B's length (zlib's crc32_combine, which
+ * Node does not expose): lets a unit written in pieces get its checksum without reading it back.
+ */
+export function crc32Combine(crcA: number, crcB: number, lengthB: number): number {
+  let p = 0x80000000;
+  for (let n = lengthB, k = 3; n > 0; n = Math.floor(n / 2), k++) if (n & 1) p = multModP(X2N[k & 31]!, p);
+  return (multModP(p, crcA) ^ crcB) >>> 0;
+}

@@ -1,4 +1,5 @@
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { PAGE, alignedMemory } from '../aligned.ts';
 
 /**
  * The source of one reader thread, as plain JavaScript run with `eval: true`. A reader only does
@@ -7,16 +8,22 @@ import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
  * worker that loads a .ts file pays for Node's type stripper in its own isolate (about 23 MiB
  * against 10 MiB measured on this machine class), and the reader has no types worth checking.
  *
- * Buffers: requests up to `copyLimit` bytes are copied into an exact-size ArrayBuffer; larger ones
- * (WRITE payloads) move the whole read buffer to the main thread, which gives it back on
- * `returns` when the request is answered.
+ * Buffers: the reader reads into slots of a page-aligned shared memory (see aligned.ts), placed
+ * so that a WRITE's payload (after the 40-byte header and the 40-byte write_in) starts on a page
+ * boundary: the device can write it to disk with O_DIRECT, without the page-cache copy. Requests
+ * up to `copyLimit` bytes are copied into an exact-size ArrayBuffer and the slot is reused at
+ * once; larger ones (WRITE payloads) hand the slot itself to the main thread, which gives its
+ * number back on `returns` once the request is answered. With every slot out, the reader falls
+ * back to a plain buffer that it transfers.
  */
 const READER_SOURCE = `
 const { workerData, parentPort, receiveMessageOnPort } = require('node:worker_threads');
 const { readSync } = require('node:fs');
-const { fd, size, copyLimit, returns } = workerData;
-const spare = [];
-let buf = new Uint8Array(size);
+const { fd, size, copyLimit, returns, shared, slots, stride, pad } = workerData;
+const free = [];
+for (let i = slots - 1; i >= 0; i--) free.push(i);
+let slot = free.pop();
+let buf = new Uint8Array(shared, slot * stride + pad, size);
 for (;;) {
   let n;
   try {
@@ -33,20 +40,38 @@ for (;;) {
     parentPort.postMessage({ buf: copy.buffer, n, big: false }, [copy.buffer]);
     continue;
   }
-  parentPort.postMessage({ buf: buf.buffer, n, big: true }, [buf.buffer]);
-  for (let m; (m = receiveMessageOnPort(returns)); ) if (spare.length < 2) spare.push(m.message);
-  buf = spare.length > 0 ? new Uint8Array(spare.pop()) : new Uint8Array(size);
+  if (slot >= 0) parentPort.postMessage({ slot, n });
+  else parentPort.postMessage({ buf: buf.buffer, n, big: true }, [buf.buffer]);
+  for (let m; (m = receiveMessageOnPort(returns)); ) free.push(m.message);
+  slot = free.length > 0 ? free.pop() : -1;
+  buf = slot >= 0 ? new Uint8Array(shared, slot * stride + pad, size) : new Uint8Array(size);
 }
 `;
 
-/** What a reader thread reports. */
-export type ReaderMessage = { buf: ArrayBuffer; n: number; big: boolean; end?: undefined } | { end: string };
+/**
+ * Slots per reader. The loop device keeps several 1 MiB WRITEs in flight; with fewer slots than
+ * that, reads fall back to fresh buffers (zero-filled, page-faulted, collected, unaligned).
+ */
+const SLOTS = 8;
+/** Bytes of a FUSE request before a WRITE's payload: fuse_in_header + fuse_write_in. */
+const WRITE_PAYLOAD_OFFSET = 80;
 
-/** One reader thread and the port on which big buffers go back to it. */
+/**
+ * What a reader thread reports: a request in one of its slots, a request in a buffer of its
+ * own (`big` when it is a whole read buffer rather than a copy), or the end of the session.
+ */
+export type ReaderMessage =
+  | { slot: number; n: number; buf?: undefined; end?: undefined }
+  | { buf: ArrayBuffer; n: number; big: boolean; slot?: undefined; end?: undefined }
+  | { end: string };
+
+/** One reader thread, its slots and the port on which slots go back to it. */
 export interface Reader {
   readonly worker: Worker;
-  /** Gives a big request buffer back to the reader for reuse. */
-  giveBack(buffer: ArrayBuffer): void;
+  /** The request of `n` bytes in slot `slot`, without a copy. */
+  view(slot: number, n: number): Buffer;
+  /** Gives a slot back to the reader for reuse. */
+  giveBack(slot: number): void;
   /** Resolves when the thread has exited. */
   readonly exited: Promise<void>;
 }
@@ -54,11 +79,14 @@ export interface Reader {
 /** Starts a reader thread doing blocking reads of `fd` into buffers of `size` bytes. */
 export function startReader(fd: number, size: number, onMessage: (message: ReaderMessage) => void): Reader {
   const channel = new MessageChannel();
+  const pad = PAGE - WRITE_PAYLOAD_OFFSET;
+  const stride = Math.ceil((pad + size) / PAGE) * PAGE;
+  const shared = alignedMemory(SLOTS * stride);
   const worker = new Worker(READER_SOURCE, {
     eval: true,
-    workerData: { fd, size, copyLimit: 64 * 1024, returns: channel.port2 },
+    workerData: { fd, size, copyLimit: 64 * 1024, returns: channel.port2, shared, slots: SLOTS, stride, pad },
     transferList: [channel.port2 as unknown as MessagePort],
-    // The reader holds one request buffer and a few spares; it needs little heap.
+    // The reader's buffers live outside its heap (shared slots); it needs little heap.
     resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 },
     stdout: false,
     stderr: false,
@@ -72,6 +100,7 @@ export function startReader(fd: number, size: number, onMessage: (message: Reade
   return {
     worker,
     exited,
-    giveBack: (buffer) => channel.port1.postMessage(buffer, [buffer]),
+    view: (slot, n) => Buffer.from(shared, slot * stride + pad, n),
+    giveBack: (slot) => channel.port1.postMessage(slot),
   };
 }

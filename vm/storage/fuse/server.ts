@@ -72,6 +72,10 @@ const VALID_SECONDS = 86_400;
  */
 const ENTRY_VALID_SECONDS = 0;
 const BLOCK = 4096;
+/** Bytes of READ reply buffers kept for reuse (the loop device reads 512 KiB or 1 MiB at a time). */
+const POOLED_BYTES = 16 * 1024 * 1024;
+/** Smaller READ replies are cheap to allocate from Node's pool. */
+const POOLED_READ = 64 * 1024;
 
 /**
  * A FUSE filesystem spoken directly over /dev/fuse: one root directory holding fixed-size files
@@ -90,6 +94,12 @@ export class FuseServer {
   readonly #byIno = new Map<number, Node>();
   readonly #started = Math.floor(Date.now() / 1000);
   readonly #stats: FuseStats = { requests: 0, inflight: 0, errors: 0, byOpcode: {} };
+  /**
+   * Reply buffers of large READs by size, reused: a reply is written synchronously, so the buffer
+   * is free again right after it (allocating 512 KiB per READ kept the GC and page faults busy).
+   */
+  readonly #readBuffers = new Map<number, Buffer[]>();
+  #pooledBytes = 0;
   #nextIno = ROOT_ID + 1;
   #nextFh = 1;
   #mounted = false;
@@ -226,9 +236,12 @@ export class FuseServer {
       this.#end(message.end);
       return;
     }
-    const buffer = Buffer.from(message.buf, 0, message.n);
-    const giveBack = message.big ? () => reader.giveBack(message.buf) : undefined;
-    this.#dispatch(buffer, giveBack);
+    if (message.slot !== undefined) {
+      const slot = message.slot;
+      this.#dispatch(reader.view(slot, message.n), () => reader.giveBack(slot));
+      return;
+    }
+    this.#dispatch(Buffer.from(message.buf, 0, message.n), undefined);
   }
 
   #end(reason: string): void {
@@ -244,6 +257,7 @@ export class FuseServer {
       header = decodeHeader(buffer);
     } catch (error) {
       this.#logger.error('fuse request undecodable', { bytes: buffer.length, error: describe(error) });
+      giveBack?.();
       return;
     }
     const opcode = header.opcode;
@@ -251,15 +265,17 @@ export class FuseServer {
     this.#stats.byOpcode[opcode] = (this.#stats.byOpcode[opcode] ?? 0) + 1;
     // These three never get a reply: FORGET and BATCH_FORGET by protocol, and INTERRUPT because
     // every request here is answered anyway (ignoring it is allowed).
-    if (opcode === OP.FORGET) return this.#forget(header.nodeid, Number(header.body.readBigUInt64LE(0)));
-    if (opcode === OP.BATCH_FORGET) {
-      const count = header.body.readUInt32LE(0);
-      for (let i = 0; i < count; i++) {
-        this.#forget(Number(header.body.readBigUInt64LE(8 + i * 16)), Number(header.body.readBigUInt64LE(16 + i * 16)));
+    if (opcode === OP.FORGET || opcode === OP.BATCH_FORGET || opcode === OP.INTERRUPT) {
+      if (opcode === OP.FORGET) this.#forget(header.nodeid, Number(header.body.readBigUInt64LE(0)));
+      if (opcode === OP.BATCH_FORGET) {
+        const count = header.body.readUInt32LE(0);
+        for (let i = 0; i < count; i++) {
+          this.#forget(Number(header.body.readBigUInt64LE(8 + i * 16)), Number(header.body.readBigUInt64LE(16 + i * 16)));
+        }
       }
+      giveBack?.();
       return;
     }
-    if (opcode === OP.INTERRUPT) return;
     this.#stats.inflight++;
     let replied = false;
     const reply = (error: number, parts: Buffer[]) => {
@@ -272,6 +288,13 @@ export class FuseServer {
       if (error !== 0) this.#stats.errors++;
       this.#write(header.unique, error, parts);
       giveBack?.();
+      const buffer = parts[0];
+      if (opcode === OP.READ && buffer && buffer.length >= POOLED_READ && this.#pooledBytes + buffer.length <= POOLED_BYTES) {
+        let free = this.#readBuffers.get(buffer.length);
+        if (!free) this.#readBuffers.set(buffer.length, (free = []));
+        free.push(buffer);
+        this.#pooledBytes += buffer.length;
+      }
     };
     let result: Promise<Buffer[]> | Buffer[];
     try {
@@ -426,9 +449,17 @@ export class FuseServer {
     const { offset, size } = decodeRead(body);
     const length = Math.max(0, Math.min(size, file.size - offset));
     if (length === 0) return [];
-    const out = Buffer.allocUnsafe(length);
+    // A handler that fails drops its buffer: only a buffer whose read settled goes back to the pool.
+    const out = length >= POOLED_READ ? this.#pooledBuffer(length) : Buffer.allocUnsafe(length);
     await file.read(offset, out);
     return [out];
+  }
+
+  #pooledBuffer(length: number): Buffer {
+    const buffer = this.#readBuffers.get(length)?.pop();
+    if (!buffer) return Buffer.allocUnsafeSlow(length);
+    this.#pooledBytes -= length;
+    return buffer;
   }
 
   async #writeData(nodeid: number, body: Buffer): Promise<Buffer[]> {

@@ -15,8 +15,19 @@ export class CountingStore implements ObjectStore {
   readonly counters: StoreCounters = { gets: 0, puts: 0, deletes: 0, lists: 0, bytesIn: 0, bytesOut: 0 };
   readonly #inner: ObjectStore;
 
+  readonly putFile?: (key: string, path: string) => Promise<{ etag: string; size: number }>;
+
   constructor(inner: ObjectStore) {
     this.#inner = inner;
+    // Only offered when the inner store has it: callers test for the method.
+    if (inner.putFile) {
+      this.putFile = async (key, path) => {
+        this.counters.puts++;
+        const out = await inner.putFile!(key, path);
+        this.counters.bytesOut += out.size;
+        return out;
+      };
+    }
   }
 
   get url(): string {

@@ -42,14 +42,9 @@ export class FileObjectStore implements ObjectStore {
   }
 
   async put(key: string, body: Buffer, options: PutOptions = {}): Promise<{ etag: string }> {
-    const path = this.#path(key);
-    const dir = dirname(path);
-    const temp = join(dir, `${TEMP}${randomBytes(6).toString('hex')}`);
+    const { path, dir, temp } = this.#target(key);
     try {
-      if (!this.#dirs.has(dir)) {
-        await mkdir(dir, { recursive: true });
-        this.#dirs.add(dir);
-      }
+      await this.#ensureDir(dir);
       const handle = await open(temp, 'wx');
       try {
         await handle.writeFile(body);
@@ -77,6 +72,35 @@ export class FileObjectStore implements ObjectStore {
       return { etag: etagOf(await stat(path)) };
     } catch (error) {
       await unlink(temp).catch(() => undefined);
+      throw mapError(error, 'put', key);
+    }
+  }
+
+  /**
+   * A put without a copy: the file's data is synced, then the file is hard-linked under a
+   * temporary name and renamed into place, and the directory synced, as in `put`.
+   */
+  async putFile(key: string, source: string): Promise<{ etag: string; size: number }> {
+    const { path, dir, temp } = this.#target(key);
+    try {
+      await this.#ensureDir(dir);
+      const handle = await open(source, 'r');
+      try {
+        await handle.datasync();
+      } finally {
+        await handle.close();
+      }
+      await link(source, temp);
+      await rename(temp, path);
+      await this.#syncDir(dir);
+      const info = await stat(path);
+      return { etag: etagOf(info), size: info.size };
+    } catch (error) {
+      await unlink(temp).catch(() => undefined);
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EXDEV' || code === 'EPERM' || code === 'EMLINK') {
+        throw new StorageError('ERR_STORE_UNAVAILABLE', `put ${key}: cannot link ${source}: ${code}`, { cause: error, fields: { key, errno: 'EXDEV' } });
+      }
       throw mapError(error, 'put', key);
     }
   }
@@ -145,6 +169,19 @@ export class FileObjectStore implements ObjectStore {
       }
     })();
     return entry.next;
+  }
+
+  /** The object's path, its directory and a fresh temporary name next to it. */
+  #target(key: string): { path: string; dir: string; temp: string } {
+    const path = this.#path(key);
+    const dir = dirname(path);
+    return { path, dir, temp: join(dir, `${TEMP}${randomBytes(6).toString('hex')}`) };
+  }
+
+  async #ensureDir(dir: string): Promise<void> {
+    if (this.#dirs.has(dir)) return;
+    await mkdir(dir, { recursive: true });
+    this.#dirs.add(dir);
   }
 
   #path(key: string): string {

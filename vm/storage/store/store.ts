@@ -43,6 +43,13 @@ export interface ObjectStore {
    * object, never a torn one.
    */
   put(key: string, body: Buffer, options?: PutOptions): Promise<{ etag: string }>;
+  /**
+   * Optional, for stores on the local filesystem: stores the bytes of the file at `path` under
+   * `key` without copying them (a hard link), durable like `put`. The caller must never modify
+   * that file afterwards, since the object is the same inode. Fails with ERR_STORE_UNAVAILABLE
+   * and `fields.errno` 'EXDEV' when the file is on another filesystem (the caller then puts).
+   */
+  putFile?(key: string, path: string): Promise<{ etag: string; size: number }>;
   /** Deletes `key`; deleting a missing key is not an error (idempotent). */
   delete(key: string): Promise<void>;
   /** Lists the objects whose key starts with `prefix`, in lexical key order. */
