@@ -12,6 +12,7 @@ import { MeshRegistry } from './mesh-registry.ts';
 import { Drain } from './drain.ts';
 import { Placement } from './placement.ts';
 import { checkHost } from './preflight.ts';
+import { ImageManager } from './images.ts';
 import { SpriteManager } from './sprites.ts';
 import { ensureAdminOrg } from './orgs.ts';
 import { registerPeerToken, tokenCheck } from './tokens.ts';
@@ -62,8 +63,13 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
   const log = logger.child({ peer: id });
   const storage = await StorageDaemon.start({ dataDir: join(config.dataDir, 'storage'), objectStore: config.storage.objectStore });
   const peerKey = createHash('sha256').update(config.dataDir).digest('hex').slice(0, 10);
+  const volumes = new ObjectVolumeStore(storage);
+  const images = new ImageManager({
+    mesh, volumes, dir: join(config.dataDir, 'images', 'build'), rootId: config.sprite.rootHostId, peerId: id,
+    maxBytes: config.storage.imageMaxBytes, logger: log.child({ component: 'images' }),
+  });
   sprites = new SpriteManager({
-    config, registry: new MeshRegistry(mesh), volumes: new ObjectVolumeStore(storage), image, toolsDir, peerId: id, peerKey,
+    config, registry: new MeshRegistry(mesh), volumes, image, images: (name) => images.get(name).volume, toolsDir, peerId: id, peerKey,
     peerApi: (peer) => mesh.members().find((m) => m.id === peer)?.row.api, logger: log,
   });
   registerPeerToken(mesh, token, id);
@@ -73,7 +79,7 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
     sprites, placement, token, logger: log.child({ component: 'drain' }),
     publish: (state) => mesh.write((tx) => tx.upsert(peersTable, { id, drain: state })),
   });
-  const server = createApiServer({ sprites, placement, drain, mesh, token, peerId: id, version: VERSION, logger: log.child({ component: 'api' }) });
+  const server = createApiServer({ sprites, images, placement, drain, mesh, token, peerId: id, version: VERSION, logger: log.child({ component: 'api' }) });
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
