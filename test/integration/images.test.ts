@@ -149,6 +149,11 @@ describe('base images on two peers sharing an object store', () => {
     const missingDir = await a.cli(['image', 'build', 'missing', '--from-dir', join(scratch, 'nope')]);
     assert.equal(missingDir.code, 1);
     assert.match(missingDir.stderr, /^sprite: \S+nope is not a directory on peer \S+\n$/);
+    // The CLI streams a build: debootstrap's lines (when it is installed) on stderr, then one error line.
+    const debian = await a.cli(['image', 'build', 'deb', '--debian', '--mirror', 'http://127.0.0.1:9/debian']);
+    assert.equal(debian.code, 1);
+    assert.match(debian.stderr, /\nsprite: [^\n]*debootstrap[^\n]*\n$|^sprite: [^\n]*debootstrap[^\n]*\n$/);
+    assert.equal((await a.api('GET', '/v1/images/deb')).status, 404);
     const noSource = await a.cli(['image', 'build', 'x']);
     assert.equal(noSource.code, 2);
     assert.match(noSource.stderr, /needs exactly one of --from-dir/);
