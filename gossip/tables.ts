@@ -102,5 +102,26 @@ export const proxyCertsTable = defineTable({
   },
 });
 
+/**
+ * Base images new sprites can be created from, written by the peer that built one. The image
+ * itself is a volume in the shared object store, so any peer sharing the store clones it.
+ */
+export const imagesTable = defineTable({
+  name: 'images',
+  primaryKey: ['name'],
+  columns: {
+    name: 'text',
+    /** Id of the image volume in the object store (`img-<name>`); sprites clone its checkpoint v0. */
+    volume: 'text',
+    /** What it was built from, for listings: `busybox`, `dir /path`, `tar /path`, `debian bookworm`. */
+    source: 'text',
+    /** Bytes the image's ext4 takes (its written blocks). */
+    bytes: 'integer',
+    /** The peer that built it. */
+    peer: 'text',
+    created: 'text',
+  },
+});
+
 /** Every table of the mesh store. */
-export const MESH_TABLES = [peersTable, spritesTable, tokensTable, orgsTable, proxyCertsTable] as const;
+export const MESH_TABLES = [peersTable, spritesTable, tokensTable, orgsTable, proxyCertsTable, imagesTable] as const;

@@ -1,6 +1,6 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { DEFAULT_LIMITS, type Limits } from '../vm/index.ts';
+import { DEFAULT_IMAGE_MAX_BYTES, DEFAULT_LIMITS, type Limits } from '../vm/index.ts';
 
 /** What to do when a create finds the warm pool empty. */
 export type PoolFallback = 'cold' | 'fail';
@@ -32,6 +32,8 @@ export interface PeerConfig {
   storage: {
     /** Where sprite disks live: `file://DIR` or `s3://bucket/prefix?endpoint=URL` (credentials from the AWS environment). */
     objectStore: string;
+    /** Cap on the bytes of files (and of a tarball) a base image may be built from. */
+    imageMaxBytes: number;
   };
   proxy: {
     /** Plain HTTP listener of the edge proxy; also what other peers forward requests to. */
@@ -84,6 +86,7 @@ export interface PeerOptions {
   objectStore?: string;
   warmSleepAfterMs?: number;
   coldSleepAfterMs?: number;
+  imageMaxBytes?: number;
 }
 
 /** Defaults of every option. */
@@ -113,7 +116,7 @@ export function defaultDataDir(): string {
 
 /** Builds the frozen configuration; throws a message naming the bad option. */
 export function buildConfig(options: PeerOptions): Readonly<PeerConfig> {
-  const known = new Set(['dataDir', 'api', 'poolDepth', 'poolFallback', 'poolConcurrency', 'limits', 'httpPort', 'listen', 'bootstrap', 'swarmKeyFile', 'capacity', 'suspectAfterMs', 'downAfterMs', 'objectStore', 'proxyHttp', 'proxyHttps', 'domain', 'tlsCert', 'tlsKey', 'warmSleepAfterMs', 'coldSleepAfterMs']);
+  const known = new Set(['dataDir', 'api', 'poolDepth', 'poolFallback', 'poolConcurrency', 'limits', 'httpPort', 'listen', 'bootstrap', 'swarmKeyFile', 'capacity', 'suspectAfterMs', 'downAfterMs', 'objectStore', 'imageMaxBytes', 'proxyHttp', 'proxyHttps', 'domain', 'tlsCert', 'tlsKey', 'warmSleepAfterMs', 'coldSleepAfterMs']);
   for (const key of Object.keys(options)) if (!known.has(key)) throw new Error(`unknown option ${key}`);
   const api = parseAddress(options.api ?? DEFAULTS.api);
   const depth = options.poolDepth ?? DEFAULTS.poolDepth;
@@ -149,12 +152,14 @@ export function buildConfig(options: PeerOptions): Readonly<PeerConfig> {
   const dataDir = resolve(options.dataDir ?? defaultDataDir());
   const objectStore = options.objectStore ?? `file://${join(dataDir, 'objects')}`;
   if (!/^(file:\/\/\/|s3:\/\/[a-z0-9.-]+)/.test(objectStore)) throw new Error('object store must be file:///absolute/dir or s3://bucket[/prefix][?endpoint=URL]');
+  const imageMaxBytes = options.imageMaxBytes ?? DEFAULT_IMAGE_MAX_BYTES;
+  if (!Number.isSafeInteger(imageMaxBytes) || imageMaxBytes < 1024 * 1024) throw new Error('image size limit must be a whole number of bytes, at least 1 MiB');
   return deepFreeze({
     dataDir,
     api,
     pool: { depth, fallback, concurrency },
     mesh: { listen, bootstrap, swarmKeyFile: options.swarmKeyFile === undefined ? undefined : resolve(options.swarmKeyFile), suspectAfterMs, downAfterMs },
-    storage: { objectStore },
+    storage: { objectStore, imageMaxBytes },
     proxy,
     sleep: { warmAfterMs, coldAfterMs },
     sprite: { capacity, limits, httpPort, rootHostId: DEFAULTS.rootHostId },

@@ -13,6 +13,7 @@ import { MeshRegistry } from './mesh-registry.ts';
 import { Drain } from './drain.ts';
 import { Placement } from './placement.ts';
 import { checkHost } from './preflight.ts';
+import { ImageManager } from './images.ts';
 import { SpriteManager } from './sprites.ts';
 import { ensureAdminOrg } from './orgs.ts';
 import { registerPeerToken, tokenCheck } from './tokens.ts';
@@ -66,8 +67,13 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
   // previous storage daemon waits for those mounts before it exits: thaw before starting a new one.
   await thawTree(`/sprites/${peerKey}`);
   const storage = await StorageDaemon.start({ dataDir: join(config.dataDir, 'storage'), objectStore: config.storage.objectStore });
+  const volumes = new ObjectVolumeStore(storage);
+  const images = new ImageManager({
+    mesh, volumes, dir: join(config.dataDir, 'images', 'build'), rootId: config.sprite.rootHostId, peerId: id,
+    maxBytes: config.storage.imageMaxBytes, logger: log.child({ component: 'images' }),
+  });
   sprites = new SpriteManager({
-    config, registry: new MeshRegistry(mesh), volumes: new ObjectVolumeStore(storage), image, toolsDir, peerId: id, peerKey,
+    config, registry: new MeshRegistry(mesh), volumes, image, images: (name) => images.get(name).volume, toolsDir, peerId: id, peerKey,
     peerApi: (peer) => mesh.members().find((m) => m.id === peer)?.row.api, logger: log,
   });
   registerPeerToken(mesh, token, id);
@@ -81,7 +87,7 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
   const idle = new IdleTimer(config.sleep, {
     target: sprites, proxyActivity: (name) => proxy?.activity(name), logger: log.child({ component: 'idle' }),
   });
-  const server = createApiServer({ sprites, placement, drain, use: idle, mesh, token, peerId: id, version: VERSION, logger: log.child({ component: 'api' }) });
+  const server = createApiServer({ sprites, images, placement, drain, use: idle, mesh, token, peerId: id, version: VERSION, logger: log.child({ component: 'api' }) });
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

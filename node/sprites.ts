@@ -20,6 +20,8 @@ export interface SpriteManagerInit {
   volumes: VolumeStore;
   /** Path of the base image new sprites are cloned from. */
   image: string;
+  /** The image volume of a named base image; throws ERR_IMAGE_NOT_FOUND. */
+  images?: (name: string) => string;
   /** Directory mounted at /.sprite/bin. */
   toolsDir: string;
   peerId: string;
@@ -129,14 +131,19 @@ export class SpriteManager {
     return { ...this.#pool.status(), fallback: this.#init.config.pool.fallback, coldCreates: this.#coldCreates };
   }
 
-  /** Creates a sprite of `org`: a warm sandbox when one is ready (else cold or ERR_POOL_EMPTY), named and started. */
-  async create(name: string, org: string): Promise<SpriteRecord> {
+  /**
+   * Creates a sprite of `org`: a warm sandbox when one is ready (else cold or ERR_POOL_EMPTY), named
+   * and started. With `image` (a built base image) its disk is a clone of that image, made cold.
+   */
+  async create(name: string, org: string, image?: string): Promise<SpriteRecord> {
     checkSpriteName(name);
     if (this.#closed) throw new ApiError('ERR_PEER_DRAINING', 'this peer is draining and takes no new sprites');
     if (this.#init.registry.get(name)) throw new ApiError('ERR_NAME_TAKEN', `a sprite named ${name} exists`);
+    const base = image === undefined ? undefined : this.#imageVolume(image);
     return this.#exclusive(name, async () => {
       if (this.#init.registry.get(name)) throw new ApiError('ERR_NAME_TAKEN', `a sprite named ${name} exists`);
-      let machine = this.#takeWarm();
+      // The warm pool holds the default image only.
+      let machine = base === undefined ? this.#takeWarm() : await this.#prepare(newId(), true, base);
       if (!machine) {
         if (this.#init.config.pool.fallback === 'fail') throw new ApiError('ERR_POOL_EMPTY', 'the warm pool is empty; try again shortly');
         this.#coldCreates += 1;
@@ -475,9 +482,15 @@ export class SpriteManager {
     return undefined;
   }
 
-  async #prepare(id: string, fresh: boolean): Promise<Machine> {
+  #imageVolume(image: string): string {
+    if (!this.#init.images) throw new ApiError('ERR_IMAGE_NOT_FOUND', `no image named ${image}: this peer has no images`);
+    return this.#init.images(image);
+  }
+
+  /** A machine for volume `id`: a new disk (cloned from image volume `base`, else the default image) when `fresh`. */
+  async #prepare(id: string, fresh: boolean, base?: string): Promise<Machine> {
     const { config, volumes, image, toolsDir, peerKey } = this.#init;
-    const volume = fresh ? await volumes.create(id, image) : volumes.open(id);
+    const volume = !fresh ? volumes.open(id) : base === undefined ? await volumes.create(id, image) : await volumes.createFromImage(id, base);
     const machine: Machine = { sandbox: undefined as unknown as Sandbox, name: undefined, mounts: undefined, since: Date.now() };
     try {
       machine.sandbox = await Sandbox.prepare({

@@ -1,12 +1,13 @@
-import { chmod, chown, copyFile, mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { exists, runCommand } from './command.ts';
+import { populateRoot, shiftOwnership, type Progress, type RootSource } from './rootfs.ts';
 
 /** Options for building a base image. */
 export interface ImageInit {
   /** Directory that holds built images. */
   dir: string;
-  /** Host uid/gid that the sprite's root maps to; image files are owned by it. */
+  /** Host uid/gid that the sprite's root maps to; image files are owned by it (and ids above it). */
   rootId: number;
   /** Virtual size of the disk in bytes (sparse). @default 100 GiB */
   sizeBytes?: number;
@@ -15,7 +16,8 @@ export interface ImageInit {
 /** Default virtual disk size: 100 GiB, sparse, so only written blocks take space. */
 export const DEFAULT_DISK_BYTES = 100 * 1024 ** 3;
 
-const BUSYBOX = '/bin/busybox';
+/** Default cap on the bytes of files an image may hold. */
+export const DEFAULT_IMAGE_MAX_BYTES = 16 * 1024 ** 3;
 
 /**
  * Builds the busybox base image once: an ext4 file whose root holds a static busybox with
@@ -25,42 +27,36 @@ const BUSYBOX = '/bin/busybox';
 export async function ensureBusyboxImage(init: ImageInit): Promise<string> {
   const image = join(init.dir, 'busybox.ext4');
   if (await exists(image)) return image;
-  await mkdir(init.dir, { recursive: true });
-  const staging = join(init.dir, `busybox.${process.pid}.root`);
-  const partial = join(init.dir, `busybox.${process.pid}.partial`);
-  await rm(staging, { recursive: true, force: true });
-  try {
-    await populateBusyboxRoot(staging);
-    await chownTree(staging, init.rootId);
-    await writeFile(partial, '');
-    await runCommand('truncate', ['-s', String(init.sizeBytes ?? DEFAULT_DISK_BYTES), partial]);
-    // Lazy init keeps a fresh 100 GiB filesystem at a few MiB of real blocks.
-    await runCommand('mkfs.ext4', ['-q', '-F', '-L', 'sprite', '-E', `lazy_itable_init=1,lazy_journal_init=1,root_owner=${init.rootId}:${init.rootId}`, '-d', staging, partial]);
-    await rename(partial, image);
-  } finally {
-    await rm(staging, { recursive: true, force: true });
-    await rm(partial, { force: true });
-  }
+  const partial = await buildImageFile({ ...init, name: 'busybox', source: { kind: 'busybox' } });
+  await rename(partial, image);
   return image;
 }
 
-async function populateBusyboxRoot(root: string): Promise<void> {
-  for (const dir of ['bin', 'sbin', 'usr/bin', 'usr/sbin', 'etc', 'proc', 'sys', 'dev', 'root', 'home', 'var/log', 'run', '.sprite']) {
-    await mkdir(join(root, dir), { recursive: true });
+/**
+ * Builds an ext4 image file from `source` in `init.dir` and returns its path (the caller removes
+ * it). Files are staged in a scratch directory, their owners shifted into the sprite's id range,
+ * then written with `mkfs.ext4 -d`; lazy init keeps a 100 GiB filesystem at a few MiB of blocks.
+ */
+export async function buildImageFile(init: ImageInit & { name: string; source: RootSource; maxBytes?: number; progress?: Progress }): Promise<string> {
+  const progress = init.progress ?? (() => {});
+  await mkdir(init.dir, { recursive: true });
+  const tag = `${init.name}.${process.pid}.${Date.now()}`;
+  const staging = join(init.dir, `${tag}.root`);
+  const partial = join(init.dir, `${tag}.ext4`);
+  try {
+    await populateRoot(staging, init.source, progress);
+    const bytes = await shiftOwnership(staging, init.rootId, init.maxBytes ?? DEFAULT_IMAGE_MAX_BYTES);
+    progress(`writing ext4 (${bytes} bytes of files)`);
+    await writeFile(partial, '');
+    await runCommand('truncate', ['-s', String(init.sizeBytes ?? DEFAULT_DISK_BYTES), partial]);
+    await runCommand('mkfs.ext4', [
+      '-q', '-F', '-L', 'sprite', '-E', `lazy_itable_init=1,lazy_journal_init=1,root_owner=${init.rootId}:${init.rootId}`, '-d', staging, partial,
+    ], { timeoutMs: 30 * 60_000 });
+    return partial;
+  } catch (error) {
+    await rm(partial, { force: true });
+    throw error;
+  } finally {
+    await rm(staging, { recursive: true, force: true });
   }
-  await mkdir(join(root, 'tmp'), { recursive: true });
-  await chmod(join(root, 'tmp'), 0o1777);
-  await copyFile(BUSYBOX, join(root, 'bin/busybox'));
-  await chmod(join(root, 'bin/busybox'), 0o755);
-  const applets = (await runCommand(BUSYBOX, ['--list'])).split('\n').filter((name) => name && name !== 'busybox');
-  for (const applet of applets) await symlink('busybox', join(root, 'bin', applet));
-  await writeFile(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');
-  await writeFile(join(root, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
-  await writeFile(join(root, 'etc/profile'), 'export PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin:/.sprite/bin\nexport PS1="\\h:\\w# "\n');
-  await writeFile(join(root, 'etc/hosts'), '127.0.0.1 localhost\n::1 localhost\n');
-}
-
-async function chownTree(root: string, id: number): Promise<void> {
-  await runCommand('chown', ['-R', '-h', `${id}:${id}`, root]);
-  await chown(root, id, id);
 }

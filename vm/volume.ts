@@ -55,6 +55,10 @@ export function canCheckpoint(volume: Volume): volume is CheckpointVolume {
 export interface VolumeStore {
   /** Creates a new volume `id` as a copy of the base image. Fails if `id` exists. */
   create(id: string, image: string): Promise<Volume>;
+  /** Creates a new volume `id` as a clone of image volume `image` (its checkpoint v0): metadata only. */
+  createFromImage(id: string, image: string): Promise<Volume>;
+  /** Imports an ext4 image file as the new image volume `id`; fails if the store has that id. */
+  importImage(id: string, file: string): Promise<void>;
   /** Opens an existing volume. */
   open(id: string): Volume;
   /** Deletes a volume and its data; the volume must be unmounted. Deleting a missing volume is not an error. */

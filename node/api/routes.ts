@@ -63,7 +63,7 @@ const createSchema: Schema = {
   type: 'object',
   required: ['name'],
   // The name's rule is checked by the sprite manager, which answers ERR_BAD_NAME.
-  properties: { name: { type: 'string', maxLength: 256 } },
+  properties: { name: { type: 'string', maxLength: 256 }, image: { type: 'string', maxLength: 256 } },
   additionalProperties: false,
 };
 
@@ -106,10 +106,11 @@ export const httpRoutes: Route[] = [
     pattern: /^\/v1\/sprites$/,
     handler: async ({ req, res, sprites, mesh, placement, caller }) => {
       const raw = await readBody(req);
-      const { name } = parseJson<{ name: string }>(raw, createSchema);
+      // The body travels as is to the peer that creates: it looks the image up in the shared store.
+      const { name, image } = parseJson<{ name: string; image?: string }>(raw, createSchema);
       checkSpriteName(name);
       const role = hopRole(req);
-      if (role === 'place') return sendJson(res, 201, await sprites.create(name, caller.org));
+      if (role === 'place') return sendJson(res, 201, await sprites.create(name, caller.org, image));
       // Tell the peer that handed this create on that this arbiter is alive; the create may take a while.
       if (role === 'arbiter') res.writeProcessing();
       if (role !== 'arbiter') {
@@ -133,7 +134,7 @@ export const httpRoutes: Route[] = [
             // The chosen peer went away: create here instead.
           }
         }
-        sendJson(res, 201, await sprites.create(name, caller.org));
+        sendJson(res, 201, await sprites.create(name, caller.org, image));
         return true;
       });
     },

@@ -6,11 +6,13 @@ import { spritesTable, type Mesh } from '../../gossip/index.ts';
 import type { Logger } from '../logger.ts';
 import type { Drain } from '../drain.ts';
 import type { Placement } from '../placement.ts';
+import type { ImageManager } from '../images.ts';
 import type { SpriteManager } from '../sprites.ts';
 import { callerOf, sees, type Caller } from '../tokens.ts';
 import { forwardRequest, forwardUpgrade, hopRole } from './forward.ts';
 import { sendError, sendJson } from './http.ts';
 import { httpRoutes, wsRoutes, type Route } from './routes.ts';
+import { imageRoutes } from './images.ts';
 import { tenantRoutes } from './tenants.ts';
 
 /** Where the API reports use of a sprite (the idle timer): open until the returned function runs. */
@@ -21,6 +23,8 @@ export interface SpriteUse {
 /** What the API serves. */
 export interface ApiInit {
   sprites: SpriteManager;
+  /** Base images (built here, listed from the replicated store). */
+  images: ImageManager;
   /** Where operations on sprites run: requests for a sprite another peer owns are handed to it. */
   placement: Placement;
   drain: Drain;
@@ -37,7 +41,7 @@ export interface ApiInit {
 
 /** The peer's HTTP API on node:http, WebSockets through `ws`. */
 export function createApiServer(init: ApiInit): http.Server {
-  const routes = [...httpRoutes, ...tenantRoutes];
+  const routes = [...httpRoutes, ...tenantRoutes, ...imageRoutes(init.images)];
   /** The caller of a request; ERR_UNAUTHORIZED without a valid token. Read afresh per request, so a revocation counts at once. */
   const authenticate = (req: IncomingMessage): Caller => {
     const match = /^Bearer (\S{1,512})$/.exec(req.headers.authorization ?? '');

@@ -15,6 +15,7 @@ import { sessionCommands } from './sessions.ts';
 import { spriteCommands } from './sprites.ts';
 import { urlCommands } from './url.ts';
 import { checkpointCommands } from './checkpoints.ts';
+import { imageCommands } from './images.ts';
 import { tenantCommands } from './tenants.ts';
 
 /** Every command, in the order usage lists them. */
@@ -27,6 +28,7 @@ const COMMANDS: readonly Command[] = [
   ...serviceCommands,
   ...urlCommands,
   ...checkpointCommands,
+  ...imageCommands,
   ...tenantCommands,
   ...spriteCommands.filter((c) => c.words[0] === 'logs' || c.words[0] === 'pool'),
 ];

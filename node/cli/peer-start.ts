@@ -10,7 +10,7 @@ const IMAGES = ['busybox'] as const;
 /** The `sprite peer start` command. */
 export const peerStartCommand: Command = {
   words: ['peer', 'start'],
-  usage: '[--data-dir DIR] [--api ADDR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--swarm-key FILE] [--object-store URL] [--pool-depth N] [--pool-fallback cold|fail] [--suspect-after-ms MS] [--down-after-ms MS] [--image busybox] [--proxy-http ADDR] [--proxy-https ADDR] [--domain DOMAIN] [--tls-cert FILE --tls-key FILE] [--warm-sleep-after SECONDS] [--cold-sleep-after SECONDS]',
+  usage: '[--data-dir DIR] [--api ADDR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--swarm-key FILE] [--object-store URL] [--image-max-bytes N] [--pool-depth N] [--pool-fallback cold|fail] [--suspect-after-ms MS] [--down-after-ms MS] [--image busybox] [--proxy-http ADDR] [--proxy-https ADDR] [--domain DOMAIN] [--tls-cert FILE --tls-key FILE] [--warm-sleep-after SECONDS] [--cold-sleep-after SECONDS]',
   summary: 'run a peer in the foreground',
   spec: {
     flags: {
@@ -25,6 +25,7 @@ export const peerStartCommand: Command = {
       bootstrap: { kind: 'list' },
       'swarm-key': { kind: 'string' },
       'object-store': { kind: 'string' },
+      'image-max-bytes': { kind: 'string' },
       'proxy-http': { kind: 'string' },
       'proxy-https': { kind: 'string' },
       domain: { kind: 'string' },
@@ -50,6 +51,8 @@ export const peerStartCommand: Command = {
       if (value !== undefined && !/^\d+$/.test(value)) throw new UsageError(`--${flag} must be a whole number of milliseconds, got '${value}'`);
       return value === undefined ? undefined : Number(value);
     });
+    const imageMax = ctx.args.string('image-max-bytes');
+    if (imageMax !== undefined && !/^\d+$/.test(imageMax)) throw new UsageError(`--image-max-bytes must be a whole number, got '${imageMax}'`);
     const image = ctx.args.string('image');
     if (image !== undefined && !isOneOf(IMAGES, image)) {
       throw new UsageError(`--image must be ${IMAGES.join(' or ')}, got '${image}'`);
@@ -71,6 +74,7 @@ export const peerStartCommand: Command = {
       bootstrap: ctx.args.list('bootstrap'),
       swarmKeyFile: ctx.args.string('swarm-key'),
       objectStore: ctx.args.string('object-store'),
+      imageMaxBytes: imageMax === undefined ? undefined : Number(imageMax),
       proxyHttp: ctx.args.string('proxy-http'),
       proxyHttps: ctx.args.string('proxy-https'),
       domain: ctx.args.string('domain'),

@@ -31,11 +31,14 @@ export const FOLLOW_FLAG = Object.freeze({ follow: { kind: 'boolean', short: 'f'
 export const spriteCommands: readonly Command[] = [
   {
     words: ['create'],
-    usage: 'NAME [--json]',
-    summary: 'create a sprite and print its name',
-    spec: { flags: JSON_FLAG },
+    usage: 'NAME [--image IMAGE] [--json]',
+    summary: 'create a sprite (from a base image with --image) and print its name',
+    spec: { flags: { ...JSON_FLAG, image: { kind: 'string' } } },
     required: ['NAME'],
-    run: async (ctx) => printSprite(ctx, await ctx.client().json<Sprite>('POST', '/v1/sprites', { name: arg(ctx, 0) })),
+    run: async (ctx) => {
+      const image = ctx.args.string('image');
+      return printSprite(ctx, await ctx.client().json<Sprite>('POST', '/v1/sprites', { name: arg(ctx, 0), ...(image === undefined ? {} : { image }) }));
+    },
   },
   {
     words: ['list'],

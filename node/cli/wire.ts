@@ -39,3 +39,16 @@ export interface Session {
 export interface PoolStatus {
   [key: string]: unknown;
 }
+
+/** A base image of the mesh. */
+export interface Image {
+  name: string;
+  /** What it was built from. */
+  source: string;
+  /** Bytes its disk takes. */
+  bytes: number;
+  /** Peer that built it. */
+  peer: string;
+  created: string;
+  [key: string]: unknown;
+}

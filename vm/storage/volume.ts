@@ -22,6 +22,17 @@ export class ObjectVolumeStore implements VolumeStore {
     return this.open(id);
   }
 
+  /** Creates volume `id` as a clone of image volume `image` (checkpoint v0), reading its map from the store if need be. */
+  async createFromImage(id: string, image: string): Promise<ObjectVolume> {
+    await this.#daemon.call('createFrom', { id, volume: image, checkpoint: 'v0' });
+    return this.open(id);
+  }
+
+  /** Imports an ext4 image file as the new volume `id` (checkpoint v0); its lease is let go so any peer can clone it. */
+  async importImage(id: string, file: string): Promise<void> {
+    await this.#daemon.call('importImage', { id, file });
+  }
+
   /** Creates an empty volume of `size` bytes, formatted with ext4 unless `format` is false. */
   async createEmpty(id: string, size: number, options: { format?: boolean; unitSize?: number } = {}): Promise<ObjectVolume> {
     await this.#daemon.call('create', { id, size, format: options.format ?? true, ...(options.unitSize ? { unitSize: options.unitSize } : {}) });

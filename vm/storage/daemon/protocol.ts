@@ -20,7 +20,7 @@ export interface DaemonReply {
 
 /** Operations the daemon serves (each maps to a StorageService method). */
 export type DaemonOp =
-  | 'create' | 'createFrom' | 'ensureImage' | 'attach' | 'detach' | 'mount' | 'unmount' | 'mountCheckpoint' | 'unmountCheckpoint'
+  | 'create' | 'createFrom' | 'ensureImage' | 'importImage' | 'attach' | 'detach' | 'mount' | 'unmount' | 'mountCheckpoint' | 'unmountCheckpoint'
   | 'attachCheckpoint' | 'autoclearCheckpoint'
   | 'checkpoint' | 'checkpoints' | 'restore' | 'deleteCheckpoint' | 'remove' | 'forget' | 'flush' | 'gc' | 'stats' | 'stop';
 
@@ -52,6 +52,7 @@ export async function handleRequest(service: StorageService, request: DaemonRequ
       return service.createFrom(str('id'), { ...(image ? { image } : {}), ...(volume ? { volume } : {}), ...(checkpoint ? { checkpoint } : {}) });
     }
     case 'ensureImage': return service.ensureImage(str('file'));
+    case 'importImage': return service.importImage(str('id'), str('file'));
     case 'attach': return service.attach(str('id'), { force: opt<boolean>('force', 'boolean') ?? false });
     case 'detach': return service.detach(str('id'));
     case 'mount': return service.mount(str('id'), str('target'), { force: opt<boolean>('force', 'boolean') ?? false });

@@ -124,6 +124,30 @@ export class StorageService {
     return importing;
   }
 
+  /**
+   * Imports an image file as the new volume `id` (ERR_VOLUME_EXISTS if the store has one) with
+   * checkpoint v0, then lets its lease go: any peer sharing the store can clone or remove it.
+   */
+  async importImage(id: string, file: string): Promise<VolumeRecord> {
+    const path = await realpath(file);
+    const { size } = await stat(path);
+    const unit = this.volumes.unitSize;
+    await this.volumes.create(id, { size: Math.ceil(size / unit) * unit, origin: `image ${id}` });
+    try {
+      const started = Date.now();
+      const { bytes } = await importFile(await this.volumes.device(id), path);
+      await this.volumes.closeDevice(id);
+      await this.volumes.checkpoint(id, `image ${id}`);
+      this.#logger.info('image imported', { volume: id, size, bytes, ms: Date.now() - started });
+    } catch (error) {
+      await this.volumes.closeDevice(id, { flush: false }).catch(() => undefined);
+      await this.volumes.remove(id).catch(() => undefined);
+      throw error;
+    }
+    await this.volumes.release(id);
+    return this.volumes.db.volume(id)!;
+  }
+
   /** Creates volume `id` as a clone of an image file (imported on first use) or of another volume's checkpoint. */
   async createFrom(id: string, source: { image?: string; volume?: string; checkpoint?: string }): Promise<VolumeRecord> {
     if (source.image) return this.volumes.clone(id, await this.ensureImage(source.image), 0);

@@ -1,0 +1,99 @@
+import { ApiError, toApiError } from '../errors.ts';
+import { DEBIAN_SUITE, type ImageManager } from '../images.ts';
+import type { Schema } from '../schema.ts';
+import type { Caller } from '../tokens.ts';
+import type { RootSource } from '../../vm/index.ts';
+import { readJson, sendJson } from './http.ts';
+import type { Route } from './routes.ts';
+
+/** Defaults of a Debian build. */
+export const DEBIAN_DEFAULTS = { suite: 'bookworm', mirror: 'http://deb.debian.org/debian' } as const;
+
+const IMAGE = '(?<image>[^/]+)';
+
+const buildSchema: Schema = {
+  type: 'object',
+  required: ['name', 'from'],
+  properties: {
+    // The name's rule is checked by the image manager, which answers ERR_BAD_NAME.
+    name: { type: 'string', maxLength: 256 },
+    from: { type: 'string', pattern: '^(busybox|dir|tar|debian)$', description: 'must be busybox, dir, tar or debian' },
+    /** For dir and tar: an absolute path on the peer's host. */
+    path: { type: 'string', minLength: 1, maxLength: 4096 },
+    suite: { type: 'string', maxLength: 32 },
+    mirror: { type: 'string', maxLength: 1024 },
+  },
+  additionalProperties: false,
+};
+
+interface BuildBody {
+  name: string;
+  from: RootSource['kind'];
+  path?: string;
+  suite?: string;
+  mirror?: string;
+}
+
+/**
+ * Images are shared by the whole mesh and a build from a path reads the peer's host: building
+ * and deleting take an admin token; anyone may list them and create sprites from them.
+ */
+function requireAdmin(caller: Caller, what: string): void {
+  if (!caller.admin) throw new ApiError('ERR_FORBIDDEN', `token ${caller.tokenName} of org ${caller.org} is not an admin token; ${what} takes one`);
+}
+
+function toSource(body: BuildBody): RootSource {
+  const needsPath = body.from === 'dir' || body.from === 'tar';
+  if (needsPath !== (body.path !== undefined)) throw new ApiError('ERR_BAD_REQUEST', needsPath ? `body.path is required with from=${body.from}` : `body.path only goes with from=dir or from=tar`);
+  if (body.from !== 'debian' && (body.suite !== undefined || body.mirror !== undefined)) throw new ApiError('ERR_BAD_REQUEST', 'body.suite and body.mirror only go with from=debian');
+  switch (body.from) {
+    case 'busybox': return { kind: 'busybox' };
+    case 'dir': return { kind: 'dir', path: body.path! };
+    case 'tar': return { kind: 'tar', path: body.path! };
+    case 'debian': {
+      const suite = body.suite ?? DEBIAN_DEFAULTS.suite;
+      if (!DEBIAN_SUITE.test(suite)) throw new ApiError('ERR_BAD_REQUEST', `suite ${suite} is not a Debian suite name`);
+      return { kind: 'debian', suite, mirror: body.mirror ?? DEBIAN_DEFAULTS.mirror };
+    }
+  }
+}
+
+/** Routes under /v1/images. */
+export function imageRoutes(images: ImageManager): Route[] {
+  return [
+    {
+      method: 'POST',
+      pattern: /^\/v1\/images$/,
+      handler: async ({ req, res, url, caller }) => {
+        requireAdmin(caller, 'building an image');
+        const body = await readJson<BuildBody>(req, buildSchema);
+        const source = toSource(body);
+        // Bad input answers with its status; only a build that starts streams.
+        await images.check(body.name, source);
+        const progress = url.searchParams.get('progress');
+        if (progress !== '1' && progress !== 'true') return sendJson(res, 201, await images.build(body.name, source));
+        // Progress as NDJSON: `{"progress": line}` ..., then `{"image": ...}` or `{"error": {code, message}}`.
+        res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+        const line = (value: unknown): void => void res.write(`${JSON.stringify(value)}\n`);
+        try {
+          line({ image: await images.build(body.name, source, (text) => line({ progress: text })) });
+        } catch (error) {
+          const apiError = toApiError(error);
+          line({ error: { code: apiError.code, message: apiError.message } });
+        }
+        res.end();
+      },
+    },
+    { method: 'GET', pattern: /^\/v1\/images$/, handler: ({ res }) => sendJson(res, 200, { images: images.list() }) },
+    { method: 'GET', pattern: new RegExp(`^/v1/images/${IMAGE}$`), handler: ({ res, params }) => sendJson(res, 200, images.get(params.image!)) },
+    {
+      method: 'DELETE',
+      pattern: new RegExp(`^/v1/images/${IMAGE}$`),
+      handler: async ({ res, params, caller }) => {
+        requireAdmin(caller, 'deleting an image');
+        await images.delete(params.image!);
+        res.writeHead(204).end();
+      },
+    },
+  ];
+}

@@ -1,0 +1,191 @@
+import { randomBytes } from 'node:crypto';
+import { rm, stat } from 'node:fs/promises';
+import { isAbsolute } from 'node:path';
+import { imagesTable, type RowOf } from '../gossip/index.ts';
+import { apparentSize, buildImageFile, checkTarball, findDebootstrap, type Progress, type RootSource, type VolumeStore } from '../vm/index.ts';
+import { ApiError } from './errors.ts';
+import type { Logger } from './logger.ts';
+import type { TokenMesh } from './tokens.ts';
+
+/** Image names: DNS-label rules, like sprite names (they name a volume and appear in URLs). */
+export const IMAGE_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const IMAGE_NAME_RULE = "image name must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'";
+
+/** A Debian suite name as debootstrap takes it. */
+export const DEBIAN_SUITE = /^[a-z][a-z0-9-]{1,31}$/;
+
+/** An image as listings show it. */
+export interface ImageInfo {
+  name: string;
+  /** The image volume in the object store. */
+  volume: string;
+  source: string;
+  bytes: number;
+  peer: string;
+  created: string;
+}
+
+/** What the image manager needs from the peer. */
+export interface ImageManagerInit {
+  mesh: TokenMesh;
+  volumes: Pick<VolumeStore, 'importImage' | 'remove'>;
+  /** Scratch directory for staging roots and image files. */
+  dir: string;
+  /** Host id the sprites' root maps to. */
+  rootId: number;
+  peerId: string;
+  /** Cap on the bytes of files (and of a tarball) an image may hold. */
+  maxBytes: number;
+  logger: Logger;
+}
+
+/**
+ * A new volume id for image `name`. Each build gets its own, so a peer that cloned an earlier
+ * image of the same name never reads its cached metadata for the new one.
+ */
+function newImageVolume(name: string): string {
+  return `img-${name}-${randomBytes(4).toString('hex')}`;
+}
+
+/** Throws ERR_BAD_NAME unless `name` is a valid image name. */
+export function checkImageName(name: string): void {
+  if (!IMAGE_NAME.test(name)) throw new ApiError('ERR_BAD_NAME', IMAGE_NAME_RULE);
+}
+
+/**
+ * Builds base images into the shared object store and keeps the replicated list of them, so a
+ * sprite on any peer sharing the store can be created from one (a metadata-only clone).
+ */
+export class ImageManager {
+  readonly #init: ImageManagerInit;
+  readonly #building = new Set<string>();
+
+  constructor(init: ImageManagerInit) {
+    this.#init = init;
+  }
+
+  /** Every image, by name. */
+  list(): ImageInfo[] {
+    return this.#init.mesh.store.all(imagesTable).map(toInfo).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** One image; throws ERR_IMAGE_NOT_FOUND. */
+  get(name: string): ImageInfo {
+    const row = IMAGE_NAME.test(name) ? this.#init.mesh.store.get(imagesTable, { name }) : undefined;
+    if (!row) throw new ApiError('ERR_IMAGE_NOT_FOUND', `no image named ${name} (see sprite image list)`);
+    return toInfo(row);
+  }
+
+  /**
+   * Checks everything that can be checked before a build starts (name, source, tools), so the
+   * caller can still answer with a plain error status before streaming progress.
+   */
+  async check(name: string, source: RootSource): Promise<void> {
+    checkImageName(name);
+    this.#unused(name);
+    const { maxBytes } = this.#init;
+    switch (source.kind) {
+      case 'dir': {
+        requireAbsolute(source.path);
+        const info = await stat(source.path).catch(() => undefined);
+        if (!info?.isDirectory()) throw new ApiError('ERR_IMAGE_SOURCE', `${source.path} is not a directory on peer ${this.#init.peerId}`);
+        const bytes = await apparentSize(source.path);
+        if (bytes > maxBytes) throw new ApiError('ERR_IMAGE_TOO_LARGE', `${source.path} holds ${bytes} bytes, over the image limit of ${maxBytes}`);
+        break;
+      }
+      case 'tar': {
+        requireAbsolute(source.path);
+        const info = await stat(source.path).catch(() => undefined);
+        if (!info?.isFile()) throw new ApiError('ERR_IMAGE_SOURCE', `${source.path} is not a file on peer ${this.#init.peerId}`);
+        if (info.size > maxBytes) throw new ApiError('ERR_IMAGE_TOO_LARGE', `${source.path} is ${info.size} bytes, over the image limit of ${maxBytes}`);
+        await checkTarball(source.path);
+        break;
+      }
+      case 'debian':
+        if (!DEBIAN_SUITE.test(source.suite)) throw new ApiError('ERR_BAD_REQUEST', `suite ${source.suite} is not a Debian suite name`);
+        if (!/^https?:\/\/[^\s]+$/.test(source.mirror)) throw new ApiError('ERR_BAD_REQUEST', 'mirror must be an http(s) URL');
+        if (!(await findDebootstrap())) throw new ApiError('ERR_IMAGE_SOURCE', `debootstrap is not installed on peer ${this.#init.peerId} (install the Debian package debootstrap)`);
+        break;
+      case 'busybox':
+        break;
+    }
+  }
+
+  /**
+   * Builds image `name`: stages its root, writes ext4, imports it as a new volume into the object
+   * store and publishes its row. A build that finds the name taken when it is done drops its
+   * volume. Two peers finishing one name at the same moment both publish; gossip settles on one
+   * row (last writer wins) and the other volume is left unreferenced in the store.
+   */
+  async build(name: string, source: RootSource, progress: Progress = () => {}): Promise<ImageInfo> {
+    await this.check(name, source);
+    if (this.#building.has(name)) throw new ApiError('ERR_IMAGE_EXISTS', `image ${name} is being built`);
+    this.#building.add(name);
+    const started = Date.now();
+    let file: string | undefined;
+    try {
+      file = await buildImageFile({ dir: this.#init.dir, rootId: this.#init.rootId, name, source, maxBytes: this.#init.maxBytes, progress });
+      progress('importing into the object store');
+      const bytes = await fileBytes(file);
+      const volume = newImageVolume(name);
+      await this.#init.volumes.importImage(volume, file);
+      const info: ImageInfo = { name, volume, source: describeSource(source), bytes, peer: this.#init.peerId, created: new Date().toISOString() };
+      // Another peer may have published the name meanwhile: the first row stays, this volume goes.
+      let published = false;
+      this.#init.mesh.write((tx) => {
+        if (tx.get(imagesTable, { name })) return;
+        tx.upsert(imagesTable, { ...info });
+        published = true;
+      });
+      if (!published) {
+        await this.#init.volumes.remove(volume);
+        throw new ApiError('ERR_IMAGE_EXISTS', `an image named ${name} was built meanwhile`);
+      }
+      this.#init.logger.info('image built', { image: name, source: info.source, bytes, ms: Date.now() - started });
+      return info;
+    } finally {
+      this.#building.delete(name);
+      if (file) await rm(file, { force: true });
+    }
+  }
+
+  /**
+   * Deletes image `name`: its row and its volume. Sprites created from it keep working: their
+   * disks reference the image's objects, which GC keeps while any map does.
+   */
+  async delete(name: string): Promise<void> {
+    checkImageName(name);
+    const row = this.#init.mesh.store.get(imagesTable, { name });
+    if (!row) throw new ApiError('ERR_IMAGE_NOT_FOUND', `no image named ${name}`);
+    // The row goes first: no new sprite starts cloning a volume about to disappear.
+    this.#init.mesh.write((tx) => tx.delete(imagesTable, { name }));
+    await this.#init.volumes.remove(row.volume);
+  }
+
+  #unused(name: string): void {
+    if (this.#init.mesh.store.get(imagesTable, { name })) throw new ApiError('ERR_IMAGE_EXISTS', `an image named ${name} exists`);
+  }
+}
+
+/** A short description of a source for listings. */
+export function describeSource(source: RootSource): string {
+  switch (source.kind) {
+    case 'busybox': return 'busybox';
+    case 'dir': return `dir ${source.path}`;
+    case 'tar': return `tar ${source.path}`;
+    case 'debian': return `debian ${source.suite} ${source.mirror}`;
+  }
+}
+
+function requireAbsolute(path: string): void {
+  if (!isAbsolute(path)) throw new ApiError('ERR_BAD_REQUEST', `path ${path} must be absolute (it is read on the peer's host)`);
+}
+
+/** Blocks the image file really uses (it is sparse). */
+async function fileBytes(file: string): Promise<number> {
+  return (await stat(file)).blocks * 512;
+}
+
+function toInfo(row: RowOf<typeof imagesTable>): ImageInfo {
+  return { name: row.name, volume: row.volume, source: row.source, bytes: row.bytes, peer: row.peer, created: row.created };
+}
