@@ -10,7 +10,7 @@ const IMAGES = ['busybox'] as const;
 /** The `sprite peer start` command. */
 export const peerStartCommand: Command = {
   words: ['peer', 'start'],
-  usage: '[--data-dir DIR] [--api ADDR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--swarm-key FILE] [--object-store URL] [--pool-depth N] [--pool-fallback cold|fail] [--image busybox] [--proxy-http ADDR] [--proxy-https ADDR] [--domain DOMAIN] [--tls-cert FILE --tls-key FILE]',
+  usage: '[--data-dir DIR] [--api ADDR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--swarm-key FILE] [--suspect-after MS --down-after MS] [--object-store URL] [--pool-depth N] [--pool-fallback cold|fail] [--image busybox] [--proxy-http ADDR] [--proxy-https ADDR] [--domain DOMAIN] [--tls-cert FILE --tls-key FILE]',
   summary: 'run a peer in the foreground',
   spec: {
     flags: {
@@ -22,6 +22,8 @@ export const peerStartCommand: Command = {
       listen: { kind: 'list' },
       bootstrap: { kind: 'list' },
       'swarm-key': { kind: 'string' },
+      'suspect-after': { kind: 'string' },
+      'down-after': { kind: 'string' },
       'object-store': { kind: 'string' },
       'proxy-http': { kind: 'string' },
       'proxy-https': { kind: 'string' },
@@ -41,6 +43,11 @@ export const peerStartCommand: Command = {
     if (fallback !== undefined && !isOneOf(FALLBACKS, fallback)) {
       throw new UsageError(`--pool-fallback must be cold or fail, got '${fallback}'`);
     }
+    const [suspectAfterMs, downAfterMs] = (['suspect-after', 'down-after'] as const).map((flag) => {
+      const value = ctx.args.string(flag);
+      if (value !== undefined && !/^[1-9]\d*$/.test(value)) throw new UsageError(`--${flag} must be a whole number of milliseconds, got '${value}'`);
+      return value === undefined ? undefined : Number(value);
+    });
     const image = ctx.args.string('image');
     if (image !== undefined && !isOneOf(IMAGES, image)) {
       throw new UsageError(`--image must be ${IMAGES.join(' or ')}, got '${image}'`);
@@ -57,6 +64,8 @@ export const peerStartCommand: Command = {
       listen: ctx.args.list('listen'),
       bootstrap: ctx.args.list('bootstrap'),
       swarmKeyFile: ctx.args.string('swarm-key'),
+      suspectAfterMs,
+      downAfterMs,
       objectStore: ctx.args.string('object-store'),
       proxyHttp: ctx.args.string('proxy-http'),
       proxyHttps: ctx.args.string('proxy-https'),
