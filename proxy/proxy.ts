@@ -301,6 +301,7 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
       wake(name, admittedRoute, controller.signal).then(forward, fail);
     } catch (error) {
       if (error instanceof RehomeNeeded) {
+        name = error.sprite;
         rehome(error).then(() => {
           if (!res.destroyed) onRequest(req, res, proto, true);
         }, fail);
@@ -352,6 +353,7 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
       }, fail);
     } catch (error) {
       if (error instanceof RehomeNeeded) {
+        name = error.sprite;
         rehome(error).then(() => {
           if (!socket.destroyed) onUpgrade(req, socket, head, proto, true);
         }, fail);
