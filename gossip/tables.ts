@@ -96,7 +96,7 @@ export const proxyCertsTable = defineTable({
   primaryKey: ['domain'],
   columns: {
     domain: 'text',
-    /** JSON `{ca, cert, key}` in PEM: the CA certificate (its key is discarded), the wildcard chain and key. */
+    /** JSON `{ca, caKey, cert, key}` in PEM: the mesh CA and its key (for renewal), the wildcard chain and key. */
     bundle: 'text',
     created: 'text',
   },

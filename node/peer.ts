@@ -54,6 +54,8 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
   const mesh = await Mesh.open({
     dataDir: config.dataDir, listen: config.mesh.listen, bootstrap: config.mesh.bootstrap, swarmKeyFile: config.mesh.swarmKeyFile,
     membership: { suspectAfterMs: config.mesh.suspectAfterMs, downAfterMs: config.mesh.downAfterMs },
+    // Several heartbeats per suspect period, so short timeouts (tests) do not flag live peers.
+    heartbeatMs: Math.min(5000, Math.max(100, Math.floor(config.mesh.suspectAfterMs / 3))),
     logger: logger.child({ component: 'mesh' }),
     describe: () => ({
       api: apiUrl, proxy: proxyColumn, pool_target: config.pool.depth, pool_ready: sprites?.poolStatus().ready ?? 0,
@@ -110,6 +112,10 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
     // A joining peer waits for the mesh's certificate instead of making a competing one.
     certWaitMs: config.mesh.bootstrap.length > 0 ? 10_000 : 0,
     hopSecret: await hopSecret(config),
+    // A request for a sprite whose peer is down takes the sprite over here (see docs/MESH.md).
+    rehome: async (name) => {
+      await manager.adopt(name);
+    },
   }, {
     mesh, sprites: localSprites(manager), logger: log.child({ component: 'proxy' }),
     tokens: tokenCheck(mesh.store),

@@ -7,7 +7,7 @@ import { spritesTable } from '../gossip/index.ts';
 import { Activity, type SpriteActivity } from './activity.ts';
 import { authorized, cachedTokenCheck, RESERVED_PREFIX, serveReserved, stripCredentials, type TokenCheck } from './auth.ts';
 import { ProxyError, type ProxyErrorCode } from './errors.ts';
-import { createHttpProxyForwarder, type Forwarder, type ForwarderStats, type ForwardTarget } from './forward.ts';
+import type { Forwarder, ForwarderStats, ForwardTarget } from './forward.ts';
 import { setForwarded, stripHopByHop } from './headers.ts';
 import { HOP_HEADER, HopSigner, type Hop } from './hop.ts';
 import { DEFAULT_DOMAIN, spriteFromHost } from './host.ts';
@@ -15,6 +15,7 @@ import type { ProxyLogger } from './logger.ts';
 import { sendErrorOnSocket, sendErrorPage, type AnyResponse } from './pages.ts';
 import { RouteTable, type ProxyAddress, type ProxyMesh, type Route } from './routes.ts';
 import { CertSource, type CertMesh } from './tls.ts';
+import { createUndiciForwarder } from './undici-forward.ts';
 import { Waker, waitForHttp, type WakeInit, type WakeStats } from './wake.ts';
 
 /** A listen address; port 0 picks a free port. */
@@ -35,6 +36,8 @@ export interface ProxyInit {
   tlsFiles?: { cert: string; key: string };
   /** A peer joining a mesh waits this long for the mesh's certificate before making one. @default 0 */
   certWaitMs?: number;
+  /** Lifetime of a mesh certificate this peer makes (at first start or renewing with a third left). @default 825 days */
+  certLifetimeMs?: number;
   /** Secret shared by the mesh's peers (derived from the swarm key) that signs hop headers. */
   hopSecret: string | Buffer;
   /** Limits of waiting for sleeping sprites. */
@@ -51,6 +54,13 @@ export interface ProxyInit {
   upstreamIdleMs?: number;
   /** Time allowed to connect to an upstream. @default 5000 */
   connectTimeoutMs?: number;
+  /**
+   * Called when a request's sprite lives on a peer the failure detector marks down: moves the
+   * sprite to a live peer (its record changes), after which the request is routed again. Without
+   * it, or when it throws, the request gets 503 ERR_PROXY_OWNER_DOWN with the reason (the thrown
+   * error's message). Concurrent requests for one sprite share one call.
+   */
+  rehome?(name: string): Promise<void>;
 }
 
 /** Defaults of every proxy option. */
@@ -86,7 +96,7 @@ export interface ProxyComponents {
   sprites: LocalSprites;
   tokens: TokenCheck;
   logger: ProxyLogger;
-  /** How requests move; http-proxy-3 with a keep-alive agent unless given. */
+  /** How requests move; undici pools (http-proxy-3 for WebSockets) unless given. */
   forwarder?: Forwarder;
 }
 
@@ -127,7 +137,7 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
   const limits = { ...PROXY_DEFAULTS, ...definedOnly(init) };
   const { mesh, sprites, logger } = components;
   const tokens = cachedTokenCheck(components.tokens);
-  const forwarder = components.forwarder ?? createHttpProxyForwarder({ upstreamIdleMs: limits.upstreamIdleMs, connectTimeoutMs: limits.connectTimeoutMs });
+  const forwarder = components.forwarder ?? createUndiciForwarder({ upstreamIdleMs: limits.upstreamIdleMs, connectTimeoutMs: limits.connectTimeoutMs });
   const routes = new RouteTable(mesh);
   const activity = new Activity();
   const hops = new HopSigner(init.hopSecret, mesh.peerId);
@@ -139,13 +149,14 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
       if (socket) await waitForHttp(socket, deadline);
     },
   }, init.wake);
-  const certs = init.https === null ? undefined : new CertSource({ domain, files: init.tlsFiles, waitMs: limits.certWaitMs }, { mesh, logger });
+  const certs = init.https === null ? undefined : new CertSource({ domain, files: init.tlsFiles, waitMs: limits.certWaitMs, lifetimeMs: init.certLifetimeMs }, { mesh, logger });
   const connections = new Set<Socket>();
   // Socket paths of running local sprites: asking the sprite manager costs a store read per request.
   // Any change of the sprite's row (stop, crash, start, destroy) drops the entry.
   const sockets = new Map<string, string>();
   const errors: Partial<Record<ProxyErrorCode, number>> = {};
   const logged = new Map<string, number>();
+  const rehoming = new Map<string, Promise<void>>();
   let requests = 0;
   let webSockets = 0;
   let httpServer: http.Server | undefined;
@@ -168,7 +179,7 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
   };
 
   /** The checks every request passes, web or WebSocket: host, hop, route, auth, activity. */
-  const admit = (req: IncomingMessage | Http2ServerRequest, proto: Proto): { name: string; route: Route; hop: Hop | undefined } => {
+  const admit = (req: IncomingMessage | Http2ServerRequest, proto: Proto, rehomed: boolean): { name: string; route: Route; hop: Hop | undefined } => {
     const headers = req.headers;
     let hop: Hop | undefined;
     if (headers[HOP_HEADER] !== undefined) {
@@ -177,7 +188,14 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
     }
     const host = (headers[':authority'] as string | undefined) ?? headers.host;
     const name = hop?.sprite ?? spriteFromHost(host, domain);
-    const route = routes.resolve(name);
+    let route: Route;
+    try {
+      route = routes.resolve(name);
+    } catch (error) {
+      // Only the peer the client reached re-homes: a forwarded request's peer already tried.
+      if (init.rehome && !hop && !rehomed && routes.ownerDown(name)) throw new RehomeNeeded(name, error as ProxyError);
+      throw error;
+    }
     if (hop && route.kind === 'remote') {
       throw new ProxyError('ERR_PROXY_LOOP', `peer ${hop.peer} forwarded a request for ${name} here, but this peer sees it on peer ${route.owner}`);
     }
@@ -220,6 +238,20 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
     return { socketPath };
   };
 
+  /** Runs the rehome hook once per sprite at a time; its failure becomes the request's 503 with its reason. */
+  const rehome = (needed: RehomeNeeded): Promise<void> => {
+    let running = rehoming.get(needed.sprite);
+    if (!running) {
+      running = Promise.resolve()
+        .then(() => init.rehome!(needed.sprite))
+        .finally(() => rehoming.delete(needed.sprite));
+      rehoming.set(needed.sprite, running);
+    }
+    return running.catch((error: unknown) => {
+      throw new ProxyError('ERR_PROXY_OWNER_DOWN', (error as Error)?.message ?? String(error), { cause: error, retryAfter: needed.down.retryAfter });
+    });
+  };
+
   /** Maps a forwarding failure to the answer the client gets. */
   const upstreamError = (error: Error & { code?: string }, name: string, route: Route): ProxyError => {
     const code = error.code ?? '';
@@ -235,8 +267,8 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
     return new ProxyError('ERR_PROXY_UPSTREAM', `nothing answered on port ${route.sprite.http_port} in sprite ${name} (is a service listening there?)`, { cause: error });
   };
 
-  const onRequest = (req: IncomingMessage | Http2ServerRequest, res: AnyResponse, proto: Proto): void => {
-    requests += 1;
+  const onRequest = (req: IncomingMessage | Http2ServerRequest, res: AnyResponse, proto: Proto, rehomed = false): void => {
+    if (!rehomed) requests += 1;
     let name = '';
     let route: Route | undefined;
     const fail = (error: unknown): void => {
@@ -255,7 +287,7 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
         if (serveReserved(url, res, tokens, proto === 'https')) return;
         throw new ProxyError('ERR_PROXY_SPRITE_NOT_FOUND', `${RESERVED_PREFIX} paths belong to the proxy; this one does not exist`);
       }
-      const admitted = admit(req, proto);
+      const admitted = admit(req, proto, rehomed);
       name = admitted.name;
       const admittedRoute = admitted.route;
       route = admittedRoute;
@@ -273,13 +305,22 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
       res.once('close', () => controller.abort(new Error('the client went away')));
       wake(name, admittedRoute, controller.signal).then(forward, fail);
     } catch (error) {
+      if (error instanceof RehomeNeeded) {
+        name = error.sprite;
+        rehome(error).then(() => {
+          if (!res.destroyed) onRequest(req, res, proto, true);
+        }, fail);
+        return;
+      }
       fail(error);
     }
   };
 
-  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer, proto: Proto): void => {
-    requests += 1;
-    socket.on('error', () => undefined);
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer, proto: Proto, rehomed = false): void => {
+    if (!rehomed) {
+      requests += 1;
+      socket.on('error', () => undefined);
+    }
     let name = '';
     let route: Route | undefined;
     const fail = (error: unknown): void => {
@@ -288,7 +329,7 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
       sendErrorOnSocket(req.headers, socket, proxyError);
     };
     try {
-      const admitted = admit(req, proto);
+      const admitted = admit(req, proto, rehomed);
       name = admitted.name;
       route = admitted.route;
       stripHopByHop(req.headers, true);
@@ -316,6 +357,13 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
         open(woken);
       }, fail);
     } catch (error) {
+      if (error instanceof RehomeNeeded) {
+        name = error.sprite;
+        rehome(error).then(() => {
+          if (!socket.destroyed) onUpgrade(req, socket, head, proto, true);
+        }, fail);
+        return;
+      }
       fail(error);
     }
   };
@@ -429,6 +477,20 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
     ca: () => certs?.ca() ?? null,
     stats: () => ({ requests, webSockets, connections: connections.size, errors: { ...errors }, wake: waker.stats(), forwarder: forwarder.stats() }),
   };
+}
+
+/** Thrown inside `admit` when the sprite's owner is down and a rehome hook may move it. */
+class RehomeNeeded extends Error {
+  readonly sprite: string;
+  /** The answer when re-homing is not possible. */
+  readonly down: ProxyError;
+
+  constructor(sprite: string, down: ProxyError) {
+    super(down.message);
+    this.name = 'RehomeNeeded';
+    this.sprite = sprite;
+    this.down = down;
+  }
 }
 
 function definedOnly<T extends object>(value: T): Partial<T> {

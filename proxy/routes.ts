@@ -100,6 +100,12 @@ export class RouteTable {
     return { kind: 'remote', sprite, owner: sprite.owner, target };
   }
 
+  /** Whether `name` is a sprite of another peer that the failure detector marks down. */
+  ownerDown(name: string): boolean {
+    const sprite = this.sprite(name);
+    return sprite !== undefined && sprite.owner !== this.#mesh.peerId && this.#states.get(sprite.owner) === 'down';
+  }
+
   #target(peer: string): { host: string; port: number } | undefined {
     const row = this.#peers?.map.get(peer);
     if (!row) return undefined;

@@ -16,7 +16,32 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   echo "setup: installing ${missing[*]}"
   apt-get update -qq
+  # nginx is only the benchmark's reference, started by the benchmark with its own config: keep
+  # apt from starting the packaged service on :80. A policy-rc.d that answers 101 forbids
+  # maintainer scripts to start services (invoke-rc.d and deb-systemd-invoke both ask it); one the
+  # host already has is left alone.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# written by sprites-mesh scripts/setup.sh during apt-get install\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    own_policy=1
+    trap 'rm -f "$policy"' EXIT
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ -n "$own_policy" ]; then
+    rm -f "$policy"
+    trap - EXIT
+  fi
+  # Not at boot either, and stopped in case a host policy let it start.
+  if [[ " ${missing[*]} " == *" nginx "* ]]; then
+    if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+      systemctl disable --now nginx >/dev/null 2>&1 || true
+    elif command -v update-rc.d >/dev/null; then
+      service nginx stop >/dev/null 2>&1 || true
+      update-rc.d nginx disable >/dev/null 2>&1 || true
+    fi
+  fi
 fi
 
 # npm 11 runs dependency install scripts only for packages listed in package.json's allowScripts.

@@ -48,7 +48,7 @@ export const peerStartCommand: Command = {
     }
     const [suspectAfterMs, downAfterMs] = ['suspect-after-ms', 'down-after-ms'].map((flag) => {
       const value = ctx.args.string(flag);
-      if (value !== undefined && !/^\d+$/.test(value)) throw new UsageError(`--${flag} must be a whole number of milliseconds, got '${value}'`);
+      if (value !== undefined && !/^[1-9]\d*$/.test(value)) throw new UsageError(`--${flag} must be a whole number of milliseconds, got '${value}'`);
       return value === undefined ? undefined : Number(value);
     });
     const imageMax = ctx.args.string('image-max-bytes');

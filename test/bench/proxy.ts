@@ -9,7 +9,10 @@
  * Proxies (both peers, and nginx with one worker) are pinned to core 0 with taskset, wrk to core 1;
  * the sprite's own processes are not pinned. One extra two-hop case gives the owner peer core 1.
  *
- *   node test/bench/proxy.ts [--duration 10] [--connections 50] [--wakes 5] [--soak-seconds 600]
+ * With `--rounds N` the throughput cases run N times in turn (a shared machine's load then hits every
+ * case alike); the table gives each case's median round, and the ratios are medians of per-round ratios.
+ *
+ *   node test/bench/proxy.ts [--duration 10] [--connections 50] [--rounds 1] [--wakes 5] [--soak-seconds 600]
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -33,6 +36,7 @@ const option = (name: string, fallback: number): number => {
 const DURATION = option('duration', 10);
 const CONNECTIONS = option('connections', 50);
 const WAKES = option('wakes', 5);
+const ROUNDS = option('rounds', 1);
 const SOAK_SECONDS = option('soak-seconds', 600);
 const HOST = 'web.sprites.localhost';
 
@@ -192,26 +196,38 @@ async function main(): Promise<void> {
       ['proxy two hops, HTTP', () => wrk(`http://127.0.0.1:${edgeProxy.http}/`, host)],
       ['proxy two hops, HTTPS', () => wrk(`https://127.0.0.1:${edgeProxy.https}/`, host)],
     ];
-    const results = new Map<string, WrkResult>();
-    for (const [name, measure] of cases) {
-      results.set(name, await measure());
-      process.stderr.write(`${name}: ${JSON.stringify(results.get(name))}\n`);
+    const rounds: Map<string, WrkResult>[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const results = new Map<string, WrkResult>();
+      rounds.push(results);
+      for (const [name, measure] of cases) {
+        results.set(name, await measure());
+        process.stderr.write(`round ${round + 1}, ${name}: ${JSON.stringify(results.get(name))}\n`);
+      }
+      // Each peer with a core of its own, as on two machines (the owner shares core 1 with wrk).
+      await pin(owner.process.pid!, 1);
+      results.set('proxy two hops, HTTPS, owner peer on core 1', await wrk(`https://127.0.0.1:${edgeProxy.https}/`, host));
+      await pin(owner.process.pid!, 0);
+      await owner.cli(['url', 'update', 'web', '--auth', 'sprite']);
+      await eventually(async () => (await get(ownerProxy.http)) === 401, 10_000, 'sprite auth');
+      results.set('proxy one hop, HTTPS, sprite auth (bearer)', await wrk(`https://127.0.0.1:${ownerProxy.https}/`, auth));
+      await owner.cli(['url', 'update', 'web', '--auth', 'public']);
+      await eventually(async () => (await get(edgeProxy.http)) === 200, 10_000, 'public again');
     }
-    // Each peer with a core of its own, as on two machines (the owner shares core 1 with wrk).
-    await pin(owner.process.pid!, 1);
-    results.set('proxy two hops, HTTPS, owner peer on core 1', await wrk(`https://127.0.0.1:${edgeProxy.https}/`, host));
-    await pin(owner.process.pid!, 0);
-    await owner.cli(['url', 'update', 'web', '--auth', 'sprite']);
-    await eventually(async () => (await get(ownerProxy.http)) === 401, 10_000, 'sprite auth');
-    results.set('proxy one hop, HTTPS, sprite auth (bearer)', await wrk(`https://127.0.0.1:${ownerProxy.https}/`, auth));
-    await owner.cli(['url', 'update', 'web', '--auth', 'public']);
-    await eventually(async () => (await get(edgeProxy.http)) === 200, 10_000, 'public again');
 
-    process.stdout.write(`\n## Proxy (test/bench/proxy.ts), ${CONNECTIONS} connections, ${DURATION} s per case\n\n| case | req/s | p50 ms | p99 ms | errors |\n| --- | --- | --- | --- | --- |\n`);
-    for (const [name, r] of results) process.stdout.write(`| ${name} | ${Math.round(r.rps)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.errors || 'none'} |\n`);
-    const rps = (name: string): number => results.get(name)!.rps;
-    process.stdout.write(`\nratios: one hop HTTPS / nginx HTTPS = ${(rps('proxy one hop, HTTPS') / rps('nginx, HTTPS')).toFixed(2)}, one hop HTTP / nginx HTTP = ${(rps('proxy one hop, HTTP') / rps('nginx, HTTP')).toFixed(2)}, `
-      + `two hops / one hop = ${(rps('proxy two hops, HTTP') / rps('proxy one hop, HTTP')).toFixed(2)} (HTTP), ${(rps('proxy two hops, HTTPS') / rps('proxy one hop, HTTPS')).toFixed(2)} (HTTPS)\n`);
+    const middle = (values: number[]): number => percentile(values, 50);
+    process.stdout.write(`\n## Proxy (test/bench/proxy.ts), ${CONNECTIONS} connections, ${DURATION} s per case, ${ROUNDS} round(s)\n\n| case | req/s | p50 ms | p99 ms | req/s every round | errors |\n| --- | --- | --- | --- | --- | --- |\n`);
+    for (const name of rounds[0]!.keys()) {
+      const all = rounds.map((r) => r.get(name)!);
+      const errors = all.map((r) => r.errors).filter(Boolean).join('; ');
+      process.stdout.write(`| ${name} | ${Math.round(middle(all.map((r) => r.rps)))} | ${middle(all.map((r) => r.p50)).toFixed(2)} | ${middle(all.map((r) => r.p99)).toFixed(2)} | ${all.map((r) => Math.round(r.rps)).join(', ')} | ${errors || 'none'} |\n`);
+    }
+    const ratio = (a: string, b: string): string => {
+      const each = rounds.map((r) => r.get(a)!.rps / r.get(b)!.rps);
+      return `${middle(each).toFixed(2)}${ROUNDS > 1 ? ` (rounds: ${each.map((x) => x.toFixed(2)).join(', ')})` : ''}`;
+    };
+    process.stdout.write(`\nratios: one hop HTTPS / nginx HTTPS = ${ratio('proxy one hop, HTTPS', 'nginx, HTTPS')}, one hop HTTP / nginx HTTP = ${ratio('proxy one hop, HTTP', 'nginx, HTTP')}, `
+      + `two hops / one hop = ${ratio('proxy two hops, HTTP', 'proxy one hop, HTTP')} (HTTP), ${ratio('proxy two hops, HTTPS', 'proxy one hop, HTTPS')} (HTTPS)\n`);
     await nginx.stop();
     nginx = undefined;
 

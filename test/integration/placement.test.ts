@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { eventually, removeDataDir, startPeer, type PeerProcess } from '../helpers/peer.ts';
+import { request } from '../proxy/helpers.ts';
 import { startBackend, type StoreBackend } from '../vm/storage/helpers.ts';
 
 /** Fast failure detection, so a killed peer is down within seconds. */
@@ -124,12 +125,21 @@ describe('three peers on one object store', () => {
     const survivor = peers.find((p) => p !== owner)!;
     // 3 MiB of pseudo-random bytes, fsync'd; their checksum is the proof.
     const sum = await exec(survivor, 'durable', 'head -c 3145728 /dev/urandom > /data.bin && fsync /data.bin 2>/dev/null || sync; md5sum /data.bin');
-    const service = await survivor.api('PUT', '/v1/sprites/durable/services/keeper', { cmd: 'sleep', args: ['3600'] });
+    await exec(survivor, 'durable', 'mkdir -p /www && echo durable > /www/index.html && sync');
+    const service = await survivor.api('PUT', '/v1/sprites/durable/services/keeper', { cmd: 'httpd', args: ['-f', '-p', '8080', '-h', '/www'], httpPort: 8080 });
     assert.equal(service.status, 200, JSON.stringify(service.body));
     // The owner mirrors service definitions into the record; wait until the survivor has them.
     await eventually(async () => (await mirroredServices(survivor)).includes('keeper'), 10_000, 'services mirrored');
+    const proxyPort = Number(new URL((await survivor.api('GET', '/v1/sprites/durable/url')).body.http).port);
+    const page = () => request(proxyPort, 'durable.sprites.localhost', '/', { headers: { authorization: `Bearer ${survivor.token}` } });
     await owner.kill();
     await eventually(async () => (await survivor.api('GET', '/v1/sprites/durable')).body.ownerState === 'down', 30_000, 'the owner seen down');
+    // The first request through the survivor's proxy takes the sprite over: its service serves the page again.
+    const answer = await eventually(async () => {
+      const got = await page();
+      return got.status === 200 ? got : undefined;
+    }, 30_000, 'the page served after the takeover');
+    assert.equal(answer.body, 'durable\n');
     assert.equal(await exec(survivor, 'durable', 'md5sum /data.bin'), sum);
     const record = (await survivor.api('GET', '/v1/sprites/durable')).body;
     assert.equal(record.owner, ids.get(survivor));

@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import type { EdgeProxy } from '../../proxy/index.ts';
 import { eventually } from '../helpers/peer.ts';
-import { FakeMesh, FakeSprites, openFds, portOf, putPeer, putSprite, request, startApp, tempDir, testProxy, TOKEN, type SpriteApp } from './helpers.ts';
+import { openFds, putSprite, request, startTwoProxies, TOKEN, type TwoProxies } from './helpers.ts';
 
 const AUTH = { authorization: `Bearer ${TOKEN}` };
 
@@ -21,34 +21,18 @@ function raw(port: number, bytes: string): Promise<string> {
 }
 
 describe('bad input and faults', () => {
-  const edgeMesh = new FakeMesh('peer-edge');
-  const ownerMesh = new FakeMesh('peer-owner');
-  const both = [edgeMesh, ownerMesh];
-  const sprites = new FakeSprites();
+  let fixture: TwoProxies;
   let edge: EdgeProxy;
   let owner: EdgeProxy;
   let edgePort = 0;
-  let app: SpriteApp;
-  let cleanup: () => Promise<void>;
 
   before(async () => {
-    const temp = await tempDir();
-    cleanup = temp.remove;
-    app = await startApp(temp.dir, 'app');
-    sprites.sockets.set('app', app.socketPath);
-    edge = testProxy(edgeMesh, new FakeSprites(), { headersTimeoutMs: 300, maxHeaderBytes: 4096 });
-    owner = testProxy(ownerMesh, sprites);
-    edgePort = portOf((await edge.start()).http);
-    putPeer(both, 'peer-edge', `http://127.0.0.1:${edgePort}`);
-    putPeer(both, 'peer-owner', (await owner.start()).http);
-    putSprite(both, { name: 'app', owner: 'peer-owner', url_auth: 'public' });
+    fixture = await startTwoProxies({ edge: { headersTimeoutMs: 300, maxHeaderBytes: 4096 } });
+    ({ edge, owner, edgePort } = fixture);
+    fixture.ownerSprites.sockets.set('app', (await fixture.app('app')).socketPath);
+    putSprite(fixture.both, { name: 'app', owner: 'peer-owner', url_auth: 'public' });
   });
-  after(async () => {
-    await edge?.stop();
-    await owner?.stop();
-    await app?.close();
-    await cleanup?.();
-  });
+  after(() => fixture?.stop());
 
   test('oversized headers get 431', async () => {
     const answer = await raw(edgePort, `GET / HTTP/1.1\r\nhost: app.sprites.localhost\r\nx-big: ${'a'.repeat(8000)}\r\n\r\n`);

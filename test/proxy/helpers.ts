@@ -7,8 +7,8 @@ import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocketServer } from 'ws';
-import { MESH_TABLES, openStore, peersTable, spritesTable, tokensTable, type CrdtStore, type Member, type MemberEvent, type MemberState, type StoreTx } from '../../gossip/index.ts';
-import { createProxy, formatProxyColumn, type EdgeProxy, type LocalSprites, type ProxyInit, type TokenCheck } from '../../proxy/index.ts';
+import { MESH_TABLES, openStore, peersTable, proxyCertsTable, spritesTable, tokensTable, type CrdtStore, type Member, type MemberEvent, type MemberState, type StoreTx } from '../../gossip/index.ts';
+import { createProxy, formatProxyColumn, type EdgeProxy, type LocalSprites, type ProxyAddress, type ProxyInit, type TokenCheck } from '../../proxy/index.ts';
 import { tokenCheck as meshTokenCheck, tokenHash } from '../../node/tokens.ts';
 
 /** The token every fixture mesh accepts. */
@@ -20,6 +20,7 @@ export class FakeMesh {
   readonly store: CrdtStore;
   readonly #states = new Map<string, MemberState>();
   readonly #listeners = new Set<(event: MemberEvent) => void>();
+  readonly #linked: FakeMesh[] = [];
 
   constructor(peerId: string) {
     this.peerId = peerId;
@@ -37,7 +38,14 @@ export class FakeMesh {
   }
 
   write(fn: (tx: StoreTx) => void): unknown {
-    return this.store.transact(fn);
+    const changes = this.store.transact(fn);
+    if (changes) for (const other of this.#linked) other.store.apply([changes]);
+    return changes;
+  }
+
+  /** Replicates this mesh's writes to `others` from now on, as gossip would (at once, in-process). */
+  link(...others: FakeMesh[]): void {
+    this.#linked.push(...others);
   }
 
   /** Sets what this peer believes about another peer, as the failure detector would. */
@@ -219,4 +227,73 @@ export async function openFds(): Promise<number> {
 export async function tempDir(): Promise<{ dir: string; remove: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'sprite-proxy-'));
   return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * Two in-process proxies over their own stores, as two peers see one mesh: `edge` (peer-edge),
+ * where clients arrive, and `owner` (peer-owner), which runs the sprites; both peer rows are in
+ * both stores. Apps started through `app` live in one temp dir; `stop` ends all of it.
+ */
+export interface TwoProxies {
+  edgeMesh: FakeMesh;
+  ownerMesh: FakeMesh;
+  /** Both meshes, for putPeer and putSprite. */
+  both: FakeMesh[];
+  edgeSprites: FakeSprites;
+  ownerSprites: FakeSprites;
+  edge: EdgeProxy;
+  owner: EdgeProxy;
+  edgeAddress: ProxyAddress;
+  ownerAddress: ProxyAddress;
+  /** Plain HTTP ports of the two proxies. */
+  edgePort: number;
+  ownerPort: number;
+  dir: string;
+  /** Starts a sprite app in the fixture's temp dir; `stop` closes it. */
+  app(name: string): Promise<SpriteApp>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the two-proxy fixture. With HTTPS on, the edge makes the mesh certificate and the owner
+ * finds it in its store, as replication does between real peers.
+ */
+export async function startTwoProxies(options: { edge?: Partial<ProxyInit>; owner?: Partial<ProxyInit> } = {}): Promise<TwoProxies> {
+  const temp = await tempDir();
+  const edgeMesh = new FakeMesh('peer-edge');
+  const ownerMesh = new FakeMesh('peer-owner');
+  const both = [edgeMesh, ownerMesh];
+  const edgeSprites = new FakeSprites();
+  const ownerSprites = new FakeSprites();
+  const apps: SpriteApp[] = [];
+  const started: EdgeProxy[] = [];
+  const stop = async (): Promise<void> => {
+    for (const proxy of started) await proxy.stop();
+    for (const app of apps) await app.close();
+    await temp.remove();
+  };
+  try {
+    const edge = testProxy(edgeMesh, edgeSprites, options.edge);
+    started.push(edge);
+    const edgeAddress = await edge.start();
+    for (const row of edgeMesh.store.all(proxyCertsTable)) ownerMesh.write((tx) => tx.upsert(proxyCertsTable, row));
+    const owner = testProxy(ownerMesh, ownerSprites, { certWaitMs: 5000, ...options.owner });
+    started.push(owner);
+    const ownerAddress = await owner.start();
+    putPeer(both, 'peer-edge', edgeAddress.http);
+    putPeer(both, 'peer-owner', ownerAddress.http);
+    return {
+      edgeMesh, ownerMesh, both, edgeSprites, ownerSprites, edge, owner, edgeAddress, ownerAddress,
+      edgePort: portOf(edgeAddress.http), ownerPort: portOf(ownerAddress.http), dir: temp.dir,
+      app: async (name) => {
+        const app = await startApp(temp.dir, name);
+        apps.push(app);
+        return app;
+      },
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
 }

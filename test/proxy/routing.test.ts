@@ -3,7 +3,7 @@ import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { HopSigner, type EdgeProxy } from '../../proxy/index.ts';
-import { FakeMesh, FakeSprites, portOf, putPeer, putSprite, request, startApp, tempDir, testProxy, TOKEN, type SpriteApp } from './helpers.ts';
+import { FakeMesh, FakeSprites, portOf, putPeer, putSprite, request, startApp, startTwoProxies, tempDir, testProxy, TOKEN, type SpriteApp, type TwoProxies } from './helpers.ts';
 import { eventually } from '../helpers/peer.ts';
 import { tokensTable } from '../../gossip/index.ts';
 import { tokenHash } from '../../node/tokens.ts';
@@ -11,31 +11,23 @@ import { tokenHash } from '../../node/tokens.ts';
 const AUTH = { authorization: `Bearer ${TOKEN}` };
 
 describe('routing between two proxies', () => {
-  const edgeMesh = new FakeMesh('peer-edge');
-  const ownerMesh = new FakeMesh('peer-owner');
-  const both = [edgeMesh, ownerMesh];
-  const edgeSprites = new FakeSprites();
-  const ownerSprites = new FakeSprites();
+  let fixture: TwoProxies;
+  let edgeMesh: FakeMesh;
+  let both: FakeMesh[];
+  let edgeSprites: FakeSprites;
   let edge: EdgeProxy;
   let owner: EdgeProxy;
   let edgePort = 0;
   let ownerPort = 0;
   const apps: SpriteApp[] = [];
-  let cleanup: () => Promise<void>;
 
   before(async () => {
-    const temp = await tempDir();
-    cleanup = temp.remove;
-    for (const name of ['app', 'local', 'pub']) apps.push(await startApp(temp.dir, name));
-    ownerSprites.sockets.set('app', apps[0]!.socketPath);
+    fixture = await startTwoProxies({ owner: { upstreamIdleMs: 300 } });
+    ({ edgeMesh, both, edgeSprites, edge, owner, edgePort, ownerPort } = fixture);
+    for (const name of ['app', 'local', 'pub']) apps.push(await fixture.app(name));
+    fixture.ownerSprites.sockets.set('app', apps[0]!.socketPath);
     edgeSprites.sockets.set('local', apps[1]!.socketPath);
-    ownerSprites.sockets.set('pub', apps[2]!.socketPath);
-    edge = testProxy(edgeMesh, edgeSprites);
-    owner = testProxy(ownerMesh, ownerSprites, { upstreamIdleMs: 300 });
-    edgePort = portOf((await edge.start()).http);
-    ownerPort = portOf((await owner.start()).http);
-    putPeer(both, 'peer-edge', `http://127.0.0.1:${edgePort}`);
-    putPeer(both, 'peer-owner', `http://127.0.0.1:${ownerPort}`);
+    fixture.ownerSprites.sockets.set('pub', apps[2]!.socketPath);
     putPeer(both, 'peer-down', 'http://127.0.0.1:1');
     putPeer(both, 'peer-gone', null);
     const closed = net.createServer();
@@ -53,15 +45,10 @@ describe('routing between two proxies', () => {
     putSprite(both, { name: 'nothing', owner: 'peer-edge' });
     putSprite(both, { name: 'acme', owner: 'peer-edge', org: 'acme' });
     edgeSprites.sockets.set('acme', apps[1]!.socketPath);
-    edgeSprites.sockets.set('nothing', `${temp.dir}/nobody-listens.sock`);
+    edgeSprites.sockets.set('nothing', `${fixture.dir}/nobody-listens.sock`);
     edgeMesh.setState('peer-down', 'down');
   });
-  after(async () => {
-    await edge?.stop();
-    await owner?.stop();
-    for (const app of apps) await app.close();
-    await cleanup?.();
-  });
+  after(() => fixture?.stop());
 
   test('a sprite on this peer answers through its socket', async () => {
     const answer = await request(edgePort, 'local.sprites.localhost', '/', { headers: AUTH });
@@ -300,5 +287,42 @@ describe('routing between two proxies', () => {
     assert.equal(upload.body, `got ${body.length} bytes`);
     const download = await request(edgePort, 'app.sprites.localhost', '/big', { headers: AUTH });
     assert.equal(download.body.length, 64 * 64 * 1024);
+  });
+});
+
+describe('the rehome hook', () => {
+  test('a sprite whose owner is down is re-homed once and routed again; a failed rehome is 503 with its reason', async () => {
+    const { dir, remove } = await tempDir();
+    const mesh = new FakeMesh('peer-one');
+    const sprites = new FakeSprites();
+    const app = await startApp(dir, 'moved');
+    const calls: string[] = [];
+    const proxy = testProxy(mesh, sprites, {
+      rehome: async (name) => {
+        calls.push(name);
+        if (name !== 'moved') throw new Error(`no live peer has room for ${name}`);
+        // What failover does: the record moves to a live peer (here, this one) and the sprite runs there.
+        sprites.sockets.set(name, app.socketPath);
+        putSprite([mesh], { name, owner: 'peer-one', url_auth: 'public' });
+      },
+    });
+    try {
+      const port = portOf((await proxy.start()).http);
+      putPeer([mesh], 'peer-gone', 'http://127.0.0.1:1');
+      putSprite([mesh], { name: 'moved', owner: 'peer-gone', url_auth: 'public' });
+      putSprite([mesh], { name: 'stuck', owner: 'peer-gone', url_auth: 'public' });
+      mesh.setState('peer-gone', 'down');
+      const answers = await Promise.all([1, 2].map(() => request(port, 'moved.sprites.localhost')));
+      assert.deepEqual(answers.map((a) => a.body), ['hello from moved', 'hello from moved']);
+      assert.deepEqual(calls, ['moved'], 'one shared call');
+      const stuck = await request(port, 'stuck.sprites.localhost');
+      assert.equal(stuck.status, 503);
+      assert.equal(stuck.headers['x-sprite-error'], 'ERR_PROXY_OWNER_DOWN');
+      assert.match(stuck.body, /no live peer has room for stuck/);
+    } finally {
+      await proxy.stop();
+      await app.close();
+      await remove();
+    }
   });
 });

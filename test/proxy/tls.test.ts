@@ -1,55 +1,37 @@
 import assert from 'node:assert/strict';
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import tls from 'node:tls';
 import { writeFile } from 'node:fs/promises';
 import http2 from 'node:http2';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { proxyCertsTable } from '../../gossip/index.ts';
-import { CertSource, generateMeshCert, type EdgeProxy } from '../../proxy/index.ts';
+import { CertSource, generateMeshCert, parseBundle, type EdgeProxy } from '../../proxy/index.ts';
 import { eventually } from '../helpers/peer.ts';
-import { FakeMesh, FakeSprites, portOf, putPeer, putSprite, request, startApp, tempDir, testProxy, TOKEN, type SpriteApp } from './helpers.ts';
+import { FakeMesh, FakeSprites, portOf, putSprite, request, startTwoProxies, tempDir, testProxy, TOKEN, type TwoProxies } from './helpers.ts';
 
 const AUTH = { authorization: `Bearer ${TOKEN}` };
 const HTTPS = { host: '127.0.0.1', port: 0 };
 const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 describe('HTTPS with the mesh CA', () => {
-  const edgeMesh = new FakeMesh('peer-edge');
-  const ownerMesh = new FakeMesh('peer-owner');
-  const both = [edgeMesh, ownerMesh];
-  const sprites = new FakeSprites();
+  let fixture: TwoProxies;
   let edge: EdgeProxy;
   let owner: EdgeProxy;
+  let edgeMesh: FakeMesh;
   let edgeTls = 0;
   let ownerTls = 0;
-  let app: SpriteApp;
-  let cleanup: () => Promise<void>;
 
   before(async () => {
-    const temp = await tempDir();
-    cleanup = temp.remove;
-    app = await startApp(temp.dir, 'app');
-    sprites.sockets.set('app', app.socketPath);
-    edge = testProxy(edgeMesh, new FakeSprites(), { https: HTTPS });
-    const edgeAddress = await edge.start();
-    // What replication does between real peers: the owner finds the edge's certificate in its store.
-    const row = edgeMesh.store.get(proxyCertsTable, { domain: 'sprites.localhost' })!;
-    ownerMesh.write((tx) => tx.upsert(proxyCertsTable, row));
-    owner = testProxy(ownerMesh, sprites, { https: HTTPS, certWaitMs: 5000 });
-    const ownerAddress = await owner.start();
-    edgeTls = portOf(edgeAddress.https);
-    ownerTls = portOf(ownerAddress.https);
-    putPeer(both, 'peer-edge', edgeAddress.http);
-    putPeer(both, 'peer-owner', ownerAddress.http);
-    putSprite(both, { name: 'app', owner: 'peer-owner' });
+    fixture = await startTwoProxies({ edge: { https: HTTPS }, owner: { https: HTTPS } });
+    ({ edge, owner, edgeMesh } = fixture);
+    edgeTls = portOf(fixture.edgeAddress.https);
+    ownerTls = portOf(fixture.ownerAddress.https);
+    fixture.ownerSprites.sockets.set('app', (await fixture.app('app')).socketPath);
+    putSprite(fixture.both, { name: 'app', owner: 'peer-owner' });
   });
-  after(async () => {
-    await edge?.stop();
-    await owner?.stop();
-    await app?.close();
-    await cleanup?.();
-  });
+  after(() => fixture?.stop());
 
   test('the first peer makes a CA restricted to the domain and a wildcard certificate; every peer serves the same one', () => {
     const ca = new X509Certificate(edge.ca()!);
@@ -59,7 +41,9 @@ describe('HTTPS with the mesh CA', () => {
     const leaf = new X509Certificate(bundle.cert);
     assert.ok(leaf.checkIssued(ca) && leaf.verify(ca.publicKey));
     assert.equal(leaf.subjectAltName, 'DNS:*.sprites.localhost, DNS:sprites.localhost');
-    assert.ok(!JSON.stringify(bundle).includes('ca.key') && Object.keys(bundle).sort().join() === 'ca,cert,key', 'the CA key is not kept');
+    // The CA's key travels with the bundle (only among holders of the swarm key) so any peer can renew.
+    assert.deepEqual(Object.keys(bundle).sort(), ['ca', 'caKey', 'cert', 'key']);
+    assert.ok(ca.checkPrivateKey(createPrivateKey((bundle as { cert: string; key: string; caKey: string }).caKey)));
   });
 
   test('HTTPS through two hops, verified with the mesh CA (HTTP/1.1)', async () => {
@@ -138,6 +122,49 @@ describe('certificate sources', () => {
     } finally {
       await proxy.stop();
       await remove();
+    }
+  });
+});
+
+describe('certificate renewal', () => {
+  /** The certificate a real TLS client gets from a proxy, verified against the mesh CA. */
+  const served = (port: number, ca: string): Promise<X509Certificate> => new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, ca, servername: 'app.sprites.localhost' }, () => {
+      const cert = socket.getPeerX509Certificate()!;
+      socket.end();
+      resolve(cert);
+    });
+    socket.on('error', reject);
+  });
+
+  test('the mesh certificate is renewed with a third of its lifetime left, and every peer serves the new one without a restart', async () => {
+    // Renewal is due 4 s after issue; the edge makes the first certificate and the owner adopts it.
+    const fixture = await startTwoProxies({ edge: { https: HTTPS, certLifetimeMs: 6000 }, owner: { https: HTTPS, certLifetimeMs: 6000 } });
+    try {
+      fixture.edgeMesh.link(fixture.ownerMesh);
+      fixture.ownerMesh.link(fixture.edgeMesh);
+      fixture.ownerSprites.sockets.set('app', (await fixture.app('app')).socketPath);
+      putSprite(fixture.both, { name: 'app', owner: 'peer-owner' });
+      const ca = fixture.edge.ca()!;
+      const ports = [portOf(fixture.edgeAddress.https), portOf(fixture.ownerAddress.https)];
+      const first = await Promise.all(ports.map((port) => served(port, ca)));
+      assert.equal(first[0]!.serialNumber, first[1]!.serialNumber);
+      const renewed = await eventually(async () => {
+        const now = await Promise.all(ports.map((port) => served(port, ca)));
+        return now.every((cert) => cert.serialNumber !== first[0]!.serialNumber) ? now : undefined;
+      }, 30_000, 'both proxies to serve a renewed certificate');
+      // One certificate mesh-wide, signed by the same CA (clients keep trusting it), and later than the first.
+      assert.equal(renewed[0]!.serialNumber, renewed[1]!.serialNumber);
+      assert.ok(Date.parse(renewed[0]!.validTo) > Date.parse(first[0]!.validTo));
+      assert.equal(fixture.edge.ca(), ca);
+      assert.equal(fixture.owner.ca(), ca);
+      const row = parseBundle(fixture.ownerMesh.store.get(proxyCertsTable, { domain: 'sprites.localhost' })!.bundle)!;
+      assert.equal(new X509Certificate(row.cert).serialNumber, renewed[0]!.serialNumber);
+      // Same listeners as before the renewal: a request through two hops over the new certificate.
+      const answer = await request(ports[0]!, 'app.sprites.localhost', '/', { headers: AUTH, tls: { ca } });
+      assert.equal(answer.body, 'hello from app');
+    } finally {
+      await fixture.stop();
     }
   });
 });

@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import type { EdgeProxy } from '../../proxy/index.ts';
 import { eventually } from '../helpers/peer.ts';
-import { FakeMesh, FakeSprites, portOf, putPeer, putSprite, request, startApp, tempDir, testProxy, TOKEN, type SpriteApp } from './helpers.ts';
+import { FakeMesh, FakeSprites, portOf, putSprite, request, startTwoProxies, testProxy, TOKEN, type SpriteApp, type TwoProxies } from './helpers.ts';
 
 const AUTH = { authorization: `Bearer ${TOKEN}` };
 
@@ -16,40 +16,25 @@ function gate(): { promise: Promise<void>; open: () => void } {
 }
 
 describe('waking stopped sprites through the proxy', () => {
-  const edgeMesh = new FakeMesh('peer-edge');
-  const ownerMesh = new FakeMesh('peer-owner');
-  const both = [edgeMesh, ownerMesh];
-  const sprites = new FakeSprites();
-  let edge: EdgeProxy;
+  let fixture: TwoProxies;
+  let sprites: FakeSprites;
   let owner: EdgeProxy;
   let edgePort = 0;
   let ownerPort = 0;
   let app: SpriteApp;
-  let cleanup: () => Promise<void>;
 
   const sleep = (name: string): void => {
     sprites.sockets.delete(name);
     sprites.stopped.set(name, app.socketPath);
-    putSprite(both, { name, owner: 'peer-owner', state: 'stopped' });
+    putSprite(fixture.both, { name, owner: 'peer-owner', state: 'stopped' });
   };
 
   before(async () => {
-    const temp = await tempDir();
-    cleanup = temp.remove;
-    app = await startApp(temp.dir, 'app');
-    edge = testProxy(edgeMesh, new FakeSprites());
-    owner = testProxy(ownerMesh, sprites, { wake: { perSprite: 2, total: 3, waitMs: 60_000, failureHoldMs: 60_000 } });
-    edgePort = portOf((await edge.start()).http);
-    ownerPort = portOf((await owner.start()).http);
-    putPeer(both, 'peer-edge', `http://127.0.0.1:${edgePort}`);
-    putPeer(both, 'peer-owner', `http://127.0.0.1:${ownerPort}`);
+    fixture = await startTwoProxies({ owner: { wake: { perSprite: 2, total: 3, waitMs: 60_000, failureHoldMs: 60_000 } } });
+    ({ owner, edgePort, ownerPort, ownerSprites: sprites } = fixture);
+    app = await fixture.app('app');
   });
-  after(async () => {
-    await edge?.stop();
-    await owner?.stop();
-    await app?.close();
-    await cleanup?.();
-  });
+  after(() => fixture?.stop());
 
   test('requests through another peer wake the sprite once, and all of them are answered', async () => {
     sleep('sleepy');
