@@ -58,8 +58,8 @@ async function proxyPort(peer: PeerProcess, name: string): Promise<number> {
 
 /** A sprite serving a static page with busybox httpd, the service that claims its HTTP port. */
 async function httpdSprite(peer: PeerProcess, name: string): Promise<void> {
-  const created = await peer.api('POST', '/v1/sprites', { name });
-  if (created.status !== 201) throw new Error(`create ${name}: ${created.status} ${JSON.stringify(created.body)}`);
+  // Placed on this peer (its sleep settings are the case), not wherever placement would put it.
+  await timed(peer, name, { 'x-sprite-hop': 'place' });
   const page = await peer.cli(['exec', name, '--', 'sh', '-c', `mkdir -p /www && echo "hello from ${name}" > /www/index.html`]);
   if (page.code !== 0) throw new Error(page.stderr);
   const service = await peer.cli(['services', 'create', name, 'web', '--http-port', '8080', '--', 'httpd', '-f', '-p', '8080', '-h', '/www']);
