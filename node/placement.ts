@@ -59,16 +59,18 @@ export class Placement {
   }
 
   /**
-   * Where a new sprite goes: here when the local pool has a warm sprite; else the least loaded
-   * open peer whose gossiped row shows one (ties by id). With no warm sprite anywhere, a cold
-   * create: on `origin` (the peer the client asked), else here, else any open peer. 'here' means
-   * this peer; undefined: no peer can take it.
+   * Where a new sprite goes: the peer the client asked (`origin`, for an arbiter) when its pool had
+   * a warm sprite; else here when the local pool has one; else the least loaded open peer whose
+   * gossiped row shows one (ties by id). With no warm sprite anywhere, a cold create: on the peer
+   * asked, else here, else any open peer. 'here' means this peer; undefined: no peer can take it.
    */
-  target(origin?: string): PeerTarget | 'here' | undefined {
+  target(origin?: { peer: string; warm: boolean }): PeerTarget | 'here' | undefined {
+    const open = this.#open();
+    const asked = open.find((m) => m.id === origin?.peer);
+    if (asked && origin?.warm) return toTarget(asked);
     const openHere = !this.#sprites.closed;
     if (openHere && this.#sprites.poolStatus().ready > 0) return 'here';
-    const open = this.#open();
-    const chosen = open.find((m) => m.row.pool_ready > 0) ?? open.find((m) => m.id === origin);
+    const chosen = open.find((m) => m.row.pool_ready > 0) ?? asked;
     if (chosen) return toTarget(chosen);
     if (openHere) return 'here';
     return open[0] && toTarget(open[0]);

@@ -16,7 +16,7 @@ import { sendErrorOnSocket, sendErrorPage, type AnyResponse } from './pages.ts';
 import { RouteTable, type ProxyAddress, type ProxyMesh, type Route } from './routes.ts';
 import { CertSource, type CertMesh } from './tls.ts';
 import { createUndiciForwarder } from './undici-forward.ts';
-import { Waker, waitForHttp, type WakeInit, type WakeStats } from './wake.ts';
+import { WAKE_DEFAULTS, Waker, waitForHttp, type WakeInit, type WakeStats } from './wake.ts';
 
 /** A listen address; port 0 picks a free port. */
 export interface ListenAddress {
@@ -141,14 +141,13 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
   const routes = new RouteTable(mesh);
   const activity = new Activity();
   const hops = new HopSigner(init.hopSecret, mesh.peerId);
-  const waker = new Waker({
-    start: (name) => sprites.start(name),
-    ready: async (name, deadline) => {
-      if (!(await sprites.servesHttp(name).catch(() => false))) return;
-      const socket = sprites.httpSocket(name);
-      if (socket) await waitForHttp(socket, deadline);
-    },
-  }, init.wake);
+  /** Resolves once a sprite that just started serves HTTP (at once when no service claims its port), or at `deadline`. */
+  const ready = async (name: string, deadline: number): Promise<void> => {
+    if (!(await sprites.servesHttp(name).catch(() => false))) return;
+    const socket = sprites.httpSocket(name);
+    if (socket) await waitForHttp(socket, deadline);
+  };
+  const waker = new Waker({ start: (name) => sprites.start(name), ready }, init.wake);
   const certs = init.https === null ? undefined : new CertSource({ domain, files: init.tlsFiles, waitMs: limits.certWaitMs, lifetimeMs: init.certLifetimeMs }, { mesh, logger });
   const connections = new Set<Socket>();
   // Socket paths of running local sprites: asking the sprite manager costs a store read per request.
@@ -242,8 +241,11 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
   const rehome = (needed: RehomeNeeded): Promise<void> => {
     let running = rehoming.get(needed.sprite);
     if (!running) {
+      // Taken over, the sprite starts here: hold the request until its services listen, like a wake.
+      const deadline = performance.now() + (init.wake?.waitMs ?? WAKE_DEFAULTS.waitMs);
       running = Promise.resolve()
         .then(() => init.rehome!(needed.sprite))
+        .then(() => ready(needed.sprite, deadline))
         .finally(() => rehoming.delete(needed.sprite));
       rehoming.set(needed.sprite, running);
     }

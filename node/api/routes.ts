@@ -52,8 +52,13 @@ export interface WsRoute {
 
 const NAME = '(?<name>[^/]+)';
 
-/** On a create handed to the name's arbiter: the peer the client asked. */
+/** On a create handed to the name's arbiter: `PEER;warm|none`, the peer the client asked and whether its pool had a warm sprite. */
 const ORIGIN_HEADER = 'x-sprite-origin';
+
+function parseOrigin(value: string | string[] | undefined): { peer: string; warm: boolean } | undefined {
+  const match = typeof value === 'string' ? /^([^;]{1,128});(warm|none)$/.exec(value) : null;
+  return match ? { peer: match[1]!, warm: match[2] === 'warm' } : undefined;
+}
 
 /** An arbiter that has not acknowledged a create (102) by then is passed over for the next one. */
 const ARBITER_ANSWER_MS = 5000;
@@ -114,8 +119,8 @@ export const httpRoutes: Route[] = [
       // Tell the peer that handed this create on that this arbiter is alive; the create may take a while.
       if (role === 'arbiter') res.writeProcessing();
       if (role !== 'arbiter') {
-        // A cold create, if it comes to that, happens on the peer the client asked.
-        req.headers[ORIGIN_HEADER] = mesh.peerId;
+        // The arbiter places the sprite here when this peer has a warm sprite (and here, cold, if no peer has one).
+        req.headers[ORIGIN_HEADER] = `${mesh.peerId};${placement.target() === 'here' ? 'warm' : 'none'}`;
         for (const arbiter of placement.arbiters(name)) {
           try {
             return await forwardRequest(req, res, arbiter.api, 'arbiter', { body: raw, answerWithinMs: ARBITER_ANSWER_MS });
@@ -125,7 +130,7 @@ export const httpRoutes: Route[] = [
         }
       }
       await placement.arbitrate(name, async () => {
-        const target = placement.target(role === 'arbiter' ? String(req.headers[ORIGIN_HEADER]) : undefined);
+        const target = placement.target(role === 'arbiter' ? parseOrigin(req.headers[ORIGIN_HEADER]) : undefined);
         if (target && target !== 'here') {
           try {
             await forwardRequest(req, res, target.api, 'place', { body: raw });
