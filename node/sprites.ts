@@ -504,7 +504,11 @@ export class SpriteManager {
         machine.mounts = new CheckpointMounts({ volume, target: machine.sandbox, logger: this.#init.logger.child({ component: 'checkpoint-mounts', id }) });
       }
     } catch (error) {
-      if (fresh) await volumes.remove(id);
+      // A failed warm-up leaves nothing behind; a sprite that exists keeps its directory (its services live there).
+      if (fresh) {
+        await volumes.remove(id).catch(() => undefined);
+        await rm(this.#spriteDir(id), { recursive: true, force: true }).catch(() => undefined);
+      }
       throw error;
     }
     return machine;
