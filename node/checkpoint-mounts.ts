@@ -2,7 +2,7 @@ import type { CheckpointVolume } from '../vm/index.ts';
 import type { Logger } from './logger.ts';
 
 /** How many of a sprite's newest checkpoints are mounted inside it. */
-export const MOUNTED_CHECKPOINTS = 5;
+const MOUNTED_CHECKPOINTS = 5;
 
 /** Where checkpoint devices get mounted: the running sandbox (sprite-init mounts them). */
 export interface CheckpointMountTarget {
@@ -15,8 +15,6 @@ export interface CheckpointMountsInit {
   volume: CheckpointVolume;
   target: CheckpointMountTarget;
   logger: Logger;
-  /** @default MOUNTED_CHECKPOINTS */
-  keep?: number;
 }
 
 /**
@@ -35,11 +33,6 @@ export class CheckpointMounts {
 
   constructor(init: CheckpointMountsInit) {
     this.#init = init;
-  }
-
-  /** Ids attached now (for tests and stats). */
-  get mounted(): string[] {
-    return [...this.#attached.keys()];
   }
 
   /**
@@ -73,7 +66,7 @@ export class CheckpointMounts {
     const wanted = checkpoints
       .map((c) => c.id)
       .sort((a, b) => version(b) - version(a))
-      .slice(0, this.#init.keep ?? MOUNTED_CHECKPOINTS);
+      .slice(0, MOUNTED_CHECKPOINTS);
     // One checkpoint that fails (a device still busy) must not hold the others back.
     const errors: unknown[] = [];
     for (const id of [...this.#attached.keys()]) if (!wanted.includes(id)) await this.#drop(id).catch((error: unknown) => errors.push(error));

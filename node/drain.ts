@@ -1,7 +1,6 @@
 import type { Logger } from './logger.ts';
 import type { PeerTarget, Placement } from './placement.ts';
 import type { SpriteManager } from './sprites.ts';
-import { HOP_HEADER } from './api/forward.ts';
 
 /** Drain progress as gossiped in the peer's row. */
 export type DrainState = 'draining' | 'drained' | null;
@@ -83,7 +82,7 @@ export class Drain {
   async #adopt(target: PeerTarget, name: string, start: boolean): Promise<void> {
     const res = await fetch(`${target.api}/v1/sprites/${encodeURIComponent(name)}/adopt`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${this.#init.token}`, 'content-type': 'application/json', [HOP_HEADER]: 'owner' },
+      headers: { authorization: `Bearer ${this.#init.token}`, 'content-type': 'application/json' },
       body: JSON.stringify({ start }),
       signal: AbortSignal.timeout(120_000),
     });

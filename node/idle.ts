@@ -8,8 +8,6 @@ export interface IdleInit {
   warmAfterMs: number;
   /** Idle this long: cold sleep (stopped, disk unmounted). */
   coldAfterMs: number;
-  /** Time between checks. @default a quarter of warmAfterMs, at most 1 s */
-  intervalMs?: number;
 }
 
 /** What the idle timer puts to sleep: the sprite manager. */
@@ -38,7 +36,9 @@ export interface IdleComponents {
  * here (`open`); proxy use is read from the proxy's own counters.
  */
 export class IdleTimer {
-  readonly #init: Required<IdleInit>;
+  readonly #init: IdleInit;
+  /** Time between checks: a quarter of the warm time, 50 ms to 1 s. */
+  readonly #intervalMs: number;
   readonly #components: IdleComponents;
   readonly #now: () => number;
   /** Last API use per sprite (wall-clock ms). */
@@ -50,7 +50,8 @@ export class IdleTimer {
   #timer: NodeJS.Timeout | undefined;
 
   constructor(init: IdleInit, components: IdleComponents) {
-    this.#init = { intervalMs: Math.max(50, Math.min(1000, Math.floor(init.warmAfterMs / 4))), ...init };
+    this.#init = init;
+    this.#intervalMs = Math.max(50, Math.min(1000, Math.floor(init.warmAfterMs / 4)));
     this.#components = components;
     this.#now = components.now ?? Date.now;
   }
@@ -70,9 +71,9 @@ export class IdleTimer {
     };
   }
 
-  /** Starts checking every `intervalMs`. */
+  /** Starts checking periodically. */
   start(): void {
-    this.#timer ??= setInterval(() => this.check(), this.#init.intervalMs);
+    this.#timer ??= setInterval(() => this.check(), this.#intervalMs);
     this.#timer.unref();
   }
 

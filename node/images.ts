@@ -5,11 +5,12 @@ import { imagesTable, type RowOf } from '../gossip/index.ts';
 import { apparentSize, buildImageFile, checkTarball, findDebootstrap, type Progress, type RootSource, type VolumeStore } from '../vm/index.ts';
 import { ApiError } from './errors.ts';
 import type { Logger } from './logger.ts';
+import { TENANT_NAME_RULE } from './orgs.ts';
+import { SPRITE_NAME } from './sprites.ts';
 import type { TokenMesh } from './tokens.ts';
 
-/** Image names: DNS-label rules, like sprite names (they name a volume and appear in URLs). */
-export const IMAGE_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-const IMAGE_NAME_RULE = "image name must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'";
+/** Image names follow the sprite name rule (they name a volume and appear in URLs). */
+const IMAGE_NAME_RULE = `image ${TENANT_NAME_RULE}`;
 
 /** A Debian suite name as debootstrap takes it. */
 export const DEBIAN_SUITE = /^[a-z][a-z0-9-]{1,31}$/;
@@ -48,8 +49,8 @@ function newImageVolume(name: string): string {
 }
 
 /** Throws ERR_BAD_NAME unless `name` is a valid image name. */
-export function checkImageName(name: string): void {
-  if (!IMAGE_NAME.test(name)) throw new ApiError('ERR_BAD_NAME', IMAGE_NAME_RULE);
+function checkImageName(name: string): void {
+  if (!SPRITE_NAME.test(name)) throw new ApiError('ERR_BAD_NAME', IMAGE_NAME_RULE);
 }
 
 /**
@@ -71,7 +72,7 @@ export class ImageManager {
 
   /** One image; throws ERR_IMAGE_NOT_FOUND. */
   get(name: string): ImageInfo {
-    const row = IMAGE_NAME.test(name) ? this.#init.mesh.store.get(imagesTable, { name }) : undefined;
+    const row = SPRITE_NAME.test(name) ? this.#init.mesh.store.get(imagesTable, { name }) : undefined;
     if (!row) throw new ApiError('ERR_IMAGE_NOT_FOUND', `no image named ${name} (see sprite image list)`);
     return toInfo(row);
   }
@@ -115,10 +116,12 @@ export class ImageManager {
    * Builds image `name`: stages its root, writes ext4, imports it as a new volume into the object
    * store and publishes its row. A build that finds the name taken when it is done drops its
    * volume. Two peers finishing one name at the same moment both publish; gossip settles on one
-   * row (last writer wins) and the other volume is left unreferenced in the store.
+   * row (last writer wins) and the other volume is left unreferenced in the store. The caller
+   * runs {@link check} first (it walks the source, which can take a while).
    */
   async build(name: string, source: RootSource, progress: Progress = () => {}): Promise<ImageInfo> {
-    await this.check(name, source);
+    checkImageName(name);
+    this.#unused(name);
     if (this.#building.has(name)) throw new ApiError('ERR_IMAGE_EXISTS', `image ${name} is being built`);
     this.#building.add(name);
     const started = Date.now();
@@ -168,7 +171,7 @@ export class ImageManager {
 }
 
 /** A short description of a source for listings. */
-export function describeSource(source: RootSource): string {
+function describeSource(source: RootSource): string {
   switch (source.kind) {
     case 'busybox': return 'busybox';
     case 'dir': return `dir ${source.path}`;

@@ -1,14 +1,12 @@
 import { orgsTable, spritesTable, tokensTable, type CrdtStore } from '../gossip/index.ts';
 import { ApiError } from './errors.ts';
+import { SPRITE_NAME } from './sprites.ts';
 import type { TokenMesh } from './tokens.ts';
 
 /** The org of the peers' own tokens and of every sprite and token from before orgs existed. */
 export const ADMIN_ORG = 'admin';
 
-/** Org and token names: DNS-label rules, like sprite names. */
-export const TENANT_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-
-/** What a name that breaks TENANT_NAME is told (after "org" or "token"). */
+/** What a name that breaks the sprite name rule (which org and token names follow) is told, after "org" or "token". */
 export const TENANT_NAME_RULE = "name must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'";
 
 /** An org as listings show it. */
@@ -29,7 +27,7 @@ export function ensureAdminOrg(mesh: TokenMesh): void {
 
 /** Creates an org; ERR_ORG_EXISTS when this peer already knows one of that name. */
 export function createOrg(mesh: TokenMesh, name: string): OrgInfo {
-  if (!TENANT_NAME.test(name)) throw new ApiError('ERR_BAD_REQUEST', `org ${TENANT_NAME_RULE}`);
+  if (!SPRITE_NAME.test(name)) throw new ApiError('ERR_BAD_REQUEST', `org ${TENANT_NAME_RULE}`);
   if (name === ADMIN_ORG || mesh.store.get(orgsTable, { name })) throw new ApiError('ERR_ORG_EXISTS', `an org named ${name} exists`);
   const created = new Date().toISOString();
   mesh.write((tx) => tx.upsert(orgsTable, { name, created }));
@@ -54,5 +52,5 @@ export function listOrgs(store: CrdtStore): OrgInfo[] {
 /** Throws ERR_ORG_NOT_FOUND unless the org exists (the admin org always does). */
 export function requireOrg(store: CrdtStore, name: string): void {
   if (name === ADMIN_ORG) return;
-  if (!TENANT_NAME.test(name) || !store.get(orgsTable, { name })) throw new ApiError('ERR_ORG_NOT_FOUND', `no org named ${name}`);
+  if (!SPRITE_NAME.test(name) || !store.get(orgsTable, { name })) throw new ApiError('ERR_ORG_NOT_FOUND', `no org named ${name}`);
 }

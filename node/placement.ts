@@ -68,12 +68,16 @@ export class Placement {
     const open = this.#open();
     const asked = open.find((m) => m.id === origin?.peer);
     if (asked && origin?.warm) return toTarget(asked);
-    const openHere = !this.#sprites.closed;
-    if (openHere && this.#sprites.poolStatus().ready > 0) return 'here';
+    if (this.warmHere()) return 'here';
     const chosen = open.find((m) => m.row.pool_ready > 0) ?? asked;
     if (chosen) return toTarget(chosen);
-    if (openHere) return 'here';
+    if (!this.#sprites.closed) return 'here';
     return open[0] && toTarget(open[0]);
+  }
+
+  /** True when this peer takes sprites and its pool has a warm one now. */
+  warmHere(): boolean {
+    return !this.#sprites.closed && this.#sprites.poolStatus().ready > 0;
   }
 
   /** Where a drained sprite goes: the least loaded open peer. */

@@ -1,8 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { tokensTable, type CrdtStore, type RowOf, type StoreTx } from '../gossip/index.ts';
+import { tokensTable, type CrdtStore, type StoreTx } from '../gossip/index.ts';
 import type { TokenCheck } from '../proxy/index.ts';
 import { ApiError } from './errors.ts';
-import { ADMIN_ORG, TENANT_NAME, TENANT_NAME_RULE, requireOrg } from './orgs.ts';
+import { ADMIN_ORG, TENANT_NAME_RULE, requireOrg } from './orgs.ts';
+import { SPRITE_NAME } from './sprites.ts';
 
 /** Who sent a request, resolved once from its bearer token. */
 export interface Caller {
@@ -64,8 +65,7 @@ export function callerOfHash(store: CrdtStore, hash: string): Caller | undefined
 export function createToken(mesh: TokenMesh, spec: { name: string; org: string; admin: boolean }): TokenInfo & { token: string } {
   checkTokenName(spec.name);
   requireOrg(mesh.store, spec.org);
-  const taken = (rows: RowOf<typeof tokensTable>[]): boolean => rows.some((row) => row.name === spec.name);
-  if (taken(mesh.store.all(tokensTable))) throw new ApiError('ERR_TOKEN_EXISTS', `a token named ${spec.name} exists (names of revoked tokens stay taken)`);
+  if (mesh.store.all(tokensTable).some((row) => row.name === spec.name)) throw new ApiError('ERR_TOKEN_EXISTS', `a token named ${spec.name} exists (names of revoked tokens stay taken)`);
   const token = randomBytes(24).toString('base64url');
   const info: TokenInfo = { name: spec.name, org: spec.org, admin: spec.admin, created: new Date().toISOString(), revoked: false };
   mesh.write((tx) => tx.upsert(tokensTable, { hash: tokenHash(token), ...info }));
@@ -96,13 +96,18 @@ export function revokeToken(mesh: TokenMesh, name: string): void {
 }
 
 function checkTokenName(name: string): void {
-  if (!TENANT_NAME.test(name)) throw new ApiError('ERR_BAD_REQUEST', `token ${TENANT_NAME_RULE}`);
+  if (!SPRITE_NAME.test(name)) throw new ApiError('ERR_BAD_REQUEST', `token ${TENANT_NAME_RULE}`);
   if (name.startsWith(PEER_PREFIX)) throw new ApiError('ERR_BAD_REQUEST', `token names starting with ${PEER_PREFIX} belong to peers`);
 }
 
 /** Whether the caller may see and touch a sprite of `org`: its own org's, or any for an admin. */
 export function sees(caller: Caller, org: string): boolean {
   return caller.admin || caller.org === org;
+}
+
+/** Throws ERR_FORBIDDEN unless the caller holds an admin token; `need` ends the message ("orgs are managed with one"). */
+export function requireAdmin(caller: Caller, need: string): void {
+  if (!caller.admin) throw new ApiError('ERR_FORBIDDEN', `token ${caller.tokenName} of org ${caller.org} is not an admin token; ${need}`);
 }
 
 /** The proxy's view of the tokens: owners by token or hash, and a change feed so its cache drops revoked ones. */

@@ -7,7 +7,7 @@ import { ApiError } from '../errors.ts';
  * again, so a stale view of who owns a sprite costs an error, not a loop. It grants nothing: the
  * receiver authenticates the caller's own Authorization header, which travels unchanged.
  */
-export const HOP_HEADER = 'x-sprite-hop';
+const HOP_HEADER = 'x-sprite-hop';
 
 /** What the receiving peer is asked to do. */
 export type HopRole = 'owner' | 'arbiter' | 'place';

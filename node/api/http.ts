@@ -21,6 +21,12 @@ export function sendError(res: ServerResponse, error: unknown): void {
   sendJson(res, apiError.status, { error: { code: apiError.code, message: apiError.message } });
 }
 
+/** A boolean query parameter: `1` or `true`. */
+export function flag(url: URL, name: string): boolean {
+  const value = url.searchParams.get(name);
+  return value === '1' || value === 'true';
+}
+
 /** Reads, parses and validates a JSON body against `schema`; bad input becomes a 4xx ApiError. */
 export async function readJson<T>(req: IncomingMessage, schema: Schema): Promise<T> {
   return parseJson<T>(await readBody(req), schema);

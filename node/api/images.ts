@@ -1,9 +1,9 @@
 import { ApiError, toApiError } from '../errors.ts';
 import { DEBIAN_SUITE, type ImageManager } from '../images.ts';
 import type { Schema } from '../schema.ts';
-import type { Caller } from '../tokens.ts';
+import { requireAdmin, type Caller } from '../tokens.ts';
 import type { RootSource } from '../../vm/index.ts';
-import { readJson, sendJson } from './http.ts';
+import { flag, readJson, sendJson } from './http.ts';
 import type { Route } from './routes.ts';
 
 /** Defaults of a Debian build. */
@@ -38,8 +38,8 @@ interface BuildBody {
  * Images are shared by the whole mesh and a build from a path reads the peer's host: building
  * and deleting take an admin token; anyone may list them and create sprites from them.
  */
-function requireAdmin(caller: Caller, what: string): void {
-  if (!caller.admin) throw new ApiError('ERR_FORBIDDEN', `token ${caller.tokenName} of org ${caller.org} is not an admin token; ${what} takes one`);
+function requireAdminFor(caller: Caller, what: string): void {
+  requireAdmin(caller, `${what} takes one`);
 }
 
 function toSource(body: BuildBody): RootSource {
@@ -65,13 +65,12 @@ export function imageRoutes(images: ImageManager): Route[] {
       method: 'POST',
       pattern: /^\/v1\/images$/,
       handler: async ({ req, res, url, caller }) => {
-        requireAdmin(caller, 'building an image');
+        requireAdminFor(caller, 'building an image');
         const body = await readJson<BuildBody>(req, buildSchema);
         const source = toSource(body);
         // Bad input answers with its status; only a build that starts streams.
         await images.check(body.name, source);
-        const progress = url.searchParams.get('progress');
-        if (progress !== '1' && progress !== 'true') return sendJson(res, 201, await images.build(body.name, source));
+        if (!flag(url, 'progress')) return sendJson(res, 201, await images.build(body.name, source));
         // Progress as NDJSON: `{"progress": line}` ..., then `{"image": ...}` or `{"error": {code, message}}`.
         res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
         const line = (value: unknown): void => void res.write(`${JSON.stringify(value)}\n`);
@@ -90,7 +89,7 @@ export function imageRoutes(images: ImageManager): Route[] {
       method: 'DELETE',
       pattern: new RegExp(`^/v1/images/${IMAGE}$`),
       handler: async ({ res, params, caller }) => {
-        requireAdmin(caller, 'deleting an image');
+        requireAdminFor(caller, 'deleting an image');
         await images.delete(params.image!);
         res.writeHead(204).end();
       },

@@ -11,7 +11,7 @@ import type { SpriteRecord } from '../registry.ts';
 import { checkSpriteName, type SpriteManager } from '../sprites.ts';
 import { sees, type Caller } from '../tokens.ts';
 import { forwardRequest, hopRole } from './forward.ts';
-import { parseJson, readBody, readJson, sendJson } from './http.ts';
+import { flag, parseJson, readBody, readJson, sendJson } from './http.ts';
 import { streamLog } from './logs.ts';
 import { bridgeBytes, bridgeExec } from './ws.ts';
 
@@ -120,7 +120,7 @@ export const httpRoutes: Route[] = [
       if (role === 'arbiter') res.writeProcessing();
       if (role !== 'arbiter') {
         // The arbiter places the sprite here when this peer has a warm sprite (and here, cold, if no peer has one).
-        req.headers[ORIGIN_HEADER] = `${mesh.peerId};${placement.target() === 'here' ? 'warm' : 'none'}`;
+        req.headers[ORIGIN_HEADER] = `${mesh.peerId};${placement.warmHere() ? 'warm' : 'none'}`;
         for (const arbiter of placement.arbiters(name)) {
           try {
             return await forwardRequest(req, res, arbiter.api, 'arbiter', { body: raw, answerWithinMs: ARBITER_ANSWER_MS });
@@ -400,11 +400,6 @@ function jsonSafe(value: unknown): unknown {
 function serviceName(name: string): string {
   if (!new RegExp(SERVICE_NAME).test(name)) throw new ApiError('ERR_BAD_REQUEST', 'service name must be 1-63 of a-z, 0-9, _ and -, starting with a letter or digit');
   return name;
-}
-
-function flag(url: URL, name: string): boolean {
-  const value = url.searchParams.get(name);
-  return value === '1' || value === 'true';
 }
 
 function size(url: URL, name: string, fallback: number): number {

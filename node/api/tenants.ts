@@ -1,7 +1,6 @@
-import { ApiError } from '../errors.ts';
 import { createOrg, listOrgs } from '../orgs.ts';
 import type { Schema } from '../schema.ts';
-import { createToken, listTokens, revokeToken, type Caller } from '../tokens.ts';
+import { createToken, listTokens, revokeToken, requireAdmin, type Caller } from '../tokens.ts';
 import { readJson, sendJson } from './http.ts';
 import type { Route } from './routes.ts';
 
@@ -21,9 +20,7 @@ const tokenSchema: Schema = {
 };
 
 /** Org and token management: admin tokens only, everyone else gets 403. */
-function requireAdmin(caller: Caller): void {
-  if (!caller.admin) throw new ApiError('ERR_FORBIDDEN', `token ${caller.tokenName} of org ${caller.org} is not an admin token; orgs and tokens are managed with one`);
-}
+const requireAdminHere = (caller: Caller): void => requireAdmin(caller, 'orgs and tokens are managed with one');
 
 /** Routes under /v1/orgs and /v1/tokens. */
 export const tenantRoutes: Route[] = [
@@ -31,7 +28,7 @@ export const tenantRoutes: Route[] = [
     method: 'POST',
     pattern: /^\/v1\/orgs$/,
     handler: async ({ req, res, mesh, caller }) => {
-      requireAdmin(caller);
+      requireAdminHere(caller);
       const body = await readJson<{ name: string }>(req, orgSchema);
       sendJson(res, 201, createOrg(mesh, body.name));
     },
@@ -40,7 +37,7 @@ export const tenantRoutes: Route[] = [
     method: 'GET',
     pattern: /^\/v1\/orgs$/,
     handler: ({ res, mesh, caller }) => {
-      requireAdmin(caller);
+      requireAdminHere(caller);
       sendJson(res, 200, { orgs: listOrgs(mesh.store) });
     },
   },
@@ -48,7 +45,7 @@ export const tenantRoutes: Route[] = [
     method: 'POST',
     pattern: /^\/v1\/tokens$/,
     handler: async ({ req, res, mesh, caller }) => {
-      requireAdmin(caller);
+      requireAdminHere(caller);
       const body = await readJson<{ name: string; org?: string; admin?: boolean }>(req, tokenSchema);
       sendJson(res, 201, createToken(mesh, { name: body.name, org: body.org ?? caller.org, admin: body.admin ?? false }));
     },
@@ -57,7 +54,7 @@ export const tenantRoutes: Route[] = [
     method: 'GET',
     pattern: /^\/v1\/tokens$/,
     handler: ({ res, mesh, caller }) => {
-      requireAdmin(caller);
+      requireAdminHere(caller);
       sendJson(res, 200, { tokens: listTokens(mesh.store) });
     },
   },
@@ -66,7 +63,7 @@ export const tenantRoutes: Route[] = [
     // `token`, not `name`: a `name` group is a sprite name, which the server scopes to the caller's org.
     pattern: /^\/v1\/tokens\/(?<token>[^/]+)$/,
     handler: ({ res, params, mesh, caller }) => {
-      requireAdmin(caller);
+      requireAdminHere(caller);
       revokeToken(mesh, params.token!);
       res.writeHead(204).end();
     },

@@ -1,6 +1,7 @@
 // `sprite peer list` and `sprite peer status`: the mesh as the peer the CLI talks to sees it.
 import type { Command } from './command.ts';
 import { JSON_FLAG, print } from './command.ts';
+import { seg } from './client.ts';
 import { json, table, time } from './format.ts';
 
 interface PeerView {
@@ -60,7 +61,7 @@ export const peerCommands: readonly Command[] = [
     optional: ['PEER'],
     run: async (ctx) => {
       const client = ctx.client();
-      const started = await client.json<{ peer: string }>('POST', `/v1/peers/${encodeURIComponent(ctx.positionals[0] ?? 'self')}/drain`);
+      const started = await client.json<{ peer: string }>('POST', `/v1/peers/${seg(ctx.positionals[0] ?? 'self')}/drain`);
       const peer = started!.peer;
       await print(ctx.io, `draining ${peer}\n`);
       if (ctx.args.bool('no-wait')) return 0;
