@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { runCommand } from '../command.ts';
 import { ControlClient } from '../control.ts';
 import { decodeMessage, messageFrame, readOneFrame } from '../frames.ts';
-import { CheckpointDir } from './checkpoints.ts';
+import { CheckpointDir, coded } from './checkpoints.ts';
 import { STAGE, type InitConfig } from './config.ts';
 import { forwardToPort } from './forward.ts';
 import { parseServiceSpec, serveInsideApi } from './inside-api.ts';
@@ -204,10 +204,6 @@ function requireString(value: unknown, field: string): string {
 
 function int(value: unknown, fallback: number): number {
   return Number.isInteger(value) ? (value as number) : fallback;
-}
-
-function coded(code: string, message: string): Error {
-  return Object.assign(new Error(message), { code });
 }
 
 function listening(server: net.Server): Promise<void> {

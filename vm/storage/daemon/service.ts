@@ -196,9 +196,7 @@ export class StorageService {
         throw error;
       }
       attachment.target = target;
-      // The device is busy (mounted), so this only marks it autoclear.
-      await detachLoop(attachment.device);
-      attachment.autoclear = true;
+      await letGo(attachment);
       return attachment;
     });
   }
@@ -233,9 +231,7 @@ export class StorageService {
     const name = viewName(id, checkpoint);
     return this.#exclusive(name, async () => {
       const attachment = this.#attached.get(name);
-      if (!attachment || attachment.autoclear) return;
-      await detachLoop(attachment.device);
-      attachment.autoclear = true;
+      if (attachment) await letGo(attachment);
     });
   }
 
@@ -252,8 +248,7 @@ export class StorageService {
         throw error;
       }
       attachment.target = target;
-      await detachLoop(attachment.device);
-      attachment.autoclear = true;
+      await letGo(attachment);
       return attachment;
     });
   }
@@ -293,10 +288,7 @@ export class StorageService {
       await unmount(attachment.target);
       attachment.target = undefined;
     }
-    if (!attachment.autoclear) {
-      await detachLoop(attachment.device);
-      attachment.autoclear = true;
-    }
+    await letGo(attachment);
     await this.#waitClosed(name, waitMs);
     this.#fuse.remove(name);
     await this.#views.get(name)?.stop();
@@ -395,10 +387,7 @@ export class StorageService {
     const attachment = this.#attached.get(id);
     if (attachment) {
       if (attachment.target) throw new StorageError('ERR_VOLUME_MOUNTED', `volume ${id} is mounted at ${attachment.target}`, { fields: { volume: id } });
-      // An autoclear device was freed by the unmount (or will be, when the last holder of the
-      // filesystem lets go) and its name may already belong to another attach, of this daemon or
-      // another one on the machine: `losetup -d` on it would detach someone else's device.
-      if (!attachment.autoclear) await detachLoop(attachment.device);
+      await letGo(attachment);
       await this.#waitClosed(id);
       this.#fuse.remove(id);
       this.#attached.delete(id);
@@ -460,4 +449,16 @@ async function cleanupStale(fuseDir: string, logger: Logger): Promise<void> {
   logger.warn('cleaning up after a previous daemon', { loops, mounts: targets });
   for (const target of targets) await unmount(target, { lazy: true }).catch(() => undefined);
   for (const loop of loops) await detachLoop(loop).catch(() => undefined);
+}
+
+/**
+ * `losetup -d` at most once per attachment. On a busy (mounted) device it only marks it autoclear;
+ * from then on the kernel frees the device when its last user goes and its name may already
+ * belong to another attach, of this daemon or another one on the machine: detaching it again
+ * would detach someone else's device.
+ */
+async function letGo(attachment: Attachment): Promise<void> {
+  if (attachment.autoclear) return;
+  await detachLoop(attachment.device);
+  attachment.autoclear = true;
 }

@@ -37,11 +37,11 @@ for (;;) {
   if (n <= copyLimit) {
     const copy = new Uint8Array(n);
     copy.set(buf.subarray(0, n));
-    parentPort.postMessage({ buf: copy.buffer, n, big: false }, [copy.buffer]);
+    parentPort.postMessage({ buf: copy.buffer, n }, [copy.buffer]);
     continue;
   }
   if (slot >= 0) parentPort.postMessage({ slot, n });
-  else parentPort.postMessage({ buf: buf.buffer, n, big: true }, [buf.buffer]);
+  else parentPort.postMessage({ buf: buf.buffer, n }, [buf.buffer]);
   for (let m; (m = receiveMessageOnPort(returns)); ) free.push(m.message);
   slot = free.length > 0 ? free.pop() : -1;
   buf = slot >= 0 ? new Uint8Array(shared, slot * stride + pad, size) : new Uint8Array(size);
@@ -58,11 +58,11 @@ const WRITE_PAYLOAD_OFFSET = 80;
 
 /**
  * What a reader thread reports: a request in one of its slots, a request in a buffer of its
- * own (`big` when it is a whole read buffer rather than a copy), or the end of the session.
+ * own, or the end of the session.
  */
 export type ReaderMessage =
   | { slot: number; n: number; buf?: undefined; end?: undefined }
-  | { buf: ArrayBuffer; n: number; big: boolean; slot?: undefined; end?: undefined }
+  | { buf: ArrayBuffer; n: number; slot?: undefined; end?: undefined }
   | { end: string };
 
 /** One reader thread, its slots and the port on which slots go back to it. */
