@@ -46,7 +46,7 @@ export interface HttpProxyForwarderInit {
 
 const OUTGOING = Symbol('upstream request');
 
-const FORWARDER_DEFAULTS = { upstreamIdleMs: 120_000, connectTimeoutMs: 5000, maxFreeSockets: 64 } as const;
+export const FORWARDER_DEFAULTS = { upstreamIdleMs: 120_000, connectTimeoutMs: 5000, maxFreeSockets: 64 } as const;
 
 /** A Forwarder on http-proxy-3 with one keep-alive agent for every target. */
 export function createHttpProxyForwarder(init: HttpProxyForwarderInit = {}): Forwarder {

@@ -201,7 +201,6 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
     if (!authorized(route.sprite, headers, tokens)) {
       throw new ProxyError('ERR_PROXY_UNAUTHORIZED', `sprite ${name} needs an API token of its org: send Authorization: Bearer TOKEN, or sign in at ${RESERVED_PREFIX}login?token=TOKEN`);
     }
-    activity.touch(name);
     if (!hop) setForwarded(headers, { address: req.socket?.remoteAddress, proto, host: host ?? '' });
     return { name, route, hop };
   };
@@ -334,6 +333,8 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
       const admitted = admit(req, proto, rehomed);
       name = admitted.name;
       route = admitted.route;
+      // Marks the sprite active now, while a wake may still hold the upgrade (a web request does so when it opens).
+      activity.touch(name);
       stripHopByHop(req.headers, true);
       const admittedRoute = route;
       const open = (to: ForwardTarget): void => {

@@ -1,7 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
 import { Pool, type Dispatcher } from 'undici';
-import { createHttpProxyForwarder, type Forwarder, type ForwardTarget } from './forward.ts';
+import { FORWARDER_DEFAULTS, createHttpProxyForwarder, type Forwarder, type ForwardTarget } from './forward.ts';
+import { HOP_BY_HOP } from './headers.ts';
 import type { AnyResponse } from './pages.ts';
 
 /** Options of the undici forwarder. */
@@ -10,14 +11,11 @@ export interface UndiciForwarderInit {
   upstreamIdleMs?: number;
   /** Time allowed to open a new upstream connection. @default 5000 */
   connectTimeoutMs?: number;
-  /** Pools (one per target) kept with no connection before the emptiest are dropped. @default 64 */
-  maxIdlePools?: number;
 }
 
-const UNDICI_DEFAULTS = { upstreamIdleMs: 120_000, connectTimeoutMs: 5000, maxIdlePools: 64 } as const;
+/** Pools (one per target) kept with no connection before the emptiest are dropped. */
+const MAX_IDLE_POOLS = 64;
 
-/** Response headers that describe the upstream's connection, not the message (see headers.ts). */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
 /** undici's error codes, as the caller's error mapping knows them (the http-proxy-3 forwarder's names). */
 const CODES: Record<string, string> = {
@@ -34,9 +32,8 @@ const CODES: Record<string, string> = {
  * a pool, so a faster client buys nothing there.
  */
 export function createUndiciForwarder(init: UndiciForwarderInit = {}): Forwarder {
-  const upstreamIdleMs = init.upstreamIdleMs ?? UNDICI_DEFAULTS.upstreamIdleMs;
-  const connectTimeoutMs = init.connectTimeoutMs ?? UNDICI_DEFAULTS.connectTimeoutMs;
-  const maxIdlePools = init.maxIdlePools ?? UNDICI_DEFAULTS.maxIdlePools;
+  const upstreamIdleMs = init.upstreamIdleMs ?? FORWARDER_DEFAULTS.upstreamIdleMs;
+  const connectTimeoutMs = init.connectTimeoutMs ?? FORWARDER_DEFAULTS.connectTimeoutMs;
   const upgrades = createHttpProxyForwarder({ upstreamIdleMs, connectTimeoutMs });
   const pools = new Map<string, Pool>();
 
@@ -45,7 +42,7 @@ export function createUndiciForwarder(init: UndiciForwarderInit = {}): Forwarder
     let pool = pools.get(key);
     if (pool) return pool;
     // Sprites come and go, each with its own socket path: drop pools that hold no connection.
-    if (pools.size >= maxIdlePools) {
+    if (pools.size >= MAX_IDLE_POOLS) {
       for (const [other, candidate] of pools) {
         const s = candidate.stats;
         if (s.connected === 0 && s.pending === 0 && s.running === 0) {
@@ -166,13 +163,14 @@ function responseHeaders(raw: Buffer[], h2: boolean): string[] {
   const out: string[] = [];
   let named: string[] | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1').toLowerCase();
+    const original = raw[i]!.toString('latin1');
+    const name = original.toLowerCase();
     if (HOP_BY_HOP.has(name)) {
       // Headers the Connection header names are hop-by-hop too.
       if (name === 'connection') (named ??= []).push(...raw[i + 1]!.toString('latin1').toLowerCase().split(',').map((token) => token.trim()));
       continue;
     }
-    out.push(h2 ? name : raw[i]!.toString('latin1'), raw[i + 1]!.toString('latin1'));
+    out.push(h2 ? name : original, raw[i + 1]!.toString('latin1'));
   }
   if (!named) return out;
   const drop = new Set(named);
