@@ -62,6 +62,9 @@ function parseOrigin(value: string | string[] | undefined): { peer: string; warm
 
 /** An arbiter that has not acknowledged a create (102) by then is passed over for the next one. */
 const ARBITER_ANSWER_MS = 5000;
+
+/** On a create handed to an arbiter: wall-clock ms after which the sender has passed it over. */
+const DEADLINE_HEADER = 'x-sprite-deadline';
 const SERVICE_NAME = '^[a-z0-9][a-z0-9_-]{0,62}$';
 
 const createSchema: Schema = {
@@ -116,12 +119,21 @@ export const httpRoutes: Route[] = [
       checkSpriteName(name);
       const role = hopRole(req);
       if (role === 'place') return sendJson(res, 201, await sprites.create(name, caller.org, image));
-      // Tell the peer that handed this create on that this arbiter is alive; the create may take a while.
-      if (role === 'arbiter') res.writeProcessing();
+      if (role === 'arbiter') {
+        // A request the sender has given up on (this peer was frozen or too slow) went to the next
+        // arbiter: acting on it now could create a name that was meanwhile created and destroyed.
+        if (Date.now() > Number(req.headers[DEADLINE_HEADER])) {
+          req.socket.destroy();
+          return;
+        }
+        // Tell the sender this arbiter is alive; the create may take a while.
+        res.writeProcessing();
+      }
       if (role !== 'arbiter') {
         // The arbiter places the sprite here when this peer has a warm sprite (and here, cold, if no peer has one).
         req.headers[ORIGIN_HEADER] = `${mesh.peerId};${placement.warmHere() ? 'warm' : 'none'}`;
         for (const arbiter of placement.arbiters(name)) {
+          req.headers[DEADLINE_HEADER] = String(Date.now() + ARBITER_ANSWER_MS);
           try {
             return await forwardRequest(req, res, arbiter.api, 'arbiter', { body: raw, answerWithinMs: ARBITER_ANSWER_MS });
           } catch {
