@@ -178,12 +178,22 @@ test('relaxed mode acknowledges fsync locally and a restart on the same data dir
 
 test('an unreachable store fails fsync with an error after the flush timeout, not a hang', async () => {
   const store = await openObjectStore(backend.url);
+  // While down, write-back's first three uploads fail at once (the back-off grows past the
+  // flush timeout) and the fourth hangs until `release`, so it is still in flight when the
+  // store comes back: its late failure must not hold back the next fsync.
   let down = false;
+  let calls = 0;
+  let release = () => {};
+  const hung = new Promise<void>((resolve) => { release = resolve; });
   const flaky = new Proxy(store, {
     get(target, prop, receiver) {
       const value = Reflect.get(target, prop, receiver);
       if ((prop === 'put' || prop === 'putFile') && typeof value === 'function') {
-        return (...args: unknown[]) => down ? Promise.reject(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ERR_STORE_UNAVAILABLE' })) : value.apply(target, args);
+        return async (...args: unknown[]) => {
+          if (!down) return value.apply(target, args);
+          if (++calls > 3) await hung;
+          throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ERR_STORE_UNAVAILABLE' });
+        };
       }
       return typeof value === 'function' ? value.bind(target) : value;
     },
@@ -193,11 +203,18 @@ test('an unreachable store fails fsync with an error after the flush timeout, no
     const device = await engine.device((await engine.create('down', { size: SIZE })).id);
     down = true;
     await device.write(0, seededBytes('down', UNIT));
+    for (const deadline = Date.now() + 10_000; calls < 4;) {
+      assert.ok(Date.now() < deadline, `write-back retries the upload (${calls} attempts so far)`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     await assert.rejects(device.fsync(), (error) => hasCode(error, 'ERR_STORE_UNAVAILABLE'));
     down = false;
-    await device.fsync();
+    const synced = device.fsync();
+    release();
+    await synced;
     assert.equal(engine.db.map('down', HEAD).size, 1, 'the write reaches the store once it is back');
   } finally {
+    release();
     await engine.close();
   }
 });

@@ -168,6 +168,8 @@ export class BlockDevice implements FuseFile {
   #fenced: StorageError | undefined;
   #lastError: unknown;
   #backoffUntil = 0;
+  /** Counts flushes that cleared the back-off; failures of attempts started before the latest do not set a new one. */
+  #retryRound = 0;
   #failures = 0;
   #lastReadUnit = -2;
   #streak = 0;
@@ -279,6 +281,7 @@ export class BlockDevice implements FuseFile {
     this.#urgent++;
     // An explicit flush tries at once rather than waiting out a back-off from earlier failures.
     this.#backoffUntil = 0;
+    this.#retryRound++;
     this.#notify();
     try {
       const deadline = Date.now() + this.#options.flushTimeoutMs;
@@ -653,6 +656,7 @@ export class BlockDevice implements FuseFile {
   async #upload(dirty: Dirty): Promise<void> {
     dirty.uploading = true;
     this.#uploads++;
+    const round = this.#retryRound;
     try {
       const body = this.#buffers.pop() ?? Buffer.allocUnsafe(this.unitSize);
       let object: string | null = null;
@@ -700,7 +704,7 @@ export class BlockDevice implements FuseFile {
     } catch (error) {
       dirty.uploading = false;
       this.#uploads--;
-      this.#failed('upload failed', error, { unit: dirty.unit });
+      this.#failed('upload failed', error, { unit: dirty.unit }, round);
       this.#notify();
     }
   }
@@ -729,6 +733,7 @@ export class BlockDevice implements FuseFile {
     while (this.#pending.length > 0) {
       const batch = this.#pending;
       this.#pending = [];
+      const round = this.#retryRound;
       try {
         await this.#init.metadata!.commit([{ op: 'map', units: batch.map((item) => [item.dirty.unit, item.object] as [number, string | null]) }]);
       } catch (error) {
@@ -740,7 +745,7 @@ export class BlockDevice implements FuseFile {
           this.#notify();
           return;
         }
-        this.#failed('commit failed', error, { units: batch.length });
+        this.#failed('commit failed', error, { units: batch.length }, round);
         this.#pending = [...batch, ...this.#pending];
         if (this.#stopped) return;
         // Back off, but wake at once when a flush clears the back-off (fsync retries at once).
@@ -791,11 +796,13 @@ export class BlockDevice implements FuseFile {
     this.#init.db?.setDirtyUnits(this.volume, this.#dirty.keys());
   }
 
-  #failed(message: string, error: unknown, fields: Record<string, unknown>): void {
+  #failed(message: string, error: unknown, fields: Record<string, unknown>, round: number): void {
     this.#lastError = error;
     this.#failures++;
     const delay = Math.min(5000, 50 * 2 ** Math.min(this.#failures, 7));
-    this.#backoffUntil = Date.now() + delay;
+    // An attempt that began before the latest flush asked for a fresh try says nothing about
+    // the store now: it must not push that flush's retry past its deadline.
+    if (round === this.#retryRound) this.#backoffUntil = Date.now() + delay;
     // Rate-limited: the first failure and then every tenth.
     if (this.#failures === 1 || this.#failures % 10 === 0) {
       this.#logger.warn(message, { volume: this.volume, failures: this.#failures, retryMs: delay, error: describe(error), ...fields, ...(error as { fields?: object }).fields });
