@@ -4,7 +4,7 @@
  * time with 10 MiB vs 1 GiB written, restore, clone, the first read on a fresh data dir (cold
  * cache) and object-store requests per GiB written.
  *
- *   node test/bench/volume.ts [--store file|s3] [--data-mib 1024] [--runtime 10] [--size-gib 100] [--mode strict|relaxed]
+ *   node test/bench/volume.ts [--store file|s3] [--data-mib 1024] [--runtime 10] [--size-gib 100] [--mode strict|relaxed] [--unit-mib N]
  */
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -25,6 +25,7 @@ const DATA_MIB = Number(option('data-mib', '1024'));
 const RUNTIME = Number(option('runtime', '10'));
 const SIZE = Number(option('size-gib', '100')) * 1024 ** 3;
 const MODE = option('mode', 'strict') as 'strict' | 'relaxed';
+const UNIT_MIB = args.includes('--unit-mib') ? Number(option('unit-mib', '')) : undefined;
 
 function sh(file: string, argv: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -112,7 +113,7 @@ const store = await storeUrl(root);
 const mounted: ObjectVolume[] = [];
 try {
   const device = { mode: MODE };
-  const daemon = await StorageDaemon.start({ dataDir: join(root, 'peer1'), objectStore: store.url, device });
+  const daemon = await StorageDaemon.start({ dataDir: join(root, 'peer1'), objectStore: store.url, device, ...(UNIT_MIB ? { unitSize: UNIT_MIB * 1024 * 1024 } : {}) });
   daemons.push(daemon);
   const volumes = new ObjectVolumeStore(daemon);
   const counters = async (): Promise<StoreCounters> => (await volumes.stats()).store;

@@ -19,7 +19,7 @@ export interface VolumesInit {
   logger: Logger;
   /** Stable owner id for leases. @default a random id kept in `<dataDir>/owner` */
   owner?: string;
-  /** Unit size of new volumes, in bytes (a power of two, 64 KiB to 64 MiB). @default 1 MiB */
+  /** Unit size of new volumes, in bytes (a power of two, 64 KiB to 64 MiB). @default 4 MiB */
   unitSize?: number;
   /** Local cache budget in bytes, dirty units included. @default 10 GiB */
   cacheBytes?: number;
@@ -35,7 +35,7 @@ export interface VolumesInit {
 
 /** Documented defaults of {@link VolumesInit}. */
 export const VOLUMES_DEFAULTS = {
-  unitSize: 1024 * 1024,
+  unitSize: 4 * 1024 * 1024,
   cacheBytes: 10 * 1024 ** 3,
   leaseTtlMs: 30_000,
   leaseCheckMs: 1000,

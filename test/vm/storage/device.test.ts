@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { crc32 } from 'node:zlib';
+import { decode } from 'cbor-x';
 import { crc32Combine, objectIdOfKey, objectKey, verifyObject } from '../../../vm/storage/device/objects.ts';
-import { HEAD } from '../../../vm/storage/device/meta-db.ts';
+import { HEAD, type LogRecord } from '../../../vm/storage/device/meta-db.ts';
 import { hasCode } from '../../../vm/storage/errors.ts';
 import { openObjectStore } from '../../../vm/storage/store/open.ts';
 import { listAll } from '../../../vm/storage/store/store.ts';
@@ -268,6 +269,66 @@ test('a file store takes uploads as hard links, and a unit rewritten during its 
       assert.equal((await stat(path)).nlink, 2, 'the object and its cache file are one inode: no copy was written');
     } finally {
       await engine.close();
+    }
+  } finally {
+    await removeTemp(dir);
+    await backend.stop();
+  }
+});
+
+test('linked uploads become durable together, before the map commit that names them', async () => {
+  const backend = await startBackend('file');
+  const dir = await tempDir('engine');
+  try {
+    const inner = await openObjectStore(backend.url);
+    // What the store has linked, what a finished sync covered, and what each commit named.
+    const linked = new Set<string>();
+    const durable = new Set<string>();
+    const named: string[] = [];
+    let syncs = 0;
+    const store = new Proxy(inner, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (typeof value !== 'function') return value;
+        if (prop === 'putFile') return async (key: string, path: string) => { const out = await value.call(target, key, path); linked.add(key); return out; };
+        if (prop === 'syncFiles') {
+          return async () => {
+            const covered = [...linked];
+            await value.call(target);
+            syncs++;
+            for (const key of covered) durable.add(key);
+          };
+        }
+        if (prop === 'put') {
+          return (key: string, body: Buffer, ...rest: unknown[]) => {
+            if (key.includes('/log/')) {
+              for (const op of (decode(body) as LogRecord).ops) {
+                if (op.op === 'map') for (const [, object] of op.units) if (object) named.push(objectKey(object));
+              }
+            }
+            return value.call(target, key, body, ...rest);
+          };
+        }
+        return value.bind(target);
+      },
+    });
+    const engine = await openEngine(backend.url, dir, { store });
+    let closed = false;
+    try {
+      const device = await engine.device((await engine.create('batched', { size: SIZE })).id);
+      for (let unit = 0; unit < 8; unit++) await device.write(unit * UNIT, seededBytes(`unit ${unit}`, UNIT));
+      await device.fsync();
+      assert.equal(linked.size, 8, 'every unit was linked into the store');
+      assert.equal(named.length, 8, 'every unit was committed');
+      assert.deepEqual(named.filter((key) => !durable.has(key)), [], 'no commit named an object before a sync covered it');
+      assert.ok(syncs >= 1 && syncs <= 8, `syncs are shared (${syncs} for 8 objects)`);
+      const spares = async () => (await readdir(join(dir, 'dirty', 'batched'))).filter((name) => name.startsWith('spare-'));
+      assert.ok((await spares()).length > 0, 'writes that start units made spare files ready');
+      await engine.close();
+      closed = true;
+      assert.deepEqual(await spares(), [], 'spare files are removed on close');
+    } finally {
+      if (!closed) await engine.close();
     }
   } finally {
     await removeTemp(dir);

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { hasCode } from '../../../vm/storage/errors.ts';
 import { openObjectStore, redactUrl } from '../../../vm/storage/store/open.ts';
 import { listAll, type ObjectStore } from '../../../vm/storage/store/store.ts';
-import { seededBytes, startBackend, type StoreBackend } from './helpers.ts';
+import { removeTemp, seededBytes, startBackend, tempDir, type StoreBackend } from './helpers.ts';
 
 for (const name of ['file', 's3'] as const) {
   describe(`${name} object store`, () => {
@@ -58,4 +60,27 @@ test('store urls are validated and redacted', async () => {
   await assert.rejects(openObjectStore('s3://bucket/p?bogus=1'), (error) => hasCode(error, 'ERR_STORAGE_CONFIG'));
   await assert.rejects(openObjectStore('ftp://x/y'), (error) => hasCode(error, 'ERR_STORAGE_CONFIG'));
   assert.equal(redactUrl('s3://key:secret@bucket/p?endpoint=http://h'), 's3://bucket/p?endpoint=http://h');
+});
+
+test('a file store links files in at once and syncs them later, together; an object deleted before the sync is no error', async () => {
+  const backend = await startBackend('file');
+  const dir = await tempDir('linked');
+  const store = await openObjectStore(backend.url);
+  try {
+    assert.ok(store.putFile && store.syncFiles, 'the file store offers linked puts');
+    const bodies = [seededBytes('one', 4096), seededBytes('two', 8192)];
+    for (const [i, body] of bodies.entries()) {
+      await writeFile(join(dir, `f${i}`), body);
+      await store.putFile(`objects/linked-${i}`, join(dir, `f${i}`));
+    }
+    for (const [i, body] of bodies.entries()) assert.ok((await store.get(`objects/linked-${i}`)).body.equals(body), 'readable before the sync');
+    await store.delete('objects/linked-1');
+    await store.syncFiles();
+    await Promise.all([store.syncFiles(), store.syncFiles()]);
+    assert.ok((await store.get('objects/linked-0')).body.equals(bodies[0]!));
+  } finally {
+    await store.close();
+    await removeTemp(dir);
+    await backend.stop();
+  }
 });

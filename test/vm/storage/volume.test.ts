@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { StorageDaemon } from '../../../vm/storage/daemon/client.ts';
 import { hasCode } from '../../../vm/storage/errors.ts';
 import { ObjectVolumeStore } from '../../../vm/storage/volume.ts';
+import { VOLUMES_DEFAULTS } from '../../../vm/storage/volumes.ts';
 import { removeTemp, sh, startBackend, tempDir, type StoreBackend } from './helpers.ts';
 import { verifyTree, writeTree } from './writer.ts';
 
@@ -173,9 +174,11 @@ for (const name of ['file', 's3'] as const) {
         const mnt = join(root, 'eio-mnt');
         await volume.mount(mnt);
         const tree = await writeTree(mnt, 'eio', { files: 1, maxBytes: 1 });
-        await sh('dd', ['if=/dev/urandom', `of=${join(mnt, 'big')}`, 'bs=1M', 'count=8', 'status=none', 'conv=fsync']);
+        // Six units of data: at least four of them hold nothing else.
+        const bigMiB = (6 * VOLUMES_DEFAULTS.unitSize) / (1024 * 1024);
+        await sh('dd', ['if=/dev/urandom', `of=${join(mnt, 'big')}`, 'bs=1M', `count=${bigMiB}`, 'status=none', 'conv=fsync']);
         const sum = await sh('sha256sum', [join(mnt, 'big')]);
-        const units = await unitsOnlyOf(join(mnt, 'big'), 1024 * 1024);
+        const units = await unitsOnlyOf(join(mnt, 'big'), VOLUMES_DEFAULTS.unitSize);
         await volume.unmount();
         await daemon.stop();
         // Truncate the objects of units that hold nothing but the file's data.
@@ -198,7 +201,7 @@ for (const name of ['file', 's3'] as const) {
         assert.ok(named.length > 0 && named.every((line) => /"key":"objects\/[0-9a-f]{32}"/.test(line) && line.includes('ERR_OBJECT_CORRUPT')), 'the log names the object');
         for (const path of victims) await rename(`${path}.good`, path);
         assert.equal((await sh('sha256sum', [join(mnt2, 'big')])).split(' ')[0], sum.split(' ')[0], 'the retry reads the right bytes');
-        assert.ok((await stat(join(mnt2, 'big'))).size === 8 * 1024 * 1024);
+        assert.ok((await stat(join(mnt2, 'big'))).size === bigMiB * 1024 * 1024);
         await again.unmount();
         await fresh.stop();
       }));

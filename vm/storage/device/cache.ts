@@ -1,13 +1,16 @@
-import { close, open } from 'node:fs';
+import { close, constants, open } from 'node:fs';
 import { copyFile, mkdir, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
+import { PAGE, isPageAligned } from '../aligned.ts';
 import type { Logger } from '../logger.ts';
 import { AdaptiveIo } from './io.ts';
 
 const openFd = promisify(open);
 const closeFd = promisify(close);
+/** Reads at least this large, into page-aligned memory, bypass the page cache (see `read`). */
+const DIRECT_READ_MIN = 128 * 1024;
 
 /** Options of the local object cache. */
 export interface CacheInit {
@@ -44,6 +47,8 @@ export interface CacheStats {
 interface Entry {
   size: number;
   fd?: Promise<number>;
+  /** An O_DIRECT descriptor of the same file, opened on the first large aligned read. */
+  direct?: Promise<number>;
   refs: number;
   evicted: boolean;
 }
@@ -64,6 +69,8 @@ export class ObjectCache {
   #bytes = 0;
   #pinned = 0;
   #open = 0;
+  /** Large aligned reads use O_DIRECT until the filesystem refuses it. */
+  #directReads = true;
   #evicting: Promise<void> | undefined;
   readonly #shards = new Set<string>();
   readonly #stats = { hits: 0, misses: 0, evictions: 0 };
@@ -136,8 +143,7 @@ export class ObjectCache {
     this.#touch(id, entry);
     entry.refs++;
     try {
-      entry.fd ??= this.#openFd(id);
-      await this.#io.read(await entry.fd, into, offset);
+      await this.#io.read(await this.#fdFor(id, entry, offset, into), into, offset);
       return true;
     } catch (error) {
       // Evicted between lookup and open: a miss after all.
@@ -248,8 +254,29 @@ export class ObjectCache {
     }
   }
 
-  async #openFd(id: string): Promise<number> {
-    const fd = await openFd(this.path(id), 'r');
+  /**
+   * The descriptor a read uses. A large page-aligned read goes through O_DIRECT: the disk fills
+   * the FUSE reply buffer itself, where a buffered read would copy every byte out of the page
+   * cache (and fill the page cache with data the loop device above already caches). Small reads
+   * keep the page cache, which serves repeated random reads in microseconds.
+   */
+  #fdFor(id: string, entry: Entry, offset: number, into: Buffer): Promise<number> {
+    if (this.#directReads && into.length >= DIRECT_READ_MIN && offset % PAGE === 0 && into.length % PAGE === 0 && isPageAligned(into)) {
+      entry.direct ??= this.#openFd(id, constants.O_RDONLY | constants.O_DIRECT).catch((error: NodeJS.ErrnoException) => {
+        entry.direct = undefined;
+        if (error.code !== 'EINVAL') throw error;
+        this.#directReads = false;
+        this.#init.logger.info('O_DIRECT refused for cache files: reads use the page cache', { dir: this.#init.dir });
+        return this.#fdFor(id, entry, offset, into);
+      });
+      return entry.direct;
+    }
+    entry.fd ??= this.#openFd(id, constants.O_RDONLY);
+    return entry.fd;
+  }
+
+  async #openFd(id: string, flags: number): Promise<number> {
+    const fd = await openFd(this.path(id), flags);
     this.#open++;
     if (this.#open > (this.#init.maxOpenFiles ?? CACHE_DEFAULTS.maxOpenFiles)) this.#trimFds();
     return fd;
@@ -259,15 +286,15 @@ export class ObjectCache {
     // Close descriptors of the least recently used idle entries.
     for (const entry of this.#entries.values()) {
       if (this.#open <= (this.#init.maxOpenFiles ?? CACHE_DEFAULTS.maxOpenFiles) / 2) break;
-      if (entry.fd && entry.refs === 0) void this.#closeFd(entry);
+      if ((entry.fd || entry.direct) && entry.refs === 0) void this.#closeFd(entry);
     }
   }
 
   async #closeFd(entry: Entry): Promise<void> {
-    const fd = entry.fd;
-    if (!fd) return;
+    const fds = [entry.fd, entry.direct].filter((fd) => fd !== undefined);
     entry.fd = undefined;
-    this.#open--;
-    await fd.then((n) => closeFd(n)).catch(() => undefined);
+    entry.direct = undefined;
+    this.#open -= fds.length;
+    await Promise.all(fds.map((fd) => fd.then((n) => closeFd(n)).catch(() => undefined)));
   }
 }

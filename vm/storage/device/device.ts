@@ -13,7 +13,10 @@ import type { MetaDb } from './meta-db.ts';
 import type { VolumeMetadata } from './metadata.ts';
 import { crc32Combine, isZero, newObjectId, objectIdWithChecksum, objectKey, verifyObject } from './objects.ts';
 import { UnitLocks } from './rwlock.ts';
+import { SpareFiles } from './spare-files.ts';
 
+/** Spare unit files kept ready per writable volume (see SpareFiles). */
+const SPARE_FILES = 8;
 const openFd = promisify(open);
 const closeFd = promisify(close);
 const truncateFd = promisify(ftruncate);
@@ -50,8 +53,8 @@ export interface DeviceOptions {
 export const DEVICE_DEFAULTS: Readonly<DeviceOptions> = Object.freeze({
   mode: 'strict',
   uploadConcurrency: 8,
-  softDirtyBytes: 1024 * 1024 * 1024,
-  hardDirtyBytes: 2048 * 1024 * 1024,
+  softDirtyBytes: 2048 * 1024 * 1024,
+  hardDirtyBytes: 4096 * 1024 * 1024,
   settleMs: 250,
   maxDirtyMs: 5000,
   readAheadUnits: 8,
@@ -178,6 +181,8 @@ export class BlockDevice implements FuseFile {
   #linkable: boolean;
   /** Page-aligned writes use O_DIRECT until the filesystem refuses it. */
   #directIo = true;
+  /** Empty files for units that start afresh; none on a read-only device. */
+  #spares: SpareFiles | undefined;
   readonly #stats = { uploaded: 0, uploadedBytes: 0, commits: 0, fetched: 0, fetchedBytes: 0, readAheads: 0, throttled: 0 };
 
   private constructor(init: DeviceInit) {
@@ -198,6 +203,7 @@ export class BlockDevice implements FuseFile {
     const device = new BlockDevice(init);
     if (!device.readOnly) {
       await device.#prepareDirty();
+      device.#spares = new SpareFiles(init.dirtyDir, init.unitSize, SPARE_FILES);
       device.#timer = setInterval(() => device.syncOnce(), device.#options.intervalMs);
       device.#timer.unref();
     }
@@ -340,6 +346,7 @@ export class BlockDevice implements FuseFile {
     for (const dirty of this.#dirty.values()) {
       await this.#closeFiles(dirty).catch(() => undefined);
     }
+    await this.#spares?.close();
     this.#init.cache.pin(-this.#dirtyBytes);
     this.#dirtyBytes = 0;
     this.#notify();
@@ -527,6 +534,7 @@ export class BlockDevice implements FuseFile {
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EINVAL') throw error;
         this.#directIo = false;
+        if (this.#spares) this.#spares.direct = false;
         this.#logger.info('O_DIRECT refused for dirty files: writes use the page cache', { volume: this.volume, error: describe(error) });
       }
     }
@@ -578,36 +586,53 @@ export class BlockDevice implements FuseFile {
   async #materialize(unit: number, existing: Dirty | undefined, whole: boolean): Promise<void> {
     const path = this.#dirtyPath(unit);
     if (existing?.sealed && existing.fd !== null) {
-      // The file is an object in the store now: the unit's next version is a new file.
-      const next = `${path}.next`;
-      if (!whole) await copyFile(path, next);
-      const fd = await openFd(next, whole ? 'w+' : 'r+');
-      if (whole) await truncateFd(fd, this.unitSize);
-      await rename(next, path);
+      // The file is an object in the store now: the unit's next version is a new file, whole
+      // or a copy, that replaces the name (never the inode, which the object shares).
+      let next: { fd: number; direct: Promise<number> | null };
+      if (whole) {
+        next = await this.#freshFile(path);
+      } else {
+        await copyFile(path, `${path}.next`);
+        next = { fd: await openFd(`${path}.next`, 'r+'), direct: null };
+        await rename(`${path}.next`, path);
+      }
       await this.#closeFiles(existing);
-      existing.fd = fd;
+      existing.fd = next.fd;
+      existing.direct = next.direct;
       existing.sealed = false;
       existing.gen++;
       return;
     }
     const base = existing ? undefined : this.#head.get(unit);
     let fd: number;
+    let direct: Promise<number> | null = null;
     if (base && !whole) {
       // Copy-on-write: the object stays immutable; the unit's new version starts as its copy.
       if (!(await this.#init.cache.copyTo(base, path))) await writeFile(path, await this.#fetch(base, unit));
       fd = await openFd(path, 'r+');
     } else {
-      fd = await openFd(path, 'w+');
-      await truncateFd(fd, this.unitSize);
+      ({ fd, direct } = await this.#freshFile(path));
     }
     this.#addDirtyBytes(this.unitSize);
     const now = Date.now();
     if (existing) {
       existing.fd = fd;
+      existing.direct = direct;
       existing.gen++;
     } else {
-      this.#dirty.set(unit, { unit, fd, gen: 1, committedGen: 0, uploading: false, firstDirty: now, lastWrite: now, written: 0, sealed: false, direct: null, pieces: new Map() });
+      this.#dirty.set(unit, { unit, fd, gen: 1, committedGen: 0, uploading: false, firstDirty: now, lastWrite: now, written: 0, sealed: false, direct, pieces: new Map() });
     }
+  }
+
+  /** An empty unit-size file at `path`, replacing the name only: a spare when one is ready. */
+  async #freshFile(path: string): Promise<{ fd: number; direct: Promise<number> | null }> {
+    const spare = await this.#spares?.claim(path);
+    if (spare) return { fd: spare.fd, direct: spare.direct === null ? null : Promise.resolve(spare.direct) };
+    const next = `${path}.next`;
+    const fd = await openFd(next, 'w+');
+    await truncateFd(fd, this.unitSize);
+    await rename(next, path);
+    return { fd, direct: null };
   }
 
   async #discardUnit(unit: number): Promise<void> {
@@ -735,6 +760,8 @@ export class BlockDevice implements FuseFile {
       this.#pending = [];
       const round = this.#retryRound;
       try {
+        // Linked objects become durable together, before the map names any of them.
+        await this.#init.store.syncFiles?.();
         await this.#init.metadata!.commit([{ op: 'map', units: batch.map((item) => [item.dirty.unit, item.object] as [number, string | null]) }]);
       } catch (error) {
         if (hasCode(error, 'ERR_LEASE_LOST')) {

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, openSync, writevSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { alignedMemory } from '../aligned.ts';
 import { StorageError, describe } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import {
@@ -15,7 +16,10 @@ import { startReader, type Reader, type ReaderMessage } from './reader.ts';
 export interface FuseFile {
   /** Size in bytes; never changes while the file is served. */
   readonly size: number;
-  /** Fills `into` with the bytes at `offset` (the server never asks beyond `size`). */
+  /**
+   * Fills `into` with the bytes at `offset` (the server never asks beyond `size`). Settles only
+   * once nothing touches `into` any more, also when it fails: the server reuses the buffer.
+   */
   read(offset: number, into: Buffer): Promise<void>;
   /** Writes `data` at `offset`; resolves once a later read sees it. `data` is only valid until then. */
   write(offset: number, data: Buffer): Promise<void>;
@@ -72,8 +76,8 @@ const VALID_SECONDS = 86_400;
  */
 const ENTRY_VALID_SECONDS = 0;
 const BLOCK = 4096;
-/** Bytes of READ reply buffers kept for reuse (the loop device reads 512 KiB or 1 MiB at a time). */
-const POOLED_BYTES = 16 * 1024 * 1024;
+/** Bytes of page-aligned READ reply slots (the loop device reads 512 KiB or 1 MiB at a time). */
+const REPLY_SLOT_BYTES = 16 * 1024 * 1024;
 /** Smaller READ replies are cheap to allocate from Node's pool. */
 const POOLED_READ = 64 * 1024;
 
@@ -95,11 +99,12 @@ export class FuseServer {
   readonly #started = Math.floor(Date.now() / 1000);
   readonly #stats: FuseStats = { requests: 0, inflight: 0, errors: 0, byOpcode: {} };
   /**
-   * Reply buffers of large READs by size, reused: a reply is written synchronously, so the buffer
-   * is free again right after it (allocating 512 KiB per READ kept the GC and page faults busy).
+   * Reply slots of large READs, carved from one page-aligned arena on first use: a reply is
+   * written synchronously, so its slot is free again right after it (allocating 512 KiB per READ
+   * kept the GC and page faults busy), and the alignment lets the cache read with O_DIRECT.
    */
-  readonly #readBuffers = new Map<number, Buffer[]>();
-  #pooledBytes = 0;
+  #replyArena: SharedArrayBuffer | undefined;
+  readonly #replySlots: Buffer[] = [];
   #nextIno = ROOT_ID + 1;
   #nextFh = 1;
   #mounted = false;
@@ -288,13 +293,7 @@ export class FuseServer {
       if (error !== 0) this.#stats.errors++;
       this.#write(header.unique, error, parts);
       giveBack?.();
-      const buffer = parts[0];
-      if (opcode === OP.READ && buffer && buffer.length >= POOLED_READ && this.#pooledBytes + buffer.length <= POOLED_BYTES) {
-        let free = this.#readBuffers.get(buffer.length);
-        if (!free) this.#readBuffers.set(buffer.length, (free = []));
-        free.push(buffer);
-        this.#pooledBytes += buffer.length;
-      }
+      if (opcode === OP.READ && parts[0]) this.#releaseReplySlot(parts[0]);
     };
     let result: Promise<Buffer[]> | Buffer[];
     try {
@@ -449,17 +448,30 @@ export class FuseServer {
     const { offset, size } = decodeRead(body);
     const length = Math.max(0, Math.min(size, file.size - offset));
     if (length === 0) return [];
-    // A handler that fails drops its buffer: only a buffer whose read settled goes back to the pool.
-    const out = length >= POOLED_READ ? this.#pooledBuffer(length) : Buffer.allocUnsafe(length);
-    await file.read(offset, out);
+    const out = (length >= POOLED_READ ? this.#replySlot(length) : undefined) ?? Buffer.allocUnsafe(length);
+    try {
+      await file.read(offset, out);
+    } catch (error) {
+      this.#releaseReplySlot(out);
+      throw error;
+    }
     return [out];
   }
 
-  #pooledBuffer(length: number): Buffer {
-    const buffer = this.#readBuffers.get(length)?.pop();
-    if (!buffer) return Buffer.allocUnsafeSlow(length);
-    this.#pooledBytes -= length;
-    return buffer;
+  /** A free reply slot holding `length` bytes, or undefined when all are in use. */
+  #replySlot(length: number): Buffer | undefined {
+    const size = this.#init.maxWrite ?? FUSE_DEFAULTS.maxWrite;
+    if (!this.#replyArena) {
+      this.#replyArena = alignedMemory(REPLY_SLOT_BYTES);
+      for (let at = 0; at + size <= REPLY_SLOT_BYTES; at += size) this.#replySlots.push(Buffer.from(this.#replyArena, at, size));
+    }
+    return length <= size ? this.#replySlots.pop()?.subarray(0, length) : undefined;
+  }
+
+  #releaseReplySlot(buffer: Buffer): void {
+    if (this.#replyArena && buffer.buffer === this.#replyArena) {
+      this.#replySlots.push(Buffer.from(this.#replyArena, buffer.byteOffset, this.#init.maxWrite ?? FUSE_DEFAULTS.maxWrite));
+    }
   }
 
   async #writeData(nodeid: number, body: Buffer): Promise<Buffer[]> {

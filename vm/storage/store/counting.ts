@@ -16,6 +16,7 @@ export class CountingStore implements ObjectStore {
   readonly #inner: ObjectStore;
 
   readonly putFile?: (key: string, path: string) => Promise<{ etag: string; size: number }>;
+  readonly syncFiles?: () => Promise<void>;
 
   constructor(inner: ObjectStore) {
     this.#inner = inner;
@@ -27,6 +28,7 @@ export class CountingStore implements ObjectStore {
         this.counters.bytesOut += out.size;
         return out;
       };
+      this.syncFiles = () => inner.syncFiles!();
     }
   }
 

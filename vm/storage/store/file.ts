@@ -10,7 +10,8 @@ const LOCK = '.lock-';
 /**
  * Objects as files under one directory (`file:///abs/dir`): the embedded default, also shareable
  * by several peers on one machine. A put writes a temporary file, fsyncs it, renames it into place
- * and fsyncs the directory, so an acknowledged object survives a crash. Conditional puts are
+ * and fsyncs the directory, so an acknowledged object survives a crash; `putFile` links a file in
+ * and leaves the syncs to `syncFiles`, which many objects share. Conditional puts are
  * atomic: If-None-Match uses link(2), If-Match a lock directory around compare-and-rename.
  */
 export class FileObjectStore implements ObjectStore {
@@ -18,7 +19,10 @@ export class FileObjectStore implements ObjectStore {
   readonly conditionalWrites = true;
   readonly #root: string;
   readonly #dirs = new Set<string>();
-  readonly #dirSyncs = new Map<string, { running?: Promise<void>; next?: Promise<void> }>();
+  readonly #dirSyncs = new Map<string, Coalesced>();
+  /** Objects `putFile` linked since the last `syncFiles`, and their directories. */
+  #unsynced = { files: new Set<string>(), dirs: new Set<string>() };
+  readonly #fileSync = new Coalesced(() => this.#syncUnsynced());
 
   constructor(root: string) {
     this.#root = root;
@@ -77,22 +81,17 @@ export class FileObjectStore implements ObjectStore {
   }
 
   /**
-   * A put without a copy: the file's data is synced, then the file is hard-linked under a
-   * temporary name and renamed into place, and the directory synced, as in `put`.
+   * A put without a copy: the file is hard-linked under a temporary name and renamed into place.
+   * Its data and the directory entry are synced later, for many objects at once, by `syncFiles`.
    */
   async putFile(key: string, source: string): Promise<{ etag: string; size: number }> {
     const { path, dir, temp } = this.#target(key);
     try {
       await this.#ensureDir(dir);
-      const handle = await open(source, 'r');
-      try {
-        await handle.datasync();
-      } finally {
-        await handle.close();
-      }
       await link(source, temp);
       await rename(temp, path);
-      await this.#syncDir(dir);
+      this.#unsynced.files.add(path);
+      this.#unsynced.dirs.add(dir);
       const info = await stat(path);
       return { etag: etagOf(info), size: info.size };
     } catch (error) {
@@ -102,6 +101,30 @@ export class FileObjectStore implements ObjectStore {
         throw new StorageError('ERR_STORE_UNAVAILABLE', `put ${key}: cannot link ${source}: ${code}`, { cause: error, fields: { key, errno: 'EXDEV' } });
       }
       throw mapError(error, 'put', key);
+    }
+  }
+
+  /**
+   * Makes every object `putFile` stored before the call durable: the files' data, then their
+   * directories. Many objects share these syncs (the filesystem's journal commits once for all
+   * of them) instead of paying a commit and a disk cache flush each.
+   */
+  syncFiles(): Promise<void> {
+    return this.#fileSync.run();
+  }
+
+  async #syncUnsynced(): Promise<void> {
+    const { files, dirs } = this.#unsynced;
+    if (files.size === 0 && dirs.size === 0) return;
+    this.#unsynced = { files: new Set(), dirs: new Set() };
+    try {
+      // A file gone since (collected, or its volume deleted) needs no durability.
+      await Promise.all([...files].map((path) => syncFile(path, 'data').catch(ignoreMissing)));
+      await Promise.all([...dirs].map((dir) => this.#syncDir(dir)));
+    } catch (error) {
+      for (const path of files) this.#unsynced.files.add(path);
+      for (const dir of dirs) this.#unsynced.dirs.add(dir);
+      throw mapError(error, 'sync', [...files][0] ?? [...dirs][0]!);
     }
   }
 
@@ -150,25 +173,12 @@ export class FileObjectStore implements ObjectStore {
   }
 
   /**
-   * fsync of a directory, coalesced: a caller joins a sync that has not started yet, since it
-   * will cover its rename; many objects landing in one directory then share one fsync.
+   * fsync of a directory, coalesced: many objects landing in one directory share one fsync.
    */
   #syncDir(dir: string): Promise<void> {
-    let state = this.#dirSyncs.get(dir);
-    if (!state) this.#dirSyncs.set(dir, (state = {}));
-    const entry = state;
-    entry.next ??= (async () => {
-      await entry.running?.catch(() => undefined);
-      entry.next = undefined;
-      const running = syncDir(dir);
-      entry.running = running;
-      try {
-        await running;
-      } finally {
-        if (entry.running === running) entry.running = undefined;
-      }
-    })();
-    return entry.next;
+    let sync = this.#dirSyncs.get(dir);
+    if (!sync) this.#dirSyncs.set(dir, (sync = new Coalesced(() => syncFile(dir, 'all'))));
+    return sync.run();
   }
 
   /** The object's path, its directory and a fresh temporary name next to it. */
@@ -218,12 +228,46 @@ function etagOf(info: { ino: number; mtimeMs: number; size: number }): string {
   return `${info.ino.toString(16)}-${Math.round(info.mtimeMs * 1000).toString(16)}-${info.size.toString(16)}`;
 }
 
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
+/** fsync (`all`) or fdatasync (`data`) of the file or directory at `path`. */
+async function syncFile(path: string, what: 'all' | 'data'): Promise<void> {
+  const handle = await open(path, 'r');
   try {
-    await handle.sync();
+    await (what === 'all' ? handle.sync() : handle.datasync());
   } finally {
     await handle.close();
+  }
+}
+
+function ignoreMissing(error: NodeJS.ErrnoException): void {
+  if (error.code !== 'ENOENT') throw error;
+}
+
+/**
+ * Runs a task so that callers arriving before a run has started share that run (it will cover
+ * whatever they did before calling); a run starts only after the previous one ended.
+ */
+class Coalesced {
+  readonly #task: () => Promise<void>;
+  #running: Promise<void> | undefined;
+  #next: Promise<void> | undefined;
+
+  constructor(task: () => Promise<void>) {
+    this.#task = task;
+  }
+
+  run(): Promise<void> {
+    this.#next ??= (async () => {
+      await this.#running?.catch(() => undefined);
+      this.#next = undefined;
+      const running = this.#task();
+      this.#running = running;
+      try {
+        await running;
+      } finally {
+        if (this.#running === running) this.#running = undefined;
+      }
+    })();
+    return this.#next;
   }
 }
 

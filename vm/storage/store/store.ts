@@ -45,11 +45,14 @@ export interface ObjectStore {
   put(key: string, body: Buffer, options?: PutOptions): Promise<{ etag: string }>;
   /**
    * Optional, for stores on the local filesystem: stores the bytes of the file at `path` under
-   * `key` without copying them (a hard link), durable like `put`. The caller must never modify
-   * that file afterwards, since the object is the same inode. Fails with ERR_STORE_UNAVAILABLE
-   * and `fields.errno` 'EXDEV' when the file is on another filesystem (the caller then puts).
+   * `key` without copying them (a hard link). The object is visible at once but durable only
+   * once a later `syncFiles` resolves. The caller must never modify that file afterwards, since
+   * the object is the same inode. Fails with ERR_STORE_UNAVAILABLE and `fields.errno` 'EXDEV'
+   * when the file is on another filesystem (the caller then puts).
    */
   putFile?(key: string, path: string): Promise<{ etag: string; size: number }>;
+  /** With `putFile`: makes every object it stored before the call durable. */
+  syncFiles?(): Promise<void>;
   /** Deletes `key`; deleting a missing key is not an error (idempotent). */
   delete(key: string): Promise<void>;
   /** Lists the objects whose key starts with `prefix`, in lexical key order. */
