@@ -1,6 +1,6 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { DEFAULT_IMAGE_MAX_BYTES, DEFAULT_LIMITS, type Limits } from '../vm/index.ts';
+import { DEBIAN_DEFAULTS, DEBIAN_SUITE, DEFAULT_IMAGE_MAX_BYTES, DEFAULT_LIMITS, type BaseImage, type Limits } from '../vm/index.ts';
 
 /** What to do when a create finds the warm pool empty. */
 export type PoolFallback = 'cold' | 'fail';
@@ -16,6 +16,8 @@ export interface PeerConfig {
     fallback: PoolFallback;
     /** Sprites warmed at the same time while refilling. */
     concurrency: number;
+    /** The image of warm sprites and of creates without `--image`, built on this peer's first start. */
+    baseImage: BaseImage;
   };
   mesh: {
     /** libp2p listen multiaddrs. */
@@ -87,6 +89,10 @@ export interface PeerOptions {
   warmSleepAfterMs?: number;
   coldSleepAfterMs?: number;
   imageMaxBytes?: number;
+  /** `debian` (debootstrap from `debianMirror`, falling back to busybox when that fails) or `busybox`. */
+  baseImage?: 'debian' | 'busybox';
+  debianSuite?: string;
+  debianMirror?: string;
 }
 
 /** Defaults of every option. */
@@ -96,6 +102,7 @@ export const DEFAULTS = {
   poolDepth: 2,
   poolFallback: 'cold' as PoolFallback,
   poolConcurrency: 1,
+  baseImage: 'debian',
   httpPort: 8080,
   rootHostId: 100_000,
   listen: ['/ip4/127.0.0.1/tcp/7071'],
@@ -116,7 +123,7 @@ export function defaultDataDir(): string {
 
 /** Builds the frozen configuration; throws a message naming the bad option. */
 export function buildConfig(options: PeerOptions): Readonly<PeerConfig> {
-  const known = new Set(['dataDir', 'api', 'poolDepth', 'poolFallback', 'poolConcurrency', 'limits', 'httpPort', 'listen', 'bootstrap', 'swarmKeyFile', 'capacity', 'suspectAfterMs', 'downAfterMs', 'objectStore', 'imageMaxBytes', 'proxyHttp', 'proxyHttps', 'domain', 'tlsCert', 'tlsKey', 'warmSleepAfterMs', 'coldSleepAfterMs']);
+  const known = new Set(['dataDir', 'api', 'poolDepth', 'poolFallback', 'poolConcurrency', 'limits', 'httpPort', 'listen', 'bootstrap', 'swarmKeyFile', 'capacity', 'suspectAfterMs', 'downAfterMs', 'objectStore', 'imageMaxBytes', 'proxyHttp', 'proxyHttps', 'domain', 'tlsCert', 'tlsKey', 'warmSleepAfterMs', 'coldSleepAfterMs', 'baseImage', 'debianSuite', 'debianMirror']);
   for (const key of Object.keys(options)) if (!known.has(key)) throw new Error(`unknown option ${key}`);
   const api = parseAddress(options.api ?? DEFAULTS.api);
   const depth = options.poolDepth ?? DEFAULTS.poolDepth;
@@ -125,6 +132,7 @@ export function buildConfig(options: PeerOptions): Readonly<PeerConfig> {
   if (fallback !== 'cold' && fallback !== 'fail') throw new Error('pool fallback must be cold or fail');
   const concurrency = options.poolConcurrency ?? DEFAULTS.poolConcurrency;
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 8) throw new Error('pool concurrency must be an integer from 1 to 8');
+  const baseImage = baseImageSection(options);
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
   if (!(limits.memoryBytes >= 16 * 1024 * 1024)) throw new Error('memory limit must be at least 16 MiB');
   if (!(limits.cpus > 0 && limits.cpus <= 64)) throw new Error('cpu limit must be more than 0 and at most 64');
@@ -157,13 +165,25 @@ export function buildConfig(options: PeerOptions): Readonly<PeerConfig> {
   return deepFreeze({
     dataDir,
     api,
-    pool: { depth, fallback, concurrency },
+    pool: { depth, fallback, concurrency, baseImage },
     mesh: { listen, bootstrap, swarmKeyFile: options.swarmKeyFile === undefined ? undefined : resolve(options.swarmKeyFile), suspectAfterMs, downAfterMs },
     storage: { objectStore, imageMaxBytes },
     proxy,
     sleep: { warmAfterMs, coldAfterMs },
     sprite: { capacity, limits, httpPort, rootHostId: DEFAULTS.rootHostId },
   });
+}
+
+/** The base image: busybox, or a Debian suite from a mirror URL. */
+function baseImageSection(options: PeerOptions): BaseImage {
+  const kind = options.baseImage ?? DEFAULTS.baseImage;
+  if (kind === 'busybox') return { kind };
+  if (kind !== 'debian') throw new Error(`base image must be debian or busybox, got ${String(kind)}`);
+  const suite = options.debianSuite ?? DEBIAN_DEFAULTS.suite;
+  if (!DEBIAN_SUITE.test(suite)) throw new Error(`${suite} is not a Debian suite name`);
+  const mirror = options.debianMirror ?? DEBIAN_DEFAULTS.mirror;
+  if (!/^https?:\/\/[^\s/]+/.test(mirror)) throw new Error(`Debian mirror must be an http(s) URL, got ${mirror}`);
+  return { kind, suite, mirror };
 }
 
 /** The proxy section: listen addresses, a domain of DNS labels, and both TLS files or neither. */

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { rm, stat } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
 import { imagesTable, type RowOf } from '../gossip/index.ts';
-import { apparentSize, buildImageFile, checkTarball, findDebootstrap, type Progress, type RootSource, type VolumeStore } from '../vm/index.ts';
+import { DEBIAN_SUITE, apparentSize, buildImageFile, checkTarball, findDebootstrap, type Progress, type RootSource, type VolumeStore } from '../vm/index.ts';
 import { ApiError } from './errors.ts';
 import type { Logger } from './logger.ts';
 import { TENANT_NAME_RULE } from './orgs.ts';
@@ -11,9 +11,6 @@ import type { TokenMesh } from './tokens.ts';
 
 /** Image names follow the sprite name rule (they name a volume and appear in URLs). */
 const IMAGE_NAME_RULE = `image ${TENANT_NAME_RULE}`;
-
-/** A Debian suite name as debootstrap takes it. */
-export const DEBIAN_SUITE = /^[a-z][a-z0-9-]{1,31}$/;
 
 /** An image as listings show it. */
 export interface ImageInfo {

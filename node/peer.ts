@@ -4,11 +4,12 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Mesh, peersTable, spritesTable } from '../gossip/index.ts';
 import { createProxy, formatProxyColumn, spriteHost, type EdgeProxy, type LocalSprites } from '../proxy/index.ts';
-import { ObjectVolumeStore, StorageDaemon, ensureBusyboxImage, ensureTools, thawTree, type ServiceStatus } from '../vm/index.ts';
+import { ObjectVolumeStore, StorageDaemon, ensureBaseImage, ensureTools, thawTree, type Progress, type ServiceStatus } from '../vm/index.ts';
 import { createApiServer } from './api/server.ts';
 import { buildConfig, type PeerConfig, type PeerOptions } from './config.ts';
 import { IdleTimer } from './idle.ts';
 import { createLogger, type Logger } from './logger.ts';
+import { progressPrinter } from './progress.ts';
 import { MeshRegistry } from './mesh-registry.ts';
 import { Drain } from './drain.ts';
 import { Placement } from './placement.ts';
@@ -38,14 +39,17 @@ export interface Peer {
   stop(): Promise<void>;
 }
 
-/** Starts a peer: checks the host, prepares the data dir, image and pool, and serves the API. */
-export async function startPeer(options: PeerOptions = {}, logger: Logger = createLogger()): Promise<Peer> {
+/**
+ * Starts a peer: checks the host, prepares the data dir, image and pool, and serves the API.
+ * `progress` hears how the first start's base image build goes.
+ */
+export async function startPeer(options: PeerOptions = {}, logger: Logger = createLogger(), progress: Progress = () => {}): Promise<Peer> {
   const config = buildConfig(options);
   await checkHost();
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   await lockDataDir(config.dataDir);
   const { token, created: newToken } = await loadOrCreate(join(config.dataDir, 'token'), () => randomBytes(24).toString('base64url'));
-  const image = await ensureBusyboxImage({ dir: join(config.dataDir, 'images'), rootId: config.sprite.rootHostId });
+  const image = await baseImage(config, logger, progress);
   const toolsDir = await ensureTools(join(config.dataDir, 'tools'));
   let apiUrl = '';
   let sprites: SpriteManager | undefined;
@@ -165,7 +169,8 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
 export async function runPeer(options: PeerOptions): Promise<void> {
   const logger = createLogger();
   process.stdout.write('preparing the peer (the first start builds the base image)...\n');
-  const peer = await startPeer(options, logger);
+  const bar = progressPrinter(process.stdout, 'base image ');
+  const peer = await startPeer(options, logger, (text, percent) => bar.update(text, percent)).finally(() => bar.done());
   process.stdout.write(`peer ${peer.id} ready: API ${peer.url}, data ${peer.config.dataDir}\n`);
   const proxyAt = peer.proxy.address();
   if (proxyAt) {
@@ -183,6 +188,24 @@ export async function runPeer(options: PeerOptions): Promise<void> {
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
+}
+
+/**
+ * The base image file, built on the first start. A Debian build that fails (no network, a bad
+ * mirror) falls back to busybox so the peer still starts; the next start tries Debian again.
+ */
+async function baseImage(config: Readonly<PeerConfig>, logger: Logger, progress: Progress): Promise<string> {
+  const init = { dir: join(config.dataDir, 'images'), rootId: config.sprite.rootHostId, progress };
+  const wanted = config.pool.baseImage;
+  try {
+    return await ensureBaseImage({ ...init, source: wanted });
+  } catch (error) {
+    if (wanted.kind === 'busybox') throw error;
+    const reason = (error as Error).message;
+    logger.warn('debian base image failed: using busybox', { mirror: wanted.mirror, suite: wanted.suite, error: reason });
+    progress(`debian base image failed (${reason}); warm sprites use busybox until a start succeeds in building it`);
+    return ensureBaseImage({ ...init, source: { kind: 'busybox' } });
+  }
 }
 
 /**

@@ -3,7 +3,6 @@ import type { Http2ServerRequest } from 'node:http2';
 import { Pool, type Dispatcher } from 'undici';
 import { FORWARDER_DEFAULTS, createHttpProxyForwarder, type Forwarder, type ForwardTarget } from './forward.ts';
 import { HOP_BY_HOP } from './headers.ts';
-import type { AnyResponse } from './pages.ts';
 
 /** Options of the undici forwarder. */
 export interface UndiciForwarderInit {

@@ -19,15 +19,18 @@ export const DEFAULT_DISK_BYTES = 100 * 1024 ** 3;
 /** Default cap on the bytes of files an image may hold. */
 export const DEFAULT_IMAGE_MAX_BYTES = 16 * 1024 ** 3;
 
+/** The base images a peer can boot its warm sprites from. */
+export type BaseImage = Extract<RootSource, { kind: 'busybox' | 'debian' }>;
+
 /**
- * Builds the busybox base image once: an ext4 file whose root holds a static busybox with
- * its applets, the usual top-level directories, and `/.sprite` as the platform's mount point.
- * Returns the image path; an existing image is reused.
+ * Builds a base image once and returns its path (`<kind>.ext4`); an existing one is reused.
+ * busybox: a static busybox with its applets and the usual top-level directories; debian:
+ * debootstrap's minbase. Both have `/.sprite` as the platform's mount point.
  */
-export async function ensureBusyboxImage(init: ImageInit): Promise<string> {
-  const image = join(init.dir, 'busybox.ext4');
+export async function ensureBaseImage(init: ImageInit & { source: BaseImage; progress?: Progress }): Promise<string> {
+  const image = join(init.dir, `${init.source.kind}.ext4`);
   if (await exists(image)) return image;
-  const partial = await buildImageFile({ ...init, name: 'busybox', source: { kind: 'busybox' } });
+  const partial = await buildImageFile({ ...init, name: init.source.kind });
   await rename(partial, image);
   return image;
 }

@@ -3,8 +3,9 @@ export { Sandbox, sandboxPaths, removeCgroups, type SandboxInit } from './sandbo
 export { ControlClient } from './control.ts';
 export { thawTree } from './freezer.ts';
 export { canCheckpoint, unmountPath, type CheckpointInfo, type CheckpointVolume, type Volume, type VolumeStore } from './volume.ts';
-export { ensureBusyboxImage, buildImageFile, DEFAULT_DISK_BYTES, DEFAULT_IMAGE_MAX_BYTES } from './image.ts';
-export { apparentSize, checkTarball, findDebootstrap, type Progress, type RootSource } from './rootfs.ts';
+export { ensureBaseImage, buildImageFile, type BaseImage, DEFAULT_DISK_BYTES, DEFAULT_IMAGE_MAX_BYTES } from './image.ts';
+export { DEBIAN_DEFAULTS, DEBIAN_SUITE, findDebootstrap } from './debootstrap.ts';
+export { apparentSize, checkTarball, type Progress, type RootSource } from './rootfs.ts';
 export { ensureTools } from './tools.ts';
 export { DEFAULT_LIMITS, type Limits } from './oci.ts';
 export { VmError } from './errors.ts';

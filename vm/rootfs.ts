@@ -1,8 +1,7 @@
-import { spawn } from 'node:child_process';
 import { chmod, copyFile, lchown, lstat, mkdir, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
 import { join } from 'node:path';
-import { exists, runCommand } from './command.ts';
+import { runCommand } from './command.ts';
+import { debootstrap } from './debootstrap.ts';
 import { VmError } from './errors.ts';
 
 /** Where the files of a base image come from. */
@@ -12,8 +11,8 @@ export type RootSource =
   | { kind: 'tar'; path: string }
   | { kind: 'debian'; suite: string; mirror: string };
 
-/** Called with one line of progress at a time (debootstrap's output, build steps). */
-export type Progress = (line: string) => void;
+/** Called with one line of progress at a time (debootstrap's messages, build steps), with the percentage done when known. */
+export type Progress = (line: string, percent?: number) => void;
 
 /** Ids inside a sprite: its user namespace maps 0..65535 onto the host from the root id. */
 const ID_RANGE = 65536;
@@ -95,34 +94,6 @@ export async function checkTarball(file: string): Promise<void> {
   await runCommand('tar', ['-t', '-f', file], { timeoutMs: 10 * 60_000 }).catch((error: unknown) => {
     throw new VmError('ERR_IMAGE_SOURCE', `${file} is not a readable tarball: ${(error as Error).message}`, { cause: error });
   });
-}
-
-/** The debootstrap program, or undefined when it is not installed. */
-export async function findDebootstrap(): Promise<string | undefined> {
-  for (const path of ['/usr/sbin/debootstrap', '/sbin/debootstrap', '/usr/bin/debootstrap']) if (await exists(path)) return path;
-  return undefined;
-}
-
-/** Runs debootstrap (minbase) into `root`, passing each output line on as progress. */
-async function debootstrap(root: string, source: { suite: string; mirror: string }, progress: Progress): Promise<void> {
-  const program = await findDebootstrap();
-  if (!program) throw new VmError('ERR_IMAGE_SOURCE', 'debootstrap is not installed on this peer (install the Debian package debootstrap)');
-  const child = spawn(program, ['--variant=minbase', source.suite, root, source.mirror], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const tail: string[] = [];
-  const read = (stream: NodeJS.ReadableStream): void => {
-    createInterface({ input: stream }).on('line', (line) => {
-      tail.push(line);
-      if (tail.length > 5) tail.shift();
-      progress(line);
-    });
-  };
-  read(child.stdout);
-  read(child.stderr);
-  const code = await new Promise<number | null>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', resolve);
-  });
-  if (code !== 0) throw new VmError('ERR_IMAGE_SOURCE', `debootstrap ${source.suite} from ${source.mirror} failed (exit ${code}): ${tail.join(' / ')}`);
 }
 
 async function populateBusyboxRoot(root: string): Promise<void> {

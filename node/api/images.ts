@@ -1,5 +1,6 @@
 import { ApiError, toApiError } from '../errors.ts';
-import { DEBIAN_SUITE, type ImageManager } from '../images.ts';
+import { DEBIAN_DEFAULTS, DEBIAN_SUITE } from '../../vm/index.ts';
+import type { ImageManager } from '../images.ts';
 import type { Schema } from '../schema.ts';
 import { requireAdmin, type Caller } from '../tokens.ts';
 import type { RootSource } from '../../vm/index.ts';
@@ -7,7 +8,6 @@ import { flag, readJson, sendJson } from './http.ts';
 import type { Route } from './routes.ts';
 
 /** Defaults of a Debian build. */
-export const DEBIAN_DEFAULTS = { suite: 'bookworm', mirror: 'http://deb.debian.org/debian' } as const;
 
 const IMAGE = '(?<image>[^/]+)';
 
@@ -71,11 +71,11 @@ export function imageRoutes(images: ImageManager): Route[] {
         // Bad input answers with its status; only a build that starts streams.
         await images.check(body.name, source);
         if (!flag(url, 'progress')) return sendJson(res, 201, await images.build(body.name, source));
-        // Progress as NDJSON: `{"progress": line}` ..., then `{"image": ...}` or `{"error": {code, message}}`.
+        // Progress as NDJSON: `{"progress": line, "percent"?: n}` ..., then `{"image": ...}` or `{"error": {code, message}}`.
         res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
         const line = (value: unknown): void => void res.write(`${JSON.stringify(value)}\n`);
         try {
-          line({ image: await images.build(body.name, source, (text) => line({ progress: text })) });
+          line({ image: await images.build(body.name, source, (text, percent) => line({ progress: text, percent })) });
         } catch (error) {
           const apiError = toApiError(error);
           line({ error: { code: apiError.code, message: apiError.message } });

@@ -8,6 +8,7 @@ import { seg } from './client.ts';
 import { ApiError, CliError, UsageError } from './errors.ts';
 import { json, table, time } from './format.ts';
 import type { Image } from './wire.ts';
+import { progressPrinter } from '../progress.ts';
 
 
 const SOURCE_FLAGS = ['from-dir', 'from-tar', 'busybox', 'debian'] as const;
@@ -31,19 +32,21 @@ function buildBody(ctx: Context): Record<string, string> {
   }
 }
 
-/** Reads the NDJSON build stream: progress lines go to stderr, the image (or the error) ends it. */
+/** Reads the NDJSON build stream: progress goes to stderr (a bar on a terminal), the image (or the error) ends it. */
 async function followBuild(ctx: Context, stream: ReadableStream<Uint8Array>): Promise<Image> {
   const lines = createInterface({ input: Readable.fromWeb(stream as import('node:stream/web').ReadableStream<Uint8Array>) });
-  let steps = 0;
+  const progress = progressPrinter(ctx.io.stderr);
   try {
     for await (const text of lines) {
       if (text.trim() === '') continue;
-      const message = JSON.parse(text) as { progress?: string; image?: Image; error?: { code: string; message: string } };
-      if (message.progress !== undefined) ctx.io.stderr.write(`[${String(++steps).padStart(4)}] ${message.progress}\n`);
+      const message = JSON.parse(text) as { progress?: string; percent?: number; image?: Image; error?: { code: string; message: string } };
+      if (message.progress !== undefined) progress.update(message.progress, message.percent);
+      else progress.done();
       if (message.image) return message.image;
       if (message.error) throw new ApiError(200, message.error.code, message.error.message);
     }
   } catch (err) {
+    progress.done();
     if (err instanceof CliError) throw err;
     throw new CliError('ERR_STREAM_BROKEN', `the build stream from the peer broke off: ${(err as Error).message}`, { cause: err });
   }

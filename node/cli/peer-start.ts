@@ -4,13 +4,13 @@ import { CliError, UsageError } from './errors.ts';
 
 /** Pool fallback values runPeer accepts. */
 const FALLBACKS = ['cold', 'fail'] as const;
-/** Images the peer can boot. */
-const IMAGES = ['busybox'] as const;
+/** Base images the peer can boot its warm sprites from. */
+const IMAGES = ['debian', 'busybox'] as const;
 
 /** The `sprite peer start` command. */
 export const peerStartCommand: Command = {
   words: ['peer', 'start'],
-  usage: '[--data-dir DIR] [--api ADDR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--swarm-key FILE] [--object-store URL] [--image-max-bytes N] [--pool-depth N] [--pool-fallback cold|fail] [--suspect-after-ms MS] [--down-after-ms MS] [--image busybox] [--proxy-http ADDR] [--proxy-https ADDR] [--domain DOMAIN] [--tls-cert FILE --tls-key FILE] [--warm-sleep-after SECONDS] [--cold-sleep-after SECONDS]',
+  usage: '[--data-dir DIR] [--api ADDR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--swarm-key FILE] [--object-store URL] [--image-max-bytes N] [--pool-depth N] [--pool-fallback cold|fail] [--suspect-after-ms MS] [--down-after-ms MS] [--image debian|busybox] [--debian-suite SUITE] [--debian-mirror URL] [--proxy-http ADDR] [--proxy-https ADDR] [--domain DOMAIN] [--tls-cert FILE --tls-key FILE] [--warm-sleep-after SECONDS] [--cold-sleep-after SECONDS]',
   summary: 'run a peer in the foreground',
   spec: {
     flags: {
@@ -21,6 +21,8 @@ export const peerStartCommand: Command = {
       'suspect-after-ms': { kind: 'string' },
       'down-after-ms': { kind: 'string' },
       image: { kind: 'string' },
+      'debian-suite': { kind: 'string' },
+      'debian-mirror': { kind: 'string' },
       listen: { kind: 'list' },
       bootstrap: { kind: 'list' },
       'swarm-key': { kind: 'string' },
@@ -82,6 +84,9 @@ export const peerStartCommand: Command = {
       tlsKey: ctx.args.string('tls-key'),
       warmSleepAfterMs,
       coldSleepAfterMs,
+      baseImage: image,
+      debianSuite: ctx.args.string('debian-suite'),
+      debianMirror: ctx.args.string('debian-mirror'),
     });
     return 0;
   },

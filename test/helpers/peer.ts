@@ -17,6 +17,8 @@ export interface PeerProcess {
   token: string;
   dataDir: string;
   process: ChildProcess;
+  /** What it printed on stdout until it was ready. */
+  startup: string[];
   /** Runs the `sprite` CLI against this peer. */
   cli(args: string[], options?: { input?: string; env?: Record<string, string> }): Promise<CliResult>;
   /** Authenticated JSON request to the API. */
@@ -54,6 +56,8 @@ export async function startPeer(
     '--proxy-http', '127.0.0.1:0', '--proxy-https', '127.0.0.1:0', ...(options.args ?? []),
   ];
   if (options.poolFallback) args.push('--pool-fallback', options.poolFallback);
+  // Tests never reach the network: busybox unless a test picks the image itself.
+  if (!options.args?.includes('--image')) args.push('--image', 'busybox');
   if (options.join) args.push('--bootstrap', options.join.joinAddr, '--swarm-key', options.join.swarmKey);
   if (options.joinAddrOnly) args.push('--bootstrap', options.joinAddrOnly.joinAddr);
   const child = options.cgroup
@@ -65,11 +69,13 @@ export async function startPeer(
     if (stderr.length > 100_000) stderr = stderr.slice(-50_000);
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const startup: string[] = [];
   const { url, joinAddr, swarmKey } = await new Promise<{ url: string; joinAddr: string; swarmKey: string }>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout! });
     const timer = setTimeout(() => reject(new Error(`peer not ready in 60 s: ${stderr}`)), 60_000);
     let api = '';
     lines.on('line', (line) => {
+      startup.push(line);
       const ready = /API (http:\/\/\S+),/.exec(line);
       if (ready) api = ready[1]!;
       const joinLine = /--bootstrap (\S+) --swarm-key (\S+)/.exec(line);
@@ -90,7 +96,7 @@ export async function startPeer(
     await exited;
   };
   return {
-    url, joinAddr, swarmKey, token, dataDir, process: child,
+    url, joinAddr, swarmKey, token, dataDir, process: child, startup,
     cli: (cliArgs, cliOptions = {}) => runCli(cliArgs, { ...env, ...cliOptions.env }, cliOptions.input),
     api: async (method, path, body) => {
       const res = await fetch(`${url}${path}`, {

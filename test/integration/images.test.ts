@@ -197,3 +197,21 @@ describe('base images on two peers sharing an object store', () => {
     assert.equal(await exec(a, 'fresh', 'test -e /hello.txt && echo old || echo new'), 'new\n');
   });
 });
+
+test('a peer that cannot build its Debian base image shows the progress, says why, and starts on busybox', async () => {
+  // The mirror is a closed loopback port: debootstrap fails at once, never reaching the network.
+  const peer = await startPeer({ poolDepth: 1, args: ['--image', 'debian', '--debian-mirror', 'http://127.0.0.1:9/debian'] });
+  try {
+    const output = peer.startup.join('\n');
+    assert.match(output, /base image \[ +0%\] Downloading Release file/, 'debootstrap progress with its percentage');
+    assert.match(output, /debian base image failed \(debootstrap bookworm from http:\/\/127\.0\.0\.1:9\/debian failed .*Failed getting release file/);
+    const created = await peer.cli(['create', 'fallback']);
+    assert.equal(created.code, 0, created.stderr);
+    const shell = await peer.cli(['exec', 'fallback', '--', 'sh', '-c', 'readlink /bin/sh; test -e /etc/debian_version || echo no-debian']);
+    assert.equal(shell.code, 0, shell.stderr);
+    assert.equal(shell.stdout, 'busybox\nno-debian\n');
+  } finally {
+    await peer.stop();
+    await removeDataDir(peer.dataDir);
+  }
+});

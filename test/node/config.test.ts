@@ -42,3 +42,12 @@ test('sleep times: defaults, and warm must come before cold', () => {
   assert.throws(() => buildConfig({ warmSleepAfterMs: 5000, coldSleepAfterMs: 5000 }), /warm < cold/);
   assert.throws(() => buildConfig({ warmSleepAfterMs: 0.5 }), /sleep times/);
 });
+
+test('base image: debian from the default mirror unless told otherwise; busybox; bad values named', () => {
+  assert.deepEqual(buildConfig({ dataDir: '/tmp/x' }).pool.baseImage, { kind: 'debian', suite: 'bookworm', mirror: 'http://deb.debian.org/debian' });
+  assert.deepEqual(buildConfig({ baseImage: 'busybox' }).pool.baseImage, { kind: 'busybox' });
+  assert.deepEqual(buildConfig({ debianSuite: 'trixie', debianMirror: 'http://127.0.0.1:9/debian' }).pool.baseImage, { kind: 'debian', suite: 'trixie', mirror: 'http://127.0.0.1:9/debian' });
+  assert.throws(() => buildConfig({ baseImage: 'alpine' as 'busybox' }), /base image must be debian or busybox/);
+  assert.throws(() => buildConfig({ debianSuite: 'Bookworm!' }), /not a Debian suite/);
+  assert.throws(() => buildConfig({ debianMirror: 'ftp://mirror' }), /http\(s\) URL/);
+});
