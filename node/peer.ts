@@ -9,7 +9,7 @@ import { createApiServer } from './api/server.ts';
 import { buildConfig, type PeerConfig, type PeerOptions } from './config.ts';
 import { IdleTimer } from './idle.ts';
 import { createLogger, type Logger } from './logger.ts';
-import { progressPrinter } from './progress.ts';
+import { progressPrinter, type ProgressPrinter } from './progress.ts';
 import { MeshRegistry } from './mesh-registry.ts';
 import { Drain } from './drain.ts';
 import { Placement } from './placement.ts';
@@ -41,15 +41,15 @@ export interface Peer {
 
 /**
  * Starts a peer: checks the host, prepares the data dir, image and pool, and serves the API.
- * `progress` hears how the first start's base image build goes.
+ * `progress` shows how the first start's base image build goes.
  */
-export async function startPeer(options: PeerOptions = {}, logger: Logger = createLogger(), progress: Progress = () => {}): Promise<Peer> {
+export async function startPeer(options: PeerOptions = {}, logger: Logger = createLogger(), progress?: ProgressPrinter): Promise<Peer> {
   const config = buildConfig(options);
   await checkHost();
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   await lockDataDir(config.dataDir);
   const { token, created: newToken } = await loadOrCreate(join(config.dataDir, 'token'), () => randomBytes(24).toString('base64url'));
-  const image = await baseImage(config, logger, progress);
+  const image = await baseImage(config, logger, (text, percent) => progress?.update(text, percent)).finally(() => progress?.done());
   const toolsDir = await ensureTools(join(config.dataDir, 'tools'));
   let apiUrl = '';
   let sprites: SpriteManager | undefined;
@@ -165,12 +165,11 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
   };
 }
 
-/** `sprite peer start`: runs a peer until SIGINT or SIGTERM. */
+/** `sprite peer start`: runs a peer until SIGINT, SIGTERM or SIGHUP (its terminal closed). */
 export async function runPeer(options: PeerOptions): Promise<void> {
   const logger = createLogger();
   process.stdout.write('preparing the peer (the first start builds the base image)...\n');
-  const bar = progressPrinter(process.stdout, 'base image ');
-  const peer = await startPeer(options, logger, (text, percent) => bar.update(text, percent)).finally(() => bar.done());
+  const peer = await startPeer(options, logger, progressPrinter(process.stdout, 'base image '));
   process.stdout.write(`peer ${peer.id} ready: API ${peer.url}, data ${peer.config.dataDir}\n`);
   const proxyAt = peer.proxy.address();
   if (proxyAt) {
@@ -181,12 +180,13 @@ export async function runPeer(options: PeerOptions): Promise<void> {
   for (const addr of peer.mesh.addresses()) process.stdout.write(`join this mesh with: --bootstrap ${addr} --swarm-key ${peer.config.mesh.swarmKeyFile ?? join(peer.config.dataDir, 'swarm.key')}\n`);
   if (peer.newToken) process.stdout.write(`admin token (also in ${join(peer.config.dataDir, 'token')}): ${peer.token}\n`);
   await new Promise<void>((resolve) => {
-    const stop = (): void => {
-      process.stdout.write('stopping: sprites are stopped and will start again with the peer\n');
+    const stop = (signal: NodeJS.Signals): void => {
+      // After a hangup the terminal is gone: writing to it fails, and must not stop the clean-up.
+      if (signal === 'SIGHUP') for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
+      else process.stdout.write('stopping: sprites are stopped and will start again with the peer\n');
       void peer.stop().then(resolve);
     };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, stop);
   });
 }
 

@@ -7,12 +7,18 @@ interface ProgressStream {
 
 const BAR = 24;
 
+/** Shows progress messages; `done` ends the display. */
+export interface ProgressPrinter {
+  update(text: string, percent?: number): void;
+  done(): void;
+}
+
 /**
  * Prints the progress of a long build. On a terminal: one line redrawn in place, a bar, the
  * percentage and the latest message. Elsewhere (logs, pipes): a line per message with its
  * percentage, so the output stays readable. `done` ends the redrawn line.
  */
-export function progressPrinter(out: ProgressStream, prefix = ''): { update(text: string, percent?: number): void; done(): void } {
+export function progressPrinter(out: ProgressStream, prefix = ''): ProgressPrinter {
   let percent: number | undefined;
   let drawn = false;
   return {
@@ -25,7 +31,7 @@ export function progressPrinter(out: ProgressStream, prefix = ''): { update(text
       }
       const filled = Math.round(((percent ?? 0) * BAR) / 100);
       const line = `${prefix}[${'#'.repeat(filled)}${'.'.repeat(BAR - filled)}] ${shown} ${text}`;
-      out.write(`\r\x1b[K${line.slice(0, Math.max(20, (out.columns ?? 80) - 1))}`);
+      out.write(`\r\x1b[K${line.slice(0, Math.max(20, (out.columns || 80) - 1))}`);
       drawn = true;
     },
     done() {
