@@ -26,7 +26,7 @@ export interface ImageInfo {
 /** What the image manager needs from the peer. */
 export interface ImageManagerInit {
   mesh: TokenMesh;
-  volumes: Pick<VolumeStore, 'importImage' | 'remove'>;
+  volumes: Pick<VolumeStore, 'importImage' | 'remove' | 'idleVolumes'>;
   /** Scratch directory for staging roots and image files. */
   dir: string;
   /** Host id the sprites' root maps to. */
@@ -37,12 +37,21 @@ export interface ImageManagerInit {
   logger: Logger;
 }
 
+/** Every image volume's id starts with this. */
+const IMAGE_VOLUME_PREFIX = 'img-';
+
+/**
+ * How long an image volume nobody names must have gone unwritten before a sweep removes it. Long,
+ * because a peer cut off from the mesh may not have heard of an image built meanwhile.
+ */
+export const IMAGE_SWEEP_IDLE_MS = 24 * 3600_000;
+
 /**
  * A new volume id for image `name`. Each build gets its own, so a peer that cloned an earlier
  * image of the same name never reads its cached metadata for the new one.
  */
 function newImageVolume(name: string): string {
-  return `img-${name}-${randomBytes(4).toString('hex')}`;
+  return `${IMAGE_VOLUME_PREFIX}${name}-${randomBytes(4).toString('hex')}`;
 }
 
 /** Throws ERR_BAD_NAME unless `name` is a valid image name. */
@@ -162,9 +171,39 @@ export class ImageManager {
     await this.#init.volumes.remove(row.volume);
   }
 
+  /**
+   * Removes image volumes that no image names and nothing wrote to for `idleMs`: left by a peer
+   * that died importing, or by a delete whose removal failed. Returns the removed ids.
+   */
+  async sweep(idleMs = IMAGE_SWEEP_IDLE_MS): Promise<string[]> {
+    const named = new Set(this.#init.mesh.store.all(imagesTable).map((row) => row.volume));
+    return sweepImageVolumes(this.#init.volumes, named, idleMs, this.#init.logger);
+  }
+
   #unused(name: string): void {
     if (this.#init.mesh.store.get(imagesTable, { name })) throw new ApiError('ERR_IMAGE_EXISTS', `an image named ${name} exists`);
   }
+}
+
+/**
+ * Removes the idle image volumes not in `named`. A volume another peer still writes is not idle,
+ * and one it holds fails to remove (its lease): that one is logged and left for the next sweep.
+ */
+export async function sweepImageVolumes(
+  volumes: Pick<VolumeStore, 'remove' | 'idleVolumes'>, named: ReadonlySet<string>, idleMs: number, logger: Logger,
+): Promise<string[]> {
+  const removed: string[] = [];
+  for (const volume of await volumes.idleVolumes(IMAGE_VOLUME_PREFIX, idleMs)) {
+    if (named.has(volume)) continue;
+    try {
+      await volumes.remove(volume);
+      removed.push(volume);
+      logger.info('removed an image volume no image names', { volume });
+    } catch (error) {
+      logger.warn('could not remove an image volume no image names', { volume, error: (error as Error).message });
+    }
+  }
+  return removed;
 }
 
 /** A short description of a source for listings. */

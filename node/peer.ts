@@ -22,6 +22,9 @@ import { registerPeerToken, tokenCheck } from './tokens.ts';
 /** Version of the peer software. */
 export const VERSION = '0.1.0';
 
+/** How often a peer looks for image volumes no image names (see ImageManager.sweep). */
+const IMAGE_SWEEP_EVERY_MS = 6 * 3600_000;
+
 /** A running peer. */
 export interface Peer {
   config: Readonly<PeerConfig>;
@@ -138,6 +141,11 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
   mesh.write((tx) => tx.upsert(peersTable, { id, proxy: proxyColumn }));
   await catchUp(mesh);
   await sprites.start();
+  // Image volumes left by failed builds or deletes anywhere in the mesh: looked for now and then.
+  const sweepImages = (): void => void images.sweep().catch((error: unknown) => log.warn('image volume sweep failed', { error: (error as Error).message }));
+  sweepImages();
+  const sweeper = setInterval(sweepImages, IMAGE_SWEEP_EVERY_MS);
+  sweeper.unref();
   // A destroyed sprite's use goes with it, so the idle timer's map stays bounded by the mesh.
   const unfollow = mesh.store.subscribe(spritesTable, (event) => {
     if (!event.row) idle.forget(event.pk.name);
@@ -152,6 +160,7 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
         drain!.stop();
         idle.stop();
         unfollow();
+        clearInterval(sweeper);
         await edge.stop();
         server.closeAllConnections();
         await new Promise((resolve) => server.close(resolve));

@@ -63,6 +63,8 @@ export interface VolumeStore {
   open(id: string): Volume;
   /** Deletes a volume and its data; the volume must be unmounted. Deleting a missing volume is not an error. */
   remove(id: string): Promise<void>;
+  /** Ids starting with `prefix` whose metadata in the store nobody changed for `idleMs`. */
+  idleVolumes(prefix: string, idleMs: number): Promise<string[]>;
   /** Drops only this host's copy (cache, local metadata) of an unmounted volume that another peer now owns. */
   forget(id: string): Promise<void>;
 }

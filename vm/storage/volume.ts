@@ -44,6 +44,11 @@ export class ObjectVolumeStore implements VolumeStore {
     return new ObjectVolume(this.#daemon, id);
   }
 
+  /** Ids starting with `prefix` whose metadata in the store nobody changed for `idleMs`. */
+  async idleVolumes(prefix: string, idleMs: number): Promise<string[]> {
+    return this.#daemon.call<string[]>('idleVolumes', { prefix, idleMs });
+  }
+
   /** Deletes a volume and its metadata; it must be unmounted. A missing volume is not an error. */
   async remove(id: string): Promise<void> {
     await this.#daemon.call('remove', { id });

@@ -22,7 +22,7 @@ export interface DaemonReply {
 export type DaemonOp =
   | 'create' | 'createFrom' | 'ensureImage' | 'importImage' | 'attach' | 'detach' | 'mount' | 'unmount' | 'mountCheckpoint' | 'unmountCheckpoint'
   | 'attachCheckpoint' | 'autoclearCheckpoint'
-  | 'checkpoint' | 'checkpoints' | 'restore' | 'deleteCheckpoint' | 'remove' | 'forget' | 'flush' | 'gc' | 'stats' | 'stop';
+  | 'checkpoint' | 'checkpoints' | 'restore' | 'deleteCheckpoint' | 'remove' | 'forget' | 'idleVolumes' | 'flush' | 'gc' | 'stats' | 'stop';
 
 /** Dispatches one request to the service, checking the arguments it needs. */
 export async function handleRequest(service: StorageService, request: DaemonRequest): Promise<unknown> {
@@ -70,6 +70,11 @@ export async function handleRequest(service: StorageService, request: DaemonRequ
     case 'deleteCheckpoint': return service.deleteCheckpoint(str('id'), str('checkpoint'));
     case 'remove': return service.remove(str('id'));
     case 'forget': return service.forget(str('id'));
+    case 'idleVolumes': {
+      const idleMs = opt<number>('idleMs', 'number');
+      if (idleMs === undefined || !(idleMs >= 0)) throw new StorageError('ERR_STORAGE_CONFIG', 'idleVolumes: idleMs must be a number >= 0');
+      return service.idleVolumes(str('prefix'), idleMs);
+    }
     case 'flush': return service.flush(str('id'));
     case 'gc': {
       const graceMs = opt<number>('graceMs', 'number');

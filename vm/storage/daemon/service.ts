@@ -9,6 +9,7 @@ import type { Logger } from '../logger.ts';
 import { CountingStore, type StoreCounters } from '../store/counting.ts';
 import { openObjectStore } from '../store/open.ts';
 import { Volumes, parseCheckpointId, type Checkpoint, type VolumesInit } from '../volumes.ts';
+import { idleVolumes } from '../device/journal.ts';
 import type { VolumeRecord } from '../device/meta-db.ts';
 import { importFile } from './import.ts';
 import { attachLoop, detachLoop, freeze, loopsBackedUnder, makeExt4, mountExt4, mountsOf, thaw, unmount } from './mounts.ts';
@@ -342,6 +343,11 @@ export class StorageService {
   }
 
   /** Drops the local copy of a volume another peer took over; nothing is written to the store. */
+  /** Ids starting with `prefix` whose metadata in the store nobody changed for `idleMs`. */
+  async idleVolumes(prefix: string, idleMs: number): Promise<string[]> {
+    return idleVolumes(this.volumes.store, prefix, idleMs);
+  }
+
   async forget(id: string): Promise<void> {
     return this.#exclusive(id, async () => {
       if (this.#attached.has(id)) throw new StorageError('ERR_VOLUME_MOUNTED', `volume ${id} must be unmounted to forget`, { fields: { volume: id } });

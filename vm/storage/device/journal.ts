@@ -162,6 +162,19 @@ export async function listStoredVolumes(store: ObjectStore): Promise<string[]> {
   return [...ids].sort();
 }
 
+/**
+ * Volumes whose id starts with `idPrefix` and whose metadata has not changed for `idleMs`
+ * (the newest of their snapshot and log objects is older): nothing is writing to them.
+ */
+export async function idleVolumes(store: ObjectStore, idPrefix: string, idleMs: number, now = Date.now()): Promise<string[]> {
+  const newest = new Map<string, number>();
+  for await (const info of store.list(`volumes/${idPrefix}`)) {
+    const id = info.key.split('/')[1];
+    if (id && parseSeqKey(info.key)) newest.set(id, Math.max(newest.get(id) ?? 0, info.modified));
+  }
+  return [...newest].filter(([, modified]) => now - modified >= idleMs).map(([id]) => id).sort();
+}
+
 async function getMeta(store: ObjectStore, key: string): Promise<Buffer> {
   try {
     return (await store.get(key)).body;
