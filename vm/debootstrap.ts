@@ -44,7 +44,26 @@ export async function debootstrap(root: string, source: { suite: string; mirror:
 }
 
 /**
- * Reads debootstrap's installer protocol. Progress is `P: NOW END NAME`, then `PA: ARG` lines and
+ * debootstrap's progress stages in order, each with its share of the whole build in percent
+ * (downloading and configuring take most of it). Each stage counts NOW of END on its own.
+ */
+const STAGES: ReadonlyArray<readonly [string, number]> = [
+  ['DOWNREL', 1], ['DOWNRELSIG', 1], ['DOWNMAINPKGS', 2], ['DOWNPKGS', 2], ['SIZEDEBS', 2], ['DOWNDEBS', 30],
+  ['INSTCORE', 12], ['UNPACKREQ', 10], ['CONFREQ', 15], ['UNPACKBASE', 10], ['CONFBASE', 15],
+];
+
+/** The whole build's percentage when stage `name` is at `now` of `end`; undefined for an unknown stage. */
+function overallPercent(name: string, now: number, end: number): number | undefined {
+  let before = 0;
+  for (const [stage, share] of STAGES) {
+    if (stage === name) return Math.floor(before + (share * Math.min(now, end)) / end);
+    before += share;
+  }
+  return undefined;
+}
+
+/**
+ * Reads debootstrap's installer protocol. Progress is `P: NOW END STAGE`, then `PA: ARG` lines and
  * a `PF: FORMAT` line; messages are `I: NAME` (or `W:`, `E:`), `IA: ARG` lines and `IF: FORMAT`.
  * Either may come on descriptor 3 or 4 (the version here sends both on 3). Each complete one goes
  * to `progress` as printf-formatted text with the latest percentage.
@@ -69,10 +88,11 @@ export class InstallerOutput {
     }
     const [, kind, field, text] = part as unknown as [string, string, string, string];
     if (kind === 'P') {
-      const started = field === '' ? /^(\d+) (\d+)/.exec(text) : null;
+      const started = field === '' ? /^(\d+) (\d+) (\S+)/.exec(text) : null;
       if (started && Number(started[2]) > 0) {
-        const percent = Math.floor((100 * Number(started[1])) / Number(started[2]));
-        this.#percent = Math.max(this.#percent ?? 0, Math.min(100, percent));
+        const percent = overallPercent(started[3]!, Number(started[1]), Number(started[2]));
+        // Stages overlap a little (a download retried): the bar never goes back.
+        if (percent !== undefined) this.#percent = Math.max(this.#percent ?? 0, percent);
       }
       if (field === '') this.#progressArgs = [];
       else if (field === 'A') this.#progressArgs.push(text);

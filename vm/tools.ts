@@ -1,19 +1,25 @@
-import { chmod, copyFile, link, mkdir, realpath, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, link, mkdir, readdir, realpath, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { exists, runCommand } from './command.ts';
 
 const SPRITE_ENV_SOURCE = new URL('./env/sprite-env.ts', import.meta.url).pathname;
+/** The host's static busybox (Debian's busybox-static, which setup.sh installs). */
+const BUSYBOX = '/bin/busybox';
 
 /**
  * Prepares the directory mounted read-only at /.sprite/bin in every sprite: `sprite-env`, the
  * Node runtime that runs it and the shared libraries that runtime needs, so it works on any
- * root filesystem (a static busybox image has no libc). Returns the directory; reuses it when built.
+ * root filesystem (a static busybox image has no libc), and a static busybox with its applets.
+ * /.sprite/bin comes last in a sprite's PATH, so the applets only fill gaps: a Debian minbase root
+ * (the default image) gets `httpd`, `wget`, `nc` and `vi`, which it lacks, while its own tools win.
+ * Returns the directory; reuses it when built.
  */
 export async function ensureTools(dir: string): Promise<string> {
   const marker = join(dir, '.complete');
   if (await exists(marker)) {
     // The script may have changed with the software; the runtime is fixed per data dir.
     await copyFile(SPRITE_ENV_SOURCE, join(dir, 'sprite-env.ts'));
+    if (!(await exists(join(dir, 'busybox')))) await addBusybox(dir);
     return dir;
   }
   const staging = `${dir}.${process.pid}.partial`;
@@ -28,10 +34,27 @@ export async function ensureTools(dir: string): Promise<string> {
     `#!/bin/sh\nexec /.sprite/bin/lib/${loader} --library-path /.sprite/bin/lib /.sprite/bin/node --disable-warning=ExperimentalWarning /.sprite/bin/sprite-env.ts "$@"\n`,
   );
   await chmod(join(staging, 'sprite-env'), 0o755);
+  await addBusybox(staging);
   await writeFile(join(staging, '.complete'), '');
   await rm(dir, { recursive: true, force: true });
   await rename(staging, dir);
   return dir;
+}
+
+/** Adds busybox and a link per applet, except names the directory already has (node, sprite-env). */
+async function addBusybox(dir: string): Promise<void> {
+  const taken = new Set(await readdir(dir));
+  await copyFile(BUSYBOX, join(dir, 'busybox.partial'));
+  await chmod(join(dir, 'busybox.partial'), 0o755);
+  for (const applet of (await runCommand(BUSYBOX, ['--list'])).split('\n')) {
+    if (applet && applet !== 'busybox' && !taken.has(applet)) await symlink('busybox', join(dir, applet)).catch(ignoreExisting);
+  }
+  // Last: its presence says the applets are in place.
+  await rename(join(dir, 'busybox.partial'), join(dir, 'busybox'));
+}
+
+function ignoreExisting(error: NodeJS.ErrnoException): void {
+  if (error.code !== 'EEXIST') throw error;
 }
 
 async function sharedLibraries(binary: string): Promise<string[]> {

@@ -74,6 +74,8 @@ describe('base images on two peers sharing an object store', () => {
     // Owners keep their ids inside the sprite (shifted into its range on the host), setuid survives.
     assert.equal(await exec(b, 'fromdir', 'stat -c %u:%g /home/user/owned /hello.txt'), '1000:1000\n0:0\n');
     assert.equal(await exec(b, 'fromdir', 'stat -c %a /setuid'), '4755\n');
+    // What the image lacks comes from the platform's busybox in /.sprite/bin, after the image's own tools.
+    assert.equal(await exec(b, 'fromdir', 'which httpd ls'), '/.sprite/bin/httpd\n/bin/ls\n');
     // The disk is the sprite's own: writes do not reach the image or other sprites.
     await exec(b, 'fromdir', 'echo changed > /hello.txt && sync');
     const second = await a.api('POST', '/v1/sprites', { name: 'fromdir2', image: 'dirimg' });

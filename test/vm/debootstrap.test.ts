@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { InstallerOutput } from '../../vm/debootstrap.ts';
 
-test("debootstrap's installer protocol becomes formatted lines with a percentage that never goes back", () => {
+test("debootstrap's installer protocol becomes formatted lines with the whole build's percentage, which never goes back", () => {
   const seen: Array<[string, number | undefined]> = [];
   const output = new InstallerOutput((text, percent) => seen.push([text, percent]));
   const lines = [
@@ -12,18 +12,22 @@ test("debootstrap's installer protocol becomes formatted lines with a percentage
     'W: SOMETHING', 'WA: 50%', 'WF: disk at %s',
     'P: 10 100 DOWNDEBS', 'PF: stale progress',
     'dpkg: some raw output',
-    'P: 3 4 CONFIGURING', 'PA: base-files', 'PA: 12', 'PF: Configuring %s (%d)',
+    'P: 3 4 CONFBASE', 'PA: base-files', 'PA: 12', 'PF: Configuring %s (%d)',
+    'P: 9 9 SOMETHINGNEW', 'PF: unknown stage',
     'E: NOGETREL', 'EA: http://mirror/Release', 'EF: Failed getting release file %s (100%% sure)',
   ];
   for (const line of lines) output.line(line);
   assert.deepEqual(seen, [
     ['Retrieving InRelease', undefined],
     ['Downloading Release file', 0],
-    ['Downloading libc6', 25],
-    ['warning: disk at 50%', 25],
-    ['stale progress', 25],
-    ['Configuring base-files (12)', 75],
-    ['error: Failed getting release file http://mirror/Release (100% sure)', 75],
+    // Downloading the packages is the sixth stage: 8 % before it, a quarter of its 30 %.
+    ['Downloading libc6', 15],
+    ['warning: disk at 50%', 15],
+    ['stale progress', 15],
+    // The last stage: 85 % before it, three quarters of its 15 %.
+    ['Configuring base-files (12)', 96],
+    ['unknown stage', 96],
+    ['error: Failed getting release file http://mirror/Release (100% sure)', 96],
   ]);
-  assert.deepEqual(output.tail, ['warning: disk at 50%', 'stale progress', 'dpkg: some raw output', 'Configuring base-files (12)', 'error: Failed getting release file http://mirror/Release (100% sure)']);
+  assert.deepEqual(output.tail, ['stale progress', 'dpkg: some raw output', 'Configuring base-files (12)', 'unknown stage', 'error: Failed getting release file http://mirror/Release (100% sure)']);
 });
