@@ -18,6 +18,11 @@ export function alignedMemory(bytes: number): SharedArrayBuffer {
 }
 
 /** True when `data` lies in aligned memory and starts on a page boundary. */
-export function isPageAligned(data: Buffer): boolean {
+function isPageAligned(data: Buffer): boolean {
   return data.byteOffset % PAGE === 0 && aligned.has(data.buffer);
+}
+
+/** True when O_DIRECT I/O of `data` at file offset `position` meets its alignment rules. */
+export function directIoFits(data: Buffer, position: number): boolean {
+  return position % PAGE === 0 && data.length % PAGE === 0 && isPageAligned(data);
 }

@@ -135,11 +135,7 @@ export class StorageService {
     const unit = this.volumes.unitSize;
     await this.volumes.create(id, { size: Math.ceil(size / unit) * unit, origin: `image ${id}` });
     try {
-      const started = Date.now();
-      const { bytes } = await importFile(await this.volumes.device(id), path);
-      await this.volumes.closeDevice(id);
-      await this.volumes.checkpoint(id, `image ${id}`);
-      this.#logger.info('image imported', { volume: id, size, bytes, ms: Date.now() - started });
+      await this.#fillFromFile(id, path, `image ${id}`);
     } catch (error) {
       await this.volumes.closeDevice(id, { flush: false }).catch(() => undefined);
       await this.volumes.remove(id).catch(() => undefined);
@@ -342,12 +338,12 @@ export class StorageService {
     });
   }
 
-  /** Drops the local copy of a volume another peer took over; nothing is written to the store. */
   /** Ids starting with `prefix` whose metadata in the store nobody changed for `idleMs`. */
   async idleVolumes(prefix: string, idleMs: number): Promise<string[]> {
     return idleVolumes(this.volumes.store, prefix, idleMs);
   }
 
+  /** Drops the local copy of a volume another peer took over; nothing is written to the store. */
   async forget(id: string): Promise<void> {
     return this.#exclusive(id, async () => {
       if (this.#attached.has(id)) throw new StorageError('ERR_VOLUME_MOUNTED', `volume ${id} must be unmounted to forget`, { fields: { volume: id } });
@@ -418,14 +414,18 @@ export class StorageService {
       if (!hasCode(error, 'ERR_VOLUME_NOT_FOUND')) throw error;
     }
     const unit = this.volumes.db.volume(id)?.unit ?? this.volumes.unitSize;
-    const record = this.volumes.db.volume(id) ?? (await this.volumes.create(id, { size: Math.ceil(size / unit) * unit, origin: `image ${path}` }));
-    const device = await this.volumes.device(id);
-    const started = Date.now();
-    const { bytes } = await importFile(device, path);
-    await this.volumes.closeDevice(id);
-    await this.volumes.checkpoint(id, `image ${path}`);
-    this.#logger.info('image imported', { volume: id, file: path, size: record.size, bytes, ms: Date.now() - started });
+    if (!this.volumes.db.volume(id)) await this.volumes.create(id, { size: Math.ceil(size / unit) * unit, origin: `image ${path}` });
+    await this.#fillFromFile(id, path, `image ${path}`);
     return id;
+  }
+
+  /** Writes an image file into volume `id` and checkpoints it (v0 of a new volume). */
+  async #fillFromFile(id: string, path: string, comment: string): Promise<void> {
+    const started = Date.now();
+    const { bytes } = await importFile(await this.volumes.device(id), path);
+    await this.volumes.closeDevice(id);
+    await this.volumes.checkpoint(id, comment);
+    this.#logger.info('image imported', { volume: id, file: path, bytes, ms: Date.now() - started });
   }
 
   /** Runs operations on one volume one at a time. */

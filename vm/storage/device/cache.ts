@@ -3,7 +3,7 @@ import { copyFile, mkdir, readFile, readdir, rename, rm, stat, unlink, writeFile
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
-import { PAGE, isPageAligned } from '../aligned.ts';
+import { directIoFits } from '../aligned.ts';
 import type { Logger } from '../logger.ts';
 import { AdaptiveIo } from './io.ts';
 
@@ -261,7 +261,7 @@ export class ObjectCache {
    * keep the page cache, which serves repeated random reads in microseconds.
    */
   #fdFor(id: string, entry: Entry, offset: number, into: Buffer): Promise<number> {
-    if (this.#directReads && into.length >= DIRECT_READ_MIN && offset % PAGE === 0 && into.length % PAGE === 0 && isPageAligned(into)) {
+    if (this.#directReads && into.length >= DIRECT_READ_MIN && directIoFits(into, offset)) {
       entry.direct ??= this.#openFd(id, constants.O_RDONLY | constants.O_DIRECT).catch((error: NodeJS.ErrnoException) => {
         entry.direct = undefined;
         if (error.code !== 'EINVAL') throw error;

@@ -3,7 +3,7 @@ import { copyFile, link, mkdir, readFile, readdir, rename, rm, unlink, writeFile
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { crc32 } from 'node:zlib';
-import { PAGE, isPageAligned } from '../aligned.ts';
+import { directIoFits } from '../aligned.ts';
 import { StorageError, describe, hasCode } from '../errors.ts';
 import type { FuseFile } from '../fuse/server.ts';
 import type { Logger } from '../logger.ts';
@@ -381,9 +381,7 @@ export class BlockDevice implements FuseFile {
     const fd = await openFd(path, 'r+');
     if ((await statFd(fd)).nlink === 1) return fd;
     await closeFd(fd);
-    await copyFile(path, `${path}.next`);
-    await rename(`${path}.next`, path);
-    return openFd(path, 'r+');
+    return replaceWithCopy(path);
   }
 
   #checkRange(offset: number, length: number): void {
@@ -522,7 +520,7 @@ export class BlockDevice implements FuseFile {
    * is written through the page cache; the kernel keeps the two views coherent.
    */
   async #writeFile(dirty: Dirty, data: Buffer, at: number): Promise<void> {
-    if (this.#directIo && at % PAGE === 0 && data.length % PAGE === 0 && isPageAligned(data)) {
+    if (this.#directIo && directIoFits(data, at)) {
       try {
         dirty.direct ??= openFd(this.#dirtyPath(dirty.unit), constants.O_RDWR | constants.O_DIRECT);
         const direct = await dirty.direct.catch((error: unknown) => {
@@ -588,14 +586,7 @@ export class BlockDevice implements FuseFile {
     if (existing?.sealed && existing.fd !== null) {
       // The file is an object in the store now: the unit's next version is a new file, whole
       // or a copy, that replaces the name (never the inode, which the object shares).
-      let next: { fd: number; direct: Promise<number> | null };
-      if (whole) {
-        next = await this.#freshFile(path);
-      } else {
-        await copyFile(path, `${path}.next`);
-        next = { fd: await openFd(`${path}.next`, 'r+'), direct: null };
-        await rename(`${path}.next`, path);
-      }
+      const next = whole ? await this.#freshFile(path) : { fd: await replaceWithCopy(path), direct: null };
       await this.#closeFiles(existing);
       existing.fd = next.fd;
       existing.direct = next.direct;
@@ -835,6 +826,16 @@ export class BlockDevice implements FuseFile {
       this.#logger.warn(message, { volume: this.volume, failures: this.#failures, retryMs: delay, error: describe(error), ...fields, ...(error as { fields?: object }).fields });
     }
   }
+}
+
+/**
+ * Replaces the file at `path` by a copy of itself (a new inode under the same name, so other
+ * links to the old one never see later writes) and opens it for writing.
+ */
+async function replaceWithCopy(path: string): Promise<number> {
+  await copyFile(path, `${path}.next`);
+  await rename(`${path}.next`, path);
+  return openFd(path, 'r+');
 }
 
 /**

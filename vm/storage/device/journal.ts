@@ -1,6 +1,6 @@
 import { decode, encode } from 'cbor-x';
 import { StorageError, hasCode } from '../errors.ts';
-import type { ObjectStore } from '../store/store.ts';
+import type { ObjectInfo, ObjectStore } from '../store/store.ts';
 import type { LogRecord, VolumeState } from './meta-db.ts';
 
 /**
@@ -155,10 +155,7 @@ export async function deleteVolumeMeta(store: ObjectStore, id: string): Promise<
 /** Ids of every volume that has metadata in the store. */
 export async function listStoredVolumes(store: ObjectStore): Promise<string[]> {
   const ids = new Set<string>();
-  for await (const info of store.list('volumes/')) {
-    const id = info.key.split('/')[1];
-    if (id && parseSeqKey(info.key)) ids.add(id);
-  }
+  for await (const { id } of metadataObjects(store, '')) ids.add(id);
   return [...ids].sort();
 }
 
@@ -168,11 +165,16 @@ export async function listStoredVolumes(store: ObjectStore): Promise<string[]> {
  */
 export async function idleVolumes(store: ObjectStore, idPrefix: string, idleMs: number, now = Date.now()): Promise<string[]> {
   const newest = new Map<string, number>();
+  for await (const { id, info } of metadataObjects(store, idPrefix)) newest.set(id, Math.max(newest.get(id) ?? 0, info.modified));
+  return [...newest].filter(([, modified]) => now - modified >= idleMs).map(([id]) => id).sort();
+}
+
+/** The snapshot and log objects of the volumes whose id starts with `idPrefix`, with their volume. */
+async function* metadataObjects(store: ObjectStore, idPrefix: string): AsyncIterable<{ id: string; info: ObjectInfo }> {
   for await (const info of store.list(`volumes/${idPrefix}`)) {
     const id = info.key.split('/')[1];
-    if (id && parseSeqKey(info.key)) newest.set(id, Math.max(newest.get(id) ?? 0, info.modified));
+    if (id && parseSeqKey(info.key)) yield { id, info };
   }
-  return [...newest].filter(([, modified]) => now - modified >= idleMs).map(([id]) => id).sort();
 }
 
 async function getMeta(store: ObjectStore, key: string): Promise<Buffer> {

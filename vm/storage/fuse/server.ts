@@ -105,6 +105,8 @@ export class FuseServer {
    */
   #replyArena: SharedArrayBuffer | undefined;
   readonly #replySlots: Buffer[] = [];
+  /** Largest WRITE (and READ) the kernel sends: negotiated at INIT, and the size of a reply slot. */
+  readonly #maxWrite: number;
   #nextIno = ROOT_ID + 1;
   #nextFh = 1;
   #mounted = false;
@@ -115,6 +117,7 @@ export class FuseServer {
   private constructor(init: FuseServerInit, fd: number) {
     this.mountpoint = init.mountpoint;
     this.#init = init;
+    this.#maxWrite = init.maxWrite ?? FUSE_DEFAULTS.maxWrite;
     this.#logger = init.logger;
     this.#fd = fd;
     // Nobody may be left waiting on INIT if the session dies first.
@@ -422,7 +425,7 @@ export class FuseServer {
   #negotiate(body: Buffer): Buffer {
     const kernel = decodeInit(body);
     if (kernel.major !== FUSE_MAJOR) throw new FuseErrno(ERRNO.EINVAL);
-    const maxWrite = this.#init.maxWrite ?? FUSE_DEFAULTS.maxWrite;
+    const maxWrite = this.#maxWrite;
     const maxBackground = this.#init.maxBackground ?? FUSE_DEFAULTS.maxBackground;
     // Only flags the kernel offered may be accepted. ASYNC_DIO lets the loop device's direct
     // I/O keep many requests in flight; MAX_PAGES allows 1 MiB requests.
@@ -460,17 +463,16 @@ export class FuseServer {
 
   /** A free reply slot holding `length` bytes, or undefined when all are in use. */
   #replySlot(length: number): Buffer | undefined {
-    const size = this.#init.maxWrite ?? FUSE_DEFAULTS.maxWrite;
     if (!this.#replyArena) {
       this.#replyArena = alignedMemory(REPLY_SLOT_BYTES);
-      for (let at = 0; at + size <= REPLY_SLOT_BYTES; at += size) this.#replySlots.push(Buffer.from(this.#replyArena, at, size));
+      for (let at = 0; at + this.#maxWrite <= REPLY_SLOT_BYTES; at += this.#maxWrite) this.#replySlots.push(Buffer.from(this.#replyArena, at, this.#maxWrite));
     }
-    return length <= size ? this.#replySlots.pop()?.subarray(0, length) : undefined;
+    return length <= this.#maxWrite ? this.#replySlots.pop()?.subarray(0, length) : undefined;
   }
 
   #releaseReplySlot(buffer: Buffer): void {
     if (this.#replyArena && buffer.buffer === this.#replyArena) {
-      this.#replySlots.push(Buffer.from(this.#replyArena, buffer.byteOffset, this.#init.maxWrite ?? FUSE_DEFAULTS.maxWrite));
+      this.#replySlots.push(Buffer.from(this.#replyArena, buffer.byteOffset, this.#maxWrite));
     }
   }
 
