@@ -50,7 +50,7 @@ export interface MeshCertOptions {
 }
 
 /** Lifetime of a new wildcard certificate, and of a new CA. */
-export const CERT_DEFAULTS = { lifetimeMs: 825 * 86_400_000, caLifetimeDays: 3650 } as const;
+const CERT_DEFAULTS = { lifetimeMs: 825 * 86_400_000, caLifetimeDays: 3650 } as const;
 
 /**
  * Generates a wildcard certificate for `*.<domain>` and `<domain>` with openssl, signed by the given
@@ -92,12 +92,12 @@ export async function generateMeshCert(domain: string, options: MeshCertOptions 
   }
 }
 
-/** When a certificate is due for renewal: once less than a third of its lifetime is left. */
-export function renewalTime(certPem: string): number {
+/** A certificate's lifetime, and when it is due for renewal: once less than a third of it is left. */
+function renewalOf(certPem: string): { due: number; lifetime: number } {
   const cert = new X509Certificate(certPem);
   const from = Date.parse(cert.validFrom);
   const to = Date.parse(cert.validTo);
-  return to - (to - from) / 3;
+  return { due: to - (to - from) / 3, lifetime: to - from };
 }
 
 /** openssl's GeneralizedTime for a time in ms: YYYYMMDDHHMMSSZ. */
@@ -136,7 +136,6 @@ export class CertSource {
   #context: tls.SecureContext | undefined;
   #unsubscribe: (() => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
-  #renewing: Promise<boolean> | undefined;
   #stopped = false;
 
   constructor(init: CertSourceInit, components: { mesh: CertMesh; logger: ProxyLogger }) {
@@ -186,18 +185,13 @@ export class CertSource {
   /**
    * One renewal step: when the mesh certificate in the store has less than a third of its lifetime
    * left at `now`, signs a new one with the mesh CA (a new CA when the bundle has no CA key, or the
-   * CA would expire first) and writes it. Resolves true when this call wrote one. Concurrent calls
-   * share one attempt; peers renewing at once converge on the row the store keeps.
+   * CA would expire first) and writes it. Resolves true when this call wrote one; peers renewing at
+   * once converge on the row the store keeps.
    */
-  renewIfDue(now = Date.now()): Promise<boolean> {
-    this.#renewing ??= this.#renew(now).finally(() => (this.#renewing = undefined));
-    return this.#renewing;
-  }
-
   async #renew(now: number): Promise<boolean> {
     const { domain } = this.#init;
     const current = parseBundle(this.#mesh.store.get(proxyCertsTable, { domain })?.bundle);
-    if (this.#init.files || !current || renewalTime(current.cert) > now) return false;
+    if (this.#init.files || !current || renewalOf(current.cert).due > now) return false;
     const lifetimeMs = this.#init.lifetimeMs ?? CERT_DEFAULTS.lifetimeMs;
     const caUsable = current.ca !== null && current.caKey !== undefined && Date.parse(new X509Certificate(current.ca).validTo) > now + lifetimeMs;
     const bundle = await generateMeshCert(domain, { lifetimeMs, now, ca: caUsable ? { cert: current.ca!, key: current.caKey! } : undefined });
@@ -215,15 +209,14 @@ export class CertSource {
   #schedule(): void {
     clearTimeout(this.#timer);
     if (this.#init.files || this.#stopped || !this.#bundle) return;
-    const due = renewalTime(this.#bundle.cert);
+    const { due, lifetime } = renewalOf(this.#bundle.cert);
     // Peers spread their attempts a little, so usually one renews and the others adopt its row.
-    const lifetime = (due - Date.parse(new X509Certificate(this.#bundle.cert).validFrom)) * 1.5;
     const jitter = Math.random() * Math.min(60_000, lifetime / 20);
     // setTimeout holds at most 2^31-1 ms (24.8 days): a longer wait re-arms on the way.
     const wait = Math.min(2 ** 31 - 1, Math.max(0, due + jitter - Date.now()));
     this.#timer = setTimeout(() => {
       if (Date.now() < due) return this.#schedule();
-      this.renewIfDue().catch((error: unknown) => {
+      this.#renew(Date.now()).catch((error: unknown) => {
         this.#logger.warn('renewing the mesh certificate failed; retrying', { domain: this.#init.domain, error: (error as Error).message });
         clearTimeout(this.#timer);
         this.#timer = setTimeout(() => this.#schedule(), Math.min(3_600_000, Math.max(1000, lifetime / 100)));

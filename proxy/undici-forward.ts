@@ -1,20 +1,14 @@
 import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
 import { Pool, type Dispatcher } from 'undici';
-import { FORWARDER_DEFAULTS, createHttpProxyForwarder, type Forwarder, type ForwardTarget } from './forward.ts';
+import { FORWARDER_DEFAULTS, createHttpProxyForwarder, type Forwarder, type ForwardTarget, type HttpProxyForwarderInit } from './forward.ts';
 import { HOP_BY_HOP } from './headers.ts';
 
-/** Options of the undici forwarder. */
-export interface UndiciForwarderInit {
-  /** An upstream that sends nothing for this long is cut (error code ERR_UPSTREAM_IDLE). @default 120000 */
-  upstreamIdleMs?: number;
-  /** Time allowed to open a new upstream connection. @default 5000 */
-  connectTimeoutMs?: number;
-}
+/** Options of the undici forwarder: the timeouts of the http-proxy-3 one. */
+export type UndiciForwarderInit = Pick<HttpProxyForwarderInit, 'upstreamIdleMs' | 'connectTimeoutMs'>;
 
-/** Pools (one per target) kept with no connection before the emptiest are dropped. */
+/** Once this many pools (one per target) exist, a new target first drops every pool with no connection. */
 const MAX_IDLE_POOLS = 64;
-
 
 /** undici's error codes, as the caller's error mapping knows them (the http-proxy-3 forwarder's names). */
 const CODES: Record<string, string> = {

@@ -1,4 +1,4 @@
-import { chmod, copyFile, lchown, lstat, mkdir, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, lchown, lstat, mkdir, readdir, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCommand } from './command.ts';
 import { debootstrap } from './debootstrap.ts';
@@ -96,16 +96,27 @@ export async function checkTarball(file: string): Promise<void> {
   });
 }
 
-async function populateBusyboxRoot(root: string): Promise<void> {
-  for (const dir of ['bin', 'sbin', 'usr/bin', 'usr/sbin', 'etc', 'proc', 'sys', 'dev', 'root', 'home', 'var/log', 'run', '.sprite']) {
-    await mkdir(join(root, dir), { recursive: true });
+/**
+ * Copies the host's static busybox into `dir` with a symlink per applet, skipping names in
+ * `skip`. The busybox file comes last, under its name, so its presence says the links are there.
+ */
+export async function linkBusybox(dir: string, skip: ReadonlySet<string> = new Set()): Promise<void> {
+  for (const applet of (await runCommand(BUSYBOX, ['--list'])).split('\n')) {
+    if (applet && applet !== 'busybox' && !skip.has(applet)) await symlink('busybox', join(dir, applet)).catch(ignoreExisting);
   }
-  await mkdir(join(root, 'tmp'), { recursive: true });
-  await chmod(join(root, 'tmp'), 0o1777);
-  await copyFile(BUSYBOX, join(root, 'bin/busybox'));
-  await chmod(join(root, 'bin/busybox'), 0o755);
-  const applets = (await runCommand(BUSYBOX, ['--list'])).split('\n').filter((name) => name && name !== 'busybox');
-  for (const applet of applets) await symlink('busybox', join(root, 'bin', applet));
+  await copyFile(BUSYBOX, join(dir, 'busybox.partial'));
+  await chmod(join(dir, 'busybox.partial'), 0o755);
+  await rename(join(dir, 'busybox.partial'), join(dir, 'busybox'));
+}
+
+function ignoreExisting(error: NodeJS.ErrnoException): void {
+  if (error.code !== 'EEXIST') throw error;
+}
+
+/** A busybox root: the top-level directories other than ROOT_DIRS (populateRoot adds those), busybox, and /etc basics. */
+async function populateBusyboxRoot(root: string): Promise<void> {
+  for (const dir of ['bin', 'sbin', 'usr/bin', 'usr/sbin', 'etc', 'home', 'var/log', 'run']) await mkdir(join(root, dir), { recursive: true });
+  await linkBusybox(join(root, 'bin'));
   await writeFile(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');
   await writeFile(join(root, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
   await writeFile(join(root, 'etc/profile'), 'export PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin:/.sprite/bin\nexport PS1="\\h:\\w# "\n');

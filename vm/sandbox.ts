@@ -10,7 +10,7 @@ import { setFreezer, thawIfFrozen } from './freezer.ts';
 import { STAGE, type InitConfig } from './init/config.ts';
 import { pinNamespaces, releaseNamespaces, type IdMap, type PinnedNamespaces } from './namespaces.ts';
 import { containerConfig, type Limits } from './oci.ts';
-import { serveSpriteRequests, type SpriteRequest, type SpriteRequestHandler, type SpriteRequestLimits } from './requests.ts';
+import { serveSpriteRequests, type SpriteRequest, type SpriteRequestHandler } from './requests.ts';
 import type { Volume } from './volume.ts';
 
 const INIT_MAIN = new URL('./init/main.ts', import.meta.url).pathname;
@@ -35,8 +35,6 @@ export interface SandboxInit {
   privateDirs: string[];
   /** Serves what code inside the sprite asks of the peer (checkpoints); absent: such requests fail. */
   requests?: SpriteRequestHandler;
-  /** Bounds on those requests. @default SPRITE_REQUEST_DEFAULTS */
-  requestLimits?: Partial<SpriteRequestLimits>;
   /** Hears about inside requests that failed on the peer (the sprite only gets a generic error). */
   onRequestError?: (request: SpriteRequest, error: unknown) => void;
   /** Called once if sprite-init exits without being asked to. */
@@ -121,7 +119,7 @@ export class Sandbox {
         rootfs: paths.rootfs, toolsDir: init.toolsDir, privateDirs: init.privateDirs,
       };
       if (init.requests) {
-        requests = await serveSpriteRequests(paths.peer, init.requests, { limits: init.requestLimits, onError: init.onRequestError });
+        requests = await serveSpriteRequests(paths.peer, init.requests, { onError: init.onRequestError });
         config.peerSocket = paths.peer;
       }
       await writeFile(paths.initConfig, JSON.stringify(config));

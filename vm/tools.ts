@@ -1,10 +1,9 @@
-import { chmod, copyFile, link, mkdir, readdir, realpath, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, link, mkdir, readdir, realpath, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { exists, runCommand } from './command.ts';
+import { linkBusybox } from './rootfs.ts';
 
 const SPRITE_ENV_SOURCE = new URL('./env/sprite-env.ts', import.meta.url).pathname;
-/** The host's static busybox (Debian's busybox-static, which setup.sh installs). */
-const BUSYBOX = '/bin/busybox';
 
 /**
  * Prepares the directory mounted read-only at /.sprite/bin in every sprite: `sprite-env`, the
@@ -43,18 +42,7 @@ export async function ensureTools(dir: string): Promise<string> {
 
 /** Adds busybox and a link per applet, except names the directory already has (node, sprite-env). */
 async function addBusybox(dir: string): Promise<void> {
-  const taken = new Set(await readdir(dir));
-  await copyFile(BUSYBOX, join(dir, 'busybox.partial'));
-  await chmod(join(dir, 'busybox.partial'), 0o755);
-  for (const applet of (await runCommand(BUSYBOX, ['--list'])).split('\n')) {
-    if (applet && applet !== 'busybox' && !taken.has(applet)) await symlink('busybox', join(dir, applet)).catch(ignoreExisting);
-  }
-  // Last: its presence says the applets are in place.
-  await rename(join(dir, 'busybox.partial'), join(dir, 'busybox'));
-}
-
-function ignoreExisting(error: NodeJS.ErrnoException): void {
-  if (error.code !== 'EEXIST') throw error;
+  await linkBusybox(dir, new Set(await readdir(dir)));
 }
 
 async function sharedLibraries(binary: string): Promise<string[]> {

@@ -2,6 +2,7 @@ import { mkdirSync, rmdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCommand } from '../command.ts';
 import { CHECKPOINTS_DIR, STAGE } from './config.ts';
+import { coded } from './errors.ts';
 
 const CHECKPOINT_ID = /^v\d{1,9}$/;
 const LOOP_DEVICE = /^\/dev\/loop\d{1,6}$/;
@@ -67,9 +68,4 @@ export class CheckpointDir {
       // Still a mount point in some copy: the directory goes with the tmpfs.
     }
   }
-}
-
-/** An error with a code the peer and the inside API pass on. */
-export function coded(code: string, message: string): Error {
-  return Object.assign(new Error(message), { code });
 }

@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import type { ControlClient } from '../control.ts';
 import type { InsideCheckpoint } from '../requests.ts';
 import type { CheckpointDir } from './checkpoints.ts';
+import { coded } from './errors.ts';
 import type { ServiceManager, ServiceSpec } from './services.ts';
 
 /** What `sprite-env info` reports. */
@@ -90,7 +91,7 @@ async function answer(line: string, { services, info, peer, checkpoints }: Insid
 }
 
 function platform(peer: ControlClient | undefined): ControlClient {
-  if (!peer) throw Object.assign(new Error('this sprite has no link to its peer'), { code: 'ERR_SPRITE_UNAVAILABLE' });
+  if (!peer) throw coded('ERR_SPRITE_UNAVAILABLE', 'this sprite has no link to its peer');
   return peer;
 }
 
@@ -99,7 +100,7 @@ const SERVICE_NAME = /^[a-z0-9]([a-z0-9_-]{0,62})$/;
 /** Validates an untrusted service definition. */
 export function parseServiceSpec(value: unknown): ServiceSpec {
   const fail = (message: string): never => {
-    throw Object.assign(new Error(message), { code: 'ERR_BAD_REQUEST' });
+    throw coded('ERR_BAD_REQUEST', message);
   };
   if (typeof value !== 'object' || value === null) return fail('service spec must be an object');
   const spec = value as Record<string, unknown>;
