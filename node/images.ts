@@ -44,7 +44,7 @@ const IMAGE_VOLUME_PREFIX = 'img-';
  * How long an image volume nobody names must have gone unwritten before a sweep removes it. Long,
  * because a peer cut off from the mesh may not have heard of an image built meanwhile.
  */
-export const IMAGE_SWEEP_IDLE_MS = 24 * 3600_000;
+const IMAGE_SWEEP_IDLE_MS = 24 * 3600_000;
 
 /**
  * A new volume id for image `name`. Each build gets its own, so a peer that cloned an earlier
@@ -172,12 +172,12 @@ export class ImageManager {
   }
 
   /**
-   * Removes image volumes that no image names and nothing wrote to for `idleMs`: left by a peer
+   * Removes image volumes that no image names and nothing wrote to for a day: left by a peer
    * that died importing, or by a delete whose removal failed. Returns the removed ids.
    */
-  async sweep(idleMs = IMAGE_SWEEP_IDLE_MS): Promise<string[]> {
+  async sweep(): Promise<string[]> {
     const named = new Set(this.#init.mesh.store.all(imagesTable).map((row) => row.volume));
-    return sweepImageVolumes(this.#init.volumes, named, idleMs, this.#init.logger);
+    return sweepImageVolumes(this.#init.volumes, named, IMAGE_SWEEP_IDLE_MS, this.#init.logger);
   }
 
   #unused(name: string): void {

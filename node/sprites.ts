@@ -21,7 +21,7 @@ export interface SpriteManagerInit {
   /** Path of the base image new sprites are cloned from. */
   image: string;
   /** The image volume of a named base image; throws ERR_IMAGE_NOT_FOUND. */
-  images?: (name: string) => string;
+  images: (name: string) => string;
   /** Directory mounted at /.sprite/bin. */
   toolsDir: string;
   peerId: string;
@@ -139,7 +139,7 @@ export class SpriteManager {
     checkSpriteName(name);
     if (this.#closed) throw new ApiError('ERR_PEER_DRAINING', 'this peer is draining and takes no new sprites');
     if (this.#init.registry.get(name)) throw new ApiError('ERR_NAME_TAKEN', `a sprite named ${name} exists`);
-    const base = image === undefined ? undefined : this.#imageVolume(image);
+    const base = image === undefined ? undefined : this.#init.images(image);
     return this.#exclusive(name, async () => {
       if (this.#init.registry.get(name)) throw new ApiError('ERR_NAME_TAKEN', `a sprite named ${name} exists`);
       // The warm pool holds the default image only.
@@ -480,11 +480,6 @@ export class SpriteManager {
       void this.#dispose(machine);
     }
     return undefined;
-  }
-
-  #imageVolume(image: string): string {
-    if (!this.#init.images) throw new ApiError('ERR_IMAGE_NOT_FOUND', `no image named ${image}: this peer has no images`);
-    return this.#init.images(image);
   }
 
   /** A machine for volume `id`: a new disk (cloned from image volume `base`, else the default image) when `fresh`. */

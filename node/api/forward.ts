@@ -1,5 +1,6 @@
 import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { stripHopByHop } from '../../proxy/index.ts';
 import { ApiError } from '../errors.ts';
 
 /**
@@ -14,9 +15,6 @@ export type HopRole = 'owner' | 'arbiter' | 'place';
 
 /** Requests between peers reuse connections. */
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 16 });
-
-/** Hop-by-hop headers are for one connection only. */
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade'];
 
 /** The role a request was forwarded with, or undefined when it came from a client. */
 export function hopRole(req: IncomingMessage): HopRole | undefined {
@@ -40,7 +38,7 @@ export function forwardRequest(
     upstream.once('information', () => clearTimeout(timer));
     upstream.once('response', (answer) => {
       clearTimeout(timer);
-      res.writeHead(answer.statusCode ?? 502, stripHopByHop(answer.headers));
+      res.writeHead(answer.statusCode ?? 502, withoutHopByHop(answer.headers));
       answer.pipe(res);
       answer.once('end', () => resolve());
       answer.once('error', () => res.destroy());
@@ -84,7 +82,7 @@ export function forwardUpgrade(req: IncomingMessage, socket: Duplex, head: Buffe
       answer.on('data', (chunk: Buffer) => chunks.push(chunk));
       answer.once('end', () => {
         const bodyBytes = Buffer.concat(chunks);
-        const kept = stripHopByHop(answer.headers);
+        const kept = withoutHopByHop(answer.headers);
         delete kept['content-length'];
         socket.end(statusLine(answer) + Object.entries(kept).map(([k, v]) => `${k}: ${String(v)}\r\n`).join('') + `content-length: ${bodyBytes.length}\r\nconnection: close\r\n\r\n` + bodyBytes.toString('latin1'), 'latin1');
         resolve();
@@ -100,16 +98,17 @@ function target(api: string, req: IncomingMessage): URL {
 }
 
 function hopHeaders(headers: IncomingHttpHeaders, role: HopRole, body: Buffer | undefined): IncomingHttpHeaders {
-  const out = stripHopByHop(headers);
+  const out = withoutHopByHop(headers);
   delete out.host;
   out[HOP_HEADER] = role;
   if (body) out['content-length'] = String(body.length);
   return out;
 }
 
-function stripHopByHop(headers: IncomingHttpHeaders): IncomingHttpHeaders {
+/** A copy of `headers` without those that describe one connection only. */
+function withoutHopByHop(headers: IncomingHttpHeaders): IncomingHttpHeaders {
   const out: IncomingHttpHeaders = { ...headers };
-  for (const name of HOP_BY_HOP) delete out[name];
+  stripHopByHop(out);
   return out;
 }
 

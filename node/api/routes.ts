@@ -160,7 +160,10 @@ export const httpRoutes: Route[] = [
   {
     method: 'GET',
     pattern: /^\/v1\/sprites$/,
-    handler: ({ res, sprites, mesh, caller }) => sendJson(res, 200, { sprites: sprites.list().filter((s) => sees(caller, s.org)).map((record) => withOwnerState(mesh, record)) }),
+    handler: ({ res, sprites, mesh, caller }) => {
+      const states = memberStates(mesh);
+      sendJson(res, 200, { sprites: sprites.list().filter((s) => sees(caller, s.org)).map((record) => withOwnerState(states, record)) });
+    },
   },
   { method: 'GET', pattern: /^\/v1\/pool$/, handler: ({ res, sprites }) => sendJson(res, 200, sprites.poolStatus()) },
   {
@@ -199,7 +202,7 @@ export const httpRoutes: Route[] = [
     },
   },
   { method: 'GET', pattern: /^\/v1\/mesh\/health$/, handler: ({ res, mesh }) => sendJson(res, 200, jsonSafe(mesh.health())) },
-  { method: 'GET', pattern: new RegExp(`^/v1/sprites/${NAME}$`), anyPeer: true, handler: ({ res, params, sprites, mesh }) => sendJson(res, 200, withOwnerState(mesh, sprites.get(params.name!))) },
+  { method: 'GET', pattern: new RegExp(`^/v1/sprites/${NAME}$`), anyPeer: true, handler: ({ res, params, sprites, mesh }) => sendJson(res, 200, withOwnerState(memberStates(mesh), sprites.get(params.name!))) },
   {
     method: 'DELETE',
     pattern: new RegExp(`^/v1/sprites/${NAME}$`),
@@ -387,8 +390,13 @@ export const wsRoutes: WsRoute[] = [
 ];
 
 /** A record with this peer's view of its owner (alive, suspect or down), so a dead owner's sprites show it. */
-function withOwnerState(mesh: Mesh, record: SpriteRecord): SpriteRecord & { ownerState: string } {
-  return { ...record, ownerState: mesh.members().find((m) => m.id === record.owner)?.state ?? 'unknown' };
+function withOwnerState(states: ReadonlyMap<string, string>, record: SpriteRecord): SpriteRecord & { ownerState: string } {
+  return { ...record, ownerState: states.get(record.owner) ?? 'unknown' };
+}
+
+/** Each member's state (alive, suspect, down) by peer id, read once per request. */
+function memberStates(mesh: Mesh): Map<string, string> {
+  return new Map(mesh.members().map((member) => [member.id, member.state]));
 }
 
 /** A sprite's URLs on this peer's proxy and its URL auth. */
