@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -149,4 +150,12 @@ export async function eventually<T>(check: () => Promise<T | undefined> | T | un
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/** Creates sprite `name` on exactly this peer: a placed create skips arbitration and placement. */
+export async function createOn(peer: PeerProcess, name: string): Promise<void> {
+  const res = await fetch(`${peer.url}/v1/sprites`, {
+    method: 'POST', headers: { authorization: `Bearer ${peer.token}`, 'content-type': 'application/json', 'x-sprite-hop': 'place' }, body: JSON.stringify({ name }),
+  });
+  assert.equal(res.status, 201, await res.text());
 }

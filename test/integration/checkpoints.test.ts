@@ -5,6 +5,10 @@ import { eventually, leftovers, removeDataDir, startPeer, type PeerProcess } fro
 describe('checkpoints and restore of a sprite disk', () => {
   let peer: PeerProcess;
   const run = (script: string) => peer.cli(['exec', 'keep', '--', 'sh', '-c', script]);
+  const ids = async () => ((await peer.api('GET', '/v1/sprites/keep/checkpoints')).body.checkpoints as { id: string }[]).map((c) => c.id);
+  /** The five newest of `all`, sorted as `ls` lists them. */
+  const newest = (all: string[]) => [...all].sort((a, b) => Number(b.slice(1)) - Number(a.slice(1))).slice(0, 5).sort();
+  const mounted = async () => (await run('ls /.sprite/checkpoints')).stdout.split('\n').filter(Boolean).sort();
   before(async () => {
     peer = await startPeer({ poolDepth: 0 });
     assert.equal((await peer.api('POST', '/v1/sprites', { name: 'keep' })).status, 201);
@@ -69,9 +73,7 @@ describe('checkpoints and restore of a sprite disk', () => {
 
     // Checkpoints made through the API show up inside too, and only the newest five stay mounted.
     for (let i = 0; i < 5; i++) assert.equal((await peer.api('POST', '/v1/sprites/keep/checkpoints', { comment: `api ${i}` })).status, 201);
-    const all = ((await peer.api('GET', '/v1/sprites/keep/checkpoints')).body.checkpoints as { id: string }[]).map((c) => c.id);
-    const newest = (ids: string[]) => [...ids].sort((a, b) => Number(b.slice(1)) - Number(a.slice(1))).slice(0, 5).sort();
-    const mounted = async () => (await run('ls /.sprite/checkpoints')).stdout.split('\n').filter(Boolean).sort();
+    const all = await ids();
     // Through the API the mounts follow a moment after the answer.
     const settled = (want: string[]) => eventually(async () => {
       const got = await mounted();
@@ -116,9 +118,6 @@ describe('checkpoints and restore of a sprite disk', () => {
   });
 
   test('mounts come back after restore and start, and stop and destroy leak no mount or loop device', async () => {
-    const ids = async () => ((await peer.api('GET', '/v1/sprites/keep/checkpoints')).body.checkpoints as { id: string }[]).map((c) => c.id);
-    const newest = (all: string[]) => [...all].sort((a, b) => Number(b.slice(1)) - Number(a.slice(1))).slice(0, 5).sort();
-    const mounted = async () => (await run('ls /.sprite/checkpoints')).stdout.split('\n').filter(Boolean).sort();
     const all = await ids();
     assert.equal((await peer.cli(['restore', 'keep', all[0]!])).code, 0);
     assert.deepEqual(await mounted(), newest(all));

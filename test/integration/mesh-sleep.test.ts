@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { eventually, removeDataDir, startPeer, type PeerProcess } from '../helpers/peer.ts';
+import { createOn, eventually, removeDataDir, startPeer, type PeerProcess } from '../helpers/peer.ts';
 import { request } from '../proxy/helpers.ts';
 import { startBackend, type StoreBackend } from '../vm/storage/helpers.ts';
 
@@ -25,10 +25,7 @@ describe('sleep and wake across three peers on one object store', () => {
       await eventually(async () => ((await peer.api('GET', '/v1/peers')).body.peers as { state: string }[]).filter((p) => p.state === 'alive').length === 3, 30_000, 'three alive members');
     }
     // Placed on the owner directly, so the front peer is never the owner.
-    const created = await fetch(`${owner.url}/v1/sprites`, {
-      method: 'POST', headers: { authorization: `Bearer ${owner.token}`, 'content-type': 'application/json', 'x-sprite-hop': 'place' }, body: JSON.stringify({ name: 'napper' }),
-    });
-    assert.equal(created.status, 201, await created.text());
+    await createOn(owner, 'napper');
     const made = await front.cli(['exec', 'napper', '--', 'sh', '-c', 'mkdir -p /www && echo napping > /www/index.html && sync']);
     assert.equal(made.code, 0, made.stderr);
     const service = await front.api('PUT', '/v1/sprites/napper/services/web', { cmd: 'httpd', args: ['-f', '-p', '8080', '-h', '/www'], httpPort: 8080 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Partition, type Side } from '../helpers/partition.ts';
-import { eventually, removeDataDir, startPeer, type PeerProcess } from '../helpers/peer.ts';
+import { createOn, eventually, removeDataDir, startPeer, type PeerProcess } from '../helpers/peer.ts';
 import { startBackend, type StoreBackend } from '../vm/storage/helpers.ts';
 
 const MEMBERSHIP = ['--suspect-after-ms', '2000', '--down-after-ms', '6000'];
@@ -14,13 +14,6 @@ describe('a partition between peers on one object store', () => {
   const peers: PeerProcess[] = [];
   const ids: string[] = [];
 
-  /** Creates a sprite on exactly this peer (a placed create skips arbitration and placement). */
-  const createOn = async (peer: PeerProcess, name: string): Promise<void> => {
-    const res = await fetch(`${peer.url}/v1/sprites`, {
-      method: 'POST', headers: { authorization: `Bearer ${peer.token}`, 'content-type': 'application/json', 'x-sprite-hop': 'place' }, body: JSON.stringify({ name }),
-    });
-    assert.equal(res.status, 201, await res.text());
-  };
   const exec = async (peer: PeerProcess, name: string, script: string): Promise<{ code: number; stdout: string; stderr: string }> => peer.cli(['exec', name, '--', 'sh', '-c', script]);
   const checkpoint = async (peer: PeerProcess, name: string, comment: string): Promise<string> => {
     const res = await peer.api('POST', `/v1/sprites/${name}/checkpoints`, { comment });

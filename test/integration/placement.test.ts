@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { eventually, removeDataDir, startPeer, type PeerProcess } from '../helpers/peer.ts';
+import { createOn, eventually, removeDataDir, startPeer, type PeerProcess } from '../helpers/peer.ts';
 import { request } from '../proxy/helpers.ts';
 import { startBackend, type StoreBackend } from '../vm/storage/helpers.ts';
 
@@ -176,10 +176,7 @@ describe('three peers on one object store', () => {
     const loner = await startPeer({ poolDepth: 0, join: peers[0], args: MEMBERSHIP });
     try {
       // Placed on the loner directly: its disk is in the loner's own file:// store.
-      const created = await fetch(`${loner.url}/v1/sprites`, {
-        method: 'POST', headers: { authorization: `Bearer ${loner.token}`, 'content-type': 'application/json', 'x-sprite-hop': 'place' }, body: JSON.stringify({ name: 'stranded' }),
-      });
-      assert.equal(created.status, 201, await created.text());
+      await createOn(loner, 'stranded');
       await eventually(async () => (await peers[0]!.api('GET', '/v1/sprites/stranded')).status === 200, 10_000, 'the record replicated');
       await loner.kill();
       await eventually(async () => (await peers[0]!.api('GET', '/v1/sprites/stranded')).body.ownerState === 'down', 30_000, 'the loner seen down');

@@ -9,7 +9,7 @@ import { HEAD, type LogRecord } from '../../../vm/storage/device/meta-db.ts';
 import { hasCode } from '../../../vm/storage/errors.ts';
 import { openObjectStore } from '../../../vm/storage/store/open.ts';
 import { listAll } from '../../../vm/storage/store/store.ts';
-import { openEngine, removeTemp, seededBytes, startBackend, tempDir, type StoreBackend } from './helpers.ts';
+import { interceptStore, openEngine, removeTemp, seededBytes, startBackend, tempDir, type StoreBackend } from './helpers.ts';
 
 const UNIT = 64 * 1024;
 const SIZE = 32 * 1024 * 1024;
@@ -230,17 +230,11 @@ test('a file store takes uploads as hard links, and a unit rewritten during its 
     const gate = Promise.withResolvers<void>();
     const entered = Promise.withResolvers<string>();
     // Holds the first linked upload until the unit has been rewritten.
-    const store = new Proxy(inner, {
-      get(target, prop, receiver) {
-        const value = Reflect.get(target, prop, receiver);
-        if (prop === 'putFile' && typeof value === 'function') {
-          return async (key: string, path: string) => {
-            entered.resolve(key);
-            await gate.promise;
-            return value.call(target, key, path);
-          };
-        }
-        return typeof value === 'function' ? value.bind(target) : value;
+    const store = interceptStore(inner, {
+      putFile: async (putFile, key, path) => {
+        entered.resolve(key);
+        await gate.promise;
+        return putFile(key, path);
       },
     });
     const engine = await openEngine(backend.url, dir, { store });
@@ -286,30 +280,25 @@ test('linked uploads become durable together, before the map commit that names t
     const durable = new Set<string>();
     const named: string[] = [];
     let syncs = 0;
-    const store = new Proxy(inner, {
-      get(target, prop, receiver) {
-        const value = Reflect.get(target, prop, receiver);
-        if (typeof value !== 'function') return value;
-        if (prop === 'putFile') return async (key: string, path: string) => { const out = await value.call(target, key, path); linked.add(key); return out; };
-        if (prop === 'syncFiles') {
-          return async () => {
-            const covered = [...linked];
-            await value.call(target);
-            syncs++;
-            for (const key of covered) durable.add(key);
-          };
+    const store = interceptStore(inner, {
+      putFile: async (putFile, key, path) => {
+        const out = await putFile(key, path);
+        linked.add(key);
+        return out;
+      },
+      syncFiles: async (syncFiles) => {
+        const covered = [...linked];
+        await syncFiles();
+        syncs++;
+        for (const key of covered) durable.add(key);
+      },
+      put: (put, key, body, options) => {
+        if (key.includes('/log/')) {
+          for (const op of (decode(body) as LogRecord).ops) {
+            if (op.op === 'map') for (const [, object] of op.units) if (object) named.push(objectKey(object));
+          }
         }
-        if (prop === 'put') {
-          return (key: string, body: Buffer, ...rest: unknown[]) => {
-            if (key.includes('/log/')) {
-              for (const op of (decode(body) as LogRecord).ops) {
-                if (op.op === 'map') for (const [, object] of op.units) if (object) named.push(objectKey(object));
-              }
-            }
-            return value.call(target, key, body, ...rest);
-          };
-        }
-        return value.bind(target);
+        return put(key, body, options);
       },
     });
     const engine = await openEngine(backend.url, dir, { store });

@@ -9,7 +9,7 @@ import { collectGarbage } from '../../../vm/storage/gc.ts';
 import { memoryLogger, silentLogger } from '../../../vm/storage/logger.ts';
 import { openObjectStore } from '../../../vm/storage/store/open.ts';
 import { listAll } from '../../../vm/storage/store/store.ts';
-import { openEngine, removeTemp, seededBytes, startBackend, tempDir, type StoreBackend } from './helpers.ts';
+import { interceptStore, openEngine, removeTemp, seededBytes, startBackend, tempDir, type StoreBackend } from './helpers.ts';
 
 const UNIT = 64 * 1024;
 const SIZE = 16 * 1024 * 1024;
@@ -185,18 +185,13 @@ test('an unreachable store fails fsync with an error after the flush timeout, no
   let calls = 0;
   let release = () => {};
   const hung = new Promise<void>((resolve) => { release = resolve; });
-  const flaky = new Proxy(store, {
-    get(target, prop, receiver) {
-      const value = Reflect.get(target, prop, receiver);
-      if ((prop === 'put' || prop === 'putFile') && typeof value === 'function') {
-        return async (...args: unknown[]) => {
-          if (!down) return value.apply(target, args);
-          if (++calls > 3) await hung;
-          throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ERR_STORE_UNAVAILABLE' });
-        };
-      }
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
+  const refuse = async (): Promise<never> => {
+    if (++calls > 3) await hung;
+    throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ERR_STORE_UNAVAILABLE' });
+  };
+  const flaky = interceptStore(store, {
+    put: (put, ...args) => (down ? refuse() : put(...args)),
+    putFile: (putFile, ...args) => (down ? refuse() : putFile(...args)),
   });
   const engine = await openEngine(backend.url, await dir(), { store: flaky, device: { flushTimeoutMs: 300 } });
   try {

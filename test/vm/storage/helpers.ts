@@ -3,6 +3,7 @@ import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { ObjectStore } from '../../../vm/storage/store/store.ts';
 
 /** Runs a command and resolves with stdout; rejects with its stderr. */
 export function sh(file: string, args: string[], options: { timeoutMs?: number; input?: string } = {}): Promise<string> {
@@ -147,5 +148,23 @@ export async function openEngine(url: string, dataDir: string, init: Partial<imp
   return Volumes.open({
     dataDir, store, logger: silentLogger(), unitSize: 64 * 1024, ...init,
     device: { settleMs: 0, intervalMs: 5, flushTimeoutMs: 20_000, ...init.device },
+  });
+}
+
+type Around<F> = F extends (...args: infer A) => infer R ? (original: F, ...args: A) => R : never;
+
+/**
+ * `inner` with some writes wrapped: each override gets the store's own method (bound) and the
+ * call's arguments, to delay, fail, observe or pass it on. Everything else goes to `inner`.
+ */
+export function interceptStore(inner: ObjectStore, overrides: { [K in 'put' | 'putFile' | 'syncFiles']?: Around<NonNullable<ObjectStore[K]>> }): ObjectStore {
+  return new Proxy(inner, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver);
+      if (typeof value !== 'function') return value;
+      const original = value.bind(target);
+      const around = overrides[prop as keyof typeof overrides] as ((original: unknown, ...args: unknown[]) => unknown) | undefined;
+      return around ? (...args: unknown[]) => around(original, ...args) : original;
+    },
   });
 }
