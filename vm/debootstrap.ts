@@ -41,6 +41,8 @@ export async function debootstrap(root: string, source: { suite: string; mirror:
     child.once('close', resolve);
   });
   if (code !== 0) throw new VmError('ERR_IMAGE_SOURCE', `debootstrap ${source.suite} from ${source.mirror} failed (exit ${code}): ${output.tail.join(' / ')}`);
+  // Stages with nothing to do (minbase has no base set to configure) report no progress at all.
+  progress(`Debian ${source.suite} root ready`, 100);
 }
 
 /**
