@@ -20,7 +20,9 @@ export { STORE_ERROR_CODES, StoreError } from './store/errors.ts';
 export type { RejectCode, StoreErrorCode } from './store/errors.ts';
 
 /** The mesh: libp2p host, broadcast, anti-entropy, membership and connectivity on the store. */
-export { Mesh, parseAddrs } from './mesh.ts';
-export type { Member, MeshHealth, MeshInit, MeshLogger, PeerRow, SelfDescription } from './mesh.ts';
-export { MESH_TABLES, imagesTable, orgsTable, peersTable, proxyCertsTable, spritesTable, tokensTable } from './tables.ts';
+export { Mesh } from './mesh.ts';
+export type { Member, MeshHealth, MeshInit, MeshLogger } from './mesh.ts';
+/** The membership's table of peers; every other table belongs to the caller. */
+export { parseAddrs, peersTable } from './peers.ts';
+export type { PeerRow, SelfDescription } from './peers.ts';
 export type { MemberEvent, MemberState } from './membership.ts';

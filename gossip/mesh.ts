@@ -6,18 +6,12 @@ import { createHost, type Host } from './host.ts';
 import { loadOrCreatePeerKey, loadSwarmKey } from './identity.ts';
 import { Membership, type MemberEvent, type MemberState, type MembershipInit } from './membership.ts';
 import type { CrdtStore, StoreTx } from './store/api.ts';
-import type { RowOf } from './store/schema.ts';
+import type { TableDef } from './store/schema.ts';
 import { openStore } from './store/store.ts';
 import type { Changeset, StoreHealth, Heads, VersionRanges } from './store/types.ts';
 import { encodeCommit, storeReplica } from './store-replica.ts';
 import { Sync, type SyncStats } from './sync.ts';
-import { MESH_TABLES, peersTable } from './tables.ts';
-
-/** A peers row. */
-export type PeerRow = RowOf<typeof peersTable>;
-
-/** What this peer says about itself at each heartbeat, besides id, addresses and time. */
-export type SelfDescription = Omit<PeerRow, 'id' | 'addrs' | 'heartbeat'>;
+import { parseAddrs, peersTable, type PeerRow, type SelfDescription } from './peers.ts';
 
 /** The logging the mesh does. */
 export interface MeshLogger {
@@ -33,6 +27,8 @@ export interface MeshInit {
   listen: string[];
   /** Multiaddrs of peers to join through (one live one is enough). */
   bootstrap: string[];
+  /** The caller's replicated tables; the mesh adds its own `peers` table. */
+  tables: readonly TableDef[];
   /** Swarm key of an existing mesh; without it the key in the data dir is used or created. */
   swarmKeyFile?: string;
   /** Time between this peer's heartbeat writes. @default 5000 */
@@ -112,7 +108,7 @@ export class Mesh {
   static async open(init: MeshInit): Promise<Mesh> {
     const privateKey = await loadOrCreatePeerKey(join(init.dataDir, 'peer.key'));
     const swarmKey = await loadSwarmKey(init.swarmKeyFile ?? join(init.dataDir, 'swarm.key'), init.swarmKeyFile === undefined);
-    const store = openStore({ path: join(init.dataDir, 'mesh.db'), tables: MESH_TABLES, logger: init.logger });
+    const store = openStore({ path: join(init.dataDir, 'mesh.db'), tables: [peersTable, ...init.tables], logger: init.logger });
     try {
       return new Mesh(init, store, await createHost({ privateKey, swarmKey, listen: init.listen }));
     } catch (error) {
@@ -153,6 +149,14 @@ export class Mesh {
     const changeset = this.store.transact(fn);
     if (changeset) for (const batch of encodeCommit(changeset)) void this.#broadcast.publish(batch, changeset.site_id, changeset.db_version);
     return changeset;
+  }
+
+  /**
+   * Publishes a change of what this peer says about itself now rather than at the next heartbeat
+   * (a drain starting, the proxy's address), so other peers act on it at once.
+   */
+  publishSelf(fields: Partial<SelfDescription>): void {
+    this.write((tx) => tx.upsert(peersTable, { ...fields, id: this.peerId }));
   }
 
   /** Addresses other peers can join with (`/ip4/.../tcp/.../p2p/...`). */
@@ -246,18 +250,5 @@ export class Mesh {
     if (now - (this.#rejectLogged.get(from) ?? 0) < REJECT_LOG_EVERY_MS) return;
     this.#rejectLogged.set(from, now);
     this.#init.logger.warn('dropped a bad gossip message', { from, error: error.message });
-  }
-}
-
-/**
- * The multiaddrs of a peers row. Tolerates an empty or malformed value: a row can be seen before
- * the version that wrote its addresses arrives (columns merge independently).
- */
-export function parseAddrs(text: string): string[] {
-  try {
-    const addrs = JSON.parse(text) as unknown;
-    return Array.isArray(addrs) ? addrs.filter((a): a is string => typeof a === 'string').slice(0, 16) : [];
-  } catch {
-    return [];
   }
 }

@@ -1,8 +1,8 @@
 import { PROXY_ERROR_CODES } from '../proxy/index.ts';
 
 /**
- * Every error the API can answer with: a stable code, its HTTP status, and when it happens.
- * docs/ERRORS.md lists the same codes; a test keeps the two together.
+ * Every error the API can answer with: a stable code, the HTTP status the API answers it with, and
+ * when it happens. docs/ERRORS.md lists the same codes; a test keeps the two together.
  */
 export const ERROR_CODES = {
   ERR_BAD_REQUEST: { status: 400, when: 'the body, query or path is malformed or fails validation' },
@@ -44,27 +44,16 @@ export const ERROR_CODES = {
 /** One of the documented error codes. */
 export type ErrorCode = keyof typeof ERROR_CODES;
 
-/** An error the API reports as `{error: {code, message}}` with the code's status. */
-export class ApiError extends Error {
+/**
+ * An error of the peer's parts (sprites, placement, records, images, the API's own checks) with a
+ * stable code. Domain code knows nothing of HTTP: node/api/errors.ts maps codes to statuses.
+ */
+export class PeerError extends Error {
   readonly code: ErrorCode;
 
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
-    this.name = 'ApiError';
+    this.name = 'PeerError';
     this.code = code;
   }
-
-  /** The HTTP status of this error's code. */
-  get status(): number {
-    return ERROR_CODES[this.code].status;
-  }
-}
-
-/** Maps any thrown value to an ApiError, keeping known codes from other units (vm, sprite-init). */
-export function toApiError(error: unknown): ApiError {
-  if (error instanceof ApiError) return error;
-  const code = (error as { code?: unknown })?.code;
-  const message = error instanceof Error ? error.message : String(error);
-  if (typeof code === 'string' && code in ERROR_CODES) return new ApiError(code as ErrorCode, message, { cause: error });
-  return new ApiError('ERR_INTERNAL', message, { cause: error });
 }

@@ -1,31 +1,19 @@
 import { randomBytes } from 'node:crypto';
 import { rm, stat } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
-import { imagesTable, type RowOf } from '../gossip/index.ts';
 import { DEBIAN_SUITE, apparentSize, buildImageFile, checkTarball, findDebootstrap, type Progress, type RootSource, type VolumeStore } from '../vm/index.ts';
-import { ApiError } from './errors.ts';
+import { PeerError } from './errors.ts';
 import type { Logger } from './logger.ts';
-import { TENANT_NAME_RULE } from './orgs.ts';
-import { SPRITE_NAME } from './sprites.ts';
-import type { TokenMesh } from './tokens.ts';
+import { SPRITE_NAME, TENANT_NAME_RULE } from './names.ts';
+import type { ImageInfo, ImageRecords } from './records/index.ts';
 
 /** Image names follow the sprite name rule (they name a volume and appear in URLs). */
 const IMAGE_NAME_RULE = `image ${TENANT_NAME_RULE}`;
 
-/** An image as listings show it. */
-export interface ImageInfo {
-  name: string;
-  /** The image volume in the object store. */
-  volume: string;
-  source: string;
-  bytes: number;
-  peer: string;
-  created: string;
-}
-
 /** What the image manager needs from the peer. */
 export interface ImageManagerInit {
-  mesh: TokenMesh;
+  /** The replicated list of images. */
+  records: ImageRecords;
   volumes: Pick<VolumeStore, 'importImage' | 'remove' | 'idleVolumes'>;
   /** Scratch directory for staging roots and image files. */
   dir: string;
@@ -56,7 +44,7 @@ function newImageVolume(name: string): string {
 
 /** Throws ERR_BAD_NAME unless `name` is a valid image name. */
 function checkImageName(name: string): void {
-  if (!SPRITE_NAME.test(name)) throw new ApiError('ERR_BAD_NAME', IMAGE_NAME_RULE);
+  if (!SPRITE_NAME.test(name)) throw new PeerError('ERR_BAD_NAME', IMAGE_NAME_RULE);
 }
 
 /**
@@ -73,14 +61,14 @@ export class ImageManager {
 
   /** Every image, by name. */
   list(): ImageInfo[] {
-    return this.#init.mesh.store.all(imagesTable).map(toInfo).sort((a, b) => a.name.localeCompare(b.name));
+    return this.#init.records.list();
   }
 
   /** One image; throws ERR_IMAGE_NOT_FOUND. */
   get(name: string): ImageInfo {
-    const row = SPRITE_NAME.test(name) ? this.#init.mesh.store.get(imagesTable, { name }) : undefined;
-    if (!row) throw new ApiError('ERR_IMAGE_NOT_FOUND', `no image named ${name} (see sprite image list)`);
-    return toInfo(row);
+    const info = SPRITE_NAME.test(name) ? this.#init.records.get(name) : undefined;
+    if (!info) throw new PeerError('ERR_IMAGE_NOT_FOUND', `no image named ${name} (see sprite image list)`);
+    return info;
   }
 
   /**
@@ -95,23 +83,23 @@ export class ImageManager {
       case 'dir': {
         requireAbsolute(source.path);
         const info = await stat(source.path).catch(() => undefined);
-        if (!info?.isDirectory()) throw new ApiError('ERR_IMAGE_SOURCE', `${source.path} is not a directory on peer ${this.#init.peerId}`);
+        if (!info?.isDirectory()) throw new PeerError('ERR_IMAGE_SOURCE', `${source.path} is not a directory on peer ${this.#init.peerId}`);
         const bytes = await apparentSize(source.path);
-        if (bytes > maxBytes) throw new ApiError('ERR_IMAGE_TOO_LARGE', `${source.path} holds ${bytes} bytes, over the image limit of ${maxBytes}`);
+        if (bytes > maxBytes) throw new PeerError('ERR_IMAGE_TOO_LARGE', `${source.path} holds ${bytes} bytes, over the image limit of ${maxBytes}`);
         break;
       }
       case 'tar': {
         requireAbsolute(source.path);
         const info = await stat(source.path).catch(() => undefined);
-        if (!info?.isFile()) throw new ApiError('ERR_IMAGE_SOURCE', `${source.path} is not a file on peer ${this.#init.peerId}`);
-        if (info.size > maxBytes) throw new ApiError('ERR_IMAGE_TOO_LARGE', `${source.path} is ${info.size} bytes, over the image limit of ${maxBytes}`);
+        if (!info?.isFile()) throw new PeerError('ERR_IMAGE_SOURCE', `${source.path} is not a file on peer ${this.#init.peerId}`);
+        if (info.size > maxBytes) throw new PeerError('ERR_IMAGE_TOO_LARGE', `${source.path} is ${info.size} bytes, over the image limit of ${maxBytes}`);
         await checkTarball(source.path);
         break;
       }
       case 'debian':
-        if (!DEBIAN_SUITE.test(source.suite)) throw new ApiError('ERR_BAD_REQUEST', `suite ${source.suite} is not a Debian suite name`);
-        if (!/^https?:\/\/[^\s]+$/.test(source.mirror)) throw new ApiError('ERR_BAD_REQUEST', 'mirror must be an http(s) URL');
-        if (!(await findDebootstrap())) throw new ApiError('ERR_IMAGE_SOURCE', `debootstrap is not installed on peer ${this.#init.peerId} (install the Debian package debootstrap)`);
+        if (!DEBIAN_SUITE.test(source.suite)) throw new PeerError('ERR_BAD_REQUEST', `suite ${source.suite} is not a Debian suite name`);
+        if (!/^https?:\/\/[^\s]+$/.test(source.mirror)) throw new PeerError('ERR_BAD_REQUEST', 'mirror must be an http(s) URL');
+        if (!(await findDebootstrap())) throw new PeerError('ERR_IMAGE_SOURCE', `debootstrap is not installed on peer ${this.#init.peerId} (install the Debian package debootstrap)`);
         break;
       case 'busybox':
         break;
@@ -128,7 +116,7 @@ export class ImageManager {
   async build(name: string, source: RootSource, progress: Progress = () => {}): Promise<ImageInfo> {
     checkImageName(name);
     this.#unused(name);
-    if (this.#building.has(name)) throw new ApiError('ERR_IMAGE_EXISTS', `image ${name} is being built`);
+    if (this.#building.has(name)) throw new PeerError('ERR_IMAGE_EXISTS', `image ${name} is being built`);
     this.#building.add(name);
     const started = Date.now();
     let file: string | undefined;
@@ -140,15 +128,9 @@ export class ImageManager {
       await this.#init.volumes.importImage(volume, file);
       const info: ImageInfo = { name, volume, source: describeSource(source), bytes, peer: this.#init.peerId, created: new Date().toISOString() };
       // Another peer may have published the name meanwhile: the first row stays, this volume goes.
-      let published = false;
-      this.#init.mesh.write((tx) => {
-        if (tx.get(imagesTable, { name })) return;
-        tx.upsert(imagesTable, { ...info });
-        published = true;
-      });
-      if (!published) {
+      if (!this.#init.records.insert(info)) {
         await this.#init.volumes.remove(volume);
-        throw new ApiError('ERR_IMAGE_EXISTS', `an image named ${name} was built meanwhile`);
+        throw new PeerError('ERR_IMAGE_EXISTS', `an image named ${name} was built meanwhile`);
       }
       this.#init.logger.info('image built', { image: name, source: info.source, bytes, ms: Date.now() - started });
       return info;
@@ -164,11 +146,11 @@ export class ImageManager {
    */
   async delete(name: string): Promise<void> {
     checkImageName(name);
-    const row = this.#init.mesh.store.get(imagesTable, { name });
-    if (!row) throw new ApiError('ERR_IMAGE_NOT_FOUND', `no image named ${name}`);
+    const image = this.#init.records.get(name);
+    if (!image) throw new PeerError('ERR_IMAGE_NOT_FOUND', `no image named ${name}`);
     // The row goes first: no new sprite starts cloning a volume about to disappear.
-    this.#init.mesh.write((tx) => tx.delete(imagesTable, { name }));
-    await this.#init.volumes.remove(row.volume);
+    this.#init.records.delete(name);
+    await this.#init.volumes.remove(image.volume);
   }
 
   /**
@@ -176,12 +158,11 @@ export class ImageManager {
    * that died importing, or by a delete whose removal failed. Returns the removed ids.
    */
   async sweep(): Promise<string[]> {
-    const named = new Set(this.#init.mesh.store.all(imagesTable).map((row) => row.volume));
-    return sweepImageVolumes(this.#init.volumes, named, IMAGE_SWEEP_IDLE_MS, this.#init.logger);
+    return sweepImageVolumes(this.#init.volumes, this.#init.records.volumes(), IMAGE_SWEEP_IDLE_MS, this.#init.logger);
   }
 
   #unused(name: string): void {
-    if (this.#init.mesh.store.get(imagesTable, { name })) throw new ApiError('ERR_IMAGE_EXISTS', `an image named ${name} exists`);
+    if (this.#init.records.get(name)) throw new PeerError('ERR_IMAGE_EXISTS', `an image named ${name} exists`);
   }
 }
 
@@ -217,14 +198,10 @@ function describeSource(source: RootSource): string {
 }
 
 function requireAbsolute(path: string): void {
-  if (!isAbsolute(path)) throw new ApiError('ERR_BAD_REQUEST', `path ${path} must be absolute (it is read on the peer's host)`);
+  if (!isAbsolute(path)) throw new PeerError('ERR_BAD_REQUEST', `path ${path} must be absolute (it is read on the peer's host)`);
 }
 
 /** Blocks the image file really uses (it is sparse). */
 async function fileBytes(file: string): Promise<number> {
   return (await stat(file)).blocks * 512;
-}
-
-function toInfo(row: RowOf<typeof imagesTable>): ImageInfo {
-  return { name: row.name, volume: row.volume, source: row.source, bytes: row.bytes, peer: row.peer, created: row.created };
 }

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { Mesh, peersTable, spritesTable } from '../gossip/index.ts';
+import { Mesh } from '../gossip/index.ts';
 import { createProxy, formatProxyColumn, spriteHost, type EdgeProxy, type LocalSprites } from '../proxy/index.ts';
 import { ObjectVolumeStore, StorageDaemon, ensureBaseImage, ensureTools, thawTree, type Progress, type ServiceStatus } from '../vm/index.ts';
 import { createApiServer } from './api/server.ts';
@@ -10,14 +10,12 @@ import { buildConfig, type PeerConfig, type PeerOptions } from './config.ts';
 import { IdleTimer } from './idle.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { progressPrinter, type ProgressPrinter } from './progress.ts';
-import { MeshRegistry } from './mesh-registry.ts';
 import { Drain } from './drain.ts';
 import { Placement } from './placement.ts';
 import { checkHost } from './preflight.ts';
 import { ImageManager } from './images.ts';
 import { SpriteManager } from './sprites.ts';
-import { ensureAdminOrg } from './orgs.ts';
-import { registerPeerToken, tokenCheck } from './tokens.ts';
+import { edgeCerts, edgeRoutes, ensureAdminOrg, ImageRecords, RECORD_TABLES, registerPeerToken, SpriteRecords, tokenCheck } from './records/index.ts';
 
 /** Version of the peer software. */
 export const VERSION = '0.1.0';
@@ -59,7 +57,7 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
   let proxyColumn: string | null = null;
   let drain: Drain | undefined;
   const mesh = await Mesh.open({
-    dataDir: config.dataDir, listen: config.mesh.listen, bootstrap: config.mesh.bootstrap, swarmKeyFile: config.mesh.swarmKeyFile,
+    dataDir: config.dataDir, tables: RECORD_TABLES, listen: config.mesh.listen, bootstrap: config.mesh.bootstrap, swarmKeyFile: config.mesh.swarmKeyFile,
     membership: { suspectAfterMs: config.mesh.suspectAfterMs, downAfterMs: config.mesh.downAfterMs },
     // Several heartbeats per suspect period, so short timeouts (tests) do not flag live peers.
     heartbeatMs: Math.min(5000, Math.max(100, Math.floor(config.mesh.suspectAfterMs / 3))),
@@ -77,12 +75,13 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
   await thawTree(`/sprites/${peerKey}`);
   const storage = await StorageDaemon.start({ dataDir: join(config.dataDir, 'storage'), objectStore: config.storage.objectStore });
   const volumes = new ObjectVolumeStore(storage);
+  const registry = new SpriteRecords(mesh);
   const images = new ImageManager({
-    mesh, volumes, dir: join(config.dataDir, 'images', 'build'), rootId: config.sprite.rootHostId, peerId: id,
+    records: new ImageRecords(mesh), volumes, dir: join(config.dataDir, 'images', 'build'), rootId: config.sprite.rootHostId, peerId: id,
     maxBytes: config.storage.imageMaxBytes, logger: log.child({ component: 'images' }),
   });
   sprites = new SpriteManager({
-    config, registry: new MeshRegistry(mesh), volumes, image, images: (name) => images.get(name).volume, toolsDir, peerId: id, peerKey,
+    config, registry, volumes, image, images: (name) => images.get(name).volume, toolsDir, peerId: id, peerKey,
     peerApi: (peer) => mesh.members().find((m) => m.id === peer)?.row.api, logger: log,
   });
   registerPeerToken(mesh, token, id);
@@ -90,13 +89,14 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
   const placement = new Placement(mesh, sprites);
   drain = new Drain({
     sprites, placement, token, logger: log.child({ component: 'drain' }),
-    publish: (state) => mesh.write((tx) => tx.upsert(peersTable, { id, drain: state })),
+    publish: (state) => mesh.publishSelf({ drain: state }),
   });
   let proxy: EdgeProxy | undefined;
   const idle = new IdleTimer(config.sleep, {
     target: sprites, proxyActivity: (name) => proxy?.activity(name), logger: log.child({ component: 'idle' }),
   });
-  const server = createApiServer({ sprites, images, placement, drain, use: idle, mesh, token, peerId: id, version: VERSION, logger: log.child({ component: 'api' }) });
+  const edge = { address: () => proxy?.address(), ca: () => proxy?.ca() ?? null };
+  const server = createApiServer({ sprites, registry, edge, images, placement, drain, use: idle, mesh, token, peerId: id, version: VERSION, logger: log.child({ component: 'api' }) });
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -113,6 +113,7 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
   apiUrl = `http://${host}:${address.port}`;
   await mesh.start();
   const manager = sprites;
+  const routes = edgeRoutes(mesh);
   proxy = createProxy({
     http: config.proxy.http, https: config.proxy.https, domain: config.proxy.domain,
     tlsFiles: config.proxy.tlsCert && config.proxy.tlsKey ? { cert: config.proxy.tlsCert, key: config.proxy.tlsKey } : undefined,
@@ -124,12 +125,13 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
       await manager.adopt(name);
     },
   }, {
-    mesh, sprites: localSprites(manager), logger: log.child({ component: 'proxy' }),
+    routes, certs: edgeCerts(mesh), sprites: localSprites(manager), logger: log.child({ component: 'proxy' }),
     tokens: tokenCheck(mesh.store),
   });
   try {
     proxyColumn = formatProxyColumn(await proxy.start());
   } catch (error) {
+    routes.close();
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
     await storage.stop();
@@ -138,7 +140,7 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
     throw error;
   }
   // Publish the proxy now rather than at the next heartbeat, so other peers can forward at once.
-  mesh.write((tx) => tx.upsert(peersTable, { id, proxy: proxyColumn }));
+  mesh.publishSelf({ proxy: proxyColumn });
   await catchUp(mesh);
   await sprites.start();
   // Image volumes left by failed builds or deletes anywhere in the mesh: looked for now and then.
@@ -147,21 +149,22 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
   const sweeper = setInterval(sweepImages, IMAGE_SWEEP_EVERY_MS);
   sweeper.unref();
   // A destroyed sprite's use goes with it, so the idle timer's map stays bounded by the mesh.
-  const unfollow = mesh.store.subscribe(spritesTable, (event) => {
-    if (!event.row) idle.forget(event.pk.name);
+  const unfollow = registry.watch((name) => {
+    if (!registry.get(name)) idle.forget(name);
   });
   idle.start();
-  const edge = proxy;
+  const edgeProxy = proxy;
   let stopping: Promise<void> | undefined;
   return {
-    config, id, url: apiUrl, token, newToken, sprites: manager, mesh, proxy: edge,
+    config, id, url: apiUrl, token, newToken, sprites: manager, mesh, proxy: edgeProxy,
     stop: () => {
       stopping ??= (async () => {
         drain!.stop();
         idle.stop();
         unfollow();
         clearInterval(sweeper);
-        await edge.stop();
+        await edgeProxy.stop();
+        routes.close();
         server.closeAllConnections();
         await new Promise((resolve) => server.close(resolve));
         await manager.stop();

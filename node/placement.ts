@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Member, Mesh } from '../gossip/index.ts';
-import { ApiError } from './errors.ts';
+import { PeerError } from './errors.ts';
 import type { SpriteManager } from './sprites.ts';
 
 /** Another peer's API, for a request this peer hands on. */
@@ -38,7 +38,7 @@ export class Placement {
       await this.#sprites.adopt(name);
       return undefined;
     }
-    if (!member.row.api) throw new ApiError('ERR_OWNER_UNREACHABLE', `sprite ${name} runs on peer ${record.owner}, whose API is not known yet`);
+    if (!member.row.api) throw new PeerError('ERR_OWNER_UNREACHABLE', `sprite ${name} runs on peer ${record.owner}, whose API is not known yet`);
     return toTarget(member);
   }
 
@@ -93,7 +93,7 @@ export class Placement {
    */
   async arbitrate(name: string, create: () => Promise<boolean>): Promise<void> {
     if (this.#sprites.lookup(name) || (this.#reserved.get(name) ?? 0) > Date.now()) {
-      throw new ApiError('ERR_NAME_TAKEN', `a sprite named ${name} exists or is being created`);
+      throw new PeerError('ERR_NAME_TAKEN', `a sprite named ${name} exists or is being created`);
     }
     this.#reserved.set(name, Number.POSITIVE_INFINITY);
     try {

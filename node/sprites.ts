@@ -7,11 +7,12 @@ import {
 } from '../vm/index.ts';
 import { CheckpointMounts } from './checkpoint-mounts.ts';
 import type { PeerConfig } from './config.ts';
-import { ApiError } from './errors.ts';
+import { PeerError } from './errors.ts';
 import type { Logger } from './logger.ts';
+import { checkSpriteName } from './names.ts';
 import { WarmPool, type PoolStatus } from './pool.ts';
 import { mirrorServices, restoreServices } from './services-mirror.ts';
-import type { SpriteRecord, SpriteRegistry } from './registry.ts';
+import type { SpriteRecord, SpriteRegistry } from './records/index.ts';
 
 /** What the sprite manager needs from the peer. */
 export interface SpriteManagerInit {
@@ -51,17 +52,6 @@ export interface SleepCandidate {
   frozen: boolean;
   /** Wall-clock ms of its last start or wake. */
   since: number;
-}
-
-/** Sprite names follow DNS-label rules so they work as URL host labels. */
-export const SPRITE_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-
-/** Message for a name that breaks the rule. */
-export const SPRITE_NAME_RULE = "sprite name must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'";
-
-/** Throws ERR_BAD_NAME unless `name` is a valid sprite name. */
-export function checkSpriteName(name: string): void {
-  if (!SPRITE_NAME.test(name)) throw new ApiError('ERR_BAD_NAME', SPRITE_NAME_RULE);
 }
 
 /** Owns this peer's sprites: the warm pool, create/start/stop/destroy, and the running sandboxes. */
@@ -137,15 +127,15 @@ export class SpriteManager {
    */
   async create(name: string, org: string, image?: string): Promise<SpriteRecord> {
     checkSpriteName(name);
-    if (this.#closed) throw new ApiError('ERR_PEER_DRAINING', 'this peer is draining and takes no new sprites');
-    if (this.#init.registry.get(name)) throw new ApiError('ERR_NAME_TAKEN', `a sprite named ${name} exists`);
+    if (this.#closed) throw new PeerError('ERR_PEER_DRAINING', 'this peer is draining and takes no new sprites');
+    if (this.#init.registry.get(name)) throw new PeerError('ERR_NAME_TAKEN', `a sprite named ${name} exists`);
     const base = image === undefined ? undefined : this.#init.images(image);
     return this.#exclusive(name, async () => {
-      if (this.#init.registry.get(name)) throw new ApiError('ERR_NAME_TAKEN', `a sprite named ${name} exists`);
+      if (this.#init.registry.get(name)) throw new PeerError('ERR_NAME_TAKEN', `a sprite named ${name} exists`);
       // The warm pool holds the default image only.
       let machine = base === undefined ? this.#takeWarm() : await this.#prepare(newId(), true, base);
       if (!machine) {
-        if (this.#init.config.pool.fallback === 'fail') throw new ApiError('ERR_POOL_EMPTY', 'the warm pool is empty; try again shortly');
+        if (this.#init.config.pool.fallback === 'fail') throw new PeerError('ERR_POOL_EMPTY', 'the warm pool is empty; try again shortly');
         this.#coldCreates += 1;
         machine = await this.#prepare(newId(), true);
       }
@@ -188,7 +178,7 @@ export class SpriteManager {
   /** One record; throws ERR_SPRITE_NOT_FOUND. */
   get(name: string): SpriteRecord {
     const record = this.#init.registry.get(name);
-    if (!record) throw new ApiError('ERR_SPRITE_NOT_FOUND', `no sprite named ${name}`);
+    if (!record) throw new PeerError('ERR_SPRITE_NOT_FOUND', `no sprite named ${name}`);
     return record;
   }
 
@@ -215,13 +205,13 @@ export class SpriteManager {
       if (seen.owner === this.#init.peerId) return seen;
       const store = this.#init.config.storage.objectStore;
       if (seen.volume !== store) {
-        throw new ApiError('ERR_SPRITE_UNRECOVERABLE', `sprite ${name}'s peer ${seen.owner} is down and its disk is in ${seen.volume ?? 'that peer\'s local storage'}, not in this peer's store`);
+        throw new PeerError('ERR_SPRITE_UNRECOVERABLE', `sprite ${name}'s peer ${seen.owner} is down and its disk is in ${seen.volume ?? 'that peer\'s local storage'}, not in this peer's store`);
       }
       if (options.start === false) {
         // Not running where it was: a sleeping sprite stays asleep (it wakes on use), a stopped one stopped.
         const state = seen.state === 'running' || seen.state === 'warm' ? 'cold' : seen.state;
         const claimed = this.#init.registry.claim(seen, this.#init.peerId, state);
-        if (!claimed) throw new ApiError('ERR_SPRITE_ELSEWHERE', `sprite ${name} was taken over by another peer first`);
+        if (!claimed) throw new PeerError('ERR_SPRITE_ELSEWHERE', `sprite ${name} was taken over by another peer first`);
         return claimed;
       }
       let machine: Machine;
@@ -230,12 +220,12 @@ export class SpriteManager {
         machine = await this.#prepare(seen.id, false);
       } catch (error) {
         await this.#init.volumes.forget(seen.id).catch(() => undefined);
-        throw new ApiError('ERR_SPRITE_UNRECOVERABLE', `sprite ${name}'s peer ${seen.owner} is down and its disk cannot be taken over yet: ${(error as Error).message}`, { cause: error });
+        throw new PeerError('ERR_SPRITE_UNRECOVERABLE', `sprite ${name}'s peer ${seen.owner} is down and its disk cannot be taken over yet: ${(error as Error).message}`, { cause: error });
       }
       const claimed = this.#init.registry.claim(seen, this.#init.peerId, 'running');
       if (!claimed) {
         await this.#drop(machine);
-        throw new ApiError('ERR_SPRITE_ELSEWHERE', `sprite ${name} was taken over by another peer first`);
+        throw new PeerError('ERR_SPRITE_ELSEWHERE', `sprite ${name} was taken over by another peer first`);
       }
       machine.name = name;
       this.#init.logger.info('took over sprite', { sprite: name, from: seen.owner, epoch: claimed.epoch });
@@ -269,7 +259,7 @@ export class SpriteManager {
     if (machine && !machine.sandbox.frozen) return Promise.resolve();
     const record = this.owned(name);
     if ((record.state === 'stopped' && !allow.stopped) || (record.state === 'failed' && !allow.failed)) {
-      return Promise.reject(new ApiError('ERR_SPRITE_NOT_RUNNING', `sprite ${name} is ${record.state}; \`sprite start ${name}\` starts it`));
+      return Promise.reject(new PeerError('ERR_SPRITE_NOT_RUNNING', `sprite ${name} is ${record.state}; \`sprite start ${name}\` starts it`));
     }
     let waking = this.#waking.get(name);
     if (!waking) {
@@ -372,7 +362,7 @@ export class SpriteManager {
   async #checkpoint(name: string, comment: string, from?: Machine): Promise<CheckpointInfo> {
     const volume = this.#checkpointVolume(name);
     const created = await this.#exclusive(name, async () => {
-      if (from && this.#running.get(name) !== from) throw new ApiError('ERR_SPRITE_NOT_RUNNING', `sprite ${name} is stopping`);
+      if (from && this.#running.get(name) !== from) throw new PeerError('ERR_SPRITE_NOT_RUNNING', `sprite ${name} is stopping`);
       return volume.checkpoint(comment);
     });
     const mounted = this.#syncMounts(this.#running.get(name));
@@ -410,12 +400,12 @@ export class SpriteManager {
 
   #checkpointVolume(name: string): CheckpointVolume {
     const volume = this.#init.volumes.open(this.owned(name).id);
-    if (!canCheckpoint(volume)) throw new ApiError('ERR_BAD_REQUEST', 'this peer\'s volumes do not support checkpoints');
+    if (!canCheckpoint(volume)) throw new PeerError('ERR_BAD_REQUEST', 'this peer\'s volumes do not support checkpoints');
     return volume;
   }
 
   async #requireCheckpoint(volume: CheckpointVolume, id: string): Promise<void> {
-    if (!(await volume.checkpoints()).some((c) => c.id === id)) throw new ApiError('ERR_CHECKPOINT_NOT_FOUND', `no checkpoint ${id}`);
+    if (!(await volume.checkpoints()).some((c) => c.id === id)) throw new PeerError('ERR_CHECKPOINT_NOT_FOUND', `no checkpoint ${id}`);
   }
 
   /** The control client of a running sprite; throws ERR_SPRITE_NOT_FOUND or ERR_SPRITE_NOT_RUNNING. */
@@ -443,7 +433,7 @@ export class SpriteManager {
     const record = this.get(name);
     if (record.owner !== this.#init.peerId) {
       const api = this.#init.peerApi?.(record.owner);
-      throw new ApiError('ERR_SPRITE_ELSEWHERE', `sprite ${name} runs on peer ${record.owner}${api ? ` (API ${api})` : ''}`);
+      throw new PeerError('ERR_SPRITE_ELSEWHERE', `sprite ${name} runs on peer ${record.owner}${api ? ` (API ${api})` : ''}`);
     }
     return record;
   }
@@ -455,7 +445,7 @@ export class SpriteManager {
   #machine(name: string): Machine {
     const record = this.owned(name);
     const machine = this.#running.get(name);
-    if (!machine || machine.sandbox.frozen) throw new ApiError('ERR_SPRITE_NOT_RUNNING', `sprite ${name} is ${record.state}`);
+    if (!machine || machine.sandbox.frozen) throw new PeerError('ERR_SPRITE_NOT_RUNNING', `sprite ${name} is ${record.state}`);
     return machine;
   }
 
@@ -593,7 +583,7 @@ export class SpriteManager {
   /** What code inside a machine may ask of the peer: checkpoints of its own sprite, nothing else. */
   #insideRequests(machine: Machine): Pick<SandboxInit, 'requests' | 'onRequestError'> {
     const name = (): string => {
-      if (machine.name === undefined || this.#running.get(machine.name) !== machine) throw new ApiError('ERR_SPRITE_NOT_RUNNING', 'this sprite is not running');
+      if (machine.name === undefined || this.#running.get(machine.name) !== machine) throw new PeerError('ERR_SPRITE_NOT_RUNNING', 'this sprite is not running');
       return machine.name;
     };
     return {

@@ -75,8 +75,8 @@ const COOKIE_MAX_AGE = 30 * 24 * 3600;
  * Whether a request may reach the sprite: always for `public`; for `sprite` (and any unknown mode,
  * which fails closed) with a bearer token or login cookie of the sprite's org, or of an admin.
  */
-export function authorized(sprite: { url_auth: string; org: string }, headers: IncomingHttpHeaders, tokens: TokenCheck): boolean {
-  if (sprite.url_auth === 'public') return true;
+export function authorized(sprite: { urlAuth: string; org: string }, headers: IncomingHttpHeaders, tokens: TokenCheck): boolean {
+  if (sprite.urlAuth === 'public') return true;
   const admits = (owner: TokenOwner | undefined): boolean => owner !== undefined && (owner.admin || owner.org === sprite.org);
   const bearer = bearerToken(headers);
   if (bearer !== undefined && admits(tokens.owner(bearer))) return true;

@@ -5,7 +5,7 @@ export { PROXY_ERROR_CODES, ProxyError } from './errors.ts';
 export type { ProxyErrorCode } from './errors.ts';
 export { DEFAULT_DOMAIN, spriteFromHost, spriteHost, validDomain } from './host.ts';
 export { formatProxyColumn, parseProxyColumn, RouteTable } from './routes.ts';
-export type { ProxyAddress, ProxyMesh, Route, SpriteRow } from './routes.ts';
+export type { PeerState, ProxyAddress, Route, RouteSource, SpriteRoute } from './routes.ts';
 export { cachedTokenCheck, URL_AUTH_MODES, RESERVED_PREFIX } from './auth.ts';
 export type { CachedTokenCheck, TokenCheck, TokenOwner, UrlAuth } from './auth.ts';
 export { createHttpProxyForwarder } from './forward.ts';
@@ -13,7 +13,7 @@ export type { Forwarder, ForwarderStats, ForwardTarget, HttpProxyForwarderInit }
 export { createUndiciForwarder } from './undici-forward.ts';
 export type { UndiciForwarderInit } from './undici-forward.ts';
 export { CertSource, generateMeshCert, parseBundle } from './tls.ts';
-export type { CertBundle, CertMesh, CertSourceInit, MeshCertOptions } from './tls.ts';
+export type { CertBundle, CertSourceInit, CertStore, MeshCertOptions } from './tls.ts';
 export { HOP_HEADER, HopSigner } from './hop.ts';
 export { stripHopByHop } from './headers.ts';
 export { Waker, WAKE_DEFAULTS, waitForHttp } from './wake.ts';

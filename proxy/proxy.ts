@@ -3,7 +3,6 @@ import http2, { type Http2ServerRequest, type Http2ServerResponse } from 'node:h
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type tls from 'node:tls';
-import { spritesTable } from '../gossip/index.ts';
 import { Activity, type SpriteActivity } from './activity.ts';
 import { authorized, cachedTokenCheck, RESERVED_PREFIX, serveReserved, stripCredentials, type TokenCheck } from './auth.ts';
 import { ProxyError, type ProxyErrorCode } from './errors.ts';
@@ -13,8 +12,8 @@ import { HOP_HEADER, HopSigner, type Hop } from './hop.ts';
 import { DEFAULT_DOMAIN, spriteFromHost } from './host.ts';
 import type { ProxyLogger } from './logger.ts';
 import { sendErrorOnSocket, sendErrorPage, type AnyResponse } from './pages.ts';
-import { RouteTable, type ProxyAddress, type ProxyMesh, type Route } from './routes.ts';
-import { CertSource, type CertMesh } from './tls.ts';
+import { RouteTable, type ProxyAddress, type Route, type RouteSource } from './routes.ts';
+import { CertSource, type CertStore } from './tls.ts';
 import { createUndiciForwarder } from './undici-forward.ts';
 import { WAKE_DEFAULTS, Waker, waitForHttp, type WakeInit, type WakeStats } from './wake.ts';
 
@@ -92,7 +91,10 @@ export interface LocalSprites {
 
 /** What the proxy is built from. */
 export interface ProxyComponents {
-  mesh: ProxyMesh & CertMesh;
+  /** Sprites, peers' proxies and peers' states, kept current by node/. */
+  routes: RouteSource;
+  /** The mesh's certificate bundles (unused with certificate files or without HTTPS). */
+  certs: CertStore;
   sprites: LocalSprites;
   tokens: TokenCheck;
   logger: ProxyLogger;
@@ -135,12 +137,12 @@ type Proto = 'http' | 'https';
 export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeProxy {
   const domain = init.domain ?? PROXY_DEFAULTS.domain;
   const limits = { ...PROXY_DEFAULTS, ...definedOnly(init) };
-  const { mesh, sprites, logger } = components;
+  const { sprites, logger } = components;
   const tokens = cachedTokenCheck(components.tokens);
   const forwarder = components.forwarder ?? createUndiciForwarder({ upstreamIdleMs: limits.upstreamIdleMs, connectTimeoutMs: limits.connectTimeoutMs });
-  const routes = new RouteTable(mesh);
+  const routes = new RouteTable(components.routes);
   const activity = new Activity();
-  const hops = new HopSigner(init.hopSecret, mesh.peerId);
+  const hops = new HopSigner(init.hopSecret, components.routes.peerId);
   /** Resolves once a sprite that just started serves HTTP (at once when no service claims its port), or at `deadline`. */
   const ready = async (name: string, deadline: number): Promise<void> => {
     if (!(await sprites.servesHttp(name).catch(() => false))) return;
@@ -148,7 +150,7 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
     if (socket) await waitForHttp(socket, deadline);
   };
   const waker = new Waker({ start: (name) => sprites.start(name), ready }, init.wake);
-  const certs = init.https === null ? undefined : new CertSource({ domain, files: init.tlsFiles, waitMs: limits.certWaitMs, lifetimeMs: init.certLifetimeMs }, { mesh, logger });
+  const certs = init.https === null ? undefined : new CertSource({ domain, files: init.tlsFiles, waitMs: limits.certWaitMs, lifetimeMs: init.certLifetimeMs }, { store: components.certs, logger });
   const connections = new Set<Socket>();
   // Socket paths of running local sprites: asking the sprite manager costs a store read per request.
   // Any change of the sprite's row (stop, crash, start, destroy) drops the entry.
@@ -216,7 +218,7 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
       return route.target;
     }
     delete headers[HOP_HEADER];
-    stripCredentials(route.sprite.url_auth, headers, tokens);
+    stripCredentials(route.sprite.urlAuth, headers, tokens);
     let socketPath = route.sprite.state === 'running' ? sockets.get(name) : undefined;
     if (socketPath === undefined) {
       socketPath = sprites.httpSocket(name);
@@ -265,7 +267,7 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
     }
     sockets.delete(name);
     if (code === 'ENOENT' || code === 'ECONNREFUSED') return new ProxyError('ERR_PROXY_UPSTREAM', `sprite ${name} is not accepting connections on its HTTP socket`, { cause: error, retryAfter: 2 });
-    return new ProxyError('ERR_PROXY_UPSTREAM', `nothing answered on port ${route.sprite.http_port} in sprite ${name} (is a service listening there?)`, { cause: error });
+    return new ProxyError('ERR_PROXY_UPSTREAM', `nothing answered on port ${route.sprite.httpPort} in sprite ${name} (is a service listening there?)`, { cause: error });
   };
 
   const onRequest = (req: IncomingMessage | Http2ServerRequest, res: AnyResponse, proto: Proto, rehomed = false): void => {
@@ -413,11 +415,10 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
 
   return {
     async start() {
-      routes.start();
       // A destroyed sprite's activity goes with it, so the map stays bounded by the mesh.
-      unsubscribeSprites = mesh.store.subscribe(spritesTable, (event) => {
-        sockets.delete(event.pk.name);
-        if (!event.row) activity.forget(event.pk.name);
+      unsubscribeSprites = components.routes.onSpriteChange((name, gone) => {
+        sockets.delete(name);
+        if (gone) activity.forget(name);
       });
       await certs?.start();
       const httpAt = init.http === undefined ? PROXY_DEFAULTS.http : init.http;
@@ -468,7 +469,6 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
         await Promise.all(closing);
         forwarder.close();
         certs?.stop();
-        routes.stop();
         tokens.close();
         unsubscribeSprites?.();
       })();

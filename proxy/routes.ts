@@ -1,17 +1,40 @@
-import { materialize, peersTable, spritesTable, type CrdtStore, type Member, type MaterializedView, type MemberEvent, type MemberState, type RowOf } from '../gossip/index.ts';
 import { ProxyError } from './errors.ts';
 
-/** A sprites row as the proxy reads it. */
-export type SpriteRow = RowOf<typeof spritesTable>;
+/** What the proxy knows of another peer's liveness (the mesh's failure detector). */
+export type PeerState = 'alive' | 'suspect' | 'down';
 
-/** What the proxy needs of the mesh: this peer's id, the replicated rows and the failure detector. */
-export interface ProxyMesh {
+/** A sprite as the proxy routes it. */
+export interface SpriteRoute {
+  name: string;
+  /** The peer that runs it. */
+  owner: string;
+  /** Its org: whose tokens open its URL. */
+  org: string;
+  /** Who may open its URL: `sprite` or `public` (any other value fails closed). */
+  urlAuth: string;
+  /** Lifecycle state as recorded (`running`, `warm`, `cold`, `stopped`, `failed`). */
+  state: string;
+  /** Port inside the sprite that its URL serves. */
+  httpPort: number;
+  /** Why it failed, when it did. */
+  reason: string | null;
+}
+
+/**
+ * The mesh as the proxy routes it, given by node/ and kept current there: every call is a lookup
+ * (the proxy calls it on every request), and a changed sprite is a new object.
+ */
+export interface RouteSource {
+  /** This peer's id. */
   readonly peerId: string;
-  readonly store: Pick<CrdtStore, 'all' | 'subscribe' | 'get'>;
-  /** Every peer with a row, with this peer's view of its state. */
-  members(): Member[];
-  /** Calls `listener` on every member state change; returns the unsubscribe. */
-  onMemberChange(listener: (event: MemberEvent) => void): () => void;
+  /** The sprite named so, or undefined. */
+  sprite(name: string): SpriteRoute | undefined;
+  /** Where a peer's proxy listens, or undefined when it has none or it is not known yet. */
+  peerProxy(peer: string): ProxyAddress | undefined;
+  /** This peer's view of another peer; undefined when it was never seen. */
+  peerState(peer: string): PeerState | undefined;
+  /** Calls `listener` with a sprite's name whenever its record changes or goes; returns the unsubscribe. */
+  onSpriteChange(listener: (name: string, gone: boolean) => void): () => void;
 }
 
 /** Where a peer's proxy listens, as gossiped in the `proxy` column of its peers row (JSON). */
@@ -43,57 +66,25 @@ export function parseProxyColumn(text: string | null | undefined): ProxyAddress 
 
 /** The decision for one request: serve the sprite here, or forward it to its owner's proxy. */
 export type Route =
-  | { kind: 'local'; sprite: SpriteRow }
-  | { kind: 'remote'; sprite: SpriteRow; owner: string; target: { host: string; port: number } };
+  | { kind: 'local'; sprite: SpriteRoute }
+  | { kind: 'remote'; sprite: SpriteRoute; owner: string; target: { host: string; port: number } };
 
-/**
- * The proxy's view of the mesh: sprites by name and peers by id, kept current by the store's
- * change events (no query per request), and member states kept current by the failure detector.
- */
+/** Where requests for a sprite go, from the route source (no query per request). */
 export class RouteTable {
-  readonly #mesh: ProxyMesh;
-  #sprites: MaterializedView<string, SpriteRow> | undefined;
-  #peers: MaterializedView<string, RowOf<typeof peersTable>> | undefined;
-  readonly #states = new Map<string, MemberState>();
-  readonly #targets = new WeakMap<object, { host: string; port: number } | null>();
-  #unsubscribe: (() => void) | undefined;
+  readonly #source: RouteSource;
+  readonly #targets = new WeakMap<ProxyAddress, { host: string; port: number } | null>();
 
-  constructor(mesh: ProxyMesh) {
-    this.#mesh = mesh;
-  }
-
-  /** Loads the views and follows changes until `stop`. */
-  start(): void {
-    this.#sprites = materialize(this.#mesh.store, spritesTable, (row) => row.name);
-    this.#peers = materialize(this.#mesh.store, peersTable, (row) => row.id);
-    this.#unsubscribe = this.#mesh.onMemberChange((event) => this.#states.set(event.id, event.to));
-    for (const member of this.#mesh.members()) this.#states.set(member.id, member.state);
-  }
-
-  /** Stops following changes. */
-  stop(): void {
-    this.#sprites?.close();
-    this.#peers?.close();
-    this.#unsubscribe?.();
-  }
-
-  /** The sprite's row, or undefined. */
-  sprite(name: string): SpriteRow | undefined {
-    return this.#sprites?.map.get(name);
-  }
-
-  /** Every sprite name known now. */
-  names(): IterableIterator<string> {
-    return (this.#sprites?.map ?? new Map<string, SpriteRow>()).keys();
+  constructor(source: RouteSource) {
+    this.#source = source;
   }
 
   /** Where a request for `name` goes; throws ERR_PROXY_SPRITE_NOT_FOUND or ERR_PROXY_OWNER_DOWN. */
   resolve(name: string): Route {
-    const sprite = this.sprite(name);
+    const sprite = this.#source.sprite(name);
     if (!sprite) throw new ProxyError('ERR_PROXY_SPRITE_NOT_FOUND', `no sprite named ${name} in this mesh`);
-    if (sprite.owner === this.#mesh.peerId) return { kind: 'local', sprite };
+    if (sprite.owner === this.#source.peerId) return { kind: 'local', sprite };
     // A row seen before this peer learned of its owner is treated like a silent owner (suspect).
-    const state = this.#states.get(sprite.owner) ?? 'suspect';
+    const state = this.#source.peerState(sprite.owner) ?? 'suspect';
     if (state === 'down') throw new ProxyError('ERR_PROXY_OWNER_DOWN', `sprite ${name} runs on peer ${sprite.owner}, which is down`, { retryAfter: 10 });
     const target = this.#target(sprite.owner);
     if (!target) throw new ProxyError('ERR_PROXY_OWNER_DOWN', `sprite ${name} runs on peer ${sprite.owner}, whose proxy address is not known here`, { retryAfter: 5 });
@@ -102,28 +93,25 @@ export class RouteTable {
 
   /** Whether `name` is a sprite of another peer that the failure detector marks down. */
   ownerDown(name: string): boolean {
-    const sprite = this.sprite(name);
-    return sprite !== undefined && sprite.owner !== this.#mesh.peerId && this.#states.get(sprite.owner) === 'down';
+    const sprite = this.#source.sprite(name);
+    return sprite !== undefined && sprite.owner !== this.#source.peerId && this.#source.peerState(sprite.owner) === 'down';
   }
 
   #target(peer: string): { host: string; port: number } | undefined {
-    const row = this.#peers?.map.get(peer);
-    if (!row) return undefined;
-    // Rows are replaced, never mutated, so a parse is cached per row object.
-    let target = this.#targets.get(row);
+    const address = this.#source.peerProxy(peer);
+    if (!address) return undefined;
+    // Addresses are replaced, never mutated, so a parse is cached per address object.
+    let target = this.#targets.get(address);
     if (target === undefined) {
       target = null;
-      const address = parseProxyColumn(row.proxy);
-      if (address) {
-        try {
-          const url = new URL(address.http);
-          const port = Number(url.port || 80);
-          if (url.protocol === 'http:' && url.hostname) target = { host: url.hostname.replace(/^\[|\]$/g, ''), port };
-        } catch {
-          target = null;
-        }
+      try {
+        const url = new URL(address.http);
+        const port = Number(url.port || 80);
+        if (url.protocol === 'http:' && url.hostname) target = { host: url.hostname.replace(/^\[|\]$/g, ''), port };
+      } catch {
+        target = null;
       }
-      this.#targets.set(row, target);
+      this.#targets.set(address, target);
     }
     return target ?? undefined;
   }

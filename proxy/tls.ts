@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { promisify } from 'node:util';
-import { proxyCertsTable, type CrdtStore, type StoreTx } from '../gossip/index.ts';
 import type { ProxyLogger } from './logger.ts';
 
 const run = promisify(execFile);
@@ -22,10 +21,17 @@ export interface CertBundle {
   key: string;
 }
 
-/** What the certificate source needs of the mesh: its store and a way to write to it. */
-export interface CertMesh {
-  readonly store: Pick<CrdtStore, 'get' | 'subscribe'>;
-  write(fn: (tx: StoreTx) => void): unknown;
+/**
+ * Where the mesh's certificate bundles live, one per domain as JSON text: given by node/, which
+ * replicates them to every peer, so all peers serve one certificate.
+ */
+export interface CertStore {
+  /** The bundle stored for `domain`, or undefined. */
+  get(domain: string): string | undefined;
+  /** Stores a new bundle for `domain`; every peer sees it soon. */
+  put(domain: string, bundle: string): void;
+  /** Calls `listener` whenever the bundle of `domain` changes (undefined: it went); returns the unsubscribe. */
+  onChange(domain: string, listener: (bundle: string | undefined) => void): () => void;
 }
 
 /** Where the HTTPS certificate comes from. */
@@ -129,7 +135,7 @@ export function parseBundle(text: string | undefined): CertBundle | undefined {
  */
 export class CertSource {
   readonly #init: CertSourceInit;
-  readonly #mesh: CertMesh;
+  readonly #store: CertStore;
   readonly #logger: ProxyLogger;
   readonly #listeners = new Set<(bundle: CertBundle) => void>();
   #bundle: CertBundle | undefined;
@@ -138,9 +144,9 @@ export class CertSource {
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
 
-  constructor(init: CertSourceInit, components: { mesh: CertMesh; logger: ProxyLogger }) {
+  constructor(init: CertSourceInit, components: { store: CertStore; logger: ProxyLogger }) {
     this.#init = init;
-    this.#mesh = components.mesh;
+    this.#store = components.store;
     this.#logger = components.logger;
   }
 
@@ -154,9 +160,8 @@ export class CertSource {
       this.#use({ ca: null, cert, key });
       return;
     }
-    this.#unsubscribe = this.#mesh.store.subscribe(proxyCertsTable, (event) => {
-      if (event.pk.domain !== domain) return;
-      const bundle = parseBundle(event.row?.bundle);
+    this.#unsubscribe = this.#store.onChange(domain, (text) => {
+      const bundle = parseBundle(text);
       if (bundle && this.#bundle && bundle.cert !== this.#bundle.cert) {
         // Two peers made one at once and the store kept the other's: serve that one too.
         this.#logger.info('the mesh certificate changed', { domain });
@@ -169,7 +174,7 @@ export class CertSource {
     const bundle = await generateMeshCert(domain, { lifetimeMs: this.#init.lifetimeMs });
     // Another peer's certificate may have arrived while openssl ran: keep that one.
     if (this.#load()) return;
-    this.#mesh.write((tx) => tx.upsert(proxyCertsTable, { domain, bundle: JSON.stringify(bundle), created: new Date().toISOString() }));
+    this.#store.put(domain, JSON.stringify(bundle));
     this.#logger.info('generated the mesh CA and wildcard certificate', { domain });
     this.#load();
   }
@@ -190,15 +195,15 @@ export class CertSource {
    */
   async #renew(now: number): Promise<boolean> {
     const { domain } = this.#init;
-    const current = parseBundle(this.#mesh.store.get(proxyCertsTable, { domain })?.bundle);
+    const current = parseBundle(this.#store.get(domain));
     if (this.#init.files || !current || renewalOf(current.cert).due > now) return false;
     const lifetimeMs = this.#init.lifetimeMs ?? CERT_DEFAULTS.lifetimeMs;
     const caUsable = current.ca !== null && current.caKey !== undefined && Date.parse(new X509Certificate(current.ca).validTo) > now + lifetimeMs;
     const bundle = await generateMeshCert(domain, { lifetimeMs, now, ca: caUsable ? { cert: current.ca!, key: current.caKey! } : undefined });
     // Another peer may have renewed while openssl ran: keep that one.
-    const latest = this.#mesh.store.get(proxyCertsTable, { domain })?.bundle;
+    const latest = this.#store.get(domain);
     if (this.#stopped || parseBundle(latest)?.cert !== current.cert) return false;
-    this.#mesh.write((tx) => tx.upsert(proxyCertsTable, { domain, bundle: JSON.stringify(bundle), created: new Date(now).toISOString() }));
+    this.#store.put(domain, JSON.stringify(bundle));
     if (caUsable) this.#logger.info('renewed the mesh certificate', { domain, validTo: new X509Certificate(bundle.cert).validTo });
     else this.#logger.warn('renewed the mesh certificate with a new CA: clients must trust the new `sprite peer ca`', { domain });
     this.#load();
@@ -248,7 +253,7 @@ export class CertSource {
   }
 
   #load(): boolean {
-    const bundle = parseBundle(this.#mesh.store.get(proxyCertsTable, { domain: this.#init.domain })?.bundle);
+    const bundle = parseBundle(this.#store.get(this.#init.domain));
     if (!bundle) return false;
     if (bundle.cert !== this.#bundle?.cert) this.#use(bundle);
     return true;
@@ -265,8 +270,8 @@ export class CertSource {
   #waitForMesh(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const timer = setTimeout(done, ms);
-      const unsubscribe = this.#mesh.store.subscribe(proxyCertsTable, (event) => {
-        if (event.pk.domain === this.#init.domain && event.row) done();
+      const unsubscribe = this.#store.onChange(this.#init.domain, (bundle) => {
+        if (bundle !== undefined) done();
       });
       function done(): void {
         clearTimeout(timer);

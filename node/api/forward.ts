@@ -1,7 +1,7 @@
 import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { stripHopByHop } from '../../proxy/index.ts';
-import { ApiError } from '../errors.ts';
+import { ApiError } from './errors.ts';
 
 /**
  * Marks a request one peer hands to another. The receiver serves it itself and never forwards it

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ApiError, toApiError } from '../errors.ts';
+import { ApiError, errorBody, toApiError } from './errors.ts';
 import { validate, type Schema } from '../schema.ts';
 
 const MAX_BODY = 1024 * 1024;
@@ -11,14 +11,16 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
   res.end(text);
 }
 
-/** Writes `{error: {code, message}}` with the code's status. */
+/** Writes `{error: {code, message}}` with the code's status; a response already under way is cut instead. */
 export function sendError(res: ServerResponse, error: unknown): void {
   const apiError = toApiError(error);
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  sendJson(res, apiError.status, { error: { code: apiError.code, message: apiError.message } });
+  const body = errorBody(apiError);
+  res.writeHead(apiError.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
 }
 
 /** A boolean query parameter: `1` or `true`. */

@@ -1,8 +1,9 @@
-import { ApiError, toApiError } from '../errors.ts';
+import { ApiError, toApiError } from './errors.ts';
 import { DEBIAN_DEFAULTS } from '../../vm/index.ts';
 import type { ImageManager } from '../images.ts';
 import type { Schema } from '../schema.ts';
-import { requireAdmin, type Caller } from '../tokens.ts';
+import type { Caller } from '../records/index.ts';
+import { requireAdmin } from './authz.ts';
 import type { RootSource } from '../../vm/index.ts';
 import { flag, readJson, sendJson } from './http.ts';
 import type { Route } from './routes.ts';

@@ -1,15 +1,16 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { WebSocket } from 'ws';
-import { parseAddrs, peersTable, proxyCertsTable, spritesTable, type Mesh } from '../../gossip/index.ts';
-import { parseBundle, parseProxyColumn, spriteHost, URL_AUTH_MODES } from '../../proxy/index.ts';
+import { parseAddrs, type Mesh } from '../../gossip/index.ts';
+import { parseProxyColumn, spriteHost, URL_AUTH_MODES, type ProxyAddress } from '../../proxy/index.ts';
 import type { ServiceStatus, SessionInfo } from '../../vm/index.ts';
-import { ApiError } from '../errors.ts';
+import { ApiError } from './errors.ts';
 import type { Schema } from '../schema.ts';
 import type { Drain } from '../drain.ts';
 import type { Placement } from '../placement.ts';
-import type { SpriteRecord } from '../registry.ts';
-import { checkSpriteName, type SpriteManager } from '../sprites.ts';
-import { sees, type Caller } from '../tokens.ts';
+import type { Caller, SpriteRecord, SpriteRegistry } from '../records/index.ts';
+import { checkServiceName, checkSpriteName } from '../names.ts';
+import type { SpriteManager } from '../sprites.ts';
+import { sees } from './authz.ts';
 import { forwardRequest, hopRole } from './forward.ts';
 import { flag, parseJson, readBody, readJson, sendJson } from './http.ts';
 import { streamLog } from './logs.ts';
@@ -23,6 +24,10 @@ export interface RouteContext {
   url: URL;
   sprites: SpriteManager;
   mesh: Mesh;
+  /** The replicated sprite records (URL auth lives there). */
+  registry: SpriteRegistry;
+  /** This peer's edge proxy: its addresses and the mesh CA it serves. */
+  edge: EdgeView;
   placement: Placement;
   drain: Drain;
   /** Who sent the request (from its bearer token). */
@@ -50,6 +55,14 @@ export interface WsRoute {
   open: (ctx: { params: Record<string, string>; url: URL; sprites: SpriteManager; caller: Caller }) => Promise<(ws: WebSocket) => void>;
 }
 
+/** What the API shows of this peer's edge proxy. */
+export interface EdgeView {
+  /** Where the proxy listens, once it does. */
+  address(): ProxyAddress | undefined;
+  /** The mesh CA in PEM, or null when the certificate comes from files (or there is no HTTPS listener). */
+  ca(): string | null;
+}
+
 const NAME = '(?<name>[^/]+)';
 
 /** On a create handed to the name's arbiter: `PEER;warm|none`, the peer the client asked and whether its pool had a warm sprite. */
@@ -65,7 +78,6 @@ const ARBITER_ANSWER_MS = 5000;
 
 /** On a create handed to an arbiter: wall-clock ms after which the sender has passed it over. */
 const DEADLINE_HEADER = 'x-sprite-deadline';
-const SERVICE_NAME = '^[a-z0-9][a-z0-9_-]{0,62}$';
 
 const createSchema: Schema = {
   type: 'object',
@@ -213,24 +225,24 @@ export const httpRoutes: Route[] = [
   },
   { method: 'POST', pattern: new RegExp(`^/v1/sprites/${NAME}/start$`), handler: async ({ res, params, sprites }) => sendJson(res, 200, await sprites.startSprite(params.name!)) },
   { method: 'POST', pattern: new RegExp(`^/v1/sprites/${NAME}/stop$`), handler: async ({ res, params, sprites }) => sendJson(res, 200, await sprites.stopSprite(params.name!)) },
-  { method: 'GET', pattern: new RegExp(`^/v1/sprites/${NAME}/url$`), anyPeer: true, handler: ({ res, params, sprites, mesh }) => sendJson(res, 200, spriteUrl(mesh, sprites.get(params.name!).name)) },
+  { method: 'GET', pattern: new RegExp(`^/v1/sprites/${NAME}/url$`), anyPeer: true, handler: ({ res, params, sprites, registry, edge }) => sendJson(res, 200, spriteUrl(edge, registry, sprites.get(params.name!).name)) },
   {
     method: 'PUT',
     pattern: new RegExp(`^/v1/sprites/${NAME}/url$`),
-    handler: async ({ req, res, params, sprites, mesh }) => {
+    handler: async ({ req, res, params, sprites, registry, edge }) => {
       const body = await readJson<{ auth: string }>(req, urlAuthSchema);
       // The request reached the owner (see the API server): only the owner writes its sprites' rows.
       const record = sprites.owned(params.name!);
-      mesh.write((tx) => tx.upsert(spritesTable, { name: record.name, url_auth: body.auth, updated: new Date().toISOString() }));
-      sendJson(res, 200, spriteUrl(mesh, record.name));
+      registry.setUrlAuth(record.name, record.owner, body.auth);
+      sendJson(res, 200, spriteUrl(edge, registry, record.name));
     },
   },
   {
     method: 'GET',
     pattern: /^\/v1\/proxy\/ca$/,
-    handler: ({ res, mesh }) => {
-      const domain = parseProxyColumn(mesh.store.get(peersTable, { id: mesh.peerId })?.proxy)?.domain;
-      const ca = domain === undefined ? undefined : parseBundle(mesh.store.get(proxyCertsTable, { domain })?.bundle)?.ca;
+    handler: ({ res, edge }) => {
+      const domain = edge.address()?.domain;
+      const ca = edge.ca();
       if (!ca) throw new ApiError('ERR_PROXY_NO_CA', 'this peer serves a certificate from files (or has no HTTPS listener): there is no mesh CA');
       sendJson(res, 200, { domain, ca });
     },
@@ -301,7 +313,7 @@ export const httpRoutes: Route[] = [
     pattern: new RegExp(`^/v1/sprites/${NAME}/services/(?<service>[^/]+)$`),
     uses: true,
     handler: async ({ req, res, params, sprites }) => {
-      const service = serviceName(params.service!);
+      const service = checkServiceName(params.service!);
       const body = await readJson<Record<string, unknown>>(req, serviceSchema);
       sendJson(res, 200, await (await sprites.awake(params.name!)).call({ op: 'services.put', spec: { ...body, name: service } }));
     },
@@ -311,7 +323,7 @@ export const httpRoutes: Route[] = [
     pattern: new RegExp(`^/v1/sprites/${NAME}/services/(?<service>[^/]+)$`),
     uses: true,
     handler: async ({ res, params, sprites }) => {
-      sendJson(res, 200, await (await sprites.awake(params.name!)).call({ op: 'services.get', name: serviceName(params.service!) }));
+      sendJson(res, 200, await (await sprites.awake(params.name!)).call({ op: 'services.get', name: checkServiceName(params.service!) }));
     },
   },
   {
@@ -319,7 +331,7 @@ export const httpRoutes: Route[] = [
     pattern: new RegExp(`^/v1/sprites/${NAME}/services/(?<service>[^/]+)$`),
     uses: true,
     handler: async ({ res, params, sprites }) => {
-      await (await sprites.awake(params.name!)).call({ op: 'services.delete', name: serviceName(params.service!) });
+      await (await sprites.awake(params.name!)).call({ op: 'services.delete', name: checkServiceName(params.service!) });
       res.writeHead(204).end();
     },
   },
@@ -329,7 +341,7 @@ export const httpRoutes: Route[] = [
     // Following a service's log wakes a sleeping sprite (its service writes again) and keeps it awake.
     uses: (url) => flag(url, 'follow'),
     handler: async ({ req, res, params, url, sprites }) => {
-      const service = serviceName(params.service!);
+      const service = checkServiceName(params.service!);
       const follow = flag(url, 'follow');
       const { state } = sprites.get(params.name!);
       // Ask the sprite first when it runs, so an unknown service is a 404 rather than an empty log.
@@ -400,9 +412,9 @@ function memberStates(mesh: Mesh): Map<string, string> {
 }
 
 /** A sprite's URLs on this peer's proxy and its URL auth. */
-function spriteUrl(mesh: Mesh, name: string): { name: string; url: string | null; http: string | null; auth: string } {
-  const proxy = parseProxyColumn(mesh.store.get(peersTable, { id: mesh.peerId })?.proxy);
-  const auth = mesh.store.get(spritesTable, { name })?.url_auth ?? 'sprite';
+function spriteUrl(edge: EdgeView, registry: SpriteRegistry, name: string): { name: string; url: string | null; http: string | null; auth: string } {
+  const proxy = edge.address();
+  const auth = registry.urlAuth(name);
   const at = (base: string | null | undefined): string | null => {
     if (!base || !proxy) return null;
     const url = new URL(base);
@@ -417,10 +429,6 @@ function jsonSafe(value: unknown): unknown {
   return JSON.parse(JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
 }
 
-function serviceName(name: string): string {
-  if (!new RegExp(SERVICE_NAME).test(name)) throw new ApiError('ERR_BAD_REQUEST', 'service name must be 1-63 of a-z, 0-9, _ and -, starting with a letter or digit');
-  return name;
-}
 
 function size(url: URL, name: string, fallback: number): number {
   const value = Number(url.searchParams.get(name) ?? fallback);

@@ -1,17 +1,18 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { ApiError } from '../errors.ts';
-import { spritesTable, type Mesh } from '../../gossip/index.ts';
+import { ApiError, refuseUpgrade, toApiError } from './errors.ts';
+import type { Mesh } from '../../gossip/index.ts';
 import type { Logger } from '../logger.ts';
 import type { Drain } from '../drain.ts';
 import type { Placement } from '../placement.ts';
 import type { ImageManager } from '../images.ts';
 import type { SpriteManager } from '../sprites.ts';
-import { callerOf, sees, type Caller } from '../tokens.ts';
+import { callerOf, type Caller, type SpriteRegistry } from '../records/index.ts';
+import { sees } from './authz.ts';
 import { forwardRequest, forwardUpgrade, hopRole } from './forward.ts';
 import { sendError, sendJson } from './http.ts';
-import { httpRoutes, wsRoutes, type Route } from './routes.ts';
+import { httpRoutes, wsRoutes, type EdgeView, type Route } from './routes.ts';
 import { imageRoutes } from './images.ts';
 import { tenantRoutes } from './tenants.ts';
 
@@ -30,6 +31,10 @@ export interface ApiInit {
   drain: Drain;
   /** Calls and streams that use a sprite (exec, console, services...) keep it awake. */
   use: SpriteUse;
+  /** The replicated sprite records. */
+  registry: SpriteRegistry;
+  /** This peer's edge proxy, as the API shows it. */
+  edge: EdgeView;
   /** Holds the replicated tokens and orgs: any token registered in the mesh is accepted on every peer. */
   mesh: Mesh;
   /** This peer's admin token. */
@@ -57,12 +62,14 @@ export function createApiServer(init: ApiInit): http.Server {
     return init.use.open(name);
   };
   const wss = new WebSocketServer({ noServer: true, maxPayload: 4 * 1024 * 1024 });
+  /** The one place a failed request becomes an answer, for plain routes and WebSocket upgrades alike. */
+  const failed = (req: IncomingMessage, error: unknown): ApiError => {
+    const apiError = toApiError(error);
+    if (apiError.status >= 500) init.logger.error('request failed', { method: req.method, url: req.url, code: apiError.code, error: apiError.message });
+    return apiError;
+  };
   const server = http.createServer((req, res) => {
-    void handle(req, res).catch((error: unknown) => {
-      const apiError = error instanceof ApiError ? error : undefined;
-      if (!apiError || apiError.status >= 500) init.logger.error('request failed', { method: req.method, url: req.url, error: (error as Error).message });
-      sendError(res, error);
-    });
+    void handle(req, res).catch((error: unknown) => sendError(res, failed(req, error)));
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -73,12 +80,12 @@ export function createApiServer(init: ApiInit): http.Server {
     }
     const { route, params } = match(routes, req.method ?? 'GET', url.pathname);
     const caller = authenticate(req);
-    scope(init.mesh, caller, params);
+    scope(init.registry, caller, params);
     const owner = params.name !== undefined && !route.anyPeer ? await ownerElsewhere(req, params.name) : undefined;
     if (owner) return forwardRequest(req, res, owner, 'owner');
     // The owner counts use (the idle timer), once the request is served here.
     if (params.name !== undefined && (route.uses === true || route.uses?.(url))) res.once('close', useOf(params.name));
-    await route.handler({ req, res, params, url, sprites: init.sprites, mesh: init.mesh, caller, placement: init.placement, drain: init.drain });
+    await route.handler({ req, res, params, url, sprites: init.sprites, mesh: init.mesh, caller, registry: init.registry, edge: init.edge, placement: init.placement, drain: init.drain });
   }
 
   /** The owner's API when the named sprite runs on another peer and this request did not come from one. */
@@ -93,7 +100,7 @@ export function createApiServer(init: ApiInit): http.Server {
       const url = new URL(req.url ?? '/', 'http://peer');
       const { route, params } = match(wsRoutes, 'GET', url.pathname);
       const caller = authenticate(req);
-      scope(init.mesh, caller, params);
+      scope(init.registry, caller, params);
       const owner = params.name !== undefined ? await ownerElsewhere(req, params.name) : undefined;
       if (owner) return forwardUpgrade(req, socket, head, owner);
       // Every WebSocket route (exec, console, attach, port forward) uses the sprite while it is open.
@@ -101,11 +108,7 @@ export function createApiServer(init: ApiInit): http.Server {
       // Open the sprite side first so errors still answer as plain HTTP.
       const connect = await route.open({ params, url, sprites: init.sprites, caller });
       wss.handleUpgrade(req, socket, head, (ws: WebSocket) => connect(ws));
-    })().catch((error: unknown) => {
-      const apiError = error instanceof ApiError ? error : new ApiError('ERR_INTERNAL', (error as Error).message);
-      const body = JSON.stringify({ error: { code: apiError.code, message: apiError.message } });
-      socket.end(`HTTP/1.1 ${apiError.status} ${http.STATUS_CODES[apiError.status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
-    });
+    })().catch((error: unknown) => refuseUpgrade(socket, failed(req, error)));
   });
   return server;
 }
@@ -114,10 +117,10 @@ export function createApiServer(init: ApiInit): http.Server {
  * Answers a request about another org's sprite exactly as one about a missing sprite, so a token
  * cannot learn which names other orgs use (only create's ERR_NAME_TAKEN tells: names are mesh-wide).
  */
-function scope(mesh: Mesh, caller: Caller, params: Record<string, string>): void {
+function scope(registry: SpriteRegistry, caller: Caller, params: Record<string, string>): void {
   if (params.name === undefined) return;
-  const row = mesh.store.get(spritesTable, { name: params.name });
-  if (row && !sees(caller, row.org)) throw new ApiError('ERR_SPRITE_NOT_FOUND', `no sprite named ${params.name}`);
+  const record = registry.get(params.name);
+  if (record && !sees(caller, record.org)) throw new ApiError('ERR_SPRITE_NOT_FOUND', `no sprite named ${params.name}`);
 }
 
 function match<R extends { method: string; pattern: RegExp }>(routes: R[], method: string, path: string): { route: R; params: Record<string, string> } {

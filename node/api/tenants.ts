@@ -1,6 +1,6 @@
-import { createOrg, listOrgs } from '../orgs.ts';
+import { createOrg, createToken, listOrgs, listTokens, revokeToken, type Caller } from '../records/index.ts';
 import type { Schema } from '../schema.ts';
-import { createToken, listTokens, revokeToken, requireAdmin, type Caller } from '../tokens.ts';
+import { requireAdmin } from './authz.ts';
 import { readJson, sendJson } from './http.ts';
 import type { Route } from './routes.ts';
 

@@ -10,9 +10,9 @@ import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { createHttpProxyForwarder, createProxy, createUndiciForwarder, type Forwarder } from '../../proxy/index.ts';
+import { createHttpProxyForwarder, createUndiciForwarder, type Forwarder } from '../../proxy/index.ts';
 import { eventually } from '../helpers/peer.ts';
-import { FakeMesh, FakeSprites, portOf, putSprite, tempDir, tokenCheck } from '../proxy/helpers.ts';
+import { FakeMesh, FakeSprites, portOf, putSprite, tempDir, testProxy } from '../proxy/helpers.ts';
 import { percentile } from './stats.ts';
 
 const run = promisify(execFile);
@@ -50,10 +50,7 @@ async function main(): Promise<void> {
         const sprites = new FakeSprites();
         sprites.sockets.set('web', socket);
         putSprite([mesh], { name: 'web', owner: 'peer-one', url_auth: 'public' });
-        const proxy = createProxy(
-          { http: { host: '127.0.0.1', port: 0 }, https: { host: '127.0.0.1', port: 0 }, hopSecret: 'bench' },
-          { mesh, sprites, tokens: tokenCheck(mesh), logger: { info: () => undefined, warn: () => undefined, error: () => undefined }, forwarder: make() },
-        );
+        const proxy = testProxy(mesh, sprites, { https: { host: '127.0.0.1', port: 0 } }, make());
         const address = await proxy.start();
         const http = await wrk(`http://127.0.0.1:${portOf(address.http)}/`);
         const https = await wrk(`https://127.0.0.1:${portOf(address.https)}/`);

@@ -6,14 +6,15 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Mesh, spritesTable } from '../../gossip/index.ts';
+import { Mesh } from '../../gossip/index.ts';
+import { spritesTable } from '../../node/records/tables.ts';
 
 const [swarmKeyFile, ...bootstrap] = process.argv.slice(2);
 const send = (message: object): void => void process.send!(message);
 const now = (): number => performance.timeOrigin + performance.now();
 const dir = await mkdtemp(join(tmpdir(), 'gossip-bench-'));
 const mesh = await Mesh.open({
-  dataDir: dir, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, swarmKeyFile: swarmKeyFile === '-' ? undefined : swarmKeyFile,
+  dataDir: dir, tables: [spritesTable], listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, swarmKeyFile: swarmKeyFile === '-' ? undefined : swarmKeyFile,
   heartbeatMs: 5000, syncIntervalMs: 3000,
   describe: () => ({ api: '', proxy: null, pool_target: 0, pool_ready: 0, capacity: 0, load: 0, drain: null, version: 'bench' }),
   logger: { info: () => undefined, warn: () => undefined },

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { Mesh } from '../../gossip/mesh.ts';
-import { spritesTable } from '../../gossip/tables.ts';
+import { spritesTable } from '../../node/records/tables.ts';
 
 const dirs: string[] = [];
 const meshes: Mesh[] = [];
@@ -20,7 +20,7 @@ async function peer(options: { bootstrap?: string[]; swarmKeyFile?: string } = {
   const dir = await mkdtemp(join(tmpdir(), 'mesh-test-'));
   dirs.push(dir);
   const mesh = await Mesh.open({
-    dataDir: dir, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: options.bootstrap ?? [], swarmKeyFile: options.swarmKeyFile,
+    dataDir: dir, tables: [spritesTable], listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: options.bootstrap ?? [], swarmKeyFile: options.swarmKeyFile,
     heartbeatMs: 200, syncIntervalMs: 300, membership: { suspectAfterMs: 1000, downAfterMs: 2500 }, describe: describeSelf, logger: quiet,
   });
   meshes.push(mesh);
@@ -76,7 +76,7 @@ test('a stopped peer is suspected, then down; its rows stay', async () => {
 });
 
 test('a peers row seen before its first version still lists (columns merge independently)', async () => {
-  const { parseAddrs } = await import('../../gossip/mesh.ts');
+  const { parseAddrs } = await import('../../gossip/peers.ts');
   assert.deepEqual(parseAddrs(''), []);
   assert.deepEqual(parseAddrs('{"not":"a list"}'), []);
   assert.deepEqual(parseAddrs('["/ip4/127.0.0.1/tcp/1", 7]'), ['/ip4/127.0.0.1/tcp/1']);

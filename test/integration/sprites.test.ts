@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import WebSocket from 'ws';
 import { removeDataDir, startPeer, type PeerProcess } from '../helpers/peer.ts';
 
 describe('sprites on one peer, through the CLI and the API', () => {
@@ -116,6 +117,22 @@ describe('sprites on one peer, through the CLI and the API', () => {
     const result = await peer.cli(['exec', '--env', 'GREETING=hi there', '--dir', '/tmp', 'alpha', '--', 'sh', '-c', 'echo "$GREETING"; pwd']);
     assert.equal(result.code, 0, result.stderr);
     assert.equal(result.stdout, 'hi there\n/tmp\n');
+  });
+
+  test('WebSocket routes answer refusals with the same codes and statuses as plain routes', async () => {
+    const refusal = (path: string): Promise<{ status: number; code: string }> => new Promise((resolve, reject) => {
+      const ws = new WebSocket(`${peer.url.replace('http', 'ws')}${path}`, { headers: { authorization: `Bearer ${peer.token}` } });
+      ws.once('open', () => reject(new Error(`${path} upgraded`)));
+      ws.once('error', () => undefined);
+      ws.once('unexpected-response', (_req, res) => {
+        let body = '';
+        res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        res.once('end', () => resolve({ status: res.statusCode ?? 0, code: (JSON.parse(body) as { error: { code: string } }).error.code }));
+      });
+    });
+    assert.deepEqual(await refusal('/v1/sprites/alpha/sessions/no-such-session/attach'), { status: 404, code: 'ERR_SESSION_NOT_FOUND' });
+    assert.deepEqual(await refusal('/v1/sprites/nobody/exec?cmd=true'), { status: 404, code: 'ERR_SPRITE_NOT_FOUND' });
+    assert.deepEqual(await refusal('/v1/sprites/alpha/exec'), { status: 400, code: 'ERR_BAD_REQUEST' });
   });
 
   test('pool status reports the configured depth', async () => {

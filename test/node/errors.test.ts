@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
-import { ApiError, ERROR_CODES, toApiError } from '../../node/errors.ts';
+import { ApiError, toApiError } from '../../node/api/errors.ts';
+import { ERROR_CODES } from '../../node/errors.ts';
 
 const DOCS = new URL('../../docs/ERRORS.md', import.meta.url);
 

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { MESH_TABLES, openStore, orgsTable, spritesTable, tokensTable, type CrdtStore } from '../../gossip/index.ts';
-import { createOrg, ensureAdminOrg, listOrgs, requireOrg } from '../../node/orgs.ts';
-import { callerOf, createToken, listTokens, registerPeerToken, revokeToken, tokenHash, type TokenMesh } from '../../node/tokens.ts';
+import { openStore, peersTable, type CrdtStore } from '../../gossip/index.ts';
+import { callerOf, createOrg, createToken, ensureAdminOrg, listOrgs, listTokens, RECORD_TABLES, registerPeerToken, requireOrg, revokeToken, tokenHash, type RecordStore } from '../../node/records/index.ts';
+import { orgsTable, spritesTable, tokensTable } from '../../node/records/tables.ts';
 
 /** A one-replica mesh over a real in-memory store. */
-function mesh(): TokenMesh & { store: CrdtStore } {
-  const store = openStore({ path: ':memory:', tables: MESH_TABLES });
+function mesh(): RecordStore & { store: CrdtStore } {
+  const store = openStore({ path: ':memory:', tables: [peersTable, ...RECORD_TABLES] });
   return { store, write: (fn) => store.transact(fn) };
 }
 

@@ -7,9 +7,10 @@ import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocketServer } from 'ws';
-import { MESH_TABLES, openStore, peersTable, proxyCertsTable, spritesTable, tokensTable, type CrdtStore, type Member, type MemberEvent, type MemberState, type StoreTx } from '../../gossip/index.ts';
-import { createProxy, formatProxyColumn, type EdgeProxy, type LocalSprites, type ProxyAddress, type ProxyInit, type TokenCheck } from '../../proxy/index.ts';
-import { tokenCheck as meshTokenCheck, tokenHash } from '../../node/tokens.ts';
+import { openStore, peersTable, type CrdtStore, type Member, type MemberEvent, type MemberState, type StoreTx } from '../../gossip/index.ts';
+import { createProxy, formatProxyColumn, type EdgeProxy, type LocalSprites, type ProxyAddress, type ProxyComponents, type ProxyInit, type TokenCheck } from '../../proxy/index.ts';
+import { edgeCerts, edgeRoutes, RECORD_TABLES, tokenCheck as meshTokenCheck, tokenHash } from '../../node/records/index.ts';
+import { proxyCertsTable, spritesTable, tokensTable } from '../../node/records/tables.ts';
 
 /** The token every fixture mesh accepts. */
 export const TOKEN = 'test-token-0123456789';
@@ -24,7 +25,7 @@ export class FakeMesh {
 
   constructor(peerId: string) {
     this.peerId = peerId;
-    this.store = openStore({ path: ':memory:', tables: MESH_TABLES });
+    this.store = openStore({ path: ':memory:', tables: [peersTable, ...RECORD_TABLES] });
     this.store.transact((tx) => tx.upsert(tokensTable, { hash: tokenHash(TOKEN), name: 'admin', created: new Date().toISOString() }));
   }
 
@@ -180,12 +181,20 @@ export class FakeSprites implements LocalSprites {
   }
 }
 
-/** A proxy on loopback ports picked by the OS, silent, with a fixed hop secret. */
-export function testProxy(mesh: FakeMesh, sprites: LocalSprites, init: Partial<ProxyInit> = {}): EdgeProxy {
-  return createProxy(
+/** A proxy on loopback ports picked by the OS, silent, with a fixed hop secret, routing from the mesh's records as a peer does. */
+export function testProxy(mesh: FakeMesh, sprites: LocalSprites, init: Partial<ProxyInit> = {}, forwarder?: ProxyComponents['forwarder']): EdgeProxy {
+  const routes = edgeRoutes(mesh);
+  const proxy = createProxy(
     { http: { host: '127.0.0.1', port: 0 }, https: null, hopSecret: 'test-secret', ...init },
-    { mesh, sprites, tokens: tokenCheck(mesh), logger: { info: () => undefined, warn: () => undefined, error: () => undefined } },
+    { routes, certs: edgeCerts(mesh), sprites, tokens: tokenCheck(mesh), logger: { info: () => undefined, warn: () => undefined, error: () => undefined }, forwarder },
   );
+  return {
+    ...proxy,
+    stop: async () => {
+      await proxy.stop();
+      routes.close();
+    },
+  };
 }
 
 /** An answer read whole. */

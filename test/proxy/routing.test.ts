@@ -5,8 +5,8 @@ import WebSocket from 'ws';
 import { HopSigner, type EdgeProxy } from '../../proxy/index.ts';
 import { FakeMesh, FakeSprites, portOf, putPeer, putSprite, request, startApp, startTwoProxies, tempDir, testProxy, TOKEN, type SpriteApp, type TwoProxies } from './helpers.ts';
 import { eventually } from '../helpers/peer.ts';
-import { tokensTable } from '../../gossip/index.ts';
-import { tokenHash } from '../../node/tokens.ts';
+import { tokensTable } from '../../node/records/tables.ts';
+import { tokenHash } from '../../node/records/index.ts';
 
 const AUTH = { authorization: `Bearer ${TOKEN}` };
 

@@ -6,7 +6,8 @@ import http2 from 'node:http2';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
-import { proxyCertsTable } from '../../gossip/index.ts';
+import { edgeCerts } from '../../node/records/index.ts';
+import { proxyCertsTable } from '../../node/records/tables.ts';
 import { CertSource, generateMeshCert, parseBundle, type EdgeProxy } from '../../proxy/index.ts';
 import { eventually } from '../helpers/peer.ts';
 import { FakeMesh, FakeSprites, portOf, putSprite, request, startTwoProxies, tempDir, testProxy, TOKEN, type TwoProxies } from './helpers.ts';
@@ -92,8 +93,8 @@ describe('certificate sources', () => {
   test('when two peers made a certificate at once, both end up serving the one the store keeps', async () => {
     const one = new FakeMesh('one');
     const two = new FakeMesh('two');
-    const a = new CertSource({ domain: 'sprites.localhost' }, { mesh: one, logger: silent });
-    const b = new CertSource({ domain: 'sprites.localhost' }, { mesh: two, logger: silent });
+    const a = new CertSource({ domain: 'sprites.localhost' }, { store: edgeCerts(one), logger: silent });
+    const b = new CertSource({ domain: 'sprites.localhost' }, { store: edgeCerts(two), logger: silent });
     await Promise.all([a.start(), b.start()]);
     assert.notEqual(a.ca(), b.ca());
     // Exchange the rows as anti-entropy would: the store's merge picks one winner on both sides.

@@ -1,35 +1,11 @@
-import { defineTable } from './store/schema.ts';
+import { defineTable } from '../../gossip/index.ts';
 
 /**
- * The mesh's replicated records. Each row is written by the peer that owns it (its own `peers`
- * row, the sprites it runs), so concurrent writers of one row are the exception.
+ * The peer's replicated records: every table of the mesh store except the membership's own
+ * `peers`. Each row is written by the peer that owns it (the sprites it runs, the images it
+ * built), so concurrent writers of one row are the exception. Only node/records/ reads or writes
+ * these tables; everything else goes through the typed records beside this file.
  */
-
-/** One row per peer: where to reach it and what it offers; `heartbeat` is rewritten periodically. */
-export const peersTable = defineTable({
-  name: 'peers',
-  primaryKey: ['id'],
-  columns: {
-    id: 'text',
-    /** JSON array of multiaddrs (with /p2p/ suffix) other peers can dial. */
-    addrs: 'text',
-    /** Base URL of the peer's HTTP API. */
-    api: 'text',
-    /** The peer's edge proxy, once it has one: JSON `{http, https, domain}` (see proxy/routes.ts). */
-    proxy: { type: 'text', nullable: true },
-    pool_target: 'integer',
-    pool_ready: 'integer',
-    /** Sprites this peer is willing to run. */
-    capacity: 'integer',
-    /** Sprites it runs now. */
-    load: 'integer',
-    version: 'text',
-    /** Drain progress: null, `draining` (no new sprites, moving its own away) or `drained`. */
-    drain: { type: 'text', nullable: true },
-    /** Wall-clock ms of the owner's last heartbeat (informational; liveness uses local receive times). */
-    heartbeat: 'integer',
-  },
-});
 
 /** One row per sprite in the mesh, written by its owner. */
 export const spritesTable = defineTable({
@@ -123,5 +99,5 @@ export const imagesTable = defineTable({
   },
 });
 
-/** Every table of the mesh store. */
-export const MESH_TABLES = [peersTable, spritesTable, tokensTable, orgsTable, proxyCertsTable, imagesTable] as const;
+/** Every table of the records, in the order the store opens them. */
+export const RECORD_TABLES = [spritesTable, tokensTable, orgsTable, proxyCertsTable, imagesTable] as const;

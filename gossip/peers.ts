@@ -1,0 +1,51 @@
+import { defineTable, type RowOf } from './store/schema.ts';
+
+/**
+ * The membership's own table: one row per peer, written only by that peer. Every other table of
+ * the store is the caller's (see `MeshInit.tables`); this is the one the mesh itself needs.
+ */
+
+/** One row per peer: where to reach it and what it offers; `heartbeat` is rewritten periodically. */
+export const peersTable = defineTable({
+  name: 'peers',
+  primaryKey: ['id'],
+  columns: {
+    id: 'text',
+    /** JSON array of multiaddrs (with /p2p/ suffix) other peers can dial. */
+    addrs: 'text',
+    /** Base URL of the peer's HTTP API. */
+    api: 'text',
+    /** The peer's edge proxy, once it has one: JSON `{http, https, domain}` (see proxy/routes.ts). */
+    proxy: { type: 'text', nullable: true },
+    pool_target: 'integer',
+    pool_ready: 'integer',
+    /** Sprites this peer is willing to run. */
+    capacity: 'integer',
+    /** Sprites it runs now. */
+    load: 'integer',
+    version: 'text',
+    /** Drain progress: null, `draining` (no new sprites, moving its own away) or `drained`. */
+    drain: { type: 'text', nullable: true },
+    /** Wall-clock ms of the owner's last heartbeat (informational; liveness uses local receive times). */
+    heartbeat: 'integer',
+  },
+});
+
+/** A peers row. */
+export type PeerRow = RowOf<typeof peersTable>;
+
+/** What a peer says about itself at each heartbeat, besides id, addresses and time. */
+export type SelfDescription = Omit<PeerRow, 'id' | 'addrs' | 'heartbeat'>;
+
+/**
+ * The multiaddrs of a peers row. Tolerates an empty or malformed value: a row can be seen before
+ * the version that wrote its addresses arrives (columns merge independently).
+ */
+export function parseAddrs(text: string): string[] {
+  try {
+    const addrs = JSON.parse(text) as unknown;
+    return Array.isArray(addrs) ? addrs.filter((a): a is string => typeof a === 'string').slice(0, 16) : [];
+  } catch {
+    return [];
+  }
+}

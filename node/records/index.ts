@@ -1,0 +1,16 @@
+/**
+ * The peer's replicated records: the domain tables of the mesh store and their typed access. No
+ * other module reads or writes these tables; gossip/ only replicates them.
+ */
+export { RECORD_TABLES } from './tables.ts';
+export type { RecordStore } from './store.ts';
+export { SpriteRecords } from './sprites.ts';
+export type { SpriteRecord, SpriteRegistry, SpriteState } from './sprites.ts';
+export { callerOf, callerOfHash, createToken, listTokens, registerPeerToken, revokeToken, tokenCheck, tokenHash } from './tokens.ts';
+export type { Caller, TokenInfo } from './tokens.ts';
+export { ADMIN_ORG, createOrg, ensureAdminOrg, listOrgs, requireOrg } from './orgs.ts';
+export type { OrgInfo } from './orgs.ts';
+export { ImageRecords } from './images.ts';
+export type { ImageInfo } from './images.ts';
+export { edgeCerts, edgeRoutes } from './edge.ts';
+export type { EdgeMesh, EdgeRoutes } from './edge.ts';
