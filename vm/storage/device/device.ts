@@ -1,5 +1,5 @@
 import { StorageError } from '../errors.ts';
-import type { FuseFile } from '../fuse/server.ts';
+import type { FuseFile } from '../fuse/files.ts';
 import type { Logger } from '../logger.ts';
 import type { ObjectStore } from '../store/store.ts';
 import type { ObjectCache } from './cache.ts';
