@@ -21,6 +21,7 @@ export type { RejectCode, StoreErrorCode } from './store/errors.ts';
 
 /** The mesh: libp2p host, broadcast, anti-entropy, membership and connectivity on the store. */
 export { Mesh, parseAddrs } from './mesh.ts';
+export { MESH_DEFAULTS } from './defaults.ts';
 export type { Member, MeshHealth, MeshInit, MeshLogger, PeerRow, SelfDescription } from './mesh.ts';
 export { MESH_TABLES, imagesTable, orgsTable, peersTable, proxyCertsTable, spritesTable, tokensTable } from './tables.ts';
 export type { MemberEvent, MemberState } from './membership.ts';

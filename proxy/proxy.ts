@@ -10,7 +10,8 @@ import { ProxyError, type ProxyErrorCode } from './errors.ts';
 import type { Forwarder, ForwarderStats, ForwardTarget } from './forward.ts';
 import { setForwarded, stripHopByHop } from './headers.ts';
 import { HOP_HEADER, HopSigner, type Hop } from './hop.ts';
-import { DEFAULT_DOMAIN, spriteFromHost } from './host.ts';
+import { PROXY_DEFAULTS } from './defaults.ts';
+import { spriteFromHost } from './host.ts';
 import type { ProxyLogger } from './logger.ts';
 import { sendErrorOnSocket, sendErrorPage, type AnyResponse } from './pages.ts';
 import { RouteTable, type ProxyAddress, type ProxyMesh, type Route } from './routes.ts';
@@ -62,20 +63,6 @@ export interface ProxyInit {
    */
   rehome?(name: string): Promise<void>;
 }
-
-/** Defaults of every proxy option. */
-export const PROXY_DEFAULTS = {
-  http: { host: '127.0.0.1', port: 7480 },
-  https: { host: '127.0.0.1', port: 7443 },
-  domain: DEFAULT_DOMAIN,
-  certWaitMs: 0,
-  maxHeaderBytes: 16 * 1024,
-  headersTimeoutMs: 10_000,
-  clientIdleMs: 120_000,
-  keepAliveTimeoutMs: 5000,
-  upstreamIdleMs: 120_000,
-  connectTimeoutMs: 5000,
-} as const;
 
 /** The sprites this peer runs, as the proxy needs them. */
 export interface LocalSprites {

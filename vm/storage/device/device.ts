@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { crc32 } from 'node:zlib';
 import { directIoFits } from '../aligned.ts';
+import { DEVICE_DEFAULTS } from '../defaults.ts';
 import { StorageError, describe, hasCode } from '../errors.ts';
 import type { FuseFile } from '../fuse/server.ts';
 import type { Logger } from '../logger.ts';
@@ -48,19 +49,6 @@ export interface DeviceOptions {
   /** Period of the write-back loop. */
   intervalMs: number;
 }
-
-/** Documented defaults of {@link DeviceOptions}. */
-export const DEVICE_DEFAULTS: Readonly<DeviceOptions> = Object.freeze({
-  mode: 'strict',
-  uploadConcurrency: 8,
-  softDirtyBytes: 2048 * 1024 * 1024,
-  hardDirtyBytes: 4096 * 1024 * 1024,
-  settleMs: 250,
-  maxDirtyMs: 5000,
-  readAheadUnits: 8,
-  flushTimeoutMs: 120_000,
-  intervalMs: 50,
-});
 
 /** What a block device is made of. */
 export interface DeviceInit {
