@@ -44,10 +44,10 @@ export interface OptionTable {
 }
 
 /** What callers pass for a table: every key optional, groups as nested objects. */
-export type OptionsOf<T> = { [K in keyof T]?: T[K] extends PeerOption<infer In, unknown> ? In : OptionsOf<T[K]> };
+type OptionsOf<T> = { [K in keyof T]?: T[K] extends PeerOption<infer In, unknown> ? In : OptionsOf<T[K]> };
 
 /** What buildConfig reads for a table: every option resolved; undefined only where the default is none. */
-export type ValuesOf<T> = {
+type ValuesOf<T> = {
   -readonly [K in keyof T]: T[K] extends PeerOption<unknown, infer Out> & { default: infer D } ? (undefined extends D ? Out | undefined : Out) : ValuesOf<T[K]>;
 };
 
@@ -197,14 +197,15 @@ export type PeerOptions = OptionsOf<typeof PEER_OPTIONS>;
 export type PeerValues = ValuesOf<typeof PEER_OPTIONS>;
 
 /** A rule over several options, checked once each is valid on its own. */
-export interface OptionRule {
+interface OptionRule {
+  /** Whether the options (each already valid) agree. */
   holds(values: PeerValues): boolean;
   /** The message when it does not hold. */
   error: string;
 }
 
 /** The rules that tie options together. */
-export const OPTION_RULES: readonly OptionRule[] = [
+const OPTION_RULES: readonly OptionRule[] = [
   { holds: (v) => v.suspectAfterMs < v.downAfterMs, error: MEMBERSHIP_RULE },
   { holds: (v) => v.warmSleepAfterMs < v.coldSleepAfterMs, error: SLEEP_RULE },
   { holds: (v) => (v.tlsCert === undefined) === (v.tlsKey === undefined), error: 'TLS certificate and key files go together: give both or neither' },
@@ -213,6 +214,7 @@ export const OPTION_RULES: readonly OptionRule[] = [
 
 /** One option with its place in the table (`['limits', 'cpus']`). */
 export interface ListedOption {
+  /** Keys from the table's top to the option. */
   path: readonly string[];
   option: PeerOption<unknown, unknown>;
 }
@@ -251,7 +253,7 @@ export function optionsFromFlags(texts: (flag: string) => readonly string[], tab
 }
 
 function readTable(table: OptionTable, given: unknown, prefix: string): Record<string, unknown> {
-  if (typeof given !== 'object' || given === null || Array.isArray(given)) throw new Error(`option ${prefix.slice(0, -1)} must be an object`);
+  if (typeof given !== 'object' || given === null || Array.isArray(given)) throw new Error(`${prefix === '' ? 'options' : `option ${prefix.slice(0, -1)}`} must be an object`);
   for (const key of Object.keys(given)) if (!Object.hasOwn(table, key)) throw new Error(`unknown option ${prefix}${key}`);
   const values: Record<string, unknown> = {};
   for (const [key, entry] of Object.entries(table)) {
