@@ -1,5 +1,6 @@
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
+import { MESH_DEFAULTS } from './defaults.ts';
 import type { Host } from './host.ts';
 
 /** A peer this one could connect to. */
@@ -12,7 +13,7 @@ export interface Candidate {
 
 /** Connectivity settings. */
 export interface ConnectivityInit {
-  /** Connections to keep to random live peers. @default 6 */
+  /** Connections to keep to random live peers. @default MESH_DEFAULTS.connections (6) */
   target?: number;
   /** Time between checks (jittered). @default 3000 */
   intervalMs?: number;
@@ -38,7 +39,7 @@ export class Connectivity {
   constructor(host: Host, init: ConnectivityInit) {
     this.#host = host;
     this.#init = init;
-    this.#target = init.target ?? 6;
+    this.#target = init.target ?? MESH_DEFAULTS.connections;
   }
 
   /** Dials the bootstrap addresses and starts the loop. */

@@ -25,4 +25,5 @@ export type { Member, MeshHealth, MeshInit, MeshLogger } from './mesh.ts';
 /** The membership's table of peers; every other table belongs to the caller. */
 export { parseAddrs, peersTable } from './peers.ts';
 export type { PeerRow, SelfDescription } from './peers.ts';
+export { MESH_DEFAULTS } from './defaults.ts';
 export type { MemberEvent, MemberState } from './membership.ts';

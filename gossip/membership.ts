@@ -1,11 +1,13 @@
+import { MESH_DEFAULTS } from './defaults.ts';
+
 /** What this peer believes about another peer. */
 export type MemberState = 'alive' | 'suspect' | 'down';
 
 /** Timeouts of the failure detector. */
 export interface MembershipInit {
-  /** No heartbeat seen for this long: suspect (and try a ping). @default 15000 */
+  /** No heartbeat seen for this long: suspect (and try a ping). @default MESH_DEFAULTS.membership (15000) */
   suspectAfterMs?: number;
-  /** No heartbeat or successful ping for this long: down. @default 30000 */
+  /** No heartbeat or successful ping for this long: down. @default MESH_DEFAULTS.membership (30000) */
   downAfterMs?: number;
 }
 
@@ -15,9 +17,6 @@ export interface MemberEvent {
   from: MemberState | undefined;
   to: MemberState;
 }
-
-/** Default timeouts. */
-export const MEMBERSHIP_DEFAULTS = { suspectAfterMs: 15_000, downAfterMs: 30_000 } as const;
 
 /**
  * Failure detector driven by evidence of life (a heartbeat row arriving, a successful ping),
@@ -31,8 +30,8 @@ export class Membership {
   readonly #state = new Map<string, MemberState>();
 
   constructor(init: MembershipInit = {}) {
-    this.#suspectAfter = init.suspectAfterMs ?? MEMBERSHIP_DEFAULTS.suspectAfterMs;
-    this.#downAfter = init.downAfterMs ?? MEMBERSHIP_DEFAULTS.downAfterMs;
+    this.#suspectAfter = init.suspectAfterMs ?? MESH_DEFAULTS.membership.suspectAfterMs;
+    this.#downAfter = init.downAfterMs ?? MESH_DEFAULTS.membership.downAfterMs;
     if (!(this.#suspectAfter > 0 && this.#downAfter > this.#suspectAfter)) throw new Error('membership timeouts must satisfy 0 < suspect < down');
   }
 

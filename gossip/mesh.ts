@@ -2,6 +2,7 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { join } from 'node:path';
 import { Broadcast, type BroadcastStats } from './broadcast.ts';
 import { Connectivity, type Candidate } from './connectivity.ts';
+import { MESH_DEFAULTS } from './defaults.ts';
 import { createHost, type Host } from './host.ts';
 import { loadOrCreatePeerKey, loadSwarmKey } from './identity.ts';
 import { Membership, type MemberEvent, type MemberState, type MembershipInit } from './membership.ts';
@@ -31,12 +32,12 @@ export interface MeshInit {
   tables: readonly TableDef[];
   /** Swarm key of an existing mesh; without it the key in the data dir is used or created. */
   swarmKeyFile?: string;
-  /** Time between this peer's heartbeat writes. @default 5000 */
+  /** Time between this peer's heartbeat writes. @default MESH_DEFAULTS.heartbeatMs (5000) */
   heartbeatMs?: number;
   membership?: MembershipInit;
-  /** Mean time between background anti-entropy rounds. @default 3000 */
+  /** Mean time between background anti-entropy rounds. @default MESH_DEFAULTS.syncIntervalMs (3000) */
   syncIntervalMs?: number;
-  /** Connections to keep to random live peers. @default 6 */
+  /** Connections to keep to random live peers. @default MESH_DEFAULTS.connections (6) */
   connections?: number;
   describe: () => SelfDescription;
   logger: MeshLogger;
@@ -95,7 +96,7 @@ export class Mesh {
     this.host = host;
     this.peerId = host.peerId.toString();
     const replica = storeReplica(store);
-    this.#sync = new Sync(host, replica, { intervalMs: init.syncIntervalMs ?? 3000 });
+    this.#sync = new Sync(host, replica, { intervalMs: init.syncIntervalMs ?? MESH_DEFAULTS.syncIntervalMs });
     this.#broadcast = new Broadcast(host, replica, {
       pull: (peer) => this.#sync.pullFrom(peer),
       onReject: (from, error) => this.#reject(from, error),
@@ -128,7 +129,7 @@ export class Mesh {
     await this.#sync.start();
     this.#heartbeat();
     this.#connectivity.start();
-    this.#timers.push(setInterval(() => this.#heartbeat(), this.#init.heartbeatMs ?? 5000));
+    this.#timers.push(setInterval(() => this.#heartbeat(), this.#init.heartbeatMs ?? MESH_DEFAULTS.heartbeatMs));
     this.#timers.push(setInterval(() => this.tick(), TICK_MS));
   }
 

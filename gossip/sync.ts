@@ -2,12 +2,13 @@ import type { PeerId, Stream } from '@libp2p/interface';
 import { lpStream } from '@libp2p/utils';
 import { decode, encode } from 'cbor-x';
 import { chunk, subtract, type Range } from './ranges.ts';
+import { MESH_DEFAULTS } from './defaults.ts';
 import type { Host } from './host.ts';
 import type { Replica } from './replica.ts';
 
 /** Anti-entropy settings. */
 export interface SyncInit {
-  /** Mean time between background syncs with a random peer (jittered ±50%). @default 2000 */
+  /** Mean time between background syncs with a random peer (jittered ±50%). @default MESH_DEFAULTS.syncIntervalMs (3000) */
   intervalMs?: number;
   /** Versions asked for per range chunk. @default 256 */
   versionsPerChunk?: number;
@@ -56,7 +57,7 @@ export class Sync {
   constructor(host: Host, replica: Replica, init: SyncInit = {}) {
     this.#host = host;
     this.#replica = replica;
-    this.#intervalMs = init.intervalMs ?? 2000;
+    this.#intervalMs = init.intervalMs ?? MESH_DEFAULTS.syncIntervalMs;
     this.#versionsPerChunk = init.versionsPerChunk ?? 256;
     this.#timeoutMs = init.timeoutMs ?? 10_000;
   }

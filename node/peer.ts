@@ -59,8 +59,7 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
   const mesh = await Mesh.open({
     dataDir: config.dataDir, tables: RECORD_TABLES, listen: config.mesh.listen, bootstrap: config.mesh.bootstrap, swarmKeyFile: config.mesh.swarmKeyFile,
     membership: { suspectAfterMs: config.mesh.suspectAfterMs, downAfterMs: config.mesh.downAfterMs },
-    // Several heartbeats per suspect period, so short timeouts (tests) do not flag live peers.
-    heartbeatMs: Math.min(5000, Math.max(100, Math.floor(config.mesh.suspectAfterMs / 3))),
+    heartbeatMs: config.mesh.heartbeatMs, syncIntervalMs: config.mesh.syncIntervalMs, connections: config.mesh.connections,
     logger: logger.child({ component: 'mesh' }),
     describe: () => ({
       api: apiUrl, proxy: proxyColumn, pool_target: config.pool.depth, pool_ready: sprites?.poolStatus().ready ?? 0,
@@ -73,7 +72,9 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
   // Sprites frozen when a previous run was killed hold their disks' mounts until thawed, and the
   // previous storage daemon waits for those mounts before it exits: thaw before starting a new one.
   await thawTree(`/sprites/${peerKey}`);
-  const storage = await StorageDaemon.start({ dataDir: join(config.dataDir, 'storage'), objectStore: config.storage.objectStore });
+  const storage = await StorageDaemon.start({
+    dataDir: join(config.dataDir, 'storage'), objectStore: config.storage.objectStore, cacheBytes: config.storage.cacheBytes, device: config.storage.device,
+  });
   const volumes = new ObjectVolumeStore(storage);
   const registry = new SpriteRecords(mesh);
   const images = new ImageManager({
@@ -117,8 +118,7 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
   proxy = createProxy({
     http: config.proxy.http, https: config.proxy.https, domain: config.proxy.domain,
     tlsFiles: config.proxy.tlsCert && config.proxy.tlsKey ? { cert: config.proxy.tlsCert, key: config.proxy.tlsKey } : undefined,
-    // A joining peer waits for the mesh's certificate instead of making a competing one.
-    certWaitMs: config.mesh.bootstrap.length > 0 ? 10_000 : 0,
+    certWaitMs: config.proxy.certWaitMs,
     hopSecret: await hopSecret(config),
     // A request for a sprite whose peer is down takes the sprite over here (see docs/MESH.md).
     rehome: async (name) => {

@@ -3,9 +3,6 @@ import { ProxyError } from './errors.ts';
 /** A DNS label as sprite names use it: 1-63 of a-z, 0-9 and '-', not starting or ending with '-'. */
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
-/** The default domain: browsers and curl resolve `*.localhost` to loopback with no DNS set-up. */
-export const DEFAULT_DOMAIN = 'sprites.localhost';
-
 /** Whether `domain` is a lowercase DNS name of labels that sprite URLs can sit under. */
 export function validDomain(domain: string): boolean {
   return domain.length <= 190 && domain.split('.').every((label) => LABEL.test(label));

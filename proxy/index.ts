@@ -1,9 +1,10 @@
 /** Public surface of proxy/: the edge proxy that answers `NAME.<domain>` for every sprite of the mesh. */
-export { createProxy, PROXY_DEFAULTS } from './proxy.ts';
+export { createProxy } from './proxy.ts';
+export { PROXY_DEFAULTS } from './defaults.ts';
 export type { EdgeProxy, ListenAddress, LocalSprites, ProxyComponents, ProxyInit, ProxyStats } from './proxy.ts';
 export { PROXY_ERROR_CODES, ProxyError } from './errors.ts';
 export type { ProxyErrorCode } from './errors.ts';
-export { DEFAULT_DOMAIN, spriteFromHost, spriteHost, validDomain } from './host.ts';
+export { spriteFromHost, spriteHost, validDomain } from './host.ts';
 export { formatProxyColumn, parseProxyColumn, RouteTable } from './routes.ts';
 export type { PeerState, ProxyAddress, Route, RouteSource, SpriteRoute } from './routes.ts';
 export { cachedTokenCheck, URL_AUTH_MODES, RESERVED_PREFIX } from './auth.ts';

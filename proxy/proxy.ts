@@ -4,7 +4,7 @@ import { cachedTokenCheck, type TokenCheck } from './auth.ts';
 import type { ProxyErrorCode } from './errors.ts';
 import type { Forwarder, ForwarderStats } from './forward.ts';
 import { HopSigner } from './hop.ts';
-import { DEFAULT_DOMAIN } from './host.ts';
+import { PROXY_DEFAULTS } from './defaults.ts';
 import { Listeners, type ListenAddress } from './listeners.ts';
 import type { ProxyLogger } from './logger.ts';
 import { RequestPipeline } from './pipeline.ts';
@@ -53,20 +53,6 @@ export interface ProxyInit {
    */
   rehome?(name: string): Promise<void>;
 }
-
-/** Defaults of every proxy option. */
-export const PROXY_DEFAULTS = {
-  http: { host: '127.0.0.1', port: 7480 },
-  https: { host: '127.0.0.1', port: 7443 },
-  domain: DEFAULT_DOMAIN,
-  certWaitMs: 0,
-  maxHeaderBytes: 16 * 1024,
-  headersTimeoutMs: 10_000,
-  clientIdleMs: 120_000,
-  keepAliveTimeoutMs: 5000,
-  upstreamIdleMs: 120_000,
-  connectTimeoutMs: 5000,
-} as const;
 
 /** The sprites this peer runs, as the proxy needs them. */
 export interface LocalSprites {

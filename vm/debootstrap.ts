@@ -8,9 +8,6 @@ import type { Progress } from './rootfs.ts';
 /** A Debian suite name as debootstrap takes it. */
 export const DEBIAN_SUITE = /^[a-z][a-z0-9-]{1,31}$/;
 
-/** The suite and mirror of Debian images when none is given. */
-export const DEBIAN_DEFAULTS = { suite: 'bookworm', mirror: 'http://deb.debian.org/debian' } as const;
-
 /** The debootstrap program, or undefined when it is not installed. */
 export async function findDebootstrap(): Promise<string | undefined> {
   for (const path of ['/usr/sbin/debootstrap', '/sbin/debootstrap', '/usr/bin/debootstrap']) if (await exists(path)) return path;

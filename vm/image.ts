@@ -1,6 +1,7 @@
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { exists, runCommand } from './command.ts';
+import { VM_DEFAULTS } from './defaults.ts';
 import { populateRoot, shiftOwnership, type Progress, type RootSource } from './rootfs.ts';
 
 /** Options for building a base image. */
@@ -9,15 +10,9 @@ export interface ImageInit {
   dir: string;
   /** Host uid/gid that the sprite's root maps to; image files are owned by it (and ids above it). */
   rootId: number;
-  /** Virtual size of the disk in bytes (sparse). @default 100 GiB */
+  /** Virtual size of the disk in bytes (sparse). @default VM_DEFAULTS.diskBytes (100 GiB) */
   sizeBytes?: number;
 }
-
-/** Default virtual disk size: 100 GiB, sparse, so only written blocks take space. */
-export const DEFAULT_DISK_BYTES = 100 * 1024 ** 3;
-
-/** Default cap on the bytes of files an image may hold. */
-export const DEFAULT_IMAGE_MAX_BYTES = 16 * 1024 ** 3;
 
 /** The base images a peer can boot its warm sprites from. */
 export type BaseImage = Extract<RootSource, { kind: 'busybox' | 'debian' }>;
@@ -48,10 +43,10 @@ export async function buildImageFile(init: ImageInit & { name: string; source: R
   const partial = join(init.dir, `${tag}.ext4`);
   try {
     await populateRoot(staging, init.source, progress);
-    const bytes = await shiftOwnership(staging, init.rootId, init.maxBytes ?? DEFAULT_IMAGE_MAX_BYTES);
+    const bytes = await shiftOwnership(staging, init.rootId, init.maxBytes ?? VM_DEFAULTS.imageMaxBytes);
     progress(`writing ext4 (${bytes} bytes of files)`);
     await writeFile(partial, '');
-    await runCommand('truncate', ['-s', String(init.sizeBytes ?? DEFAULT_DISK_BYTES), partial]);
+    await runCommand('truncate', ['-s', String(init.sizeBytes ?? VM_DEFAULTS.diskBytes), partial]);
     await runCommand('mkfs.ext4', [
       '-q', '-F', '-L', 'sprite', '-E', `lazy_itable_init=1,lazy_journal_init=1,root_owner=${init.rootId}:${init.rootId}`, '-d', staging, partial,
     ], { timeoutMs: 30 * 60_000 });

@@ -4,16 +4,13 @@ import { seccompProfile } from './seccomp.ts';
 
 /** Resource limits of one sprite's inner container. */
 export interface Limits {
-  /** Memory limit in bytes. @default 1 GiB */
+  /** Memory limit in bytes. @default VM_DEFAULTS.limits (1 GiB) */
   memoryBytes: number;
-  /** CPU limit in cores (a CFS quota). @default 1 */
+  /** CPU limit in cores (a CFS quota). @default VM_DEFAULTS.limits (1) */
   cpus: number;
-  /** Maximum number of processes. @default 1024 */
+  /** Maximum number of processes. @default VM_DEFAULTS.limits (1024) */
   pids: number;
 }
-
-/** Default limits of a sprite. */
-export const DEFAULT_LIMITS: Limits = { memoryBytes: 1024 ** 3, cpus: 1, pids: 1024 };
 
 /** Everything the OCI config of a sprite's inner container depends on. */
 export interface ContainerSpec {

@@ -1,5 +1,5 @@
 import { ApiError, toApiError } from './errors.ts';
-import { DEBIAN_DEFAULTS } from '../../vm/index.ts';
+import { VM_DEFAULTS } from '../../vm/index.ts';
 import type { ImageManager } from '../images.ts';
 import type { Schema } from '../schema.ts';
 import type { Caller } from '../records/index.ts';
@@ -50,7 +50,7 @@ function toSource(body: BuildBody): RootSource {
     case 'dir': return { kind: 'dir', path: body.path! };
     case 'tar': return { kind: 'tar', path: body.path! };
     // images.check() validates the suite, as for every caller of the image manager.
-    case 'debian': return { kind: 'debian', suite: body.suite ?? DEBIAN_DEFAULTS.suite, mirror: body.mirror ?? DEBIAN_DEFAULTS.mirror };
+    case 'debian': return { kind: 'debian', suite: body.suite ?? VM_DEFAULTS.debian.suite, mirror: body.mirror ?? VM_DEFAULTS.debian.mirror };
   }
 }
 

@@ -26,6 +26,8 @@ export interface Command {
   readonly usage: string;
   /** One-line description. */
   readonly summary: string;
+  /** More lines that help about this command shows after its usage (the flags of `peer start`). */
+  readonly details?: () => readonly string[];
   /** Accepted flags and whether a trailing command line follows. */
   readonly spec: ArgsSpec;
   /** Names of required positionals, in order (`NAME`, `SVC`). */

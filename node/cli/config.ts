@@ -1,16 +1,8 @@
 // Where the CLI finds the peer and its token: SPRITE_API, SPRITE_TOKEN, SPRITE_DATA_DIR.
 import { readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { DEFAULT_API_URL, defaultDataDir } from '../defaults.ts';
 import { CliError } from './errors.ts';
-
-/** Default values used when the environment says nothing. */
-export const DEFAULTS = Object.freeze({
-  /** Address of the peer's HTTP API. */
-  api: 'http://127.0.0.1:7070',
-  /** Data directory under the home directory. */
-  dataDirName: '.sprite',
-});
 
 /** How the CLI reaches the peer. */
 export interface CliConfig {
@@ -20,11 +12,6 @@ export interface CliConfig {
   readonly token: string | undefined;
   /** The token file that was consulted (for hints when the token is missing). */
   readonly tokenPath: string;
-}
-
-/** The default data directory: SPRITE_DATA_DIR, else `~/.sprite`. */
-export function defaultDataDir(env: NodeJS.ProcessEnv): string {
-  return env['SPRITE_DATA_DIR'] || join(homedir(), DEFAULTS.dataDirName);
 }
 
 /** Normalizes an API address (`host:port` gets `http://`); throws CliError when it is no URL. */
@@ -44,7 +31,7 @@ export function normalizeApi(text: string): string {
 
 /** Reads the CLI configuration from the environment and the token file. */
 export function loadConfig(env: NodeJS.ProcessEnv): CliConfig {
-  const api = normalizeApi(env['SPRITE_API'] || DEFAULTS.api);
+  const api = normalizeApi(env['SPRITE_API'] || DEFAULT_API_URL);
   const tokenPath = join(defaultDataDir(env), 'token');
   const fromEnv = env['SPRITE_TOKEN']?.trim();
   return { api, tokenPath, token: fromEnv || readToken(tokenPath) };

@@ -4,6 +4,7 @@ import { parseArgs } from './args.ts';
 import { createClient } from './client.ts';
 import type { Client } from './client.ts';
 import type { Command, Context } from './command.ts';
+import { DEFAULT_API_URL, PEER_DEFAULTS } from '../defaults.ts';
 import { loadConfig } from './config.ts';
 import { UsageError, describeError } from './errors.ts';
 import type { Io } from './exec.ts';
@@ -52,9 +53,9 @@ function usage(): string {
     '      show this text, or the usage of one command',
     '',
     'environment:',
-    '  SPRITE_API       address of the peer API (default http://127.0.0.1:7070)',
+    `  SPRITE_API       address of the peer API (default ${DEFAULT_API_URL})`,
     '  SPRITE_TOKEN     API token (default: the file token in the data directory)',
-    '  SPRITE_DATA_DIR  data directory (default ~/.sprite)',
+    `  SPRITE_DATA_DIR  data directory (default ~/${PEER_DEFAULTS.dataDirName})`,
     '',
   ].join('\n');
 }
@@ -62,7 +63,7 @@ function usage(): string {
 /** Usage of the commands whose words start with `topic`, or the full text when none match. */
 function help(topic: readonly string[]): string {
   const matching = COMMANDS.filter((c) => topic.length > 0 && topic.every((w, i) => c.words[i] === w));
-  return matching.length === 0 ? usage() : ['usage:', ...synopses(matching), ''].join('\n');
+  return matching.length === 0 ? usage() : ['usage:', ...synopses(matching), ...matching.flatMap((c) => c.details?.() ?? []), ''].join('\n');
 }
 
 /** Finds the command named by the first words of argv; throws UsageError when there is none. */

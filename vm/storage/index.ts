@@ -2,8 +2,9 @@
 export { ObjectVolume, ObjectVolumeStore } from './volume.ts';
 export { StorageDaemon, type StorageDaemonInit } from './daemon/client.ts';
 export type { Attachment, ServiceStats, StorageServiceInit } from './daemon/service.ts';
-export { Volumes, VOLUMES_DEFAULTS, parseCheckpointId, type Checkpoint, type VolumesInit } from './volumes.ts';
-export { DEVICE_DEFAULTS, type DeviceOptions, type DeviceStats } from './device/device.ts';
+export { Volumes, parseCheckpointId, type Checkpoint, type VolumesInit } from './volumes.ts';
+export { DEVICE_DEFAULTS, VOLUMES_DEFAULTS } from './defaults.ts';
+export type { DeviceOptions, DeviceStats } from './device/device.ts';
 export { collectGarbage, GC_DEFAULTS, type GcResult } from './gc.ts';
 export { openObjectStore, redactUrl } from './store/open.ts';
 export type { ObjectStore, ObjectInfo, StoredObject, PutOptions } from './store/store.ts';

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { VOLUMES_DEFAULTS } from './defaults.ts';
 import { ObjectCache } from './device/cache.ts';
 import { BlockDevice, type DeviceOptions } from './device/device.ts';
 import { deleteVolumeMeta, loadVolume, volumePrefix, writeSnapshot } from './device/journal.ts';
@@ -32,15 +33,6 @@ export interface VolumesInit {
   /** Snapshot the metadata after this many log records. @default 256 */
   snapshotEvery?: number;
 }
-
-/** Documented defaults of {@link VolumesInit}. */
-export const VOLUMES_DEFAULTS = {
-  unitSize: 4 * 1024 * 1024,
-  cacheBytes: 10 * 1024 ** 3,
-  leaseTtlMs: 30_000,
-  leaseCheckMs: 1000,
-  snapshotEvery: 256,
-} as const;
 
 /** A checkpoint as callers see it. */
 export interface Checkpoint {

@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { StorageDaemon } from '../../../vm/storage/daemon/client.ts';
 import { hasCode } from '../../../vm/storage/errors.ts';
 import { ObjectVolumeStore } from '../../../vm/storage/volume.ts';
-import { VOLUMES_DEFAULTS } from '../../../vm/storage/volumes.ts';
+import { VOLUMES_DEFAULTS } from '../../../vm/storage/defaults.ts';
 import { removeTemp, sh, startBackend, tempDir, type StoreBackend } from './helpers.ts';
 import { verifyTree, writeTree } from './writer.ts';
 

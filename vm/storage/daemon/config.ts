@@ -1,4 +1,4 @@
-import { DEVICE_DEFAULTS } from '../device/device.ts';
+import { DEVICE_DEFAULTS } from '../defaults.ts';
 import { StorageError } from '../errors.ts';
 import type { DaemonConfig } from './protocol.ts';
 

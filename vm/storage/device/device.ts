@@ -1,5 +1,6 @@
 import { StorageError } from '../errors.ts';
 import type { FuseFile } from '../fuse/files.ts';
+import { DEVICE_DEFAULTS } from '../defaults.ts';
 import type { Logger } from '../logger.ts';
 import type { ObjectStore } from '../store/store.ts';
 import type { ObjectCache } from './cache.ts';
@@ -34,19 +35,6 @@ export interface DeviceOptions {
   /** Period of the write-back loop. */
   intervalMs: number;
 }
-
-/** Documented defaults of {@link DeviceOptions}. */
-export const DEVICE_DEFAULTS: Readonly<DeviceOptions> = Object.freeze({
-  mode: 'strict',
-  uploadConcurrency: 8,
-  softDirtyBytes: 2048 * 1024 * 1024,
-  hardDirtyBytes: 4096 * 1024 * 1024,
-  settleMs: 250,
-  maxDirtyMs: 5000,
-  readAheadUnits: 8,
-  flushTimeoutMs: 120_000,
-  intervalMs: 50,
-});
 
 /** What a block device is made of. */
 export interface DeviceInit {
