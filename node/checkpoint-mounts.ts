@@ -1,5 +1,5 @@
 import type { CheckpointVolume } from '../vm/index.ts';
-import type { Logger } from './logger.ts';
+import type { Logger } from '../vm/index.ts';
 
 /** How many of a sprite's newest checkpoints are mounted inside it. */
 const MOUNTED_CHECKPOINTS = 5;

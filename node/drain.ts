@@ -1,4 +1,4 @@
-import type { Logger } from './logger.ts';
+import type { Logger } from '../vm/index.ts';
 import type { PeerTarget, Placement } from './placement.ts';
 import type { SpriteManager } from './sprites.ts';
 

@@ -1,5 +1,5 @@
 import type { SpriteActivity } from '../proxy/index.ts';
-import type { Logger } from './logger.ts';
+import type { Logger } from '../vm/index.ts';
 import type { SleepCandidate } from './sprites.ts';
 
 /** When sprites sleep. */

@@ -3,7 +3,7 @@ import { rm, stat } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
 import { DEBIAN_SUITE, apparentSize, buildImageFile, checkTarball, findDebootstrap, type Progress, type RootSource, type VolumeStore } from '../vm/index.ts';
 import { PeerError } from './errors.ts';
-import type { Logger } from './logger.ts';
+import type { Logger } from '../vm/index.ts';
 import { SPRITE_NAME, TENANT_NAME_RULE } from './names.ts';
 import type { ImageInfo, ImageRecords } from './records/index.ts';
 

@@ -8,7 +8,7 @@ import { ObjectVolumeStore, StorageDaemon, ensureBaseImage, ensureTools, thawTre
 import { createApiServer } from './api/server.ts';
 import { buildConfig, type PeerConfig, type PeerOptions } from './config.ts';
 import { IdleTimer } from './idle.ts';
-import { createLogger, type Logger } from './logger.ts';
+import { createLogger, type Logger } from '../vm/index.ts';
 import { progressPrinter, type ProgressPrinter } from './progress.ts';
 import { Drain } from './drain.ts';
 import { Placement } from './placement.ts';

@@ -1,4 +1,4 @@
-import type { Logger } from './logger.ts';
+import type { Logger } from '../vm/index.ts';
 
 /** How a warm pool is built. */
 export interface PoolInit<T> {

@@ -8,7 +8,7 @@ import {
 import { CheckpointMounts } from './checkpoint-mounts.ts';
 import type { PeerConfig } from './config.ts';
 import { PeerError } from './errors.ts';
-import type { Logger } from './logger.ts';
+import type { Logger } from '../vm/index.ts';
 import { checkSpriteName } from './names.ts';
 import { WarmPool, type PoolStatus } from './pool.ts';
 import { mirrorServices, restoreServices } from './services-mirror.ts';

@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { ApiError, refuseUpgrade, toApiError } from './errors.ts';
 import type { Mesh } from '../../gossip/index.ts';
-import type { Logger } from '../logger.ts';
+import type { Logger } from '../../vm/index.ts';
 import type { Drain } from '../drain.ts';
 import type { Placement } from '../placement.ts';
 import type { ImageManager } from '../images.ts';

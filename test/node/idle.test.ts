@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { IdleTimer, type SleepTarget } from '../../node/idle.ts';
-import { createLogger } from '../../node/logger.ts';
+import { createLogger } from '../../vm/logger.ts';
 import type { SleepCandidate } from '../../node/sprites.ts';
 import { Activity } from '../../proxy/activity.ts';
 

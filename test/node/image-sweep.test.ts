@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { sweepImageVolumes } from '../../node/images.ts';
-import { createLogger } from '../../node/logger.ts';
+import { createLogger } from '../../vm/logger.ts';
 import { StorageDaemon } from '../../vm/storage/daemon/client.ts';
 import { ObjectVolumeStore } from '../../vm/storage/volume.ts';
 import { removeTemp, startBackend, tempDir } from '../vm/storage/helpers.ts';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { silentLogger } from '../../node/logger.ts';
+import { silentLogger } from '../../vm/logger.ts';
 import { WarmPool } from '../../node/pool.ts';
 
 function counterPool(depth: number, concurrency = 1) {

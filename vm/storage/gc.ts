@@ -1,6 +1,6 @@
 import { listStoredVolumes, loadVolume, replayMaps } from './device/journal.ts';
 import { objectIdOfKey } from './device/objects.ts';
-import type { Logger } from './logger.ts';
+import type { Logger } from '../logger.ts';
 import type { ObjectInfo, ObjectStore } from './store/store.ts';
 
 /** Options of one garbage collection pass. */

@@ -9,4 +9,4 @@ export { collectGarbage, GC_DEFAULTS, type GcResult } from './gc.ts';
 export { openObjectStore, redactUrl } from './store/open.ts';
 export type { ObjectStore, ObjectInfo, StoredObject, PutOptions } from './store/store.ts';
 export { StorageError, STORAGE_ERROR_CODES, hasCode, type StorageErrorCode } from './errors.ts';
-export { jsonLogger, silentLogger, type Logger } from './logger.ts';
+export { createLogger, silentLogger, type Logger } from '../logger.ts';

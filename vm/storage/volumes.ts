@@ -9,7 +9,7 @@ import { Lease } from './device/lease.ts';
 import { HEAD, MetaDb, type VersionRecord, type VolumeRecord, type VolumeState } from './device/meta-db.ts';
 import { VolumeMetadata } from './device/metadata.ts';
 import { StorageError, describe, hasCode } from './errors.ts';
-import type { Logger } from './logger.ts';
+import type { Logger } from '../logger.ts';
 import type { ObjectStore } from './store/store.ts';
 
 /** Options of the volume engine. */

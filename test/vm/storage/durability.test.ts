@@ -6,7 +6,7 @@ import { HEAD } from '../../../vm/storage/device/meta-db.ts';
 import { objectKey } from '../../../vm/storage/device/objects.ts';
 import { hasCode } from '../../../vm/storage/errors.ts';
 import { collectGarbage } from '../../../vm/storage/gc.ts';
-import { memoryLogger, silentLogger } from '../../../vm/storage/logger.ts';
+import { memoryLogger, silentLogger } from '../../../vm/logger.ts';
 import { openObjectStore } from '../../../vm/storage/store/open.ts';
 import { listAll } from '../../../vm/storage/store/store.ts';
 import { interceptStore, openEngine, removeTemp, seededBytes, startBackend, tempDir, type StoreBackend } from './helpers.ts';

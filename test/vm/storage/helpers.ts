@@ -143,7 +143,7 @@ export async function startBackend(name: 'file' | 's3'): Promise<StoreBackend> {
 export async function openEngine(url: string, dataDir: string, init: Partial<import('../../../vm/storage/volumes.ts').VolumesInit> = {}) {
   const { Volumes } = await import('../../../vm/storage/volumes.ts');
   const { openObjectStore } = await import('../../../vm/storage/store/open.ts');
-  const { silentLogger } = await import('../../../vm/storage/logger.ts');
+  const { silentLogger } = await import('../../../vm/logger.ts');
   const store = init.store ?? (await openObjectStore(url));
   return Volumes.open({
     dataDir, store, logger: silentLogger(), unitSize: 64 * 1024, ...init,

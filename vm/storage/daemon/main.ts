@@ -5,13 +5,13 @@
  *   node vm/storage/daemon/main.ts '<StorageDaemonConfig as JSON>'
  */
 import { StorageError, describe } from '../errors.ts';
-import { jsonLogger } from '../logger.ts';
+import { createLogger } from '../../logger.ts';
 import { ioFlusherActive, protectFromOom } from './ioflusher.ts';
 import { StorageService } from './service.ts';
 import { handleRequest, type DaemonConfig, type DaemonReply, type DaemonRequest } from './protocol.ts';
 
 const config = JSON.parse(process.argv[2] ?? '{}') as DaemonConfig;
-const logger = jsonLogger({ unit: 'storage', pid: process.pid });
+const logger = createLogger({ unit: 'storage', pid: process.pid });
 await protectFromOom();
 const ioFlusher = await ioFlusherActive();
 if (!ioFlusher) {

@@ -5,7 +5,7 @@ import type { BlockDevice, DeviceStats } from '../device/device.ts';
 import { StorageError, describe, hasCode } from '../errors.ts';
 import { FuseServer, type FuseStats } from '../fuse/server.ts';
 import { collectGarbage, type GcResult } from '../gc.ts';
-import type { Logger } from '../logger.ts';
+import type { Logger } from '../../logger.ts';
 import { CountingStore, type StoreCounters } from '../store/counting.ts';
 import { openObjectStore } from '../store/open.ts';
 import { Volumes, parseCheckpointId, type Checkpoint, type VolumesInit } from '../volumes.ts';

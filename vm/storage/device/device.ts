@@ -1,7 +1,7 @@
 import { StorageError } from '../errors.ts';
 import type { FuseFile } from '../fuse/files.ts';
 import { DEVICE_DEFAULTS } from '../defaults.ts';
-import type { Logger } from '../logger.ts';
+import type { Logger } from '../../logger.ts';
 import type { ObjectStore } from '../store/store.ts';
 import type { ObjectCache } from './cache.ts';
 import { DirtyUnits } from './dirty-units.ts';

@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { crc32 } from 'node:zlib';
 import { directIoFits } from '../aligned.ts';
 import { describe } from '../errors.ts';
-import type { Logger } from '../logger.ts';
+import type { Logger } from '../../logger.ts';
 import type { ObjectCache } from './cache.ts';
 import type { MetaDb } from './meta-db.ts';
 import { crc32Combine, isZero } from './objects.ts';

@@ -1,5 +1,5 @@
 import { describe } from '../errors.ts';
-import type { Logger } from '../logger.ts';
+import type { Logger } from '../../logger.ts';
 import type { ObjectStore } from '../store/store.ts';
 import { appendRecord, writeSnapshot } from './journal.ts';
 import type { Lease } from './lease.ts';

@@ -1,5 +1,5 @@
 import { describe } from '../errors.ts';
-import type { Logger } from '../logger.ts';
+import type { Logger } from '../../logger.ts';
 import type { ObjectStore } from '../store/store.ts';
 import type { ObjectCache } from './cache.ts';
 import type { DeviceOptions } from './device.ts';

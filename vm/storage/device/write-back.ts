@@ -1,6 +1,6 @@
 import { readFile, unlink } from 'node:fs/promises';
 import { StorageError, describe, hasCode } from '../errors.ts';
-import type { Logger } from '../logger.ts';
+import type { Logger } from '../../logger.ts';
 import type { ObjectStore } from '../store/store.ts';
 import type { DeviceOptions } from './device.ts';
 import type { DirtyUnit, DirtyUnits } from './dirty-units.ts';

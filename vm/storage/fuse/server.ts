@@ -2,7 +2,7 @@ import { closeSync, openSync, writevSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StorageError, describe } from '../errors.ts';
-import type { Logger } from '../logger.ts';
+import type { Logger } from '../../logger.ts';
 import { FuseErrno, ServedFiles, type FuseFile } from './files.ts';
 import { abortConnection, mountFuse, unmount } from './mount.ts';
 import {
