@@ -87,6 +87,8 @@ export class Mesh {
   readonly #listeners = new Set<(event: MemberEvent) => void>();
   readonly #rejectLogged = new Map<string, number>();
   #rejected = 0;
+  #started = false;
+  #stopped = false;
   #timers: NodeJS.Timeout[] = [];
   #unsubscribe: (() => void) | undefined;
 
@@ -118,8 +120,21 @@ export class Mesh {
     }
   }
 
-  /** Starts the host and every loop, writes the first heartbeat and dials the bootstrap peers. */
+  /**
+   * Starts the host and every loop, writes the first heartbeat and dials the bootstrap peers. A
+   * start that fails (a listen address in use) stops what it started before it throws.
+   */
   async start(): Promise<void> {
+    this.#started = true;
+    try {
+      await this.#run();
+    } catch (error) {
+      await this.#halt();
+      throw error;
+    }
+  }
+
+  async #run(): Promise<void> {
     this.#unsubscribe = this.store.subscribe(peersTable, (event) => {
       if (event.origin === 'remote' && event.row) this.#sawHeartbeat(event.row);
     });
@@ -133,16 +148,27 @@ export class Mesh {
     this.#timers.push(setInterval(() => this.tick(), TICK_MS));
   }
 
-  /** Stops every loop and the host, and closes the store. */
+  /** Stops every loop and the host (when started), and closes the store; safe to call twice. */
   async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    if (this.#started) await this.#halt();
+    this.store.close();
+  }
+
+  /** Ends the loops and the host; each step tolerates a part that never started. */
+  async #halt(): Promise<void> {
     for (const timer of this.#timers) clearInterval(timer);
     this.#timers = [];
     this.#unsubscribe?.();
     this.#connectivity.stop();
     await this.#sync.stop();
-    this.#broadcast.stop();
+    try {
+      this.#broadcast.stop();
+    } catch {
+      // The pubsub service never started.
+    }
     await this.host.stop();
-    this.store.close();
   }
 
   /** Commits a local transaction and broadcasts it. Returns the changeset (undefined when nothing changed). */

@@ -1,21 +1,27 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
+import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Mesh } from '../gossip/index.ts';
 import { createProxy, formatProxyColumn, spriteHost, type EdgeProxy, type LocalSprites } from '../proxy/index.ts';
-import { ObjectVolumeStore, StorageDaemon, ensureBaseImage, ensureTools, thawTree, type Progress, type ServiceStatus } from '../vm/index.ts';
+import {
+  createLogger, ensureBaseImage, ensureTools, ObjectVolumeStore, StorageDaemon, thawTree, type Logger, type Progress, type ServiceStatus,
+} from '../vm/index.ts';
 import { createApiServer } from './api/server.ts';
 import { buildConfig, type PeerConfig, type PeerOptions } from './config.ts';
-import { IdleTimer } from './idle.ts';
-import { createLogger, type Logger } from '../vm/index.ts';
-import { progressPrinter, type ProgressPrinter } from './progress.ts';
+import { hopSecret, loadOrCreate, lockDataDir, unlockDataDir } from './data-dir.ts';
 import { Drain } from './drain.ts';
+import { IdleTimer } from './idle.ts';
+import { ImageManager } from './images.ts';
 import { Placement } from './placement.ts';
 import { checkHost } from './preflight.ts';
-import { ImageManager } from './images.ts';
+import { progressPrinter, type ProgressPrinter } from './progress.ts';
+import {
+  edgeCerts, edgeRoutes, ensureAdminOrg, ImageRecords, RECORD_TABLES, registerPeerToken, SpriteRecords, tokenCheck, type EdgeRoutes,
+} from './records/index.ts';
 import { SpriteManager } from './sprites.ts';
-import { edgeCerts, edgeRoutes, ensureAdminOrg, ImageRecords, RECORD_TABLES, registerPeerToken, SpriteRecords, tokenCheck } from './records/index.ts';
+import { Teardown } from './teardown.ts';
 
 /** Version of the peer software. */
 export const VERSION = '0.1.0';
@@ -40,34 +46,74 @@ export interface Peer {
   stop(): Promise<void>;
 }
 
+/** Every part of a peer, built by `setup` and started by `run`. */
+interface Parts {
+  config: Readonly<PeerConfig>;
+  logger: Logger;
+  token: string;
+  newToken: boolean;
+  mesh: Mesh;
+  registry: SpriteRecords;
+  images: ImageManager;
+  sprites: SpriteManager;
+  drain: Drain;
+  idle: IdleTimer;
+  server: http.Server;
+  routes: EdgeRoutes;
+  proxy: EdgeProxy;
+  /** What this peer tells the mesh about its listeners, filled in as they open. */
+  self: { api: string; proxy: string | null };
+}
+
 /**
  * Starts a peer: checks the host, prepares the data dir, image and pool, and serves the API.
- * `progress` shows how the first start's base image build goes.
+ * `progress` shows how the first start's base image build goes. Whatever was started before a
+ * failure is stopped again before the error reaches the caller.
  */
 export async function startPeer(options: PeerOptions = {}, logger: Logger = createLogger(), progress?: ProgressPrinter): Promise<Peer> {
   const config = buildConfig(options);
+  const teardown = new Teardown(logger);
+  try {
+    const parts = await setup(config, teardown, logger, progress);
+    await run(parts, teardown);
+    const { mesh, token, newToken, sprites, proxy, self } = parts;
+    return { config, id: mesh.peerId, url: self.api, token, newToken, sprites, mesh, proxy, stop: () => teardown.run() };
+  } catch (error) {
+    await teardown.run();
+    throw error;
+  }
+}
+
+/**
+ * Builds the parts in order, each from the ones before: data dir, token, base image and tools, the
+ * storage daemon (a process of its own), the mesh and its records, the sprite manager and what
+ * uses it, the API server and the edge proxy. Nothing serves or loops yet.
+ */
+async function setup(config: Readonly<PeerConfig>, teardown: Teardown, logger: Logger, progress?: ProgressPrinter): Promise<Parts> {
   await checkHost();
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   await lockDataDir(config.dataDir);
+  teardown.defer('data dir lock', () => unlockDataDir(config.dataDir));
   const { token, created: newToken } = await loadOrCreate(join(config.dataDir, 'token'), () => randomBytes(24).toString('base64url'));
   const image = await baseImage(config, logger, (text, percent) => progress?.update(text, percent)).finally(() => progress?.done());
   const toolsDir = await ensureTools(join(config.dataDir, 'tools'));
-  let apiUrl = '';
-  let sprites: SpriteManager | undefined;
-  let proxyColumn: string | null = null;
-  let drain: Drain | undefined;
+
+  const self: Parts['self'] = { api: '', proxy: null };
   const mesh = await Mesh.open({
     dataDir: config.dataDir, tables: RECORD_TABLES, listen: config.mesh.listen, bootstrap: config.mesh.bootstrap, swarmKeyFile: config.mesh.swarmKeyFile,
     membership: { suspectAfterMs: config.mesh.suspectAfterMs, downAfterMs: config.mesh.downAfterMs },
     heartbeatMs: config.mesh.heartbeatMs, syncIntervalMs: config.mesh.syncIntervalMs, connections: config.mesh.connections,
     logger: logger.child({ component: 'mesh' }),
+    // Read at each heartbeat, once running: every part below exists by then.
     describe: () => ({
-      api: apiUrl, proxy: proxyColumn, pool_target: config.pool.depth, pool_ready: sprites?.poolStatus().ready ?? 0,
-      capacity: config.sprite.capacity, load: sprites?.load() ?? 0, version: VERSION, drain: drain?.state ?? null,
+      api: self.api, proxy: self.proxy, pool_target: config.pool.depth, pool_ready: sprites.poolStatus().ready,
+      capacity: config.sprite.capacity, load: sprites.load(), version: VERSION, drain: drain.state,
     }),
   });
+  teardown.defer('mesh', () => mesh.stop());
   const id = mesh.peerId;
   const log = logger.child({ peer: id });
+
   const peerKey = createHash('sha256').update(config.dataDir).digest('hex').slice(0, 10);
   // Sprites frozen when a previous run was killed hold their disks' mounts until thawed, and the
   // previous storage daemon waits for those mounts before it exits: thaw before starting a new one.
@@ -75,106 +121,82 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
   const storage = await StorageDaemon.start({
     dataDir: join(config.dataDir, 'storage'), objectStore: config.storage.objectStore, cacheBytes: config.storage.cacheBytes, device: config.storage.device,
   });
+  teardown.defer('storage daemon', () => storage.stop());
   const volumes = new ObjectVolumeStore(storage);
+
   const registry = new SpriteRecords(mesh);
+  registerPeerToken(mesh, token, id);
+  ensureAdminOrg(mesh);
   const images = new ImageManager({
     records: new ImageRecords(mesh), volumes, dir: join(config.dataDir, 'images', 'build'), rootId: config.sprite.rootHostId, peerId: id,
     maxBytes: config.storage.imageMaxBytes, logger: log.child({ component: 'images' }),
   });
-  sprites = new SpriteManager({
+  const sprites = new SpriteManager({
     config, registry, volumes, image, images: (name) => images.get(name).volume, toolsDir, peerId: id, peerKey,
     peerApi: (peer) => mesh.members().find((m) => m.id === peer)?.row.api, logger: log,
   });
-  registerPeerToken(mesh, token, id);
-  ensureAdminOrg(mesh);
   const placement = new Placement(mesh, sprites);
-  drain = new Drain({
+  const drain = new Drain({
     sprites, placement, token, logger: log.child({ component: 'drain' }),
     publish: (state) => mesh.publishSelf({ drain: state }),
   });
-  let proxy: EdgeProxy | undefined;
   const idle = new IdleTimer(config.sleep, {
-    target: sprites, proxyActivity: (name) => proxy?.activity(name), logger: log.child({ component: 'idle' }),
+    target: sprites, proxyActivity: (name) => proxy.activity(name), logger: log.child({ component: 'idle' }),
   });
-  const edge = { address: () => proxy?.address(), ca: () => proxy?.ca() ?? null };
-  const server = createApiServer({ sprites, registry, edge, images, placement, drain, use: idle, mesh, token, peerId: id, version: VERSION, logger: log.child({ component: 'api' }) });
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(config.api.port, config.api.host, () => resolve());
-    });
-  } catch (error) {
-    mesh.store.close();
-    await storage.stop();
-    await unlockDataDir(config.dataDir);
-    throw new Error(`cannot listen on ${config.api.host}:${config.api.port}: ${(error as Error).message}`);
-  }
-  const address = server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  apiUrl = `http://${host}:${address.port}`;
-  await mesh.start();
-  const manager = sprites;
+
   const routes = edgeRoutes(mesh);
-  proxy = createProxy({
+  teardown.defer('proxy routes', () => routes.close());
+  const proxy = createProxy({
     http: config.proxy.http, https: config.proxy.https, domain: config.proxy.domain,
     tlsFiles: config.proxy.tlsCert && config.proxy.tlsKey ? { cert: config.proxy.tlsCert, key: config.proxy.tlsKey } : undefined,
     certWaitMs: config.proxy.certWaitMs,
-    hopSecret: await hopSecret(config),
+    hopSecret: await hopSecret(config.mesh.swarmKeyFile ?? join(config.dataDir, 'swarm.key')),
     // A request for a sprite whose peer is down takes the sprite over here (see docs/MESH.md).
     rehome: async (name) => {
-      await manager.adopt(name);
+      await sprites.adopt(name);
     },
   }, {
-    routes, certs: edgeCerts(mesh), sprites: localSprites(manager), logger: log.child({ component: 'proxy' }),
-    tokens: tokenCheck(mesh.store),
+    routes, certs: edgeCerts(mesh), sprites: localSprites(sprites), logger: log.child({ component: 'proxy' }), tokens: tokenCheck(mesh.store),
   });
-  try {
-    proxyColumn = formatProxyColumn(await proxy.start());
-  } catch (error) {
-    routes.close();
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
-    await storage.stop();
-    await mesh.stop();
-    await unlockDataDir(config.dataDir);
-    throw error;
-  }
-  // Publish the proxy now rather than at the next heartbeat, so other peers can forward at once.
-  mesh.publishSelf({ proxy: proxyColumn });
+  const server = createApiServer({
+    sprites, registry, edge: proxy, images, placement, drain, use: idle, mesh, token, peerId: id, version: VERSION, logger: log.child({ component: 'api' }),
+  });
+  return { config, logger: log, token, newToken, mesh, registry, images, sprites, drain, idle, server, routes, proxy, self };
+}
+
+/**
+ * Starts each part's loop, in an order that lets the teardown stack undo them in reverse: the mesh
+ * (then catching up with it), the sprites and their timers, and last the listeners, so a stopping
+ * peer takes no requests while its sprites stop.
+ */
+async function run(parts: Parts, teardown: Teardown): Promise<void> {
+  const { config, logger, mesh, registry, images, sprites, drain, idle, server, proxy, self } = parts;
+  await mesh.start();
   await catchUp(mesh);
+
   await sprites.start();
-  // Image volumes left by failed builds or deletes anywhere in the mesh: looked for now and then.
-  const sweepImages = (): void => void images.sweep().catch((error: unknown) => log.warn('image volume sweep failed', { error: (error as Error).message }));
-  sweepImages();
-  const sweeper = setInterval(sweepImages, IMAGE_SWEEP_EVERY_MS);
-  sweeper.unref();
+  teardown.defer('sprites', () => sprites.stop());
   // A destroyed sprite's use goes with it, so the idle timer's map stays bounded by the mesh.
   const unfollow = registry.watch((name) => {
     if (!registry.get(name)) idle.forget(name);
   });
+  teardown.defer('idle forgetting', unfollow);
   idle.start();
-  const edgeProxy = proxy;
-  let stopping: Promise<void> | undefined;
-  return {
-    config, id, url: apiUrl, token, newToken, sprites: manager, mesh, proxy: edgeProxy,
-    stop: () => {
-      stopping ??= (async () => {
-        drain!.stop();
-        idle.stop();
-        unfollow();
-        clearInterval(sweeper);
-        await edgeProxy.stop();
-        routes.close();
-        server.closeAllConnections();
-        await new Promise((resolve) => server.close(resolve));
-        await manager.stop();
-        await storage.stop();
-        await mesh.stop();
-        await unlockDataDir(config.dataDir);
-      })();
-      return stopping;
-    },
-  };
+  teardown.defer('idle timer', () => idle.stop());
+  // Image volumes left by failed builds or deletes anywhere in the mesh: looked for now and then.
+  const sweepImages = (): void => void images.sweep().catch((error: unknown) => logger.warn('image volume sweep failed', { error: (error as Error).message }));
+  sweepImages();
+  const sweeper = setInterval(sweepImages, IMAGE_SWEEP_EVERY_MS);
+  sweeper.unref();
+  teardown.defer('image sweep', () => clearInterval(sweeper));
+
+  self.api = await listen(server, config.api);
+  teardown.defer('API', () => close(server));
+  teardown.defer('proxy', () => proxy.stop());
+  self.proxy = formatProxyColumn(await proxy.start());
+  // Published now rather than at the next heartbeat, so other peers can reach this one at once.
+  mesh.publishSelf({ api: self.api, proxy: self.proxy });
+  teardown.defer('drain', () => drain.stop());
 }
 
 /** `sprite peer start`: runs a peer until SIGINT, SIGTERM or SIGHUP (its terminal closed). */
@@ -231,12 +253,6 @@ async function catchUp(mesh: Mesh): Promise<void> {
   await mesh.syncAll();
 }
 
-/** The secret that signs proxy hops: every holder of the swarm key derives the same one. */
-async function hopSecret(config: Readonly<PeerConfig>): Promise<Buffer> {
-  const key = await readFile(config.mesh.swarmKeyFile ?? join(config.dataDir, 'swarm.key'));
-  return createHash('sha256').update('sprite-proxy-hop\n').update(key).digest();
-}
-
 /** The sprite manager as the proxy sees it: sockets of running sprites, wake as the wake path. */
 function localSprites(manager: SpriteManager): LocalSprites {
   return {
@@ -256,33 +272,23 @@ function localSprites(manager: SpriteManager): LocalSprites {
   };
 }
 
-async function loadOrCreate(path: string, make: () => string): Promise<{ token: string; created: boolean }> {
-  try {
-    return { token: (await readFile(path, 'utf8')).trim(), created: false };
-  } catch {
-    const token = make();
-    await writeFile(path, `${token}\n`, { mode: 0o600, flag: 'wx' });
-    return { token, created: true };
-  }
+/** Listens on `at` and resolves with the API's base URL. */
+async function listen(server: http.Server, at: { host: string; port: number }): Promise<string> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(at.port, at.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  }).catch((error: unknown) => {
+    throw new Error(`cannot listen on ${at.host}:${at.port}: ${(error as Error).message}`, { cause: error });
+  });
+  const address = server.address() as AddressInfo;
+  return `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
 }
 
-/** One peer per data dir: a second start on the same dir fails instead of corrupting it. */
-async function lockDataDir(dir: string): Promise<void> {
-  const lock = join(dir, 'peer.pid');
-  const holder = Number((await readFile(lock, 'utf8').catch(() => '')).trim());
-  if (holder && holder !== process.pid && alive(holder)) throw new Error(`another peer (pid ${holder}) uses ${dir}`);
-  await writeFile(lock, `${process.pid}\n`);
-}
-
-async function unlockDataDir(dir: string): Promise<void> {
-  await rm(join(dir, 'peer.pid'), { force: true });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+/** Closes the API server and cuts its open connections (WebSockets, followed logs). */
+async function close(server: http.Server): Promise<void> {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
 }
