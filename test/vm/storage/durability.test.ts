@@ -111,7 +111,14 @@ test('GC deletes unreferenced old objects but never live ones, including those w
     await device.fsync();
     // 8 objects of gen2 are referenced by nothing; gen1 lives in v0, gen3 in the head.
     const store = await openObjectStore(backend.url);
-    const later = Date.now() + 10_000_000;
+    // The pass below runs "later", with a grace period that still covers everything from the
+    // moment the writer starts: what the writer uploads before committing is exactly what the
+    // grace period protects in production. Stores that keep modification times in whole seconds
+    // need the 2 s margin, so gen2 is made older than that first.
+    await new Promise((resolve) => setTimeout(resolve, 2100));
+    const writerStart = Date.now();
+    const later = writerStart + 10_000_000;
+    const coversWriter = later - writerStart + 2000;
     // A concurrent writer keeps writing and committing during the pass.
     let writing = true;
     const writer = (async () => {
@@ -122,7 +129,7 @@ test('GC deletes unreferenced old objects but never live ones, including those w
     })();
     const grace = await collectGarbage({ store, logger: silentLogger(), graceMs: 3_600_000 });
     assert.equal(grace.deleted, 0, 'nothing is older than the grace period');
-    const result = await collectGarbage({ store, logger: silentLogger(), graceMs: 1000, now: later });
+    const result = await collectGarbage({ store, logger: silentLogger(), graceMs: coversWriter, now: later });
     writing = false;
     await writer;
     assert.ok(result.deleted >= 8, `unreferenced gen2 objects went (${result.deleted})`);
