@@ -5,19 +5,28 @@ import type { SpriteManager } from './sprites.ts';
 /** Drain progress as gossiped in the peer's row. */
 export type DrainState = 'draining' | 'drained' | null;
 
+/** What draining uses of the sprite manager. */
+export type DrainSprites = Pick<SpriteManager, 'close' | 'ownedNames' | 'handOff'>;
+
 /** What draining needs from the peer. */
 export interface DrainInit {
-  sprites: SpriteManager;
-  placement: Placement;
+  sprites: DrainSprites;
+  /** Where each sprite goes. */
+  placement: Pick<Placement, 'handOffTarget'>;
   /** This peer's admin token: the adopting peer authenticates the handoff with it. */
   token: string;
   /** Publishes a new state in this peer's row at once. */
   publish: (state: DrainState) => void;
   logger: Logger;
+  /**
+   * Pause before another round when some sprite found no peer to take it or failed to move.
+   * @default 2000
+   */
+  retryMs?: number;
 }
 
-/** Pause before another round when some sprite found no peer to take it. */
-const RETRY_MS = 2000;
+/** Defaults of the optional {@link DrainInit} fields. */
+const DEFAULTS = { retryMs: 2000 };
 
 /**
  * `sprite peer drain`: the peer stops taking creates, empties its pool, and moves each of its
@@ -34,6 +43,7 @@ export class Drain {
     this.#init = init;
   }
 
+  /** Where the drain is now: null before `start`, then 'draining', then 'drained'. */
   get state(): DrainState {
     return this.#state;
   }
@@ -74,7 +84,7 @@ export class Drain {
           logger.warn('moving a sprite failed; will retry', { sprite: name, to: target.peer, error: (error as Error).message });
         }
       }
-      if (stuck > 0) await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+      if (stuck > 0) await new Promise((resolve) => setTimeout(resolve, this.#init.retryMs ?? DEFAULTS.retryMs));
     }
     if (!this.#stopped) this.#set('drained');
   }

@@ -1,5 +1,4 @@
-import type { CheckpointVolume } from '../vm/index.ts';
-import type { Logger } from '../vm/index.ts';
+import type { CheckpointVolume, Logger } from '../../vm/index.ts';
 
 /** How many of a sprite's newest checkpoints are mounted inside it. */
 const MOUNTED_CHECKPOINTS = 5;

@@ -1,0 +1,104 @@
+import { canCheckpoint, type CheckpointInfo, type CheckpointVolume, type SandboxInit, type VolumeStore } from '../../vm/index.ts';
+import { PeerError } from '../errors.ts';
+import type { SpriteRecord } from '../records/index.ts';
+import type { Machine, SpritePartInit } from './machines.ts';
+
+/** What a sprite's checkpoints need. */
+export interface CheckpointsInit extends SpritePartInit {
+  volumes: Pick<VolumeStore, 'open'>;
+}
+
+/**
+ * A sprite's checkpoints: create, list, delete and restore through the API, the same create and
+ * list asked from inside the sprite, and the newest ones kept mounted inside it.
+ */
+export class SpriteCheckpoints {
+  readonly #init: CheckpointsInit;
+
+  constructor(init: CheckpointsInit) {
+    this.#init = init;
+  }
+
+  /**
+   * Checkpoints a sprite's disk (metadata only; its processes keep running). Its mount inside
+   * follows in the background, so the API answers in checkpoint time.
+   */
+  create(name: string, comment = ''): Promise<CheckpointInfo> {
+    return this.#create(name, comment);
+  }
+
+  /** A sprite's checkpoints, oldest first. */
+  list(name: string): Promise<CheckpointInfo[]> {
+    return this.#volume(name).checkpoints();
+  }
+
+  /** Deletes one checkpoint; throws ERR_CHECKPOINT_NOT_FOUND. */
+  async delete(name: string, id: string): Promise<void> {
+    const volume = this.#volume(name);
+    await requireCheckpoint(volume, id);
+    await volume.deleteCheckpoint(id);
+    const { machines } = this.#init;
+    void machines.syncMounts(machines.running(name));
+  }
+
+  /** Restores a sprite's disk to a checkpoint: stops it, points the disk at the checkpoint, and starts it again if it ran. */
+  async restore(name: string, id: string): Promise<SpriteRecord> {
+    const { machines } = this.#init;
+    const volume = this.#volume(name);
+    await requireCheckpoint(volume, id);
+    const wasRunning = await machines.exclusive(name, async () => {
+      const machine = machines.untrack(name);
+      if (machine) await machines.halt(machine);
+      // A sprite in cold sleep stays asleep on the restored disk.
+      if (machine || machines.get(name).state !== 'cold') machines.setState(name, 'stopped');
+      await volume.restore(id);
+      return machine !== undefined;
+    });
+    return wasRunning ? this.#init.startSprite(name) : machines.get(name);
+  }
+
+  /** What code inside a machine may ask of the peer: checkpoints of its own sprite, nothing else. */
+  insideRequests(machine: Machine): Pick<SandboxInit, 'requests' | 'onRequestError'> {
+    const name = (): string => {
+      if (machine.name === undefined || this.#init.machines.running(machine.name) !== machine) throw new PeerError('ERR_SPRITE_NOT_RUNNING', 'this sprite is not running');
+      return machine.name;
+    };
+    return {
+      requests: {
+        createCheckpoint: (comment) => this.#create(name(), comment, machine),
+        listCheckpoints: () => this.list(name()),
+      },
+      onRequestError: (request, error) => {
+        this.#init.logger.warn('request from inside a sprite failed', { sprite: machine.name ?? null, op: request.op, error: (error as Error).message });
+      },
+    };
+  }
+
+  /**
+   * `from`: the request came from inside this machine, which must still be the sprite's; the
+   * answer then waits for the mount, so the caller can use /.sprite/checkpoints/<id> at once.
+   */
+  async #create(name: string, comment: string, from?: Machine): Promise<CheckpointInfo> {
+    const { machines } = this.#init;
+    const volume = this.#volume(name);
+    const created = await machines.exclusive(name, async () => {
+      if (from && machines.running(name) !== from) throw new PeerError('ERR_SPRITE_NOT_RUNNING', `sprite ${name} is stopping`);
+      return volume.checkpoint(comment);
+    });
+    const mounted = machines.syncMounts(machines.running(name));
+    if (from) await mounted;
+    return created;
+  }
+
+  /** The volume of a sprite this peer owns, if it takes checkpoints; throws ERR_BAD_REQUEST otherwise. */
+  #volume(name: string): CheckpointVolume {
+    const volume = this.#init.volumes.open(this.#init.machines.owned(name).id);
+    if (!canCheckpoint(volume)) throw new PeerError('ERR_BAD_REQUEST', 'this peer\'s volumes do not support checkpoints');
+    return volume;
+  }
+}
+
+/** Throws ERR_CHECKPOINT_NOT_FOUND unless `volume` has checkpoint `id`. */
+async function requireCheckpoint(volume: CheckpointVolume, id: string): Promise<void> {
+  if (!(await volume.checkpoints()).some((c) => c.id === id)) throw new PeerError('ERR_CHECKPOINT_NOT_FOUND', `no checkpoint ${id}`);
+}
