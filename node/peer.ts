@@ -11,7 +11,7 @@ import { IdleTimer } from './idle.ts';
 import { createLogger, type Logger } from '../vm/index.ts';
 import { progressPrinter, type ProgressPrinter } from './progress.ts';
 import { Drain } from './drain.ts';
-import { Placement } from './placement.ts';
+import { CreateFlow, PeerClient, Placement } from './placement/index.ts';
 import { checkHost } from './preflight.ts';
 import { ImageManager } from './images.ts';
 import { SpriteManager } from './sprites.ts';
@@ -87,7 +87,9 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
   });
   registerPeerToken(mesh, token, id);
   ensureAdminOrg(mesh);
-  const placement = new Placement(mesh, sprites);
+  const placement = new Placement({ mesh, sprites });
+  const peers = new PeerClient();
+  const creates = new CreateFlow({ placement, sprites, peers, peerId: id });
   drain = new Drain({
     sprites, placement, token, logger: log.child({ component: 'drain' }),
     publish: (state) => mesh.publishSelf({ drain: state }),
@@ -97,7 +99,7 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
     target: sprites, proxyActivity: (name) => proxy?.activity(name), logger: log.child({ component: 'idle' }),
   });
   const edge = { address: () => proxy?.address(), ca: () => proxy?.ca() ?? null };
-  const server = createApiServer({ sprites, registry, edge, images, placement, drain, use: idle, mesh, token, peerId: id, version: VERSION, logger: log.child({ component: 'api' }) });
+  const server = createApiServer({ sprites, registry, edge, images, placement, creates, peers, drain, use: idle, mesh, token, peerId: id, version: VERSION, logger: log.child({ component: 'api' }) });
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -167,6 +169,7 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
         routes.close();
         server.closeAllConnections();
         await new Promise((resolve) => server.close(resolve));
+        peers.close();
         await manager.stop();
         await storage.stop();
         await mesh.stop();
