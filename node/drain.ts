@@ -1,5 +1,5 @@
 import type { Logger } from '../vm/index.ts';
-import type { PeerTarget, Placement } from './placement.ts';
+import type { PeerTarget, Placement } from './placement/index.ts';
 import type { SpriteManager } from './sprites.ts';
 
 /** Drain progress as gossiped in the peer's row. */

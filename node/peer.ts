@@ -14,7 +14,7 @@ import { hopSecret, loadOrCreate, lockDataDir, unlockDataDir } from './data-dir.
 import { Drain } from './drain.ts';
 import { IdleTimer } from './idle.ts';
 import { ImageManager } from './images.ts';
-import { Placement } from './placement.ts';
+import { CreateFlow, PeerClient, Placement } from './placement/index.ts';
 import { checkHost } from './preflight.ts';
 import { progressPrinter, type ProgressPrinter } from './progress.ts';
 import {
@@ -135,7 +135,10 @@ async function setup(config: Readonly<PeerConfig>, teardown: Teardown, logger: L
     config, registry, volumes, image, images: (name) => images.get(name).volume, toolsDir, peerId: id, peerKey,
     peerApi: (peer) => mesh.members().find((m) => m.id === peer)?.row.api, logger: log,
   });
-  const placement = new Placement(mesh, sprites);
+  const placement = new Placement({ mesh, sprites });
+  const peers = new PeerClient();
+  teardown.defer('peer client', () => peers.close());
+  const creates = new CreateFlow({ placement, sprites, peers, peerId: id });
   const drain = new Drain({
     sprites, placement, token, logger: log.child({ component: 'drain' }),
     publish: (state) => mesh.publishSelf({ drain: state }),
@@ -159,7 +162,7 @@ async function setup(config: Readonly<PeerConfig>, teardown: Teardown, logger: L
     routes, certs: edgeCerts(mesh), sprites: localSprites(sprites), logger: log.child({ component: 'proxy' }), tokens: tokenCheck(mesh.store),
   });
   const server = createApiServer({
-    sprites, registry, edge: proxy, images, placement, drain, use: idle, mesh, token, peerId: id, version: VERSION, logger: log.child({ component: 'api' }),
+    sprites, registry, edge: proxy, images, placement, creates, peers, drain, use: idle, mesh, token, peerId: id, version: VERSION, logger: log.child({ component: 'api' }),
   });
   return { config, logger: log, token, newToken, mesh, registry, images, sprites, drain, idle, server, routes, proxy, self };
 }

@@ -5,16 +5,21 @@ import { ApiError, refuseUpgrade, toApiError } from './errors.ts';
 import type { Mesh } from '../../gossip/index.ts';
 import type { Logger } from '../../vm/index.ts';
 import type { Drain } from '../drain.ts';
-import type { Placement } from '../placement.ts';
+import { fromPeer, type CreateFlow, type PeerClient, type PeerTarget, type Placement } from '../placement/index.ts';
 import type { ImageManager } from '../images.ts';
 import type { SpriteManager } from '../sprites.ts';
 import { callerOf, type Caller, type SpriteRegistry } from '../records/index.ts';
 import { sees } from './authz.ts';
-import { forwardRequest, forwardUpgrade, hopRole } from './forward.ts';
 import { sendError, sendJson } from './http.ts';
-import { httpRoutes, wsRoutes, type EdgeView, type Route } from './routes.ts';
-import { imageRoutes } from './images.ts';
-import { tenantRoutes } from './tenants.ts';
+import { match, type Route, type WsRoute } from './router.ts';
+import { checkpointRoutes } from './routes/checkpoints.ts';
+import { execRoutes } from './routes/exec.ts';
+import { imageRoutes } from './routes/images.ts';
+import { peerRoutes } from './routes/peers.ts';
+import { serviceRoutes } from './routes/services.ts';
+import { sessionRoutes } from './routes/sessions.ts';
+import { spriteRoutes, type EdgeView } from './routes/sprites.ts';
+import { tenantRoutes } from './routes/tenants.ts';
 
 /** Where the API reports use of a sprite (the idle timer): open until the returned function runs. */
 export interface SpriteUse {
@@ -27,7 +32,11 @@ export interface ApiInit {
   /** Base images (built here, listed from the replicated store). */
   images: ImageManager;
   /** Where operations on sprites run: requests for a sprite another peer owns are handed to it. */
-  placement: Placement;
+  placement: Pick<Placement, 'ownerOf'>;
+  /** The create protocol: a new name goes to its arbiter, the sprite to the peer placement chooses. */
+  creates: CreateFlow;
+  /** Hands requests to other peers (a sprite's owner, a peer asked to drain). */
+  peers: PeerClient;
   drain: Drain;
   /** Calls and streams that use a sprite (exec, console, services...) keep it awake. */
   use: SpriteUse;
@@ -46,19 +55,30 @@ export interface ApiInit {
 
 /** The peer's HTTP API on node:http, WebSockets through `ws`. */
 export function createApiServer(init: ApiInit): http.Server {
-  const routes = [...httpRoutes, ...tenantRoutes, ...imageRoutes(init.images)];
+  const { sprites, mesh, registry, edge, drain, peers, creates } = init;
+  // The one route table: each resource's routes get the parts they work on.
+  const routes: Route[] = [
+    ...spriteRoutes({ sprites, mesh, registry, edge, creates }),
+    ...checkpointRoutes(sprites),
+    ...sessionRoutes(sprites),
+    ...serviceRoutes(sprites),
+    ...peerRoutes({ mesh, drain, peers, sprites, edge }),
+    ...tenantRoutes(mesh),
+    ...imageRoutes(init.images),
+  ];
+  const wsRoutes: WsRoute[] = execRoutes(sprites);
   /** The caller of a request; ERR_UNAUTHORIZED without a valid token. Read afresh per request, so a revocation counts at once. */
   const authenticate = (req: IncomingMessage): Caller => {
     const match = /^Bearer (\S{1,512})$/.exec(req.headers.authorization ?? '');
     // Tokens are compared by their SHA-256 in the replicated table, not as strings.
-    const caller = match === null ? undefined : callerOf(init.mesh.store, match[1]!);
+    const caller = match === null ? undefined : callerOf(mesh.store, match[1]!);
     if (!caller) throw new ApiError('ERR_UNAUTHORIZED', 'missing or wrong bearer token');
     return caller;
   };
   // Use is recorded before the sprite is woken, so a freeze deciding meanwhile sees it; only known
   // sprites are recorded (ERR_SPRITE_NOT_FOUND otherwise), so the record stays bounded by the mesh.
   const useOf = (name: string): (() => void) => {
-    init.sprites.get(name);
+    sprites.get(name);
     return init.use.open(name);
   };
   const wss = new WebSocketServer({ noServer: true, maxPayload: 4 * 1024 * 1024 });
@@ -80,18 +100,18 @@ export function createApiServer(init: ApiInit): http.Server {
     }
     const { route, params } = match(routes, req.method ?? 'GET', url.pathname);
     const caller = authenticate(req);
-    scope(init.registry, caller, params);
+    scope(registry, caller, params);
     const owner = params.name !== undefined && !route.anyPeer ? await ownerElsewhere(req, params.name) : undefined;
-    if (owner) return forwardRequest(req, res, owner, 'owner');
+    if (owner) return peers.forward(owner, req, res);
     // The owner counts use (the idle timer), once the request is served here.
     if (params.name !== undefined && (route.uses === true || route.uses?.(url))) res.once('close', useOf(params.name));
-    await route.handler({ req, res, params, url, sprites: init.sprites, mesh: init.mesh, caller, registry: init.registry, edge: init.edge, placement: init.placement, drain: init.drain });
+    await route.handler({ req, res, params, url, caller });
   }
 
   /** The owner's API when the named sprite runs on another peer and this request did not come from one. */
-  async function ownerElsewhere(req: IncomingMessage, name: string): Promise<string | undefined> {
-    if (hopRole(req)) return undefined;
-    return (await init.placement.ownerOf(name))?.api;
+  async function ownerElsewhere(req: IncomingMessage, name: string): Promise<PeerTarget | undefined> {
+    if (fromPeer(req)) return undefined;
+    return init.placement.ownerOf(name);
   }
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -100,13 +120,13 @@ export function createApiServer(init: ApiInit): http.Server {
       const url = new URL(req.url ?? '/', 'http://peer');
       const { route, params } = match(wsRoutes, 'GET', url.pathname);
       const caller = authenticate(req);
-      scope(init.registry, caller, params);
+      scope(registry, caller, params);
       const owner = params.name !== undefined ? await ownerElsewhere(req, params.name) : undefined;
-      if (owner) return forwardUpgrade(req, socket, head, owner);
+      if (owner) return peers.forwardUpgrade(owner, req, socket, head);
       // Every WebSocket route (exec, console, attach, port forward) uses the sprite while it is open.
       if (params.name !== undefined) socket.once('close', useOf(params.name));
       // Open the sprite side first so errors still answer as plain HTTP.
-      const connect = await route.open({ params, url, sprites: init.sprites, caller });
+      const connect = await route.open({ params, url, caller });
       wss.handleUpgrade(req, socket, head, (ws: WebSocket) => connect(ws));
     })().catch((error: unknown) => refuseUpgrade(socket, failed(req, error)));
   });
@@ -122,20 +142,3 @@ function scope(registry: SpriteRegistry, caller: Caller, params: Record<string, 
   const record = registry.get(params.name);
   if (record && !sees(caller, record.org)) throw new ApiError('ERR_SPRITE_NOT_FOUND', `no sprite named ${params.name}`);
 }
-
-function match<R extends { method: string; pattern: RegExp }>(routes: R[], method: string, path: string): { route: R; params: Record<string, string> } {
-  let pathMatched = false;
-  for (const route of routes) {
-    const found = route.pattern.exec(path);
-    if (!found) continue;
-    pathMatched = true;
-    if (route.method !== method) continue;
-    const params: Record<string, string> = {};
-    for (const [key, value] of Object.entries(found.groups ?? {})) params[key] = decodeURIComponent(value);
-    return { route, params };
-  }
-  if (pathMatched) throw new ApiError('ERR_METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`);
-  throw new ApiError('ERR_NOT_FOUND', `no route ${path}`);
-}
-
-export type { Route };

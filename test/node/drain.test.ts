@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { Drain, type DrainSprites, type DrainState } from '../../node/drain.ts';
-import type { PeerTarget } from '../../node/placement.ts';
+import type { PeerTarget } from '../../node/placement/index.ts';
 import { memoryLogger } from '../../vm/logger.ts';
 
 /** What the target peer's API received: one entry per request. */

@@ -1,40 +1,34 @@
 import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { stripHopByHop } from '../../proxy/index.ts';
-import { ApiError } from './errors.ts';
+import { PeerError } from '../errors.ts';
 
 /**
- * Marks a request one peer hands to another. The receiver serves it itself and never forwards it
- * again, so a stale view of who owns a sprite costs an error, not a loop. It grants nothing: the
- * receiver authenticates the caller's own Authorization header, which travels unchanged.
+ * The transport under the peer client: relays a client's request or WebSocket upgrade to another
+ * peer's API and its answer back, with the headers the caller adds. It knows no header of its own.
  */
-const HOP_HEADER = 'x-sprite-hop';
 
-/** What the receiving peer is asked to do. */
-export type HopRole = 'owner' | 'arbiter' | 'place';
-
-/** Requests between peers reuse connections. */
-const agent = new http.Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 16 });
-
-/** The role a request was forwarded with, or undefined when it came from a client. */
-export function hopRole(req: IncomingMessage): HopRole | undefined {
-  const value = req.headers[HOP_HEADER];
-  return value === 'owner' || value === 'arbiter' || value === 'place' ? value : undefined;
+/** How a request is relayed: the body when it was read already, and how long the peer has to start answering. */
+export interface RelayOptions {
+  /** Connections between peers are reused. */
+  agent: http.Agent;
+  /** Sent instead of the request's own stream (which the caller read to parse it). */
+  body?: Buffer;
+  /** The peer must answer (or acknowledge with 102 Processing) within this many ms. */
+  answerWithinMs?: number;
 }
 
 /**
- * Sends a plain HTTP request on to another peer's API and streams its answer back. Throws
- * ERR_OWNER_UNREACHABLE (nothing sent to the client yet) when that peer cannot be reached or,
- * with `answerWithinMs`, does not start answering in time (a frozen or overloaded peer).
+ * Sends a plain HTTP request on to another peer's API with `extra` headers and streams its answer
+ * back. Throws ERR_OWNER_UNREACHABLE (nothing sent to the client yet) when that peer cannot be
+ * reached or, with `answerWithinMs`, does not start answering in time (a frozen or overloaded peer).
  */
-export function forwardRequest(
-  req: IncomingMessage, res: ServerResponse, api: string, role: HopRole, options: { body?: Buffer; answerWithinMs?: number } = {},
-): Promise<void> {
-  const { body, answerWithinMs } = options;
+export function relayRequest(req: IncomingMessage, res: ServerResponse, api: string, extra: Record<string, string>, options: RelayOptions): Promise<void> {
+  const { body, answerWithinMs, agent } = options;
   return new Promise((resolve, reject) => {
-    const upstream = http.request(target(api, req), { method: req.method, headers: hopHeaders(req.headers, role, body), agent });
+    const upstream = http.request(target(api, req), { method: req.method, headers: relayHeaders(req.headers, extra, body), agent });
     const timer = answerWithinMs === undefined ? undefined : setTimeout(() => upstream.destroy(new Error(`no answer within ${answerWithinMs} ms`)), answerWithinMs);
-    // A peer that takes on a slow job says so at once with 102 Processing (see the create route).
+    // A peer that takes on a slow job says so at once with 102 Processing (an arbiter does).
     upstream.once('information', () => clearTimeout(timer));
     upstream.once('response', (answer) => {
       clearTimeout(timer);
@@ -62,10 +56,11 @@ export function forwardRequest(
   });
 }
 
-/** Sends a WebSocket upgrade on to another peer's API and splices the two sockets once it agrees. */
-export function forwardUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, api: string): Promise<void> {
+/** Sends a WebSocket upgrade on to another peer's API with `extra` headers and splices the two sockets once it agrees. */
+export function relayUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, api: string, extra: Record<string, string>): Promise<void> {
   return new Promise((resolve, reject) => {
-    const headers: IncomingHttpHeaders = { ...req.headers, [HOP_HEADER]: 'owner' };
+    // Every header travels, the connection's own too: the next hop needs `upgrade` and `connection`.
+    const headers: IncomingHttpHeaders = { ...req.headers, ...extra };
     const upstream = http.request(target(api, req), { method: req.method, headers });
     upstream.once('upgrade', (answer, upstreamSocket, upstreamHead) => {
       socket.write(statusLine(answer) + rawHeaders(answer.rawHeaders) + '\r\n');
@@ -76,7 +71,7 @@ export function forwardUpgrade(req: IncomingMessage, socket: Duplex, head: Buffe
       upstreamSocket.pipe(socket).pipe(upstreamSocket);
       resolve();
     });
-    // The owner refused (404, 409, ...): relay its answer as plain HTTP.
+    // The peer refused (404, 409, ...): relay its answer as plain HTTP.
     upstream.once('response', (answer) => {
       const chunks: Buffer[] = [];
       answer.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -97,10 +92,10 @@ function target(api: string, req: IncomingMessage): URL {
   return new URL(req.url ?? '/', api);
 }
 
-function hopHeaders(headers: IncomingHttpHeaders, role: HopRole, body: Buffer | undefined): IncomingHttpHeaders {
+function relayHeaders(headers: IncomingHttpHeaders, extra: Record<string, string>, body: Buffer | undefined): IncomingHttpHeaders {
   const out = withoutHopByHop(headers);
   delete out.host;
-  out[HOP_HEADER] = role;
+  Object.assign(out, extra);
   if (body) out['content-length'] = String(body.length);
   return out;
 }
@@ -122,6 +117,6 @@ function rawHeaders(raw: string[]): string {
   return text;
 }
 
-function unreachable(api: string, error: Error): ApiError {
-  return new ApiError('ERR_OWNER_UNREACHABLE', `the peer at ${api} did not answer: ${error.message}`, { cause: error });
+function unreachable(api: string, error: Error): PeerError {
+  return new PeerError('ERR_OWNER_UNREACHABLE', `the peer at ${api} did not answer: ${error.message}`, { cause: error });
 }

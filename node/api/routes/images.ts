@@ -1,12 +1,12 @@
-import { ApiError, toApiError } from './errors.ts';
-import { VM_DEFAULTS } from '../../vm/index.ts';
-import type { ImageManager } from '../images.ts';
-import type { Schema } from '../schema.ts';
-import type { Caller } from '../records/index.ts';
-import { requireAdmin } from './authz.ts';
-import type { RootSource } from '../../vm/index.ts';
-import { flag, readJson, sendJson } from './http.ts';
-import type { Route } from './routes.ts';
+import { ApiError, toApiError } from '../errors.ts';
+import { VM_DEFAULTS } from '../../../vm/index.ts';
+import type { ImageManager } from '../../images.ts';
+import type { Schema } from '../../schema.ts';
+import type { Caller } from '../../records/index.ts';
+import { requireAdmin } from '../authz.ts';
+import type { RootSource } from '../../../vm/index.ts';
+import { flag, readJson, sendJson } from '../http.ts';
+import type { Route } from '../router.ts';
 
 const IMAGE = '(?<image>[^/]+)';
 

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { Member, Mesh } from '../gossip/index.ts';
-import { PeerError } from './errors.ts';
-import type { SpriteManager } from './sprites.ts';
+import type { MemberState, PeerRow } from '../../gossip/index.ts';
+import { PeerError } from '../errors.ts';
 
 /** Another peer's API, for a request this peer hands on. */
 export interface PeerTarget {
@@ -9,24 +8,51 @@ export interface PeerTarget {
   api: string;
 }
 
-/** How long an arbiter keeps a name it placed elsewhere reserved, waiting for the record to arrive. */
-const RESERVATION_MS = 30_000;
+/** A member of the mesh as placement reads it: its state and the gossiped fields that decide. */
+export interface PlacementMember {
+  id: string;
+  state: MemberState;
+  self: boolean;
+  row: Pick<PeerRow, 'api' | 'drain' | 'load' | 'capacity' | 'pool_ready'>;
+}
+
+/** The mesh as placement sees it: this peer's id and its view of the members. */
+export interface PlacementMesh {
+  readonly peerId: string;
+  members(): PlacementMember[];
+}
+
+/** What placement needs of the sprite manager. */
+export interface PlacementSprites {
+  /** The sprite's record in this peer's replica, or undefined. */
+  lookup(name: string): { owner: string } | undefined;
+  /** Takes a sprite over from a dead owner. */
+  adopt(name: string): Promise<unknown>;
+  poolStatus(): { ready: number };
+  /** True once this peer takes no new sprites (draining). */
+  readonly closed: boolean;
+}
+
+/** What placement is built from. */
+export interface PlacementComponents {
+  mesh: PlacementMesh;
+  sprites: PlacementSprites;
+}
 
 /**
- * Where things happen in a mesh without a scheduler: which peer arbitrates a new name
+ * Where things happen in a mesh without a scheduler: which peers arbitrate a new name
  * (rendezvous hashing over the live peers), which peer gets a new sprite (warm capacity from the
- * gossiped peer rows), and where an operation on an existing sprite runs (its owner, or here
- * after taking over from a dead owner).
+ * gossiped peer rows), where a drained sprite goes, and where an operation on an existing sprite
+ * runs (its owner, or here after taking over from a dead owner). Decisions only: the create
+ * protocol that acts on them is create.ts.
  */
 export class Placement {
-  readonly #mesh: Mesh;
-  readonly #sprites: SpriteManager;
-  /** Names this peer arbitrated whose records have not reached its replica yet. */
-  readonly #reserved = new Map<string, number>();
+  readonly #mesh: PlacementMesh;
+  readonly #sprites: PlacementSprites;
 
-  constructor(mesh: Mesh, sprites: SpriteManager) {
-    this.#mesh = mesh;
-    this.#sprites = sprites;
+  constructor(components: PlacementComponents) {
+    this.#mesh = components.mesh;
+    this.#sprites = components.sprites;
   }
 
   /** The owner's API when `name` runs on another live peer; undefined when it runs here, is unknown, or was just taken over from a dead owner. */
@@ -86,40 +112,20 @@ export class Placement {
     return chosen && toTarget(chosen);
   }
 
-  /**
-   * Runs `create` (true when it created the sprite) as the arbiter of `name`: refuses a name that
-   * exists or is being created, and keeps it reserved after a create elsewhere until the record
-   * reaches this replica.
-   */
-  async arbitrate(name: string, create: () => Promise<boolean>): Promise<void> {
-    if (this.#sprites.lookup(name) || (this.#reserved.get(name) ?? 0) > Date.now()) {
-      throw new PeerError('ERR_NAME_TAKEN', `a sprite named ${name} exists or is being created`);
-    }
-    this.#reserved.set(name, Number.POSITIVE_INFINITY);
-    try {
-      const created = await create();
-      if (created && !this.#sprites.lookup(name)) this.#reserved.set(name, Date.now() + RESERVATION_MS);
-      else this.#reserved.delete(name);
-    } catch (error) {
-      this.#reserved.delete(name);
-      throw error;
-    } finally {
-      for (const [reserved, expiry] of this.#reserved) if (expiry <= Date.now()) this.#reserved.delete(reserved);
-    }
-  }
-
   /** Other live peers that take sprites (not draining, below capacity), least loaded first, ties by id. */
-  #open(): Member[] {
+  #open(): PlacementMember[] {
     return this.#live()
       .filter((m) => !m.self && !m.row.drain && m.row.load < m.row.capacity)
       .sort((a, b) => a.row.load - b.row.load || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
-  #live(): Member[] {
+  /** This peer and the other peers that are alive and whose API is known. */
+  #live(): PlacementMember[] {
     return this.#mesh.members().filter((m) => m.self || (m.state === 'alive' && m.row.api));
   }
 }
 
-function toTarget(member: Member): PeerTarget {
+/** The API of a member, as a target for requests. */
+export function toTarget(member: Pick<PlacementMember, 'id' | 'row'>): PeerTarget {
   return { peer: member.id, api: member.row.api };
 }

@@ -1,0 +1,68 @@
+import { parseAddrs, type Mesh } from '../../../gossip/index.ts';
+import { parseProxyColumn } from '../../../proxy/index.ts';
+import type { Drain } from '../../drain.ts';
+import { fromPeer, toTarget, type PeerClient } from '../../placement/index.ts';
+import type { SpriteManager } from '../../sprites.ts';
+import { ApiError } from '../errors.ts';
+import { sendJson } from '../http.ts';
+import type { Route } from '../router.ts';
+import type { EdgeView } from './sprites.ts';
+
+/** What the peer routes work on. */
+export interface PeerRoutesInit {
+  /** The members and their gossiped rows, this peer's id, the store's health. */
+  mesh: Pick<Mesh, 'peerId' | 'members' | 'health'>;
+  drain: Pick<Drain, 'start' | 'state'>;
+  /** Hands a drain for another peer to it. */
+  peers: Pick<PeerClient, 'forward'>;
+  sprites: Pick<SpriteManager, 'poolStatus'>;
+  edge: EdgeView;
+}
+
+/** Routes of the peer and its mesh: members, drain, mesh health, the warm pool, the proxy's CA. */
+export function peerRoutes({ mesh, drain, peers, sprites, edge }: PeerRoutesInit): Route[] {
+  return [
+    { method: 'GET', pattern: /^\/v1\/pool$/, handler: ({ res }) => sendJson(res, 200, sprites.poolStatus()) },
+    {
+      method: 'GET',
+      pattern: /^\/v1\/peers$/,
+      handler: ({ res }) => {
+        const peers = mesh.members().map(({ id, state, self, row }) => ({
+          id, state, self, api: row.api, proxy: parseProxyColumn(row.proxy) ?? null, addrs: parseAddrs(row.addrs), poolTarget: row.pool_target, poolReady: row.pool_ready,
+          capacity: row.capacity, load: row.load, drain: row.drain, version: row.version, heartbeat: new Date(row.heartbeat).toISOString(),
+        }));
+        sendJson(res, 200, { peers });
+      },
+    },
+    {
+      method: 'POST',
+      pattern: /^\/v1\/peers\/(?<peer>[^/]+)\/drain$/,
+      handler: async ({ req, res, params }) => {
+        if (params.peer !== 'self' && params.peer !== mesh.peerId && !fromPeer(req)) {
+          const peer = mesh.members().find((m) => m.id === params.peer);
+          if (!peer) throw new ApiError('ERR_NOT_FOUND', `no peer ${params.peer} in the mesh`);
+          if (peer.state !== 'alive') throw new ApiError('ERR_OWNER_UNREACHABLE', `peer ${peer.id} is ${peer.state}`);
+          return peers.forward(toTarget(peer), req, res);
+        }
+        void drain.start();
+        sendJson(res, 202, { peer: mesh.peerId, drain: drain.state });
+      },
+    },
+    { method: 'GET', pattern: /^\/v1\/mesh\/health$/, handler: ({ res }) => sendJson(res, 200, jsonSafe(mesh.health())) },
+    {
+      method: 'GET',
+      pattern: /^\/v1\/proxy\/ca$/,
+      handler: ({ res }) => {
+        const domain = edge.address()?.domain;
+        const ca = edge.ca();
+        if (!ca) throw new ApiError('ERR_PROXY_NO_CA', 'this peer serves a certificate from files (or has no HTTPS listener): there is no mesh CA');
+        sendJson(res, 200, { domain, ca });
+      },
+    },
+  ];
+}
+
+/** Store health carries bigints (HLC timestamps); JSON wants strings. */
+function jsonSafe(value: unknown): unknown {
+  return JSON.parse(JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
+}

@@ -1,0 +1,192 @@
+import assert from 'node:assert/strict';
+import http, { type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, test } from 'node:test';
+import { readBody, sendError, sendJson } from '../../node/api/http.ts';
+import { CreateFlow, PeerClient, Placement, type PlacementMember } from '../../node/placement/index.ts';
+import type { SpriteRecord } from '../../node/records/index.ts';
+
+/**
+ * The create protocol between peers over real HTTP: tiny node:http servers stand in for peers,
+ * each serving POST /v1/sprites with its own CreateFlow, Placement and a map for its replica (no
+ * gossip between them, so a record stays where it was created).
+ */
+
+interface StandIn {
+  id: string;
+  url: string;
+  /** Warm sprites in its pool, as its gossiped row shows them. */
+  ready: number;
+  records: Map<string, SpriteRecord>;
+  /** The headers of every request it received, in order. */
+  seen: IncomingHttpHeaders[];
+  placement: Placement;
+  server: http.Server;
+  client: PeerClient;
+}
+
+const peers: StandIn[] = [];
+
+/** Every stand-in alive and open, as `self` sees them; `extra` members too (unreachable ones). */
+function members(self: string, extra: PlacementMember[]): PlacementMember[] {
+  return [
+    ...peers.map((p) => ({ id: p.id, state: 'alive' as const, self: p.id === self, row: { api: p.url, drain: null, load: p.records.size, capacity: 10, pool_ready: p.ready } })),
+    ...extra,
+  ];
+}
+
+async function standIn(id: string, ready: number, extra: PlacementMember[] = []): Promise<StandIn> {
+  const records = new Map<string, SpriteRecord>();
+  const sprites = {
+    lookup: (name: string) => records.get(name),
+    create: async (name: string, org: string) => {
+      const record = { name, org, owner: id } as SpriteRecord;
+      records.set(name, record);
+      return record;
+    },
+    adopt: async () => undefined,
+    poolStatus: () => ({ ready: peer.ready }),
+    closed: false,
+  };
+  const placement = new Placement({ mesh: { peerId: id, members: () => members(id, extra) }, sprites });
+  const client = new PeerClient();
+  const flow = new CreateFlow({ placement, sprites, peers: client, peerId: id });
+  const seen: IncomingHttpHeaders[] = [];
+  // What the API's create route does, without authentication.
+  const server = http.createServer((req, res) => {
+    seen.push({ ...req.headers });
+    void (async () => {
+      const body = await readBody(req);
+      const { name } = JSON.parse(body.toString()) as { name: string };
+      const record = await flow.create({ name, org: 'org-1' }, { req, res, body });
+      if (record) sendJson(res, 201, record);
+    })().catch((error: unknown) => sendError(res, error));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const peer: StandIn = { id, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, ready, records, seen, placement, server, client };
+  peers.push(peer);
+  return peer;
+}
+
+/** A port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const server = http.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** The first name for which `self`'s arbiters are exactly `expected`. */
+function nameWith(self: StandIn, expected: string[]): string {
+  for (let i = 0; ; i++) {
+    const name = `sprite-${i}`;
+    if (JSON.stringify(self.placement.arbiters(name).map((t) => t.peer)) === JSON.stringify(expected)) return name;
+  }
+}
+
+async function create(peer: StandIn, name: string): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${peer.url}/v1/sprites`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name }) });
+  return { status: res.status, body: await res.json() };
+}
+
+/** Sends a create as an arbiter receives it; resolves with the informational statuses seen and the final one, or the error. */
+function asArbiter(peer: StandIn, name: string, deadline: number): Promise<{ informational: number[]; status?: number; error?: string }> {
+  return new Promise((resolve) => {
+    const informational: number[] = [];
+    const body = JSON.stringify({ name });
+    const req = http.request(`${peer.url}/v1/sprites`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-sprite-hop': 'arbiter', 'x-sprite-origin': 'peer-elsewhere;none', 'x-sprite-deadline': String(deadline) },
+    });
+    req.on('information', (info) => informational.push(info.statusCode));
+    req.on('response', (res) => {
+      res.resume();
+      res.on('end', () => resolve({ informational, status: res.statusCode }));
+    });
+    req.on('error', (error) => resolve({ informational, error: error.message }));
+    req.end(body);
+  });
+}
+
+let a: StandIn;
+let b: StandIn;
+
+before(async () => {
+  const unreachable = member('peer-z', `http://127.0.0.1:${await closedPort()}`);
+  a = await standIn('peer-a', 1, [unreachable]);
+  b = await standIn('peer-b', 0);
+});
+
+after(async () => {
+  for (const peer of peers) {
+    peer.client.close();
+    peer.server.closeAllConnections();
+    await new Promise((resolve) => peer.server.close(resolve));
+  }
+});
+
+function member(id: string, api: string): PlacementMember {
+  return { id, state: 'alive', self: false, row: { api, drain: null, load: 0, capacity: 10, pool_ready: 0 } };
+}
+
+test('a create goes to the name\'s arbiter, which places it on the asked peer with a warm sprite', async () => {
+  const name = nameWith(a, ['peer-b']);
+  const seenA = a.seen.length;
+  const seenB = b.seen.length;
+  const before = Date.now();
+  const answer = await create(a, name);
+  assert.equal(answer.status, 201);
+  assert.equal(answer.body.owner, 'peer-a');
+  const [arbiterHop, ...more] = b.seen.slice(seenB);
+  assert.equal(more.length, 0);
+  assert.equal(arbiterHop!['x-sprite-hop'], 'arbiter');
+  assert.equal(arbiterHop!['x-sprite-origin'], 'peer-a;warm');
+  const deadline = Number(arbiterHop!['x-sprite-deadline']);
+  assert.ok(deadline >= before + 5000 && deadline <= Date.now() + 5000, `deadline ${deadline}`);
+  const [client, placed] = a.seen.slice(seenA);
+  assert.equal(client!['x-sprite-hop'], undefined);
+  assert.equal(placed!['x-sprite-hop'], 'place');
+  assert.ok(a.records.has(name) && !b.records.has(name));
+});
+
+test('the arbiter keeps a name it placed elsewhere: a second create on any peer is refused', async () => {
+  const name = nameWith(a, ['peer-b']);
+  assert.equal(a.records.has(name), true, 'created by the test before');
+  // The record never reaches peer-b's replica here: its reservation alone refuses the name.
+  for (const peer of [b, a]) {
+    const answer = await create(peer, name);
+    assert.equal(answer.status, 409);
+    assert.equal(answer.body.error.code, 'ERR_NAME_TAKEN');
+  }
+});
+
+test('a cold create without a warm sprite anywhere lands on the peer the client asked', async () => {
+  a.ready = 0;
+  try {
+    const name = nameWith(b, ['peer-a']);
+    const answer = await create(b, name);
+    assert.equal(answer.status, 201);
+    assert.equal(answer.body.owner, 'peer-b');
+  } finally {
+    a.ready = 1;
+  }
+});
+
+test('an arbiter that cannot be reached is passed over, down to this peer', async () => {
+  const name = nameWith(a, ['peer-z']);
+  const seenB = b.seen.length;
+  const answer = await create(a, name);
+  assert.equal(answer.status, 201);
+  assert.equal(answer.body.owner, 'peer-a');
+  assert.equal(b.seen.length, seenB);
+});
+
+test('an arbiter acknowledges with 102 Processing, and drops a create whose deadline has passed', async () => {
+  const late = await asArbiter(b, 'late-one', Date.now() - 1);
+  assert.ok(late.error, `answered ${late.status}`);
+  assert.equal(b.records.has('late-one'), false);
+  const timely = await asArbiter(b, 'timely-one', Date.now() + 5000);
+  assert.deepEqual(timely.informational, [102]);
+  assert.equal(timely.status, 201);
+});
