@@ -1,5 +1,5 @@
 import type { Logger } from '../vm/index.ts';
-import type { PeerTarget, Placement } from './placement/index.ts';
+import type { PeerClient, Placement } from './placement/index.ts';
 import type { SpriteManager } from './sprites.ts';
 
 /** Drain progress as gossiped in the peer's row. */
@@ -13,6 +13,8 @@ export interface DrainInit {
   sprites: DrainSprites;
   /** Where each sprite goes. */
   placement: Pick<Placement, 'handOffTarget'>;
+  /** How the adopting peer is asked. */
+  peers: Pick<PeerClient, 'adopt'>;
   /** This peer's admin token: the adopting peer authenticates the handoff with it. */
   token: string;
   /** Publishes a new state in this peer's row at once. */
@@ -77,7 +79,7 @@ export class Drain {
         }
         const started = performance.now();
         try {
-          await sprites.handOff(name, (start) => this.#adopt(target, name, start));
+          await sprites.handOff(name, (start) => this.#init.peers.adopt(target, name, start, this.#init.token));
           logger.info('sprite moved', { sprite: name, to: target.peer, ms: Math.round(performance.now() - started) });
         } catch (error) {
           stuck += 1;
@@ -87,16 +89,6 @@ export class Drain {
       if (stuck > 0) await new Promise((resolve) => setTimeout(resolve, this.#init.retryMs ?? DEFAULTS.retryMs));
     }
     if (!this.#stopped) this.#set('drained');
-  }
-
-  async #adopt(target: PeerTarget, name: string, start: boolean): Promise<void> {
-    const res = await fetch(`${target.api}/v1/sprites/${encodeURIComponent(name)}/adopt`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${this.#init.token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ start }),
-      signal: AbortSignal.timeout(120_000),
-    });
-    if (res.status !== 200) throw new Error(`peer ${target.peer} answered ${res.status}: ${await res.text()}`);
   }
 
   #set(state: DrainState): void {

@@ -140,7 +140,7 @@ async function setup(config: Readonly<PeerConfig>, teardown: Teardown, logger: L
   teardown.defer('peer client', () => peers.close());
   const creates = new CreateFlow({ placement, sprites, peers, peerId: id });
   const drain = new Drain({
-    sprites, placement, token, logger: log.child({ component: 'drain' }),
+    sprites, placement, peers, token, logger: log.child({ component: 'drain' }),
     publish: (state) => mesh.publishSelf({ drain: state }),
   });
   const idle = new IdleTimer(config.sleep, {

@@ -7,6 +7,9 @@ import { relayRequest, relayUpgrade } from './relay.ts';
 /** An arbiter that has not acknowledged a create (102) by then is passed over for the next one. */
 const ARBITER_ANSWER_MS = 5000;
 
+/** A peer adopting a sprite restores its disk and starts it before it answers. */
+const ADOPT_ANSWER_MS = 120_000;
+
 /** A client's request on its way to another peer: the answer that peer gives is relayed to `res`. */
 export interface PeerCall {
   req: IncomingMessage;
@@ -61,6 +64,21 @@ export class PeerClient {
    */
   forwardUpgrade(peer: PeerTarget, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     return relayUpgrade(req, socket, head, peer.api, hopHeaders('owner'));
+  }
+
+  /**
+   * Asks `peer` to take a sprite over from this draining peer (claim its record, restore its disk
+   * from the store, start it when `start`), authenticated with this peer's admin `token`. Throws
+   * with the peer's answer when it does not take the sprite.
+   */
+  async adopt(peer: PeerTarget, name: string, start: boolean, token: string): Promise<void> {
+    const res = await fetch(`${peer.api}/v1/sprites/${encodeURIComponent(name)}/adopt`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ start }),
+      signal: AbortSignal.timeout(ADOPT_ANSWER_MS),
+    });
+    if (res.status !== 200) throw new Error(`peer ${peer.peer} answered ${res.status}: ${await res.text()}`);
   }
 
   /** Closes the idle connections to other peers (peer shutdown). */

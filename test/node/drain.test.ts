@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { Drain, type DrainSprites, type DrainState } from '../../node/drain.ts';
-import type { PeerTarget } from '../../node/placement/index.ts';
+import { PeerClient, type PeerTarget } from '../../node/placement/index.ts';
 import { memoryLogger } from '../../vm/logger.ts';
 
 /** What the target peer's API received: one entry per request. */
@@ -67,7 +67,7 @@ function drainOf(sprites: Sprites, handOffTarget: () => PeerTarget | undefined, 
   const published: DrainState[] = [];
   const logger = memoryLogger();
   const drain = new Drain({
-    sprites, placement: { handOffTarget }, token: 'admin-token', logger, retryMs: 1,
+    sprites, placement: { handOffTarget }, peers: new PeerClient(), token: 'admin-token', logger, retryMs: 1,
     publish: (state) => {
       published.push(state);
       events.push(`publish ${state}`);
