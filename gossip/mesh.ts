@@ -130,6 +130,7 @@ export class Mesh {
       await this.#run();
     } catch (error) {
       await this.#halt();
+      this.#started = false;
       throw error;
     }
   }

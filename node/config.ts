@@ -5,8 +5,7 @@ import type { BaseImage, DeviceOptions, Limits } from '../vm/index.ts';
 import { PEER_DEFAULTS } from './defaults.ts';
 import { readOptions, type PeerOptions } from './options.ts';
 
-// The config's address rule and its options' type, for callers of this module.
-export { parseAddress } from './option-kinds.ts';
+// The options' type, for callers of this module.
 export type { PeerOptions } from './options.ts';
 
 /** The peer's configuration: one section per unit, validated once and frozen (options.ts documents each option). */
@@ -124,6 +123,11 @@ export function buildConfig(options: PeerOptions): Readonly<PeerConfig> {
     sleep: { warmAfterMs: v.warmSleepAfterMs, coldAfterMs: v.coldSleepAfterMs },
     sprite: { capacity: v.capacity, limits: v.limits, httpPort: v.httpPort, rootHostId: PEER_DEFAULTS.sprite.rootHostId },
   });
+}
+
+/** The swarm key file: the one given, or the data dir's own (made by the mesh on first start). */
+export function swarmKeyPath(config: Readonly<PeerConfig>): string {
+  return config.mesh.swarmKeyFile ?? join(config.dataDir, 'swarm.key');
 }
 
 function deepFreeze<T>(value: T): T {

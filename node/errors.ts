@@ -30,6 +30,7 @@ export const ERROR_CODES = {
   ERR_IMAGE_TOO_LARGE: { status: 413, when: 'the files of an image source pass the peer\'s image size limit' },
   ERR_POOL_EMPTY: { status: 503, when: 'the warm pool is empty and the pool fallback is `fail`' },
   ERR_PEER_DRAINING: { status: 503, when: 'the peer is draining and takes no new sprites' },
+  ERR_PEER_STOPPING: { status: 503, when: 'the peer is stopping: it starts, wakes and changes no sprite any more' },
   ERR_OWNER_UNREACHABLE: { status: 503, when: 'the sprite\'s peer is in the mesh but did not answer a request handed to it' },
   ERR_SPRITE_UNRECOVERABLE: { status: 503, when: 'the sprite\'s peer is down and this peer cannot take it over (its disk lease is still held, or its disk is in another store)' },
   ERR_SPRITE_UNAVAILABLE: { status: 503, when: 'the sprite\'s sprite-init cannot be reached' },

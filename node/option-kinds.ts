@@ -150,7 +150,7 @@ export function parseAddress(text: string): { host: string; port: number } {
 }
 
 /** Bytes as the largest binary unit that divides them: `16 GiB`, `512 MiB`, `1000 bytes`. */
-export function formatBytes(count: number): string {
+function formatBytes(count: number): string {
   for (const unit of UNITS) {
     const size = UNIT_BYTES[unit[0] as keyof typeof UNIT_BYTES];
     if (count >= size && count % size === 0) return `${count / size} ${unit}`;

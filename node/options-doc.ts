@@ -2,7 +2,7 @@
 import { listOptions, type ListedOption, type PeerOption, type Section } from './options.ts';
 
 /** Lines README.md's configuration table sits between; `node scripts/readme-options.ts` rewrites what is inside. */
-export const README_MARKERS = {
+const README_MARKERS = {
   start: '<!-- options: generated from node/options.ts by `node scripts/readme-options.ts` -->',
   end: '<!-- end of options -->',
 } as const;

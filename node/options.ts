@@ -1,9 +1,10 @@
 // The peer's options, once: each entry gives the flag, how its value is read and checked, the
 // default (taken from the unit that owns it), and one line of doc. From this table come the
 // `sprite peer start` flags and help, PeerOptions, the checks of buildConfig (./config.ts) and the
-// README's configuration table (./options-doc.ts). It imports the units' defaults files, not their
-// index.ts, so that every CLI command (which lists these flags) does not load libp2p, undici and the
-// storage engine.
+// README's configuration table (./options-doc.ts). It imports the units' defaults files and two
+// small leaf modules (the domain's and the Debian suite's rules), not their index.ts, so that every
+// CLI command (which lists these flags) does not load libp2p, undici and the storage engine.
+import { resolve } from 'node:path';
 import { MESH_DEFAULTS } from '../gossip/defaults.ts';
 import { PROXY_DEFAULTS } from '../proxy/defaults.ts';
 import { validDomain } from '../proxy/host.ts';
@@ -66,7 +67,7 @@ const MIN_SPRITE_MEMORY = 16 * 1024 ** 2;
 /** Every option of the peer, in the order help and the README list them. */
 export const PEER_OPTIONS = {
   dataDir: option({
-    section: 'peer', flag: 'data-dir', kind: path('DIR'), label: 'data dir', default: () => defaultDataDir(),
+    section: 'peer', flag: 'data-dir', kind: path('DIR'), label: 'data dir', default: () => resolve(defaultDataDir()),
     defaultText: `\`$SPRITE_DATA_DIR\`, else \`~/${PEER_DEFAULTS.dataDirName}\``,
     doc: "token, peer and swarm keys, the mesh store (`mesh.db`), base image, volumes, sprite directories, sprite-init's compile cache",
   }),

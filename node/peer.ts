@@ -4,12 +4,12 @@ import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Mesh } from '../gossip/index.ts';
-import { createProxy, formatProxyColumn, spriteHost, type EdgeProxy, type LocalSprites } from '../proxy/index.ts';
+import { createProxy, formatProxyColumn, parseBundle, spriteHost, type CertStore, type EdgeProxy, type LocalSprites } from '../proxy/index.ts';
 import {
   createLogger, ensureBaseImage, ensureTools, ObjectVolumeStore, StorageDaemon, thawTree, type Logger, type Progress, type ServiceStatus,
 } from '../vm/index.ts';
-import { createApiServer } from './api/server.ts';
-import { buildConfig, type PeerConfig, type PeerOptions } from './config.ts';
+import { createApiServer, type EdgeView } from './api/server.ts';
+import { buildConfig, swarmKeyPath, type PeerConfig, type PeerOptions } from './config.ts';
 import { hopSecret, loadOrCreate, lockDataDir, unlockDataDir } from './data-dir.ts';
 import { Drain } from './drain.ts';
 import { IdleTimer } from './idle.ts';
@@ -149,39 +149,48 @@ async function setup(config: Readonly<PeerConfig>, teardown: Teardown, logger: L
 
   const routes = edgeRoutes(mesh);
   teardown.defer('proxy routes', () => routes.close());
+  const certs = edgeCerts(mesh);
   const proxy = createProxy({
     http: config.proxy.http, https: config.proxy.https, domain: config.proxy.domain,
     tlsFiles: config.proxy.tlsCert && config.proxy.tlsKey ? { cert: config.proxy.tlsCert, key: config.proxy.tlsKey } : undefined,
     certWaitMs: config.proxy.certWaitMs,
-    hopSecret: await hopSecret(config.mesh.swarmKeyFile ?? join(config.dataDir, 'swarm.key')),
+    hopSecret: await hopSecret(swarmKeyPath(config)),
     // A request for a sprite whose peer is down takes the sprite over here (see docs/MESH.md).
     rehome: async (name) => {
       await sprites.adopt(name);
     },
   }, {
-    routes, certs: edgeCerts(mesh), sprites: localSprites(sprites), logger: log.child({ component: 'proxy' }), tokens: tokenCheck(mesh.store),
+    routes, certs, sprites: localSprites(sprites), logger: log.child({ component: 'proxy' }), tokens: tokenCheck(mesh.store),
   });
+  // Built with its token subscription and connection pools: stopped even if it never listens.
+  teardown.defer('proxy', () => proxy.stop());
   const server = createApiServer({
-    sprites, registry, edge: proxy, images, placement, creates, peers, drain, use: idle, mesh, token, peerId: id, version: VERSION, logger: log.child({ component: 'api' }),
+    sprites, registry, edge: edgeView(proxy, certs), images, placement, creates, peers, drain, use: idle, mesh, token, peerId: id, version: VERSION, logger: log.child({ component: 'api' }),
   });
   return { config, logger: log, token, newToken, mesh, registry, images, sprites, drain, idle, server, routes, proxy, self };
 }
 
 /**
- * Starts each part's loop, in an order that lets the teardown stack undo them in reverse: the mesh
- * (then catching up with it), the sprites and their timers, and last the listeners, so a stopping
- * peer takes no requests while its sprites stop.
+ * Starts each part's loop in order: the API first, so the mesh's first heartbeat carries its
+ * address; the mesh; the proxy, published at once so other peers can forward to it; a catch-up
+ * with the mesh; then the sprites and their timers. The teardown stack undoes them in reverse: a
+ * stopping sprite manager refuses new work and lets what is under way finish, then the listeners
+ * close.
  */
 async function run(parts: Parts, teardown: Teardown): Promise<void> {
   const { config, logger, mesh, registry, images, sprites, drain, idle, server, proxy, self } = parts;
+  self.api = await listen(server, config.api);
+  teardown.defer('API', () => close(server));
   await mesh.start();
+  self.proxy = formatProxyColumn(await proxy.start());
+  mesh.publishSelf({ proxy: self.proxy });
   await catchUp(mesh);
 
-  await sprites.start();
   teardown.defer('sprites', () => sprites.stop());
+  await sprites.start();
   // A destroyed sprite's use goes with it, so the idle timer's map stays bounded by the mesh.
-  const unfollow = registry.watch((name) => {
-    if (!registry.get(name)) idle.forget(name);
+  const unfollow = registry.watch((name, gone) => {
+    if (gone) idle.forget(name);
   });
   teardown.defer('idle forgetting', unfollow);
   idle.start();
@@ -192,13 +201,6 @@ async function run(parts: Parts, teardown: Teardown): Promise<void> {
   const sweeper = setInterval(sweepImages, IMAGE_SWEEP_EVERY_MS);
   sweeper.unref();
   teardown.defer('image sweep', () => clearInterval(sweeper));
-
-  self.api = await listen(server, config.api);
-  teardown.defer('API', () => close(server));
-  teardown.defer('proxy', () => proxy.stop());
-  self.proxy = formatProxyColumn(await proxy.start());
-  // Published now rather than at the next heartbeat, so other peers can reach this one at once.
-  mesh.publishSelf({ api: self.api, proxy: self.proxy });
   teardown.defer('drain', () => drain.stop());
 }
 
@@ -214,7 +216,7 @@ export async function runPeer(options: PeerOptions): Promise<void> {
     const scheme = proxyAt.https ? 'https' : 'http';
     process.stdout.write(`proxy ${[proxyAt.http, proxyAt.https].filter(Boolean).join(' ')}: sprite URLs like ${scheme}://${spriteHost('NAME', proxyAt.domain, Number(new URL(example).port), scheme)}/\n`);
   }
-  for (const addr of peer.mesh.addresses()) process.stdout.write(`join this mesh with: --bootstrap ${addr} --swarm-key ${peer.config.mesh.swarmKeyFile ?? join(peer.config.dataDir, 'swarm.key')}\n`);
+  for (const addr of peer.mesh.addresses()) process.stdout.write(`join this mesh with: --bootstrap ${addr} --swarm-key ${swarmKeyPath(peer.config)}\n`);
   if (peer.newToken) process.stdout.write(`admin token (also in ${join(peer.config.dataDir, 'token')}): ${peer.token}\n`);
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals): void => {
@@ -271,6 +273,20 @@ function localSprites(manager: SpriteManager): LocalSprites {
     servesHttp: async (name) => {
       const services = await manager.control(name).call<ServiceStatus[]>({ op: 'services.list' });
       return services.some((service) => service.httpPort !== undefined);
+    },
+  };
+}
+
+/**
+ * The edge proxy as the API shows it: its addresses, and the mesh CA stored for its domain (also
+ * when this peer serves a certificate from files), once it listens.
+ */
+function edgeView(proxy: EdgeProxy, certs: CertStore): EdgeView {
+  return {
+    address: () => proxy.address(),
+    ca: () => {
+      const domain = proxy.address()?.domain;
+      return (domain === undefined ? undefined : parseBundle(certs.get(domain))?.ca) ?? null;
     },
   };
 }

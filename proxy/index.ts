@@ -5,7 +5,7 @@ export type { EdgeProxy, ListenAddress, LocalSprites, ProxyComponents, ProxyInit
 export { PROXY_ERROR_CODES, ProxyError } from './errors.ts';
 export type { ProxyErrorCode } from './errors.ts';
 export { spriteFromHost, spriteHost, validDomain } from './host.ts';
-export { formatProxyColumn, parseProxyColumn, RouteTable } from './routes.ts';
+export { formatProxyColumn, forwardTarget, parseProxyColumn, RouteTable } from './routes.ts';
 export type { PeerState, ProxyAddress, Route, RouteSource, SpriteRoute } from './routes.ts';
 export { cachedTokenCheck, URL_AUTH_MODES, RESERVED_PREFIX } from './auth.ts';
 export type { CachedTokenCheck, TokenCheck, TokenOwner, UrlAuth } from './auth.ts';

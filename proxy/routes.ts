@@ -29,8 +29,8 @@ export interface RouteSource {
   readonly peerId: string;
   /** The sprite named so, or undefined. */
   sprite(name: string): SpriteRoute | undefined;
-  /** Where a peer's proxy listens, or undefined when it has none or it is not known yet. */
-  peerProxy(peer: string): ProxyAddress | undefined;
+  /** Where to forward to a peer's proxy (its plain HTTP listener), or undefined when it has none or it is not known yet. */
+  peerTarget(peer: string): { host: string; port: number } | undefined;
   /** This peer's view of another peer; undefined when it was never seen. */
   peerState(peer: string): PeerState | undefined;
   /** Calls `listener` with a sprite's name whenever its record changes or goes; returns the unsubscribe. */
@@ -64,6 +64,17 @@ export function parseProxyColumn(text: string | null | undefined): ProxyAddress 
   }
 }
 
+/** Where other peers forward to a proxy at `address`: its plain HTTP listener; undefined when that is not an http:// URL. */
+export function forwardTarget(address: ProxyAddress): { host: string; port: number } | undefined {
+  try {
+    const url = new URL(address.http);
+    if (url.protocol !== 'http:' || !url.hostname) return undefined;
+    return { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 80) };
+  } catch {
+    return undefined;
+  }
+}
+
 /** The decision for one request: serve the sprite here, or forward it to its owner's proxy. */
 export type Route =
   | { kind: 'local'; sprite: SpriteRoute }
@@ -72,7 +83,6 @@ export type Route =
 /** Where requests for a sprite go, from the route source (no query per request). */
 export class RouteTable {
   readonly #source: RouteSource;
-  readonly #targets = new WeakMap<ProxyAddress, { host: string; port: number } | null>();
 
   constructor(source: RouteSource) {
     this.#source = source;
@@ -86,7 +96,7 @@ export class RouteTable {
     // A row seen before this peer learned of its owner is treated like a silent owner (suspect).
     const state = this.#source.peerState(sprite.owner) ?? 'suspect';
     if (state === 'down') throw new ProxyError('ERR_PROXY_OWNER_DOWN', `sprite ${name} runs on peer ${sprite.owner}, which is down`, { retryAfter: 10 });
-    const target = this.#target(sprite.owner);
+    const target = this.#source.peerTarget(sprite.owner);
     if (!target) throw new ProxyError('ERR_PROXY_OWNER_DOWN', `sprite ${name} runs on peer ${sprite.owner}, whose proxy address is not known here`, { retryAfter: 5 });
     return { kind: 'remote', sprite, owner: sprite.owner, target };
   }
@@ -95,24 +105,5 @@ export class RouteTable {
   ownerDown(name: string): boolean {
     const sprite = this.#source.sprite(name);
     return sprite !== undefined && sprite.owner !== this.#source.peerId && this.#source.peerState(sprite.owner) === 'down';
-  }
-
-  #target(peer: string): { host: string; port: number } | undefined {
-    const address = this.#source.peerProxy(peer);
-    if (!address) return undefined;
-    // Addresses are replaced, never mutated, so a parse is cached per address object.
-    let target = this.#targets.get(address);
-    if (target === undefined) {
-      target = null;
-      try {
-        const url = new URL(address.http);
-        const port = Number(url.port || 80);
-        if (url.protocol === 'http:' && url.hostname) target = { host: url.hostname.replace(/^\[|\]$/g, ''), port };
-      } catch {
-        target = null;
-      }
-      this.#targets.set(address, target);
-    }
-    return target ?? undefined;
   }
 }

@@ -28,7 +28,7 @@ export function toApiError(error: unknown): ApiError {
 }
 
 /** The JSON body of an error answer. */
-export function errorBody(error: ApiError): string {
+function errorBody(error: ApiError): string {
   return JSON.stringify({ error: { code: error.code, message: error.message } });
 }
 

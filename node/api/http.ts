@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ApiError, errorBody, toApiError } from './errors.ts';
+import { PeerError } from '../errors.ts';
+import { toApiError } from './errors.ts';
 import { validate, type Schema } from '../schema.ts';
 
 const MAX_BODY = 1024 * 1024;
@@ -18,9 +19,7 @@ export function sendError(res: ServerResponse, error: unknown): void {
     res.destroy();
     return;
   }
-  const body = errorBody(apiError);
-  res.writeHead(apiError.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-  res.end(body);
+  sendJson(res, apiError.status, { error: { code: apiError.code, message: apiError.message } });
 }
 
 /** A boolean query parameter: `1` or `true`. */
@@ -29,7 +28,7 @@ export function flag(url: URL, name: string): boolean {
   return value === '1' || value === 'true';
 }
 
-/** Reads, parses and validates a JSON body against `schema`; bad input becomes a 4xx ApiError. */
+/** Reads, parses and validates a JSON body against `schema`; bad input becomes a 4xx PeerError. */
 export async function readJson<T>(req: IncomingMessage, schema: Schema): Promise<T> {
   return parseJson<T>(await readBody(req), schema);
 }
@@ -40,7 +39,7 @@ export async function readBody(req: IncomingMessage): Promise<Buffer> {
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_BODY) throw new ApiError('ERR_BODY_TOO_LARGE', 'request body is over 1 MiB');
+    if (size > MAX_BODY) throw new PeerError('ERR_BODY_TOO_LARGE', 'request body is over 1 MiB');
     chunks.push(chunk);
   }
   return Buffer.concat(chunks);
@@ -53,9 +52,9 @@ export function parseJson<T>(body: Buffer, schema: Schema): T {
     // An empty body is an empty object: required fields are still enforced by the schema.
     value = JSON.parse(body.toString('utf8') || '{}');
   } catch {
-    throw new ApiError('ERR_BAD_REQUEST', 'body is not valid JSON');
+    throw new PeerError('ERR_BAD_REQUEST', 'body is not valid JSON');
   }
   const problem = validate(schema, value);
-  if (problem) throw new ApiError('ERR_BAD_REQUEST', problem);
+  if (problem) throw new PeerError('ERR_BAD_REQUEST', problem);
   return value as T;
 }

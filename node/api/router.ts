@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { WebSocket } from 'ws';
 import type { Caller } from '../records/index.ts';
-import { ApiError } from './errors.ts';
+import { PeerError } from '../errors.ts';
 
 /**
  * What a handler gets of the request. What it works on (sprites, the mesh, ...) it got when its
@@ -59,6 +59,6 @@ export function match<R extends { method: string; pattern: RegExp }>(routes: rea
     for (const [key, value] of Object.entries(found.groups ?? {})) params[key] = decodeURIComponent(value);
     return { route, params };
   }
-  if (pathMatched) throw new ApiError('ERR_METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`);
-  throw new ApiError('ERR_NOT_FOUND', `no route ${path}`);
+  if (pathMatched) throw new PeerError('ERR_METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`);
+  throw new PeerError('ERR_NOT_FOUND', `no route ${path}`);
 }

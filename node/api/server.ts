@@ -1,7 +1,8 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { ApiError, refuseUpgrade, toApiError } from './errors.ts';
+import { PeerError } from '../errors.ts';
+import { refuseUpgrade, toApiError, type ApiError } from './errors.ts';
 import type { Mesh } from '../../gossip/index.ts';
 import type { Logger } from '../../vm/index.ts';
 import type { Drain } from '../drain.ts';
@@ -19,6 +20,8 @@ import { peerRoutes } from './routes/peers.ts';
 import { serviceRoutes } from './routes/services.ts';
 import { sessionRoutes } from './routes/sessions.ts';
 import { spriteRoutes, type EdgeView } from './routes/sprites.ts';
+
+export type { EdgeView };
 import { tenantRoutes } from './routes/tenants.ts';
 
 /** Where the API reports use of a sprite (the idle timer): open until the returned function runs. */
@@ -72,7 +75,7 @@ export function createApiServer(init: ApiInit): http.Server {
     const match = /^Bearer (\S{1,512})$/.exec(req.headers.authorization ?? '');
     // Tokens are compared by their SHA-256 in the replicated table, not as strings.
     const caller = match === null ? undefined : callerOf(mesh.store, match[1]!);
-    if (!caller) throw new ApiError('ERR_UNAUTHORIZED', 'missing or wrong bearer token');
+    if (!caller) throw new PeerError('ERR_UNAUTHORIZED', 'missing or wrong bearer token');
     return caller;
   };
   // Use is recorded before the sprite is woken, so a freeze deciding meanwhile sees it; only known
@@ -140,5 +143,5 @@ export function createApiServer(init: ApiInit): http.Server {
 function scope(registry: SpriteRegistry, caller: Caller, params: Record<string, string>): void {
   if (params.name === undefined) return;
   const record = registry.get(params.name);
-  if (record && !sees(caller, record.org)) throw new ApiError('ERR_SPRITE_NOT_FOUND', `no sprite named ${params.name}`);
+  if (record && !sees(caller, record.org)) throw new PeerError('ERR_SPRITE_NOT_FOUND', `no sprite named ${params.name}`);
 }

@@ -1,5 +1,5 @@
 import { materialize, peersTable, type Member, type MemberEvent, type RowOf } from '../../gossip/index.ts';
-import { parseProxyColumn, type CertStore, type PeerState, type ProxyAddress, type RouteSource, type SpriteRoute } from '../../proxy/index.ts';
+import { forwardTarget, parseProxyColumn, type CertStore, type PeerState, type RouteSource, type SpriteRoute } from '../../proxy/index.ts';
 import type { RecordStore } from './store.ts';
 import { proxyCertsTable, spritesTable } from './tables.ts';
 
@@ -16,7 +16,7 @@ export interface EdgeMesh extends RecordStore {
 export type EdgeRoutes = RouteSource & { close(): void };
 
 /**
- * What the edge proxy routes by: sprites and peers' proxy addresses from in-memory views kept
+ * What the edge proxy routes by: sprites and where peers' proxies listen from in-memory views kept
  * current by store events (a request costs lookups, not queries), member states from the failure
  * detector. Each changed row is converted once, on first use.
  */
@@ -24,7 +24,7 @@ export function edgeRoutes(mesh: EdgeMesh): EdgeRoutes {
   const sprites = materialize(mesh.store, spritesTable, (row) => row.name);
   const peers = materialize(mesh.store, peersTable, (row) => row.id);
   const routes = new WeakMap<RowOf<typeof spritesTable>, SpriteRoute>();
-  const proxies = new WeakMap<RowOf<typeof peersTable>, ProxyAddress | null>();
+  const targets = new WeakMap<RowOf<typeof peersTable>, { host: string; port: number } | null>();
   const states = new Map<string, PeerState>();
   for (const member of mesh.members()) states.set(member.id, member.state);
   const unfollow = mesh.onMemberChange((event) => states.set(event.id, event.to));
@@ -40,15 +40,16 @@ export function edgeRoutes(mesh: EdgeMesh): EdgeRoutes {
       }
       return route;
     },
-    peerProxy: (peer) => {
+    peerTarget: (peer) => {
       const row = peers.map.get(peer);
       if (!row) return undefined;
-      let address = proxies.get(row);
-      if (address === undefined) {
-        address = parseProxyColumn(row.proxy) ?? null;
-        proxies.set(row, address);
+      let target = targets.get(row);
+      if (target === undefined) {
+        const address = parseProxyColumn(row.proxy);
+        target = (address && forwardTarget(address)) ?? null;
+        targets.set(row, target);
       }
-      return address ?? undefined;
+      return target ?? undefined;
     },
     peerState: (peer) => states.get(peer),
     onSpriteChange: (listener) => mesh.store.subscribe(spritesTable, (event) => listener(event.pk.name, !event.row)),

@@ -55,8 +55,8 @@ export interface SpriteRegistry {
   urlAuth(name: string): string;
   /** Sets the URL auth of a sprite `owner` owns. */
   setUrlAuth(name: string, owner: string, auth: string): void;
-  /** Calls `listener` with the name of every sprite whose record changed (or went); returns the unsubscribe. */
-  watch(listener: (name: string) => void): () => void;
+  /** Calls `listener` with the name of every sprite whose record changed, and whether it went; returns the unsubscribe. */
+  watch(listener: (name: string, gone: boolean) => void): () => void;
   /** Removes a record `owner` owns; a missing name, or one owned by another peer, is left alone. */
   remove(name: string, owner: string): void;
 }
@@ -133,8 +133,8 @@ export class SpriteRecords implements SpriteRegistry {
     });
   }
 
-  watch(listener: (name: string) => void): () => void {
-    return this.#mesh.store.subscribe(spritesTable, (event) => listener(event.pk.name));
+  watch(listener: (name: string, gone: boolean) => void): () => void {
+    return this.#mesh.store.subscribe(spritesTable, (event) => listener(event.pk.name, !event.row));
   }
 
   remove(name: string, owner: string): void {

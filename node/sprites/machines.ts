@@ -7,6 +7,9 @@ import type { SpriteRecord, SpriteRegistry, SpriteState } from '../records/index
 import { CheckpointMounts } from './checkpoint-mounts.ts';
 import { mirrorServices, restoreServices } from './services-mirror.ts';
 
+/** How long a stopping peer lets lifecycle operations under way finish before it stops their sandboxes anyway. */
+const STOP_WAIT_MS = 30_000;
+
 /** What this peer's machines are built from: the peer's config, records, volumes and identity. */
 export interface MachinesInit {
   config: Readonly<PeerConfig>;
@@ -63,6 +66,7 @@ export class Machines {
   readonly #running = new Map<string, Machine>();
   /** Names with a lifecycle operation under way; a second one waits for the first. */
   readonly #busy = new Map<string, Promise<unknown>>();
+  #stopping = false;
 
   constructor(init: MachinesInit, hooks: MachineHooks) {
     this.#init = init;
@@ -74,9 +78,17 @@ export class Machines {
     return this.#init.peerId;
   }
 
-  /** Runs `work` once no other lifecycle operation on `name` is under way; the next one waits for it. */
+  /**
+   * Runs `work` once no other lifecycle operation on `name` is under way; the next one waits for it.
+   * Throws ERR_PEER_STOPPING once the peer stops: a sprite started then would outlive the peer.
+   */
   async exclusive<T>(name: string, work: () => Promise<T>): Promise<T> {
-    while (this.#busy.has(name)) await this.#busy.get(name)!.catch(() => undefined);
+    for (;;) {
+      if (this.#stopping) throw new PeerError('ERR_PEER_STOPPING', 'this peer is stopping; its sprites start again with it or on another peer');
+      const current = this.#busy.get(name);
+      if (!current) break;
+      await current.catch(() => undefined);
+    }
     const job = work();
     this.#busy.set(name, job);
     try {
@@ -191,8 +203,17 @@ export class Machines {
     await rm(this.dir(machine.sandbox.id), { recursive: true, force: true });
   }
 
-  /** Stops every sandbox running here and removes this peer's cgroups; records stay. */
+  /**
+   * Stops every sandbox running here and removes this peer's cgroups; records stay. New lifecycle
+   * operations are refused from now on, and those under way (a start, a wake) finish first, for at
+   * most `STOP_WAIT_MS`, so none leaves a sandbox running after the peer.
+   */
   async stopAll(): Promise<void> {
+    this.#stopping = true;
+    const deadline = Date.now() + STOP_WAIT_MS;
+    while (this.#busy.size > 0 && Date.now() < deadline) {
+      await Promise.race([Promise.allSettled([...this.#busy.values()]), new Promise((resolve) => setTimeout(resolve, deadline - Date.now()).unref())]);
+    }
     await Promise.allSettled([...this.#running.keys()].map((name) => this.halt(this.untrack(name)!)));
     await removeCgroups(this.cgroup());
   }

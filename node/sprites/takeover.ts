@@ -107,6 +107,9 @@ export class Takeover {
     if (record?.owner === machines.peerId && record.id === machine.sandbox.id) return;
     machines.untrack(name);
     this.#init.logger.warn('sprite taken over by another peer; dropping the local copy', { sprite: name, owner: record?.owner ?? null, epoch: record?.epoch ?? null });
-    void machines.exclusive(name, () => machines.drop(machine));
+    // A stopping peer refuses the lock, but the machine is no longer tracked: drop it anyway.
+    void machines.exclusive(name, () => machines.drop(machine))
+      .catch(() => machines.drop(machine))
+      .catch((error: unknown) => this.#init.logger.warn('dropping the local copy failed', { sprite: name, error: (error as Error).message }));
   }
 }

@@ -4,13 +4,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { Mesh } from '../../gossip/mesh.ts';
-import { spritesTable } from '../../node/records/tables.ts';
+import { defineTable } from '../../gossip/index.ts';
 
 const dirs: string[] = [];
 const meshes: Mesh[] = [];
 after(async () => {
   for (const mesh of meshes) await mesh.stop().catch(() => undefined);
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+/** A replicated table of the test's own, shaped like the peer's sprites table. */
+const spritesTable = defineTable({
+  name: 'sprites',
+  primaryKey: ['name'],
+  columns: {
+    name: 'text', id: 'text', owner: 'text', epoch: 'integer', state: 'text', url_auth: { type: 'text', default: 'sprite' }, org: { type: 'text', default: 'admin' },
+    volume: { type: 'text', nullable: true }, http_port: 'integer', services: { type: 'text', nullable: true }, created: 'text', updated: 'text', reason: { type: 'text', nullable: true },
+  },
 });
 
 const quiet = { info: () => undefined, warn: () => undefined };

@@ -65,7 +65,7 @@ describe('a peer whose start fails halfway leaves nothing behind', () => {
     for (const dir of dirs) await removeDataDir(dir);
   });
 
-  for (const where of ['the mesh (its libp2p listen address is taken)', 'the edge proxy (its port is taken), after the sprite manager and its pool have started'] as const) {
+  for (const where of ['the mesh (its libp2p listen address is taken)', 'the edge proxy (its port is taken), with the API and the mesh already running'] as const) {
     test(`when ${where} fails to start`, async () => {
       const dataDir = await mkdtemp(join(tmpdir(), 'sprite-test-'));
       dirs.push(dataDir);

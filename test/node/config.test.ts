@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { buildConfig, parseAddress } from '../../node/config.ts';
+import { buildConfig } from '../../node/config.ts';
+import { parseAddress } from '../../node/option-kinds.ts';
 
 test('defaults fill every option and the result is frozen', () => {
   const config = buildConfig({ dataDir: '/tmp/x' });

@@ -103,8 +103,9 @@ test("the proxy's routes follow sprite rows, peers' proxy addresses and member s
   const first = routes.sprite('web');
   assert.deepEqual(first, { name: 'web', owner: 'peer-b', org: 'acme', urlAuth: 'sprite', state: 'warm', httpPort: 8080, reason: null });
   assert.equal(routes.sprite('web'), first, 'an unchanged row converts once');
-  assert.deepEqual(routes.peerProxy('peer-b'), { http: 'http://127.0.0.1:7480', https: null, domain: 'sprites.localhost' });
-  assert.equal(routes.peerProxy('peer-c'), undefined);
+  assert.deepEqual(routes.peerTarget('peer-b'), { host: '127.0.0.1', port: 7480 });
+  assert.equal(routes.peerTarget('peer-b'), routes.peerTarget('peer-b'), 'an unchanged row parses once');
+  assert.equal(routes.peerTarget('peer-c'), undefined);
   assert.equal(routes.peerState('peer-b'), 'alive');
   mesh.emit({ id: 'peer-b', from: 'alive', to: 'down' });
   assert.equal(routes.peerState('peer-b'), 'down');

@@ -1,6 +1,6 @@
 import type { Schema } from '../../schema.ts';
 import type { SpriteManager } from '../../sprites.ts';
-import { ApiError } from '../errors.ts';
+import { PeerError } from '../../errors.ts';
 import { readJson, sendJson } from '../http.ts';
 import { NAME, type Route } from '../router.ts';
 
@@ -36,7 +36,7 @@ export function checkpointRoutes(sprites: CheckpointSprites): Route[] {
       pattern: new RegExp(`${CHECKPOINT}$`),
       handler: async ({ res, params }) => {
         const found = (await sprites.checkpoints(params.name!)).find((c) => c.id === params.id);
-        if (!found) throw new ApiError('ERR_CHECKPOINT_NOT_FOUND', `no checkpoint ${params.id}`);
+        if (!found) throw new PeerError('ERR_CHECKPOINT_NOT_FOUND', `no checkpoint ${params.id}`);
         sendJson(res, 200, found);
       },
     },

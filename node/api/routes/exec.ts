@@ -1,5 +1,5 @@
 import type { SpriteManager } from '../../sprites.ts';
-import { ApiError } from '../errors.ts';
+import { PeerError } from '../../errors.ts';
 import { flag } from '../http.ts';
 import { NAME, type WsRoute } from '../router.ts';
 import { bridgeBytes, bridgeExec } from '../ws.ts';
@@ -15,15 +15,15 @@ export function execRoutes(sprites: ExecSprites): WsRoute[] {
       pattern: new RegExp(`^/v1/sprites/${NAME}/exec$`),
       open: async ({ params, url }) => {
         const command = url.searchParams.getAll('cmd');
-        if (command.length === 0) throw new ApiError('ERR_BAD_REQUEST', 'exec needs at least one cmd parameter');
+        if (command.length === 0) throw new PeerError('ERR_BAD_REQUEST', 'exec needs at least one cmd parameter');
         const env: Record<string, string> = {};
         for (const pair of url.searchParams.getAll('env')) {
           const eq = pair.indexOf('=');
-          if (eq < 1) throw new ApiError('ERR_BAD_REQUEST', `env must be K=V, got ${pair}`);
+          if (eq < 1) throw new PeerError('ERR_BAD_REQUEST', `env must be K=V, got ${pair}`);
           env[pair.slice(0, eq)] = pair.slice(eq + 1);
         }
         const dir = url.searchParams.get('dir') ?? undefined;
-        if (dir !== undefined && !dir.startsWith('/')) throw new ApiError('ERR_BAD_REQUEST', 'dir must be an absolute path');
+        if (dir !== undefined && !dir.startsWith('/')) throw new PeerError('ERR_BAD_REQUEST', 'dir must be an absolute path');
         const tty = flag(url, 'tty');
         const stream = await (await sprites.awake(params.name!)).open({
           op: 'exec', command, env, dir, tty, cols: size(url, 'cols', 80), rows: size(url, 'rows', 24),
@@ -44,7 +44,7 @@ export function execRoutes(sprites: ExecSprites): WsRoute[] {
       pattern: new RegExp(`^/v1/sprites/${NAME}/proxy$`),
       open: async ({ params, url }) => {
         const port = Number(url.searchParams.get('port'));
-        if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ApiError('ERR_BAD_REQUEST', 'port must be 1-65535');
+        if (!Number.isInteger(port) || port < 1 || port > 65535) throw new PeerError('ERR_BAD_REQUEST', 'port must be 1-65535');
         const stream = await (await sprites.awake(params.name!)).open({ op: 'forward', port });
         return (ws) => bridgeBytes(ws, stream);
       },
@@ -55,6 +55,6 @@ export function execRoutes(sprites: ExecSprites): WsRoute[] {
 /** A terminal dimension from the query: 1-1000, `fallback` when absent. */
 function size(url: URL, name: string, fallback: number): number {
   const value = Number(url.searchParams.get(name) ?? fallback);
-  if (!Number.isInteger(value) || value < 1 || value > 1000) throw new ApiError('ERR_BAD_REQUEST', `${name} must be 1-1000`);
+  if (!Number.isInteger(value) || value < 1 || value > 1000) throw new PeerError('ERR_BAD_REQUEST', `${name} must be 1-1000`);
   return value;
 }

@@ -1,4 +1,5 @@
-import { ApiError, toApiError } from '../errors.ts';
+import { PeerError } from '../../errors.ts';
+import { toApiError } from '../errors.ts';
 import { VM_DEFAULTS } from '../../../vm/index.ts';
 import type { ImageManager } from '../../images.ts';
 import type { Schema } from '../../schema.ts';
@@ -43,8 +44,8 @@ function requireAdminFor(caller: Caller, what: string): void {
 
 function toSource(body: BuildBody): RootSource {
   const needsPath = body.from === 'dir' || body.from === 'tar';
-  if (needsPath !== (body.path !== undefined)) throw new ApiError('ERR_BAD_REQUEST', needsPath ? `body.path is required with from=${body.from}` : `body.path only goes with from=dir or from=tar`);
-  if (body.from !== 'debian' && (body.suite !== undefined || body.mirror !== undefined)) throw new ApiError('ERR_BAD_REQUEST', 'body.suite and body.mirror only go with from=debian');
+  if (needsPath !== (body.path !== undefined)) throw new PeerError('ERR_BAD_REQUEST', needsPath ? `body.path is required with from=${body.from}` : `body.path only goes with from=dir or from=tar`);
+  if (body.from !== 'debian' && (body.suite !== undefined || body.mirror !== undefined)) throw new PeerError('ERR_BAD_REQUEST', 'body.suite and body.mirror only go with from=debian');
   switch (body.from) {
     case 'busybox': return { kind: 'busybox' };
     case 'dir': return { kind: 'dir', path: body.path! };

@@ -3,7 +3,7 @@ import { parseProxyColumn } from '../../../proxy/index.ts';
 import type { Drain } from '../../drain.ts';
 import { fromPeer, toTarget, type PeerClient } from '../../placement/index.ts';
 import type { SpriteManager } from '../../sprites.ts';
-import { ApiError } from '../errors.ts';
+import { PeerError } from '../../errors.ts';
 import { sendJson } from '../http.ts';
 import type { Route } from '../router.ts';
 import type { EdgeView } from './sprites.ts';
@@ -40,8 +40,8 @@ export function peerRoutes({ mesh, drain, peers, sprites, edge }: PeerRoutesInit
       handler: async ({ req, res, params }) => {
         if (params.peer !== 'self' && params.peer !== mesh.peerId && !fromPeer(req)) {
           const peer = mesh.members().find((m) => m.id === params.peer);
-          if (!peer) throw new ApiError('ERR_NOT_FOUND', `no peer ${params.peer} in the mesh`);
-          if (peer.state !== 'alive') throw new ApiError('ERR_OWNER_UNREACHABLE', `peer ${peer.id} is ${peer.state}`);
+          if (!peer) throw new PeerError('ERR_NOT_FOUND', `no peer ${params.peer} in the mesh`);
+          if (peer.state !== 'alive') throw new PeerError('ERR_OWNER_UNREACHABLE', `peer ${peer.id} is ${peer.state}`);
           return peers.forward(toTarget(peer), req, res);
         }
         void drain.start();
@@ -55,7 +55,7 @@ export function peerRoutes({ mesh, drain, peers, sprites, edge }: PeerRoutesInit
       handler: ({ res }) => {
         const domain = edge.address()?.domain;
         const ca = edge.ca();
-        if (!ca) throw new ApiError('ERR_PROXY_NO_CA', 'this peer serves a certificate from files (or has no HTTPS listener): there is no mesh CA');
+        if (!ca) throw new PeerError('ERR_PROXY_NO_CA', 'this peer serves a certificate from files (or has no HTTPS listener): there is no mesh CA');
         sendJson(res, 200, { domain, ca });
       },
     },
