@@ -13,7 +13,7 @@ export function respond(res: AnyResponse, status: number, headers: Record<string
   res.end(body);
 }
 
-/** Writes an error as a small page: HTML for browsers, else JSON `{error: {code, message}}` like the API. */
+/** Writes an error as a small page: HTML for browsers, else JSON `{error: code, message}` like the API. */
 export function sendErrorPage(headers: IncomingHttpHeaders, res: AnyResponse, error: ProxyError): void {
   if (res.headersSent) {
     // Part of an answer has gone out: the only honest signal left is to cut the stream.
@@ -47,7 +47,7 @@ export function sendErrorOnSocket(headers: IncomingHttpHeaders, socket: Duplex, 
 /** The page body for an error: HTML when the client prefers it, JSON otherwise. */
 export function renderError(headers: IncomingHttpHeaders, error: ProxyError): { body: string; type: string } {
   if (!(headers.accept ?? '').includes('text/html')) {
-    return { body: `${JSON.stringify({ error: { code: error.code, message: error.message } })}\n`, type: 'application/json' };
+    return { body: `${JSON.stringify({ error: error.code, message: error.message })}\n`, type: 'application/json' };
   }
   const title = `${error.status} ${STATUS_CODES[error.status] ?? 'Error'}`;
   const hint = error.code === 'ERR_PROXY_UNAUTHORIZED'

@@ -2,7 +2,10 @@ import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ERROR_CODES, PeerError, type ErrorCode } from '../errors.ts';
 
-/** An error as the API answers it: `{error: {code, message}}` with its code's HTTP status. */
+/**
+ * An error as the API answers it: `{error: code, message}` with its code's HTTP status. The code
+ * sits in `error` as a string because that is where Sprites' SDKs read it (`parseAPIError`).
+ */
 export class ApiError extends PeerError {
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(code, message, options);
@@ -27,9 +30,13 @@ export function toApiError(error: unknown): ApiError {
   return new ApiError('ERR_INTERNAL', message, { cause: error });
 }
 
-/** The JSON body of an error answer. */
+/** The JSON body of an error answer, also the error line of an NDJSON stream. */
+export function errorJson(error: ApiError): { error: string; message: string } {
+  return { error: error.code, message: error.message };
+}
+
 function errorBody(error: ApiError): string {
-  return JSON.stringify({ error: { code: error.code, message: error.message } });
+  return JSON.stringify(errorJson(error));
 }
 
 /** Answers a WebSocket upgrade that cannot go ahead as plain HTTP, with the same body as any other route. */

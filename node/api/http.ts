@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PeerError } from '../errors.ts';
-import { toApiError } from './errors.ts';
+import { errorJson, toApiError } from './errors.ts';
 import { validate, type Schema } from '../schema.ts';
 
 const MAX_BODY = 1024 * 1024;
@@ -12,14 +12,14 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
   res.end(text);
 }
 
-/** Writes `{error: {code, message}}` with the code's status; a response already under way is cut instead. */
+/** Writes `{error: code, message}` with the code's status; a response already under way is cut instead. */
 export function sendError(res: ServerResponse, error: unknown): void {
   const apiError = toApiError(error);
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  sendJson(res, apiError.status, { error: { code: apiError.code, message: apiError.message } });
+  sendJson(res, apiError.status, errorJson(apiError));
 }
 
 /** A boolean query parameter: `1` or `true`. */

@@ -137,11 +137,10 @@ export function createClient(init: ClientInit): Client {
   };
 }
 
-/** Turns a non-2xx answer into an ApiError, using the API's `{error: {code, message}}` when present. */
+/** Turns a non-2xx answer into an ApiError, using the API's `{error: code, message}` when present. */
 export function apiError(status: number, statusText: string, body: string): ApiError {
   try {
-    const parsed = JSON.parse(body) as { error?: { code?: unknown; message?: unknown } };
-    const { code, message } = parsed.error ?? {};
+    const { error: code, message } = JSON.parse(body) as { error?: unknown; message?: unknown };
     if (typeof message === 'string' && message !== '') {
       return new ApiError(status, typeof code === 'string' ? code : 'ERR_API', message);
     }

@@ -39,11 +39,11 @@ async function followBuild(ctx: Context, stream: ReadableStream<Uint8Array>): Pr
   try {
     for await (const text of lines) {
       if (text.trim() === '') continue;
-      const message = JSON.parse(text) as { progress?: string; percent?: number; image?: Image; error?: { code: string; message: string } };
+      const message = JSON.parse(text) as { progress?: string; percent?: number; image?: Image; error?: string; message?: string };
       if (message.progress !== undefined) progress.update(message.progress, message.percent);
       else progress.done();
       if (message.image) return message.image;
-      if (message.error) throw new ApiError(200, message.error.code, message.error.message);
+      if (message.error) throw new ApiError(200, message.error, message.message ?? message.error);
     }
   } catch (err) {
     progress.done();

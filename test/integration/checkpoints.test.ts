@@ -42,7 +42,7 @@ describe('checkpoints and restore of a sprite disk', () => {
   test('unknown checkpoints are 404; deleted checkpoints disappear', async () => {
     const missing = await peer.api('POST', '/v1/sprites/keep/checkpoints/v999/restore');
     assert.equal(missing.status, 404);
-    assert.equal(missing.body.error.code, 'ERR_CHECKPOINT_NOT_FOUND');
+    assert.equal(missing.body.error, 'ERR_CHECKPOINT_NOT_FOUND');
     const made = await peer.api('POST', '/v1/sprites/keep/checkpoints', {});
     assert.equal(made.status, 201);
     assert.equal((await peer.api('GET', `/v1/sprites/keep/checkpoints/${made.body.id}`)).status, 200);

@@ -99,7 +99,7 @@ describe('sprite lifecycle on one peer', () => {
     peers.push(strict);
     const refused = await strict.api('POST', '/v1/sprites', { name: 'nope' });
     assert.equal(refused.status, 503);
-    assert.equal(refused.body.error.code, 'ERR_POOL_EMPTY');
+    assert.equal(refused.body.error, 'ERR_POOL_EMPTY');
     assert.equal((await strict.api('GET', '/v1/sprites')).body.sprites.length, 0);
 
     const lenient = peers[0]!;

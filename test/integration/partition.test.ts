@@ -74,7 +74,7 @@ describe('a partition between peers on one object store', () => {
     // The other side cannot take a sprite whose owner still holds its disk's lease: a clear 503, no second owner.
     const refused = await right.api('POST', '/v1/sprites/island/start');
     assert.equal(refused.status, 503, JSON.stringify(refused.body));
-    assert.equal(refused.body.error.code, 'ERR_SPRITE_UNRECOVERABLE');
+    assert.equal(refused.body.error, 'ERR_SPRITE_UNRECOVERABLE');
 
     await partition.heal();
     for (const peer of peers) await eventually(async () => Object.values(await memberStates(peer)).filter((s) => s === 'alive').length === 3, 60_000, 'the mesh whole again');

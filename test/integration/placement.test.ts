@@ -91,7 +91,7 @@ describe('three peers on one object store', () => {
     const answers = await Promise.all(peers.map((peer) => peer.api('POST', '/v1/sprites', { name: 'contested' })));
     const statuses = answers.map((a) => a.status).sort();
     assert.deepEqual(statuses, [201, 409, 409], JSON.stringify(answers.map((a) => a.body)));
-    for (const answer of answers.filter((a) => a.status === 409)) assert.equal(answer.body.error.code, 'ERR_NAME_TAKEN');
+    for (const answer of answers.filter((a) => a.status === 409)) assert.equal(answer.body.error, 'ERR_NAME_TAKEN');
     const owner = answers.find((a) => a.status === 201)!.body.owner as string;
     for (const peer of peers) await eventually(async () => (await peer.api('GET', '/v1/sprites/contested')).body.owner === owner, 10_000, 'one owner everywhere');
     assert.equal((await peers[0]!.api('DELETE', '/v1/sprites/contested')).status, 204);
@@ -182,8 +182,8 @@ describe('three peers on one object store', () => {
       await eventually(async () => (await peers[0]!.api('GET', '/v1/sprites/stranded')).body.ownerState === 'down', 30_000, 'the loner seen down');
       const answer = await peers[0]!.api('POST', '/v1/sprites/stranded/start');
       assert.equal(answer.status, 503, JSON.stringify(answer.body));
-      assert.equal(answer.body.error.code, 'ERR_SPRITE_UNRECOVERABLE');
-      assert.match(answer.body.error.message, /not in this peer's store/);
+      assert.equal(answer.body.error, 'ERR_SPRITE_UNRECOVERABLE');
+      assert.match(answer.body.message, /not in this peer's store/);
     } finally {
       // The killed peer left its sandbox's mounts: a restart on its data dir sweeps them.
       await loner.kill();

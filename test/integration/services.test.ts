@@ -50,7 +50,7 @@ describe('services, logs, port forwarding and sessions', () => {
     assert.match(second.stderr, /web already owns the HTTP port/);
     const api = await peer.api('PUT', '/v1/sprites/svc/services/web2', { cmd: 'true', httpPort: 8080 });
     assert.equal(api.status, 409);
-    assert.equal(api.body.error.code, 'ERR_HTTP_PORT_TAKEN');
+    assert.equal(api.body.error, 'ERR_HTTP_PORT_TAKEN');
   });
 
   test('a crashing service is restarted with backoff and its output logged', async () => {

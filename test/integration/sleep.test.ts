@@ -132,7 +132,7 @@ describe('warm sleep: frozen when idle, thawed by use', () => {
     assert.equal(await state(peer, 'warm'), 'stopped');
     const exec = await peer.api('GET', '/v1/sprites/warm/services');
     assert.equal(exec.status, 409);
-    assert.equal(exec.body.error.code, 'ERR_SPRITE_NOT_RUNNING');
+    assert.equal(exec.body.error, 'ERR_SPRITE_NOT_RUNNING');
     assert.equal((await peer.cli(['start', 'warm'])).code, 0);
     assert.equal(await state(peer, 'warm'), 'running');
   });

@@ -19,7 +19,7 @@ describe('sprites on one peer, through the CLI and the API', () => {
     assert.equal(((await health.json()) as { ok: boolean }).ok, true);
     const denied = await fetch(`${peer.url}/v1/sprites`);
     assert.equal(denied.status, 401);
-    assert.equal(((await denied.json()) as { error: { code: string } }).error.code, 'ERR_UNAUTHORIZED');
+    assert.equal(((await denied.json()) as { error: string }).error, 'ERR_UNAUTHORIZED');
     const wrong = await fetch(`${peer.url}/v1/sprites`, { headers: { authorization: 'Bearer nope' } });
     assert.equal(wrong.status, 401);
   });
@@ -41,23 +41,23 @@ describe('sprites on one peer, through the CLI and the API', () => {
   test('bad names, duplicates, unknown sprites and bad bodies get clear errors', async () => {
     const bad = await peer.api('POST', '/v1/sprites', { name: 'Not_A_Label' });
     assert.equal(bad.status, 400);
-    assert.equal(bad.body.error.code, 'ERR_BAD_NAME');
-    assert.match(bad.body.error.message, /1-63 characters of a-z, 0-9 and '-'/);
+    assert.equal(bad.body.error, 'ERR_BAD_NAME');
+    assert.match(bad.body.message, /1-63 characters of a-z, 0-9 and '-'/);
     for (const name of ['', '-lead', 'trail-', 'a'.repeat(64), 'dots.not.ok']) {
       assert.equal((await peer.api('POST', '/v1/sprites', { name })).status, 400, name);
     }
     const dup = await peer.api('POST', '/v1/sprites', { name: 'alpha' });
     assert.equal(dup.status, 409);
-    assert.equal(dup.body.error.code, 'ERR_NAME_TAKEN');
+    assert.equal(dup.body.error, 'ERR_NAME_TAKEN');
     const missing = await peer.api('GET', '/v1/sprites/ghost');
     assert.equal(missing.status, 404);
-    assert.equal(missing.body.error.code, 'ERR_SPRITE_NOT_FOUND');
+    assert.equal(missing.body.error, 'ERR_SPRITE_NOT_FOUND');
     const extra = await peer.api('POST', '/v1/sprites', { name: 'beta', size: 'huge' });
     assert.equal(extra.status, 400);
-    assert.match(extra.body.error.message, /size is not a known field/);
+    assert.match(extra.body.message, /size is not a known field/);
     const garbage = await fetch(`${peer.url}/v1/sprites`, { method: 'POST', headers: { authorization: `Bearer ${peer.token}` }, body: '{nope' });
     assert.equal(garbage.status, 400);
-    assert.equal(((await garbage.json()) as { error: { code: string } }).error.code, 'ERR_BAD_REQUEST');
+    assert.equal(((await garbage.json()) as { error: string }).error, 'ERR_BAD_REQUEST');
     const cli = await peer.cli(['create', 'Bad!']);
     assert.equal(cli.code, 1);
     assert.equal(cli.stderr.trim().split('\n').length, 1);
@@ -127,7 +127,7 @@ describe('sprites on one peer, through the CLI and the API', () => {
       ws.once('unexpected-response', (_req, res) => {
         let body = '';
         res.on('data', (chunk: Buffer) => (body += chunk.toString()));
-        res.once('end', () => resolve({ status: res.statusCode ?? 0, code: (JSON.parse(body) as { error: { code: string } }).error.code }));
+        res.once('end', () => resolve({ status: res.statusCode ?? 0, code: (JSON.parse(body) as { error: string }).error }));
       });
     });
     assert.deepEqual(await refusal('/v1/sprites/alpha/sessions/no-such-session/attach'), { status: 404, code: 'ERR_SESSION_NOT_FOUND' });

@@ -62,16 +62,16 @@ describe('orgs and tokens on two real peers', () => {
     const listed = await a.cli(['org', 'list']);
     assert.equal(listed.code, 0, listed.stderr);
     assert.match(listed.stdout, /^ORG\s+SPRITES\s+TOKENS\s+CREATED\nacme\s+0\s+0\s+\S+\nadmin\s+0\s+2\s+\S+\nglobex\s+0\s+0\s+\S+\n$/);
-    assert.equal((await a.api('POST', '/v1/orgs', { name: 'acme' })).body.error.code, 'ERR_ORG_EXISTS');
+    assert.equal((await a.api('POST', '/v1/orgs', { name: 'acme' })).body.error, 'ERR_ORG_EXISTS');
     assert.equal((await a.api('POST', '/v1/orgs', { name: 'admin' })).status, 409);
     const bad = await a.api('POST', '/v1/orgs', { name: 'Not_Valid' });
     assert.equal(bad.status, 400);
-    assert.equal(bad.body.error.code, 'ERR_BAD_REQUEST');
-    assert.match(bad.body.error.message, /^org name must be 1-63 characters/);
-    assert.match((await a.api('POST', '/v1/orgs', { name: 'x', plan: 'pro' })).body.error.message, /plan is not a known field/);
-    assert.equal((await a.api('POST', '/v1/tokens', { name: 't1', org: 'nobody' })).body.error.code, 'ERR_ORG_NOT_FOUND');
+    assert.equal(bad.body.error, 'ERR_BAD_REQUEST');
+    assert.match(bad.body.message, /^org name must be 1-63 characters/);
+    assert.match((await a.api('POST', '/v1/orgs', { name: 'x', plan: 'pro' })).body.message, /plan is not a known field/);
+    assert.equal((await a.api('POST', '/v1/tokens', { name: 't1', org: 'nobody' })).body.error, 'ERR_ORG_NOT_FOUND');
     assert.equal((await a.api('POST', '/v1/tokens', { name: 't1', org: 'acme', admin: 'yes' })).status, 400);
-    assert.match((await a.api('POST', '/v1/tokens', { name: 'peer-x', org: 'acme' })).body.error.message, /belong to peers/);
+    assert.match((await a.api('POST', '/v1/tokens', { name: 'peer-x', org: 'acme' })).body.message, /belong to peers/);
 
     const fromCli = await a.cli(['token', 'create', 'acme-dev', '--org', 'acme']);
     assert.equal(fromCli.code, 0, fromCli.stderr);
@@ -84,7 +84,7 @@ describe('orgs and tokens on two real peers', () => {
     assert.equal(fromApi.body.org, 'globex');
     assert.equal(fromApi.body.admin, false);
     globex = fromApi.body.token;
-    assert.equal((await a.api('POST', '/v1/tokens', { name: 'acme-dev', org: 'globex' })).body.error.code, 'ERR_TOKEN_EXISTS');
+    assert.equal((await a.api('POST', '/v1/tokens', { name: 'acme-dev', org: 'globex' })).body.error, 'ERR_TOKEN_EXISTS');
   });
 
   test('a token made on one peer works on the other; listings never show secrets or hashes', async () => {
@@ -109,7 +109,7 @@ describe('orgs and tokens on two real peers', () => {
     for (const [method, path, body] of [['GET', '/v1/orgs'], ['POST', '/v1/orgs', { name: 'mine' }], ['GET', '/v1/tokens'], ['POST', '/v1/tokens', { name: 'more', org: 'acme' }], ['DELETE', '/v1/tokens/globex-dev']] as const) {
       const answer = await call(a, acme, method, path, body);
       assert.equal(answer.status, 403, `${method} ${path}`);
-      assert.equal(answer.body.error.code, 'ERR_FORBIDDEN');
+      assert.equal(answer.body.error, 'ERR_FORBIDDEN');
     }
     const cli = await a.cli(['token', 'create', 'sneaky', '--admin'], { env: { SPRITE_TOKEN: acme } });
     assert.equal(cli.code, 1);
@@ -124,7 +124,7 @@ describe('orgs and tokens on two real peers', () => {
     assert.equal(other.status, 201, JSON.stringify(other.body));
     assert.equal(other.body.org, 'globex');
     // Names are mesh-wide (they are URL labels), so create is the one place another org's name shows.
-    assert.equal((await call(a, acme, 'POST', '/v1/sprites', { name: 'globex-app' })).body.error.code, 'ERR_NAME_TAKEN');
+    assert.equal((await call(a, acme, 'POST', '/v1/sprites', { name: 'globex-app' })).body.error, 'ERR_NAME_TAKEN');
 
     const mine = await call(a, acme, 'GET', '/v1/sprites');
     assert.deepEqual(mine.body.sprites.map((s: { name: string; org: string }) => [s.name, s.org]), [['acme-app', 'acme']]);
@@ -143,17 +143,17 @@ describe('orgs and tokens on two real peers', () => {
     const ghost = await call(a, acme, 'GET', '/v1/sprites/ghost-app');
     const hidden = await call(a, acme, 'GET', '/v1/sprites/globex-app');
     assert.equal(hidden.status, 404);
-    assert.deepEqual(hidden.body, { error: { code: 'ERR_SPRITE_NOT_FOUND', message: ghost.body.error.message.replace('ghost-app', 'globex-app') } });
+    assert.deepEqual(hidden.body, { error: 'ERR_SPRITE_NOT_FOUND', message: ghost.body.message.replace('ghost-app', 'globex-app') });
     for (const [method, path, body] of [
       ['DELETE', '/v1/sprites/globex-app'], ['POST', '/v1/sprites/globex-app/stop'], ['GET', '/v1/sprites/globex-app/url'], ['PUT', '/v1/sprites/globex-app/url', { auth: 'public' }],
       ['POST', '/v1/sprites/globex-app/checkpoints', {}], ['GET', '/v1/sprites/globex-app/checkpoints'], ['GET', '/v1/sprites/globex-app/services'], ['GET', '/v1/sprites/globex-app/logs'],
     ] as const) {
       const answer = await call(a, acme, method, path, body);
       assert.equal(answer.status, 404, `${method} ${path}`);
-      assert.equal(answer.body.error.code, 'ERR_SPRITE_NOT_FOUND', `${method} ${path}`);
+      assert.equal(answer.body.error, 'ERR_SPRITE_NOT_FOUND', `${method} ${path}`);
     }
     // On the peer that does not own it too.
-    assert.equal((await call(b, acme, 'GET', '/v1/sprites/globex-app')).body.error.code, 'ERR_SPRITE_NOT_FOUND');
+    assert.equal((await call(b, acme, 'GET', '/v1/sprites/globex-app')).body.error, 'ERR_SPRITE_NOT_FOUND');
     const exec = await a.cli(['exec', 'globex-app', '--', 'true'], { env: { SPRITE_TOKEN: acme } });
     assert.equal(exec.code, 1);
     assert.match(exec.stderr, /^sprite: no sprite named globex-app\n$/);
@@ -167,8 +167,8 @@ describe('orgs and tokens on two real peers', () => {
     assert.equal(own.stdout, 'still here\n');
     const saved = await call(a, globex, 'POST', '/v1/sprites/globex-app/checkpoints', { comment: 'mine' });
     assert.equal(saved.status, 201, JSON.stringify(saved.body));
-    assert.equal((await call(a, acme, 'GET', `/v1/sprites/globex-app/checkpoints/${saved.body.id}`)).body.error.code, 'ERR_SPRITE_NOT_FOUND');
-    assert.equal((await call(a, acme, 'POST', `/v1/sprites/globex-app/checkpoints/${saved.body.id}/restore`)).body.error.code, 'ERR_SPRITE_NOT_FOUND');
+    assert.equal((await call(a, acme, 'GET', `/v1/sprites/globex-app/checkpoints/${saved.body.id}`)).body.error, 'ERR_SPRITE_NOT_FOUND');
+    assert.equal((await call(a, acme, 'POST', `/v1/sprites/globex-app/checkpoints/${saved.body.id}/restore`)).body.error, 'ERR_SPRITE_NOT_FOUND');
     assert.equal((await a.api('GET', '/v1/sprites/globex-app')).body.org, 'globex');
     assert.equal((await a.cli(['exec', 'acme-app', '--', 'true'], { env: { SPRITE_TOKEN: acme } })).code, 0);
   });
@@ -210,7 +210,7 @@ describe('orgs and tokens on two real peers', () => {
     assert.equal(revoked.code, 0, revoked.stderr);
     const onA = await call(a, acme, 'GET', '/v1/sprites');
     assert.equal(onA.status, 401);
-    assert.equal(onA.body.error.code, 'ERR_UNAUTHORIZED');
+    assert.equal(onA.body.error, 'ERR_UNAUTHORIZED');
     assert.equal((await curl(urlOnA, ca, [bearer(acme)])).status, 401);
     await eventually(async () => (await call(b, acme, 'GET', '/v1/sprites')).status === 401, 20_000, 'the API on B to refuse the revoked token');
     await eventually(async () => (await curl(urlOnB, ca, [bearer(acme)])).status === 401, 20_000, 'the proxy on B to refuse the revoked token');
@@ -222,7 +222,7 @@ describe('orgs and tokens on two real peers', () => {
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /^sprite: no token named nobody\n$/);
     const peerToken = (await a.api('GET', '/v1/tokens')).body.tokens.find((t: { name: string }) => t.name.startsWith('peer-')).name;
-    assert.equal((await a.api('DELETE', `/v1/tokens/${peerToken}`)).body.error.code, 'ERR_FORBIDDEN');
+    assert.equal((await a.api('DELETE', `/v1/tokens/${peerToken}`)).body.error, 'ERR_FORBIDDEN');
     // The org's sprite is still there for an admin, and its org can get a new token.
     const fresh = await a.api('POST', '/v1/tokens', { name: 'acme-ci', org: 'acme' });
     assert.equal(fresh.status, 201);

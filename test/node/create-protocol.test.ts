@@ -157,7 +157,7 @@ test('the arbiter keeps a name it placed elsewhere: a second create on any peer 
   for (const peer of [b, a]) {
     const answer = await create(peer, name);
     assert.equal(answer.status, 409);
-    assert.equal(answer.body.error.code, 'ERR_NAME_TAKEN');
+    assert.equal(answer.body.error, 'ERR_NAME_TAKEN');
   }
 });
 

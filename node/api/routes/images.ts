@@ -1,5 +1,5 @@
 import { PeerError } from '../../errors.ts';
-import { toApiError } from '../errors.ts';
+import { errorJson, toApiError } from '../errors.ts';
 import { VM_DEFAULTS } from '../../../vm/index.ts';
 import type { ImageManager } from '../../images.ts';
 import type { Schema } from '../../schema.ts';
@@ -68,14 +68,13 @@ export function imageRoutes(images: ImageManager): Route[] {
         // Bad input answers with its status; only a build that starts streams.
         await images.check(body.name, source);
         if (!flag(url, 'progress')) return sendJson(res, 201, await images.build(body.name, source));
-        // Progress as NDJSON: `{"progress": line, "percent"?: n}` ..., then `{"image": ...}` or `{"error": {code, message}}`.
+        // Progress as NDJSON: `{"progress": line, "percent"?: n}` ..., then `{"image": ...}` or `{"error": code, "message": text}`.
         res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
         const line = (value: unknown): void => void res.write(`${JSON.stringify(value)}\n`);
         try {
           line({ image: await images.build(body.name, source, (text, percent) => line({ progress: text, percent })) });
         } catch (error) {
-          const apiError = toApiError(error);
-          line({ error: { code: apiError.code, message: apiError.message } });
+          line(errorJson(toApiError(error)));
         }
         res.end();
       },
