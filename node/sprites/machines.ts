@@ -1,8 +1,9 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Sandbox, canCheckpoint, removeCgroups, sandboxPaths, type Logger, type SandboxInit, type VolumeStore } from '../../vm/index.ts';
+import { Sandbox, canCheckpoint, removeCgroups, runtimeVersion, sandboxPaths, setLimits, type Logger, type SandboxInit, type VolumeStore } from '../../vm/index.ts';
 import type { PeerConfig } from '../config.ts';
 import { PeerError } from '../errors.ts';
+import { limitsFor } from '../sprite-settings.ts';
 import type { SpriteRecord, SpriteRegistry, SpriteState } from '../records/index.ts';
 import { CheckpointMounts } from './checkpoint-mounts.ts';
 import { mirrorServices, restoreServices } from './services-mirror.ts';
@@ -53,6 +54,8 @@ export interface Machine {
   mounts: CheckpointMounts | undefined;
   /** Wall-clock ms of its last start or wake: the idle timer counts from here at least. */
   since: number;
+  /** The runtime version (sprite-init's code) its sandbox was started with. */
+  version: string;
 }
 
 /**
@@ -140,8 +143,10 @@ export class Machines {
   async prepare(id: string, fresh: boolean, base?: string): Promise<Machine> {
     const { config, volumes, image, toolsDir, peerKey } = this.#init;
     const volume = !fresh ? volumes.open(id) : base === undefined ? await volumes.create(id, image) : await volumes.createFromImage(id, base);
-    const machine: Machine = { sandbox: undefined as unknown as Sandbox, name: undefined, mounts: undefined, since: Date.now() };
+    const machine: Machine = { sandbox: undefined as unknown as Sandbox, name: undefined, mounts: undefined, since: Date.now(), version: '' };
     try {
+      // Read just before sprite-init starts from the same files.
+      machine.version = await runtimeVersion();
       machine.sandbox = await Sandbox.prepare({
         dir: this.dir(id), id, volume, ids: { hostId: config.sprite.rootHostId, size: 65536 },
         cgroupPath: `/sprites/${peerKey}/${id}`, limits: config.sprite.limits, toolsDir, httpPort: config.sprite.httpPort,
@@ -172,12 +177,20 @@ export class Machines {
     return this.prepare(id, false);
   }
 
-  /** Starts a prepared machine as sprite `name` and tracks it; on failure the caller stops it. */
+  /**
+   * Starts a prepared machine as sprite `name` with the memory and CPU limits of its record, tracks
+   * it and records it running with its runtime version; on failure the caller stops it.
+   */
   async run(machine: Machine, name: string): Promise<void> {
     machine.name = name;
+    const peerLimits = this.#init.config.sprite.limits;
+    // Sandboxes are prepared with the peer's limits (the pool cannot know whose they will be).
+    const limits = limitsFor(this.#init.registry.get(name) ?? {}, peerLimits);
+    if (limits.memoryBytes !== peerLimits.memoryBytes || limits.cpus !== peerLimits.cpus) await setLimits(this.cgroup(machine.sandbox.id), limits);
     await machine.sandbox.start(name);
     machine.since = Date.now();
     this.track(name, machine);
+    this.#init.registry.started(name, this.#init.peerId, machine.version);
   }
 
   /** Stops a machine's sandbox, then lets the storage daemon stop serving its checkpoint mounts. */
