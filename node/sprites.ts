@@ -4,7 +4,7 @@ import type { PoolStatus } from './pool.ts';
 import type { SpriteRecord } from './records/index.ts';
 import type { SpriteSpec } from './sprite-settings.ts';
 import { SpriteCheckpoints } from './sprites/checkpoints.ts';
-import { withEnvironment, type SpriteControl } from './sprites/environment.ts';
+import { withEnvironment } from './sprites/environment.ts';
 import { checkSprite, upgradeSprite, type SpriteHealth } from './sprites/health.ts';
 import { SpriteLifecycle, type SleepCandidate } from './sprites/lifecycle.ts';
 import { Machines, type MachinesInit } from './sprites/machines.ts';
@@ -12,7 +12,6 @@ import { Recovery } from './sprites/recovery.ts';
 import { Takeover } from './sprites/takeover.ts';
 
 export type { SleepCandidate } from './sprites/lifecycle.ts';
-export type { SpriteControl } from './sprites/environment.ts';
 export type { SpriteHealth } from './sprites/health.ts';
 
 /** What the sprite manager needs from the peer. */
@@ -152,9 +151,10 @@ export class SpriteManager {
    * The control client of a sprite, woken first if it sleeps (see `wake`); execs and services
    * started through it get the sprite's environment.
    */
-  async awake(name: string): Promise<SpriteControl> {
+  async awake(name: string): Promise<ControlClient> {
     await this.wake(name);
-    return withEnvironment(this.control(name), this.get(name).environment);
+    const { sandbox } = this.#machines.awake(name);
+    return withEnvironment(sandbox.control, sandbox.paths.control, this.get(name).environment);
   }
 
   /** Stops a sprite's sandbox (if it runs) and starts a new one on its disk: services come back, on the current sprite-init. */

@@ -1,4 +1,4 @@
-import type { RowOf } from '../../gossip/index.ts';
+import { materialize, type MaterializedView, type RowOf } from '../../gossip/index.ts';
 import { URL_AUTH_MODES } from '../../proxy/index.ts';
 import { PeerError } from '../errors.ts';
 import { readCpus, readEnvironment, readLabels, readRamMb } from '../sprite-settings.ts';
@@ -61,7 +61,7 @@ export interface SpriteUpdate {
 export interface SpriteRegistry {
   /** The record, or undefined. */
   get(name: string): SpriteRecord | undefined;
-  /** All records, by name. */
+  /** All records, by name (shared objects: a caller does not change them). */
   list(): SpriteRecord[];
   /** Adds a record; throws ERR_NAME_TAKEN if the name exists. */
   insert(record: NewSpriteRecord): void;
@@ -98,9 +98,22 @@ type SpriteRow = RowOf<typeof spritesTable>;
  */
 export class SpriteRecords implements SpriteRegistry {
   readonly #mesh: RecordStore;
+  /**
+   * Every row in memory, kept current by store events, and the listing built from it once per
+   * change: listing a thousand sprites reads no row and converts none that did not change.
+   */
+  readonly #rows: MaterializedView<string, SpriteRow>;
+  readonly #records = new WeakMap<SpriteRow, SpriteRecord>();
+  #listed: SpriteRecord[] | undefined;
 
   constructor(mesh: RecordStore) {
     this.#mesh = mesh;
+    // Subscribed when the records are made, before any reader of changes, so one reading the
+    // listing from its own change listener sees the change.
+    this.#rows = materialize(mesh.store, spritesTable, (row) => row.name);
+    mesh.store.subscribe(spritesTable, () => {
+      this.#listed = undefined;
+    });
   }
 
   get(name: string): SpriteRecord | undefined {
@@ -109,7 +122,18 @@ export class SpriteRecords implements SpriteRegistry {
   }
 
   list(): SpriteRecord[] {
-    return this.#mesh.store.all(spritesTable).map(toRecord);
+    this.#listed ??= [...this.#rows.map.values()].map((row) => this.#record(row)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return [...this.#listed];
+  }
+
+  /** A row's record, converted once per row version. */
+  #record(row: SpriteRow): SpriteRecord {
+    let record = this.#records.get(row);
+    if (!record) {
+      record = toRecord(row);
+      this.#records.set(row, record);
+    }
+    return record;
   }
 
   insert(record: NewSpriteRecord): void {

@@ -1,7 +1,4 @@
-import type { ControlClient } from '../../vm/index.ts';
-
-/** What callers of a sprite's sprite-init use: requests and streaming requests. */
-export type SpriteControl = Pick<ControlClient, 'call' | 'open'>;
+import { ControlClient } from '../../vm/index.ts';
 
 type Request = { op: string; [key: string]: unknown };
 
@@ -10,20 +7,36 @@ type Request = { op: string; [key: string]: unknown };
  * it: every exec (commands, TTY sessions, the console) and every service put, under their own
  * variables, which win. Other requests pass unchanged.
  */
-export function withEnvironment(control: ControlClient, environment: Readonly<Record<string, string>>): SpriteControl {
-  if (Object.keys(environment).length === 0) return control;
-  const merge = (request: Request): Request => {
+export class EnvironmentControl extends ControlClient {
+  readonly #environment: Readonly<Record<string, string>>;
+
+  constructor(path: string, environment: Readonly<Record<string, string>>) {
+    super(path);
+    this.#environment = environment;
+  }
+
+  override call<T>(request: Request, timeoutMs?: number): Promise<T> {
+    return super.call<T>(this.#merge(request), timeoutMs);
+  }
+
+  override open(request: Request): ReturnType<ControlClient['open']> {
+    return super.open(this.#merge(request));
+  }
+
+  #merge(request: Request): Request {
+    const environment = this.#environment;
     if (request.op === 'exec') return { ...request, env: { ...environment, ...asEnv(request.env) } };
     if (request.op === 'services.put' && typeof request.spec === 'object' && request.spec !== null) {
       const spec = request.spec as Record<string, unknown>;
       return { ...request, spec: { ...spec, env: { ...environment, ...asEnv(spec.env) } } };
     }
     return request;
-  };
-  return {
-    call: <T>(request: Request, timeoutMs?: number) => control.call<T>(merge(request), timeoutMs),
-    open: (request: Request) => control.open(merge(request)),
-  };
+  }
+}
+
+/** The sprite's control client, with its environment when it has one. */
+export function withEnvironment(control: ControlClient, path: string, environment: Readonly<Record<string, string>>): ControlClient {
+  return Object.keys(environment).length === 0 ? control : new EnvironmentControl(path, environment);
 }
 
 function asEnv(value: unknown): Record<string, unknown> {

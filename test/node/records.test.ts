@@ -72,12 +72,19 @@ test('sprite records map to rows and back, and only the owner changes a record',
   assert.deepEqual(sprites.get('web')?.services, []);
   assert.equal(sprites.services('web'), 'not json');
 
+  sprites.insert(record('api', 'peer-a'));
+  const listed = sprites.list();
+  assert.deepEqual(listed.map((r) => [r.name, r.state, r.version]), [['api', 'running', null], ['web', 'running', 'abc123']], 'by name, as recorded');
+  assert.equal(sprites.list()[0], listed[0], 'an unchanged row converts once');
+  sprites.remove('api', 'peer-a');
+  assert.deepEqual(sprites.list().map((r) => r.name), ['web'], 'the listing follows changes');
+
   sprites.remove('web', 'peer-b');
   assert.ok(sprites.get('web'));
   sprites.remove('web', 'peer-a');
   assert.equal(sprites.get('web'), undefined);
   unwatch();
-  assert.ok(changed.length >= 5 && changed.every((name) => name === 'web'));
+  assert.ok(changed.length >= 5 && changed.every((name) => name === 'web' || name === 'api'));
 });
 
 test('what a create chose is recorded, and columns another peer wrote are read only when they fit the rules', () => {
