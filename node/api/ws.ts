@@ -38,21 +38,26 @@ export function bridgeExec(ws: WebSocket, stream: Socket, tty: boolean): void {
   closeTogether(ws, stream);
   ws.on('message', (data: Buffer, isBinary: boolean) => {
     if (!isBinary) {
-      const message = control(data);
+      const message = clientControl(data);
       if (message) writeTo(stream, ws, controlFrame(message));
       return;
     }
-    if (!tty) {
-      // Only the client's own stream ids pass: stdin with data, and stdin EOF.
-      if ((data[0] === STREAM.stdin && data.length > 1) || data[0] === STREAM.stdinEof) writeTo(stream, ws, frame(data));
-      return;
-    }
-    for (let at = 0; at < data.length; at += INPUT_CHUNK) writeTo(stream, ws, streamFrame(STREAM.stdin, data.subarray(at, at + INPUT_CHUNK)));
+    writeInput(stream, ws, data, tty);
   });
 }
 
+/** Passes a client's binary message to sprite-init: a stream frame as it is, or raw terminal bytes as stdin frames. */
+export function writeInput(stream: Socket, ws: WebSocket, data: Buffer, tty: boolean): void {
+  if (!tty) {
+    // Only the client's own stream ids pass: stdin with data, and stdin EOF.
+    if ((data[0] === STREAM.stdin && data.length > 1) || data[0] === STREAM.stdinEof) writeTo(stream, ws, frame(data));
+    return;
+  }
+  for (let at = 0; at < data.length; at += INPUT_CHUNK) writeTo(stream, ws, streamFrame(STREAM.stdin, data.subarray(at, at + INPUT_CHUNK)));
+}
+
 /** The control messages a client may send, with only their known fields; undefined for anything else. */
-function control(data: Buffer): object | undefined {
+export function clientControl(data: Buffer): object | undefined {
   let message: { type?: unknown; cols?: unknown; rows?: unknown; signal?: unknown };
   try {
     message = JSON.parse(data.toString('utf8')) as typeof message;
@@ -86,7 +91,7 @@ export function bridgeBytes(ws: WebSocket, stream: Socket): void {
 }
 
 /** Sends to the client, pausing the sprite side while the client is behind. */
-function flowControlled(ws: WebSocket, stream: Socket): (data: Buffer | string) => void {
+export function flowControlled(ws: WebSocket, stream: Socket): (data: Buffer | string) => void {
   return (data) => {
     if (ws.readyState !== ws.OPEN) return;
     ws.send(data, () => {
@@ -97,7 +102,7 @@ function flowControlled(ws: WebSocket, stream: Socket): (data: Buffer | string) 
 }
 
 /** Writes to the sprite, pausing the client while the sprite side is behind. */
-function writeTo(stream: Socket, ws: WebSocket, data: Buffer): void {
+export function writeTo(stream: Socket, ws: WebSocket, data: Buffer): void {
   if (!stream.write(data)) {
     ws.pause();
     stream.once('drain', () => ws.resume());

@@ -1,6 +1,7 @@
 import type { WebSocket } from 'ws';
 import { isIP } from 'node:net';
 import type { SpriteManager } from '../../sprites.ts';
+import { controlChannel } from '../control-channel.ts';
 import { parseExecQuery } from '../exec-query.ts';
 import { NAME, type WsRoute } from '../router.ts';
 import { bridgeBytes, bridgeEvents, bridgeExec } from '../ws.ts';
@@ -18,7 +19,7 @@ interface Accepted {
 // A proxy client that sends no {host, port} in this long is dropped.
 const HANDSHAKE_MS = 10_000;
 
-/** WebSocket routes into a sprite: exec, attaching to a session, port events and the TCP proxy. */
+/** WebSocket routes into a sprite: exec, attaching to a session, port events, control mode and the TCP proxy. */
 export function execRoutes(sprites: ExecSprites): WsRoute[] {
   const attach = async (name: string, id: string): Promise<(ws: WebSocket) => void> => {
     const { socket, result } = await (await sprites.awake(name)).stream<Accepted>({ op: 'attach', id });
@@ -48,6 +49,14 @@ export function execRoutes(sprites: ExecSprites): WsRoute[] {
       open: async ({ params }) => {
         const socket = await (await sprites.awake(params.name!)).open({ op: 'ports.watch' });
         return (ws) => bridgeEvents(ws, socket);
+      },
+    },
+    {
+      method: 'GET',
+      pattern: new RegExp(`^/v1/sprites/${NAME}/control$`),
+      open: async ({ params }) => {
+        const control = await sprites.awake(params.name!);
+        return (ws) => controlChannel(ws, control);
       },
     },
     {
