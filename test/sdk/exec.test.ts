@@ -170,7 +170,9 @@ describe('exec, sessions, ports and proxy through the SDK, on the owner and on a
     await eventually(async () => !(await here.listSessions()).some((s) => s.id === plainId), 15_000, 'the plain command ended');
     const detached = await eventually(async () => (await here.listSessions()).find((s) => s.id === keptId && !s.isActive), 10_000, 'the kept one detached');
     assert.equal(detached.id, keptId);
-    for await (const event of await here.killSession(keptId, 'KILL')) if (event.type === 'complete') assert.equal(event.exitCode, 137);
+    const events = [];
+    for await (const event of await here.killSession(keptId, 'KILL')) events.push(event);
+    assert.deepEqual(events.at(-1), { type: 'complete', exitCode: 137, message: undefined, signal: undefined, pid: undefined });
   });
 
   test('watchPorts: a snapshot, then port_opened and port_closed; an exec gets port_opened for what it starts', async () => {
