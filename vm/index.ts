@@ -14,5 +14,6 @@ export { STREAM, CONTROL, frame, streamFrame, controlFrame, decodeControl, readF
 export type { IdMap } from './namespaces.ts';
 export type { ServiceStatus, ServiceSpec } from './init/services.ts';
 export type { SessionInfo } from './init/sessions.ts';
+export { signalName } from './init/exec-process.ts';
 export { StorageDaemon, ObjectVolumeStore, ObjectVolume, redactUrl, DEVICE_DEFAULTS, VOLUMES_DEFAULTS, type Checkpoint, type DeviceOptions } from './storage/index.ts';
 export { createLogger, memoryLogger, silentLogger, type Logger } from './logger.ts';

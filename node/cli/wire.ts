@@ -26,13 +26,18 @@ export interface Service {
   [key: string]: unknown;
 }
 
-/** A TTY session that survives its client. */
+/** An exec session (`GET /v1/sprites/{name}/exec`). */
 export interface Session {
   id: string;
-  command: string[];
+  /** The command line, its words joined by spaces. */
+  command: string;
+  workdir: string;
   tty: boolean;
   created: string;
-  attached: boolean;
+  /** A client is attached. */
+  is_active: boolean;
+  last_activity: string | null;
+  bytes_per_second: number;
 }
 
 /** The warm pool's counters. */

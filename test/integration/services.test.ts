@@ -119,44 +119,47 @@ describe('services, logs, port forwarding and sessions', () => {
     }
   });
 
-  test('a TTY session survives its client, is listed, re-attached with replay, and killed', async () => {
+  test('a detachable terminal session survives its client, is listed, re-attached with replay, and killed with the CLI', async () => {
     const headers = { authorization: `Bearer ${peer.token}` };
     const wsUrl = peer.url.replace('http', 'ws');
-    const first = new WebSocket(`${wsUrl}/v1/sprites/svc/exec?cmd=cat&tty=1`, { headers });
+    const first = new WebSocket(`${wsUrl}/v1/sprites/svc/exec?cmd=cat&tty=true&detachable=true`, { headers });
     const sessionId = await new Promise<string>((resolve, reject) => {
       first.on('message', (data, isBinary) => {
-        if (!isBinary) resolve(JSON.parse(data.toString()).id);
+        const message = isBinary ? undefined : JSON.parse(data.toString());
+        if (message?.type === 'session_info') resolve(String(message.session_id));
       });
       first.on('error', reject);
     });
     let echoed = '';
     first.on('message', (data, isBinary) => {
-      if (isBinary) echoed += (data as Buffer).subarray(1).toString();
+      if (isBinary) echoed += (data as Buffer).toString();
     });
-    first.send(Buffer.concat([Buffer.of(0), Buffer.from('remember me\r')]));
+    // With a terminal, binary messages are raw terminal bytes both ways.
+    first.send(Buffer.from('remember me\r'));
     await eventually(() => echoed.includes('remember me'), 5000, 'echo');
     first.close();
     await new Promise((resolve) => first.once('close', resolve));
 
     const listed = await eventually(async () => {
       const result = await peer.cli(['sessions', 'list', 'svc', '--json']);
-      const sessions = JSON.parse(result.stdout).sessions as { id: string; attached: boolean }[];
-      return sessions.find((s) => s.id === sessionId && !s.attached);
+      const sessions = JSON.parse(result.stdout).sessions as { id: string; is_active: boolean; tty: boolean }[];
+      return sessions.find((s) => s.id === sessionId && !s.is_active);
     }, 5000, 'detached session listed');
-    assert.equal(listed.id, sessionId);
+    assert.equal(listed.tty, true);
 
-    const second = new WebSocket(`${wsUrl}/v1/sprites/svc/sessions/${sessionId}/attach`, { headers });
+    const second = new WebSocket(`${wsUrl}/v1/sprites/svc/exec/${sessionId}`, { headers });
     let replay = '';
     second.on('message', (data, isBinary) => {
-      if (isBinary && (data as Buffer)[0] === 1) replay += (data as Buffer).subarray(1).toString();
+      if (isBinary) replay += (data as Buffer).toString();
     });
     await eventually(() => replay.includes('remember me'), 5000, 'replay');
     const closed = new Promise((resolve) => second.once('close', resolve));
     const killed = await peer.cli(['sessions', 'kill', 'svc', sessionId]);
     assert.equal(killed.code, 0, killed.stderr);
+    assert.match(killed.stderr, /Signaling SIGTERM to process group \d+/);
     await closed;
-    const after = await peer.api('GET', '/v1/sprites/svc/sessions');
+    const after = await peer.api('GET', '/v1/sprites/svc/exec');
     assert.deepEqual(after.body.sessions, []);
-    assert.equal((await peer.api('DELETE', `/v1/sprites/svc/sessions/${sessionId}`)).status, 404);
+    assert.equal((await peer.api('POST', `/v1/sprites/svc/exec/${sessionId}/kill`)).status, 404);
   });
 });
