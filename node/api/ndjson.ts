@@ -50,7 +50,8 @@ export async function relayNdjson(res: ServerResponse, stream: Socket): Promise<
       if (!res.write(chunk)) await drained(res);
     }
   } catch {
-    // sprite-init went away mid-stream: the answer ends where it got to.
+    // sprite-init went away mid-stream (the sprite stopped): say so, as the SDK reads events.
+    if (!res.destroyed) res.write(`${JSON.stringify({ type: 'error', data: 'the sprite stopped while the stream was open', timestamp: Date.now() })}\n`);
   } finally {
     res.off('close', gone);
     res.end();

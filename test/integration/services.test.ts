@@ -1,24 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import http from 'node:http';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { eventually, removeDataDir, startPeer, type PeerProcess } from '../helpers/peer.ts';
+import { getViaSocket } from '../helpers/socket.ts';
 
 const CLI = new URL('../../node/cli/main.ts', import.meta.url).pathname;
-
-/** GET over a Unix socket (the sprite's HTTP port socket). */
-function getViaSocket(socketPath: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http.get({ socketPath, path: '/', headers: { host: 'sprite' } }, (res) => {
-      let body = '';
-      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      res.on('end', () => resolve(body));
-    }).on('error', reject);
-  });
-}
 
 describe('services, logs, port forwarding and sessions', () => {
   let peer: PeerProcess;

@@ -1,21 +1,10 @@
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { ServiceLogEvent } from '@fly/sprites';
 import { eventually } from '../helpers/peer.ts';
+import { getViaSocket } from '../helpers/socket.ts';
 import { collect, twoPeers, type TwoPeers } from './helpers.ts';
-
-/** GET / over the sprite's HTTP port socket on its owner (where the proxy sends the sprite's URL). */
-function getViaSocket(socketPath: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http.get({ socketPath, path: '/', headers: { host: 'sprite' } }, (res) => {
-      let body = '';
-      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      res.on('end', () => resolve(body));
-    }).on('error', reject);
-  });
-}
 
 const types = (events: ServiceLogEvent[]): string[] => events.map((e) => e.type);
 

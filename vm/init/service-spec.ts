@@ -28,13 +28,7 @@ export interface ServiceStateWire {
 }
 
 /** A service and its state on the wire. */
-export interface ServiceWire {
-  name: string;
-  cmd: string;
-  args: string[];
-  env: Record<string, string>;
-  dir: string;
-  needs: string[];
+export interface ServiceWire extends Omit<ServiceSpec, 'httpPort'> {
   http_port: number | null;
   state: ServiceStateWire;
 }
