@@ -85,7 +85,7 @@ export const checkpointCommands: readonly Command[] = [
     spec: { flags: {} },
     required: ['NAME', 'ID'],
     run: async (ctx) => {
-      await followProgress(ctx.io, await ctx.client().stream(`${checkpointsPath(arg(ctx, 0))}/${seg(arg(ctx, 1))}/restore`, [], undefined, 'POST'));
+      await followProgress(ctx.io, await ctx.client().raw('POST', `${checkpointsPath(arg(ctx, 0))}/${seg(arg(ctx, 1))}/restore`));
       return 0;
     },
   },

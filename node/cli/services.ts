@@ -28,7 +28,7 @@ export async function serviceLogs(ctx: Context, name: string, svc: string): Prom
 
 /** Runs an action that streams the service's events (start, stop, restart) and shows them. */
 async function streamAction(ctx: Context, action: string, query: Query): Promise<number> {
-  const body = await ctx.client().stream(`${servicePath(arg(ctx, 0), arg(ctx, 1))}/${action}`, query, undefined, 'POST');
+  const body = await ctx.client().raw('POST', `${servicePath(arg(ctx, 0), arg(ctx, 1))}/${action}`, undefined, query);
   await showServiceEvents(ctx.io, body, { lifecycle: true });
   return 0;
 }
@@ -85,7 +85,7 @@ export const serviceCommands: readonly Command[] = [
         ...(port !== undefined ? { http_port: parsePort(port, '--http-port') } : {}),
       };
       const path = servicePath(arg(ctx, 0), arg(ctx, 1));
-      await showServiceEvents(ctx.io, await ctx.client().stream(path, durationQuery(ctx, '0s'), body, 'PUT'), { lifecycle: ctx.args.string('duration') !== undefined });
+      await showServiceEvents(ctx.io, await ctx.client().raw('PUT', path, JSON.stringify(body), durationQuery(ctx, '0s')), { lifecycle: ctx.args.string('duration') !== undefined });
       if (ctx.args.bool('json')) await print(ctx.io, json((await ctx.client().json<Service>('GET', path)) ?? null));
       else await print(ctx.io, `${arg(ctx, 1)}\n`);
       return 0;

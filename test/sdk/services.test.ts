@@ -116,6 +116,17 @@ describe('services through the SDK, on two peers', () => {
     await assert.rejects(mesh.viaOther.getServiceLogs('nope'), /status 404/);
   });
 
+  test('the logs of a stopped sprite come from its log file, without starting it', async () => {
+    assert.equal((await mesh.owner.cli(['stop', 'svc'])).code, 0);
+    const events = await collect(await mesh.viaOther.getServiceLogs('db', { lines: 50 }));
+    // The file does not say which stream a line came from: all of it reads as stdout.
+    assert.ok(events.some((e) => e.type === 'stdout' && e.data === 'db warn\n'), JSON.stringify(events));
+    assert.equal(events.at(-1)!.type, 'complete');
+    assert.equal((await mesh.other.api('GET', '/v1/sprites/svc')).body.state, 'stopped');
+    await assert.rejects(mesh.viaOther.getServiceLogs('nope'), /status 404.*ERR_SERVICE_NOT_FOUND/);
+    assert.equal((await mesh.owner.cli(['start', 'svc'])).code, 0);
+  });
+
   test('deleteService removes them, dependent first', async () => {
     await mesh.viaOther.deleteService('web');
     await mesh.viaOwner.deleteService('db');

@@ -1,3 +1,4 @@
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { coded } from './errors.ts';
 
 /** A service definition as sprite-init keeps it (services.json, mirrored into the sprite's record). */
@@ -111,4 +112,34 @@ export function parseSignal(value: unknown): NodeJS.Signals {
   const bare = typeof value === 'string' ? value.toUpperCase().replace(/^SIG/, '') : '';
   if (!SIGNALS.has(bare)) throw coded('ERR_BAD_REQUEST', `signal must be one of ${[...SIGNALS].join(', ')} (with or without SIG)`);
   return `SIG${bare}` as NodeJS.Signals;
+}
+
+/**
+ * The definitions saved in `file` (at most `max`). The file may come from another peer (the
+ * mirrored record), so each one is checked; a bad one is logged and left out.
+ */
+export function loadSpecs(file: string, max: number, log: (line: string) => void): ServiceSpec[] {
+  let saved: unknown;
+  try {
+    saved = JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    return [];
+  }
+  const specs = new Map<string, ServiceSpec>();
+  for (const value of Array.isArray(saved) ? saved : []) {
+    try {
+      const spec = parseServiceSpec(value);
+      if (!specs.has(spec.name) && specs.size < max) specs.set(spec.name, spec);
+    } catch (error) {
+      log(`ignoring a saved service: ${(error as Error).message}`);
+    }
+  }
+  return [...specs.values()];
+}
+
+/** Saves definitions atomically (a rename, which the mirror into the record watches for). */
+export function saveSpecs(file: string, specs: ServiceSpec[]): void {
+  const partial = `${file}.partial`;
+  writeFileSync(partial, JSON.stringify(specs, null, 2));
+  renameSync(partial, file);
 }

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { coded } from './errors.ts';
 import type { Runc } from './runc.ts';
 import { ServiceLog, lineSplitter } from './service-log.ts';
-import { checkNeeds, neededBy, parseServiceSpec, type ServiceSpec, type ServiceStateWire, type ServiceStatus, type ServiceWire } from './service-spec.ts';
+import { checkNeeds, loadSpecs, neededBy, saveSpecs, type ServiceSpec, type ServiceStateWire, type ServiceStatus, type ServiceWire } from './service-spec.ts';
 
 export type { ServiceSpec, ServiceStatus, ServiceWire } from './service-spec.ts';
 
@@ -68,7 +68,7 @@ export class ServiceManager {
     this.#log = log;
     mkdirSync(logDir, { recursive: true });
     mkdirSync(pidDir, { recursive: true });
-    for (const spec of this.#load()) this.#services.set(spec.name, this.#entry(spec));
+    for (const spec of loadSpecs(file, MAX_SERVICES, log)) this.#services.set(spec.name, this.#entry(spec));
   }
 
   /** Fills each service's recent output from its log file (what ran before this sprite-init). */
@@ -113,7 +113,7 @@ export class ServiceManager {
       if (previous) await this.#stop(previous, STOP_TIMEOUT_MS);
       const entry = this.#entry(spec);
       this.#services.set(spec.name, entry);
-      this.#save();
+      saveSpecs(this.#file, [...this.#services.values()].map((e) => e.spec));
       this.#want(entry);
       this.#scheduleAll();
       return this.#wire(entry);
@@ -127,7 +127,7 @@ export class ServiceManager {
       const users = neededBy([...this.#services.values()].map((e) => e.spec), name);
       if (users.length > 0) throw coded('ERR_SERVICE_IN_USE', `service ${users.join(', ')} needs ${name}; change or delete it first`);
       this.#services.delete(name);
-      this.#save();
+      saveSpecs(this.#file, [...this.#services.values()].map((e) => e.spec));
       await this.#stop(entry, STOP_TIMEOUT_MS);
       this.#logs.delete(name);
     });
@@ -366,32 +366,6 @@ export class ServiceManager {
     if (entry.error !== undefined) state.error = entry.error;
     if (entry.nextRestart !== undefined) state.next_restart_at = new Date(entry.nextRestart).toISOString();
     return { name: spec.name, cmd: spec.cmd, args: spec.args, env: spec.env, dir: spec.dir, needs: spec.needs, http_port: spec.httpPort ?? null, state };
-  }
-
-  /** The saved definitions; the file may come from another peer (the mirrored record), so each is checked. */
-  #load(): ServiceSpec[] {
-    let saved: unknown;
-    try {
-      saved = JSON.parse(readFileSync(this.#file, 'utf8'));
-    } catch {
-      return [];
-    }
-    const specs = new Map<string, ServiceSpec>();
-    for (const value of Array.isArray(saved) ? saved : []) {
-      try {
-        const spec = parseServiceSpec(value);
-        if (!specs.has(spec.name) && specs.size < MAX_SERVICES) specs.set(spec.name, spec);
-      } catch (error) {
-        this.#log(`ignoring a saved service: ${(error as Error).message}`);
-      }
-    }
-    return [...specs.values()];
-  }
-
-  #save(): void {
-    const partial = `${this.#file}.partial`;
-    writeFileSync(partial, JSON.stringify([...this.#services.values()].map((s) => s.spec), null, 2));
-    renameSync(partial, this.#file);
   }
 }
 
