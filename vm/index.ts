@@ -12,7 +12,7 @@ export type { Limits } from './oci.ts';
 export { VmError } from './errors.ts';
 export { STREAM, CONTROL, frame, streamFrame, controlFrame, decodeControl, readFrames } from './frames.ts';
 export type { IdMap } from './namespaces.ts';
-export type { ServiceStatus, ServiceSpec } from './init/services.ts';
+export type { ServiceStatus, ServiceSpec, ServiceWire } from './init/services.ts';
 export type { SessionInfo } from './init/sessions.ts';
 export { signalName } from './init/exec-process.ts';
 export { StorageDaemon, ObjectVolumeStore, ObjectVolume, redactUrl, DEVICE_DEFAULTS, VOLUMES_DEFAULTS, type Checkpoint, type DeviceOptions } from './storage/index.ts';

@@ -14,15 +14,15 @@ export interface Sprite {
   [key: string]: unknown;
 }
 
-/** A supervised service inside a sprite. */
+/** A supervised service inside a sprite, as Sprites shows it. */
 export interface Service {
   name: string;
   cmd: string;
   args?: string[];
-  state: string;
-  pid?: number | null;
-  restarts?: number;
-  httpPort?: number | null;
+  dir?: string;
+  needs?: string[];
+  http_port?: number | null;
+  state?: { status: string; pid?: number; started_at?: string; error?: string; restart_count?: number; next_restart_at?: string };
   [key: string]: unknown;
 }
 

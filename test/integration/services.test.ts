@@ -1,24 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import http from 'node:http';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { eventually, removeDataDir, startPeer, type PeerProcess } from '../helpers/peer.ts';
+import { getViaSocket } from '../helpers/socket.ts';
 
 const CLI = new URL('../../node/cli/main.ts', import.meta.url).pathname;
-
-/** GET over a Unix socket (the sprite's HTTP port socket). */
-function getViaSocket(socketPath: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http.get({ socketPath, path: '/', headers: { host: 'sprite' } }, (res) => {
-      let body = '';
-      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      res.on('end', () => resolve(body));
-    }).on('error', reject);
-  });
-}
 
 describe('services, logs, port forwarding and sessions', () => {
   let peer: PeerProcess;
@@ -48,7 +37,7 @@ describe('services, logs, port forwarding and sessions', () => {
     const second = await peer.cli(['services', 'create', 'svc', 'web2', '--http-port', '8080', '--', 'httpd', '-f', '-p', '8081']);
     assert.equal(second.code, 1);
     assert.match(second.stderr, /web already owns the HTTP port/);
-    const api = await peer.api('PUT', '/v1/sprites/svc/services/web2', { cmd: 'true', httpPort: 8080 });
+    const api = await peer.api('PUT', '/v1/sprites/svc/services/web2', { cmd: 'true', http_port: 8080 });
     assert.equal(api.status, 409);
     assert.equal(api.body.error, 'ERR_HTTP_PORT_TAKEN');
   });
@@ -58,9 +47,10 @@ describe('services, logs, port forwarding and sessions', () => {
     assert.equal(created.code, 0, created.stderr);
     const status = await eventually(async () => {
       const got = await peer.api('GET', '/v1/sprites/svc/services/crashy');
-      return got.body.restarts >= 2 ? got.body : undefined;
+      return got.body.state.restart_count >= 2 ? got.body.state : undefined;
     }, 15_000, 'two restarts');
-    assert.ok(['backoff', 'running'].includes(status.state));
+    assert.ok(['failed', 'starting', 'running'].includes(status.status));
+    if (status.status === 'failed') assert.equal(status.error, 'exited with status 3');
     const logs = await peer.cli(['logs', 'svc', 'crashy']);
     assert.ok(logs.stdout.split('\n').filter((line) => line.startsWith('run at')).length >= 2, logs.stdout);
     const inside = await peer.cli(['exec', 'svc', '--', 'cat', '/.sprite/logs/services/crashy.log']);
@@ -92,7 +82,7 @@ describe('services, logs, port forwarding and sessions', () => {
     const create = await peer.cli(['exec', 'svc', '--', 'sprite-env', 'services', 'create', 'inner', '--', 'sleep', '1000']);
     assert.equal(create.code, 0, create.stderr);
     const list = await peer.cli(['services', 'list', 'svc', '--json']);
-    assert.ok(JSON.parse(list.stdout).services.some((s: { name: string }) => s.name === 'inner'));
+    assert.ok(JSON.parse(list.stdout).some((s: { name: string }) => s.name === 'inner'));
     const remove = await peer.cli(['exec', 'svc', '--', 'sprite-env', 'services', 'delete', 'inner']);
     assert.equal(remove.code, 0, remove.stderr);
     const bad = await peer.cli(['exec', 'svc', '--', 'sprite-env', 'services', 'get', 'nope']);

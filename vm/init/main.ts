@@ -6,7 +6,7 @@
  */
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { runCommand } from '../command.ts';
 import { ControlClient } from '../control.ts';
 import { decodeMessage, messageFrame, readOneFrame } from '../frames.ts';
@@ -15,9 +15,10 @@ import { coded } from './errors.ts';
 import { STAGE, type InitConfig } from './config.ts';
 import { execHandlers, STREAMING } from './exec-ops.ts';
 import { forwardToPort } from './forward.ts';
-import { parseServiceSpec, serveInsideApi } from './inside-api.ts';
+import { serveInsideApi } from './inside-api.ts';
 import { Runc } from './runc.ts';
 import { PortWatcher } from './ports.ts';
+import { serviceHandlers } from './service-ops.ts';
 import { ServiceManager } from './services.ts';
 import { Sessions } from './sessions.ts';
 
@@ -32,7 +33,8 @@ async function main(): Promise<void> {
   const config = JSON.parse(readFileSync(process.argv[2] ?? '', 'utf8')) as InitConfig;
   const runc = new Runc({ root: config.runcRoot, bundle: config.bundle, id: config.id, logFile: config.runcLog });
   const log = (line: string): void => void process.stderr.write(`${new Date().toISOString()} ${line}\n`);
-  const services = new ServiceManager(runc, config.servicesFile, join(config.spriteDir, 'logs/services'), log);
+  const services = new ServiceManager(runc, config.servicesFile, join(config.spriteDir, 'logs/services'), join(dirname(config.controlSocket), 'services'), log);
+  await services.seedLogs();
   const ports = new PortWatcher();
   const sessions = new Sessions(runc, ports);
   let hostname: string | null = null;
@@ -69,14 +71,7 @@ async function main(): Promise<void> {
     },
     // exec, attach, sessions.list, sessions.kill, ports.watch, forward
     ...execHandlers(sessions, ports),
-    'services.list': () => services.list(),
-    'services.get': (request) => services.get(requireString(request.name, 'name')),
-    'services.put': (request) => services.put(parseServiceSpec(request.spec)),
-    'services.delete': async (request) => {
-      await services.remove(requireString(request.name, 'name'));
-      return null;
-    },
-    'services.logPath': (request) => services.logPath(requireString(request.name, 'name')),
+    ...serviceHandlers(services, reply, STREAMING),
     'checkpoints.mount': async (request) => {
       await checkpoints.mount(request.id, request.device);
       return null;
@@ -104,7 +99,8 @@ async function main(): Promise<void> {
   });
   control.listen(config.controlSocket);
 
-  const http = net.createServer((socket) => forwardToPort(socket, config.httpPort));
+  // The service that claims the HTTP port says where the sprite's URL goes.
+  const http = net.createServer((socket) => forwardToPort(socket, services.httpPort() ?? config.httpPort));
   http.listen(config.httpSocket);
 
   mkdirSync(join(config.spriteDir, 'logs'), { recursive: true });
@@ -157,6 +153,11 @@ async function dropHostMounts(dirs: string[]): Promise<void> {
 async function setHostname(runc: Runc, hostname: string): Promise<void> {
   // The container has its own UTS namespace, created before the sprite had a name.
   await runCommand('nsenter', ['-t', String(await runc.pid()), '-u', 'hostname', hostname]);
+}
+
+/** Writes a control reply frame (a streaming op's acceptance). */
+function reply(socket: net.Socket, message: unknown): void {
+  socket.write(messageFrame(message));
 }
 
 function requireString(value: unknown, field: string): string {
