@@ -3,6 +3,7 @@
 // and the exit status comes in a text message.
 import type WebSocket from 'ws';
 import type { Query } from './client.ts';
+import type { PortEvent } from './port-forward.ts';
 
 /** Stream ids: the first byte of every binary frame. */
 export const STREAM = Object.freeze({ stdin: 0, stdout: 1, stderr: 2, exit: 3, eof: 4 });
@@ -33,6 +34,8 @@ export interface BridgeOptions {
   sendInitialSize?: boolean;
   /** A byte that detaches when typed on a TTY stdin; undefined disables detaching. */
   detachKey?: number;
+  /** Called with each port event of the exec (`port_opened` / `port_closed`). */
+  onPort?: (event: PortEvent) => void;
 }
 
 /** How a bridge ended: the remote exit status, a local detach, or a lost connection. */
@@ -176,6 +179,9 @@ export function bridge(ws: WebSocket, io: Io, opts: BridgeOptions): Promise<Brid
           start();
         } else if (message?.type === 'exit' && typeof message.exit_code === 'number') {
           finish({ kind: 'exit', code: message.exit_code });
+        } else if ((message?.type === 'port_opened' || message?.type === 'port_closed') && Number.isInteger(message.port)) {
+          const port = message.port as number;
+          if (port > 0 && port < 65536) opts.onPort?.({ type: message.type, port });
         }
         return;
       }

@@ -6,6 +6,7 @@ import type { Query } from './client.ts';
 import { CliError } from './errors.ts';
 import type { BridgeOptions } from './exec.ts';
 import { DETACH_KEY, bridge, execQuery } from './exec.ts';
+import { forwardPorts } from './port-forward.ts';
 import { startProxy } from './proxy.ts';
 import type { Sprite } from './wire.ts';
 
@@ -21,12 +22,16 @@ export interface InteractInit {
   bridge: BridgeOptions;
   /** The session outlives this client (console, attach): a lost connection says how to reattach. */
   detachable: boolean;
+  /** Forward the ports the command opens to the same local ports while it runs. */
+  forwardPorts?: boolean;
 }
 
 /** Opens an exec/attach WebSocket, bridges the terminal, and turns the outcome into an exit status. */
 export async function interact(ctx: Context, init: InteractInit): Promise<number> {
   const ws = await ctx.client().socket(init.path, init.query);
-  const result = await bridge(ws, ctx.io, init.bridge);
+  const forwards = init.forwardPorts === true ? forwardPorts(init.name, ctx.client(), (line) => ctx.io.stderr.write(`sprite: ${line}\n`)) : undefined;
+  const result = await bridge(ws, ctx.io, { ...init.bridge, onPort: forwards?.onEvent });
+  await forwards?.stop();
   const reattach = (id: string): string => `'sprite sessions attach ${init.name} ${id}'`;
   switch (result.kind) {
     case 'exit':
@@ -45,7 +50,7 @@ export async function interact(ctx: Context, init: InteractInit): Promise<number
 }
 
 /** Runs a command line in a sprite over the exec WebSocket; a detachable one survives its client. */
-function execIn(ctx: Context, name: string, cmd: readonly string[], tty: boolean, detachable = false): Promise<number> {
+function execIn(ctx: Context, name: string, cmd: readonly string[], tty: boolean, detachable = false, forwardPorts = false): Promise<number> {
   const { stdout } = ctx.io;
   // A pty can report 0x0 (e.g. under script(1)); the server then uses its 80x24 default.
   const size = tty && stdout.isTTY === true && stdout.columns > 0 && stdout.rows > 0 ? { cols: stdout.columns, rows: stdout.rows } : {};
@@ -56,6 +61,7 @@ function execIn(ctx: Context, name: string, cmd: readonly string[], tty: boolean
     // Ctrl-] leaves a detachable terminal session running.
     bridge: { tty, detachKey: detachable ? DETACH_KEY : undefined },
     detachable,
+    forwardPorts,
   });
 }
 
@@ -74,10 +80,10 @@ function untilSignal(): Promise<void> {
 export const interactiveCommands: readonly Command[] = [
   {
     words: ['exec'],
-    usage: '[-t] [--detachable] [--dir D] [--env K=V ...] NAME -- CMD [ARGS...]',
-    summary: 'run a command in a sprite; -t allocates a terminal, --detachable keeps it running after a disconnect',
+    usage: '[-t] [--detachable] [--no-port-forward] [--dir D] [--env K=V ...] NAME -- CMD [ARGS...]',
+    summary: 'run a command in a sprite; -t allocates a terminal, --detachable keeps it running after a disconnect; ports it opens are forwarded to the same local ports',
     spec: {
-      flags: { tty: { kind: 'boolean', short: 't' }, detachable: { kind: 'boolean' }, dir: { kind: 'string' }, env: { kind: 'list' } },
+      flags: { tty: { kind: 'boolean', short: 't' }, detachable: { kind: 'boolean' }, 'no-port-forward': { kind: 'boolean' }, dir: { kind: 'string' }, env: { kind: 'list' } },
       restAfter: 1,
     },
     required: ['NAME'],
@@ -85,7 +91,7 @@ export const interactiveCommands: readonly Command[] = [
     run: (ctx) => {
       // Validate K=V here so a typo is a usage error, not an API one.
       parseEnv(ctx.args.list('env'));
-      return execIn(ctx, arg(ctx, 0), ctx.args.rest ?? [], ctx.args.bool('tty'), ctx.args.bool('detachable'));
+      return execIn(ctx, arg(ctx, 0), ctx.args.rest ?? [], ctx.args.bool('tty'), ctx.args.bool('detachable'), !ctx.args.bool('no-port-forward'));
     },
   },
   {

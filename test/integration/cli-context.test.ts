@@ -3,7 +3,8 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { createOn, removeDataDir, startPeer, type PeerProcess } from '../helpers/peer.ts';
+import { createServer } from 'node:net';
+import { createOn, eventually, removeDataDir, startPeer, type PeerProcess } from '../helpers/peer.ts';
 
 describe('the sprite of a command line: -s, sprite use and .sprite; aliases; sprite api', () => {
   let peer: PeerProcess;
@@ -58,6 +59,24 @@ describe('the sprite of a command line: -s, sprite use and .sprite; aliases; spr
     assert.equal((await peer.cli(['use'], { cwd: sub })).code, 1, 'unset removed the file');
   });
 
+  test('exec forwards a port its command opens to the same local port while it runs', async () => {
+    const port = await freePort();
+    const line = `mkdir -p /tmp/www && echo forwarded > /tmp/www/index.html && exec timeout 8 httpd -f -p ${port} -h /tmp/www`;
+    const running = peer.cli(['x', '-s', 'ctx-a', 'sh', '-c', line], { cwd: dir });
+    const body = await eventually(async () => {
+      const answer = await fetch(`http://127.0.0.1:${port}/`).then((r) => r.text(), () => undefined);
+      return answer?.trim() === 'forwarded' ? answer : undefined;
+    }, 20_000, 'the forwarded port');
+    assert.equal(body.trim(), 'forwarded');
+    const done = await running;
+    assert.match(done.stderr, new RegExp(`forwarding 127\\.0\\.0\\.1:${port} to port ${port} in ctx-a`));
+    await assert.rejects(fetch(`http://127.0.0.1:${port}/`), 'the local listener closes with the exec');
+
+    const quiet = await peer.cli(['x', '-s', 'ctx-a', '--no-port-forward', 'sh', '-c', `timeout 3 httpd -f -p ${port} -h /tmp/www; true`], { cwd: dir });
+    assert.equal(quiet.code, 0, quiet.stderr);
+    assert.doesNotMatch(quiet.stderr, /forwarding/);
+  });
+
   test('sprite api sends one request, under the sprite with -s, and fails in one line', async () => {
     const got = await peer.cli(['api', '-s', 'ctx-a', '/'], { cwd: dir });
     assert.equal(got.code, 0, got.stderr);
@@ -72,3 +91,13 @@ describe('the sprite of a command line: -s, sprite use and .sprite; aliases; spr
     assert.equal(badMethod.code, 2);
   });
 });
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+    server.once('error', reject);
+  });
+}
