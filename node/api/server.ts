@@ -17,6 +17,7 @@ import { checkpointRoutes } from './routes/checkpoints.ts';
 import { execRoutes } from './routes/exec.ts';
 import { imageRoutes } from './routes/images.ts';
 import { peerRoutes } from './routes/peers.ts';
+import { policyRoutes } from './routes/policies.ts';
 import { serviceRoutes } from './routes/services.ts';
 import { sessionRoutes } from './routes/sessions.ts';
 import { spriteRoutes, type EdgeView } from './routes/sprites.ts';
@@ -65,6 +66,7 @@ export function createApiServer(init: ApiInit): http.Server {
     ...checkpointRoutes(sprites),
     ...sessionRoutes(sprites),
     ...serviceRoutes(sprites),
+    ...policyRoutes(sprites),
     ...peerRoutes({ mesh, drain, peers, sprites, edge }),
     ...tenantRoutes(mesh),
     ...imageRoutes(init.images),

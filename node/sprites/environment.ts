@@ -1,10 +1,11 @@
+import type { Socket } from 'node:net';
 import { ControlClient } from '../../vm/index.ts';
 
 type Request = { op: string; [key: string]: unknown };
 
 /**
  * A sprite's control client that gives its environment (set at create) to what the API starts in
- * it: every exec (commands, TTY sessions, the console) and every service put, under their own
+ * it: every exec (commands, TTY sessions, control mode) and every service put, under their own
  * variables, which win. Other requests pass unchanged.
  */
 export class EnvironmentControl extends ControlClient {
@@ -23,10 +24,14 @@ export class EnvironmentControl extends ControlClient {
     return super.open(this.#merge(request));
   }
 
+  override stream<T>(request: Request): Promise<{ socket: Socket; result: T }> {
+    return super.stream<T>(this.#merge(request));
+  }
+
   #merge(request: Request): Request {
     const environment = this.#environment;
     if (request.op === 'exec') return { ...request, env: { ...environment, ...asEnv(request.env) } };
-    if (request.op === 'services.put' && typeof request.spec === 'object' && request.spec !== null) {
+    if (request.op === 'services.stream' && request.action === 'put' && typeof request.spec === 'object' && request.spec !== null) {
       const spec = request.spec as Record<string, unknown>;
       return { ...request, spec: { ...spec, env: { ...environment, ...asEnv(spec.env) } } };
     }

@@ -1,9 +1,8 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Sandbox, canCheckpoint, removeCgroups, runtimeVersion, sandboxPaths, setLimits, type Logger, type SandboxInit, type VolumeStore } from '../../vm/index.ts';
+import { Sandbox, canCheckpoint, removeCgroups, runtimeVersion, sandboxPaths, setLimits, type Limits, type Logger, type SandboxInit, type VolumeStore } from '../../vm/index.ts';
 import type { PeerConfig } from '../config.ts';
 import { PeerError } from '../errors.ts';
-import { limitsFor } from '../sprite-settings.ts';
 import type { SpriteRecord, SpriteRegistry, SpriteState } from '../records/index.ts';
 import { CheckpointMounts } from './checkpoint-mounts.ts';
 import { mirrorServices, restoreServices } from './services-mirror.ts';
@@ -34,6 +33,8 @@ export interface MachineHooks {
   requests(machine: Machine): Pick<SandboxInit, 'requests' | 'onRequestError'>;
   /** sprite-init of `machine` exited on its own (`reason` says how). */
   crashed(machine: Machine, reason: string): void;
+  /** The limits a start of the sprite with volume `id` gets: those it was created with, or its resources policy's. */
+  limits(id: string): Limits;
 }
 
 /** What the takeover, checkpoint and recovery modules share: the machines, and a way to start a sprite again. */
@@ -56,6 +57,8 @@ export interface Machine {
   since: number;
   /** The runtime version (sprite-init's code) its sandbox was started with. */
   version: string;
+  /** The limits its sandbox was prepared with. */
+  limits: Limits;
 }
 
 /**
@@ -139,17 +142,20 @@ export class Machines {
     return machine;
   }
 
-  /** A machine for volume `id`: a new disk (cloned from image volume `base`, else the default image) when `fresh`. */
-  async prepare(id: string, fresh: boolean, base?: string): Promise<Machine> {
+  /**
+   * A machine for volume `id`: a new disk (cloned from image volume `base`, else the default image)
+   * when `fresh`; `limits` default to the operator's.
+   */
+  async prepare(id: string, fresh: boolean, base?: string, limits: Limits = this.#init.config.sprite.limits): Promise<Machine> {
     const { config, volumes, image, toolsDir, peerKey } = this.#init;
     const volume = !fresh ? volumes.open(id) : base === undefined ? await volumes.create(id, image) : await volumes.createFromImage(id, base);
-    const machine: Machine = { sandbox: undefined as unknown as Sandbox, name: undefined, mounts: undefined, since: Date.now(), version: '' };
+    const machine: Machine = { sandbox: undefined as unknown as Sandbox, name: undefined, mounts: undefined, since: Date.now(), version: '', limits };
     try {
       // Read just before sprite-init starts from the same files.
       machine.version = await runtimeVersion();
       machine.sandbox = await Sandbox.prepare({
         dir: this.dir(id), id, volume, ids: { hostId: config.sprite.rootHostId, size: 65536 },
-        cgroupPath: `/sprites/${peerKey}/${id}`, limits: config.sprite.limits, toolsDir, httpPort: config.sprite.httpPort,
+        cgroupPath: `/sprites/${peerKey}/${id}`, limits, toolsDir, httpPort: config.sprite.httpPort,
         privateDirs: [config.dataDir], compileCacheDir: join(config.dataDir, 'cache', 'init'),
         ...this.#hooks.requests(machine),
         onCrash: (reason) => this.#hooks.crashed(machine, reason),
@@ -174,19 +180,21 @@ export class Machines {
    */
   async load(name: string, id: string): Promise<Machine> {
     await restoreServices(this.paths(id).servicesFile, this.#init.registry.services(name));
-    return this.prepare(id, false);
+    return this.prepare(id, false, undefined, this.#hooks.limits(id));
   }
 
   /**
-   * Starts a prepared machine as sprite `name` with the memory and CPU limits of its record, tracks
-   * it and records it running with its runtime version; on failure the caller stops it.
+   * Starts a prepared machine as sprite `name` with the sprite's memory and CPU limits, tracks it
+   * and records it running with its runtime version; on failure the caller stops it.
    */
   async run(machine: Machine, name: string): Promise<void> {
     machine.name = name;
-    const peerLimits = this.#init.config.sprite.limits;
-    // Sandboxes are prepared with the peer's limits (the pool cannot know whose they will be).
-    const limits = limitsFor(this.#init.registry.get(name) ?? {}, peerLimits);
-    if (limits.memoryBytes !== peerLimits.memoryBytes || limits.cpus !== peerLimits.cpus) await setLimits(this.cgroup(machine.sandbox.id), limits);
+    // A pool sandbox was prepared with the peer's limits: it could not know whose it would be.
+    const limits = this.#hooks.limits(machine.sandbox.id);
+    if (limits.memoryBytes !== machine.limits.memoryBytes || limits.cpus !== machine.limits.cpus) {
+      await setLimits(this.cgroup(machine.sandbox.id), limits);
+      machine.limits = limits;
+    }
     await machine.sandbox.start(name);
     machine.since = Date.now();
     this.track(name, machine);

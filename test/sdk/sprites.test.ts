@@ -87,11 +87,15 @@ describe('sprites through @fly/sprites on two peers', () => {
     const sized = await onB.createSprite('sdk-two', { ramMB: 256, cpus: 0.5 });
     assert.deepEqual(sized.config, { ramMB: 256, cpus: 0.5, region: undefined, storageGB: 100 });
     assert.deepEqual(await cgroupLimits(await owner('sdk-two'), sized.id!), { memory: 256 * MiB, quota: 50_000 }, 'the cgroup has the asked limits');
+    assert.equal((await sized.getResourcesPolicy()).memory?.limitMB, 256, 'without a resources policy the created limit is in force');
 
     const labelled = await onA.createSprite('sdk-three', undefined, { labels: ['team-a', 'env=prod'], environment: { GREETING: 'hello there' }, urlSettings: { auth: 'public' } });
     assert.deepEqual([labelled.labels, labelled.environment, labelled.urlSettings?.auth], [['team-a', 'env=prod'], { GREETING: 'hello there' }, 'public']);
-    const greeting = await a.cli(['exec', 'sdk-three', '--', 'sh', '-c', 'echo "$GREETING"']);
-    assert.equal(greeting.stdout, 'hello there\n', 'execs get the environment');
+    assert.equal((await labelled.execFile('sh', ['-c', 'echo "$GREETING"'])).stdout, 'hello there\n', 'execs get the environment');
+    assert.equal((await labelled.execFile('sh', ['-c', 'echo "$GREETING"'], { env: { GREETING: 'mine' } })).stdout, 'mine\n', "an exec's own variables win");
+    const service = await a.cli(['services', 'create', 'sdk-three', 'greeter', '--', 'sh', '-c', 'echo "$GREETING" > /root/greeting; exec sleep 100000']);
+    assert.equal(service.code, 0, service.stderr);
+    await eventually(async () => (await labelled.execFile('cat', ['/root/greeting']).catch(() => undefined))?.stdout === 'hello there\n' || undefined, 10_000, 'services get the environment');
 
     const mine = await acme.createSprite('acme-four', { config: { ramMB: 128 }, labels: ['acme'], waitForCapacity: false });
     assert.deepEqual([mine.organizationName, mine.config?.ramMB, mine.labels], ['acme', 128, ['acme']]);
