@@ -131,7 +131,7 @@ describe('sprites on one peer, through the CLI and the API', () => {
         res.once('end', () => resolve({ status: res.statusCode ?? 0, code: (JSON.parse(body) as { error: string }).error }));
       });
     });
-    assert.deepEqual(await refusal('/v1/sprites/alpha/sessions/no-such-session/attach'), { status: 404, code: 'ERR_SESSION_NOT_FOUND' });
+    assert.deepEqual(await refusal('/v1/sprites/alpha/exec/no-such-session'), { status: 404, code: 'ERR_SESSION_NOT_FOUND' });
     assert.deepEqual(await refusal('/v1/sprites/nobody/exec?cmd=true'), { status: 404, code: 'ERR_SPRITE_NOT_FOUND' });
     assert.deepEqual(await refusal('/v1/sprites/alpha/exec'), { status: 400, code: 'ERR_BAD_REQUEST' });
   });
