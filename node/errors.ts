@@ -31,6 +31,8 @@ export const ERROR_CODES = {
   ERR_SPRITE_ELSEWHERE: { status: 409, when: 'the sprite runs on another peer; the message names it and its API' },
   ERR_BODY_TOO_LARGE: { status: 413, when: 'the request body is over 1 MiB' },
   ERR_IMAGE_TOO_LARGE: { status: 413, when: 'the files of an image source pass the peer\'s image size limit' },
+  // Sprites' own code, so its SDKs' isConcurrentLimitExceeded() knows it.
+  concurrent_sprite_limit_exceeded: { status: 429, when: 'no peer that could take a new sprite has room under its `--capacity` (and `wait_for_capacity` was false, or its wait ran out); the body adds `retry_after_seconds`, `current_count` and `limit`, the `Retry-After` header the seconds' },
   ERR_POOL_EMPTY: { status: 503, when: 'the warm pool is empty and the pool fallback is `fail`' },
   ERR_PEER_DRAINING: { status: 503, when: 'the peer is draining and takes no new sprites' },
   ERR_PEER_STOPPING: { status: 503, when: 'the peer is stopping: it starts, wakes and changes no sprite any more' },
@@ -54,10 +56,13 @@ export type ErrorCode = keyof typeof ERROR_CODES;
  */
 export class PeerError extends Error {
   readonly code: ErrorCode;
+  /** Fields the API answer carries besides `error` and `message` (snake_case, as on the wire). */
+  readonly details: Readonly<Record<string, number | string>> | undefined;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, number | string> }) {
     super(message, options);
     this.name = 'PeerError';
     this.code = code;
+    this.details = options?.details;
   }
 }

@@ -175,14 +175,14 @@ export const PEER_OPTIONS = {
   }),
   capacity: option({
     section: 'sprite', flag: 'capacity', kind: integer(0), label: 'capacity', default: PEER_DEFAULTS.sprite.capacity,
-    doc: 'sprites this peer offers to run: other peers place sprites here only while it runs fewer',
+    doc: 'sprites this peer runs at most (awake or warm): placement sends creates to peers with room; with none, a create waits (`wait_for_capacity`) or gets 429',
   }),
   limits: {
     memoryBytes: option({
       section: 'sprite', flag: 'sprite-memory', kind: bytes(MIN_SPRITE_MEMORY), label: 'memory limit', default: VM_DEFAULTS.limits.memoryBytes,
-      doc: 'memory limit of each sprite',
+      doc: 'memory limit of each sprite: the default, and the most a create may ask for (`config.ram_mb`)',
     }),
-    cpus: option({ section: 'sprite', flag: 'sprite-cpus', kind: decimal(0, 64), label: 'cpu limit', default: VM_DEFAULTS.limits.cpus, doc: 'CPU limit of each sprite, in cores' }),
+    cpus: option({ section: 'sprite', flag: 'sprite-cpus', kind: decimal(0, 64), label: 'cpu limit', default: VM_DEFAULTS.limits.cpus, doc: 'CPU limit of each sprite, in cores: the default, and the most a create may ask for (`config.cpus`)' }),
     pids: option({ section: 'sprite', flag: 'sprite-pids', kind: integer(16), label: 'pids limit', default: VM_DEFAULTS.limits.pids, doc: 'process limit of each sprite' }),
   },
   httpPort: option({

@@ -1,12 +1,14 @@
 /**
  * A small JSON-schema subset for request bodies: object (properties, required,
- * additionalProperties), string (pattern, minLength, maxLength), integer (minimum, maximum),
- * boolean, array (items, maxItems). Unknown fields are rejected unless a schema allows them.
+ * additionalProperties), string (pattern, minLength, maxLength), integer and number (minimum,
+ * maximum), boolean, array (items, maxItems). Unknown fields are
+ * rejected unless a schema allows them.
  */
 export type Schema =
   | { type: 'object'; properties?: Record<string, Schema>; required?: string[]; additionalProperties?: false | Schema; maxProperties?: number }
   | { type: 'string'; pattern?: string; minLength?: number; maxLength?: number; description?: string }
   | { type: 'integer'; minimum?: number; maximum?: number }
+  | { type: 'number'; minimum?: number; maximum?: number }
   | { type: 'boolean' }
   | { type: 'array'; items: Schema; maxItems?: number };
 
@@ -38,6 +40,11 @@ export function validate(schema: Schema, value: unknown, path = 'body'): string 
       if (!Number.isInteger(value)) return `${path} must be an integer`;
       if (schema.minimum !== undefined && (value as number) < schema.minimum) return `${path} must be at least ${schema.minimum}`;
       if (schema.maximum !== undefined && (value as number) > schema.maximum) return `${path} must be at most ${schema.maximum}`;
+      return undefined;
+    case 'number':
+      if (typeof value !== 'number' || !Number.isFinite(value)) return `${path} must be a number`;
+      if (schema.minimum !== undefined && value < schema.minimum) return `${path} must be at least ${schema.minimum}`;
+      if (schema.maximum !== undefined && value > schema.maximum) return `${path} must be at most ${schema.maximum}`;
       return undefined;
     case 'boolean':
       return typeof value === 'boolean' ? undefined : `${path} must be true or false`;

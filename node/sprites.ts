@@ -1,8 +1,11 @@
 import { join } from 'node:path';
-import type { CheckpointInfo, ControlClient } from '../vm/index.ts';
+import type { CheckpointInfo, ControlClient, Limits } from '../vm/index.ts';
 import type { PoolStatus } from './pool.ts';
 import type { SpriteDocs, SpriteRecord } from './records/index.ts';
+import { limitsFor, type SpriteSpec } from './sprite-settings.ts';
 import { SpriteCheckpoints, type CheckpointView } from './sprites/checkpoints.ts';
+import { withEnvironment } from './sprites/environment.ts';
+import { checkSprite, upgradeSprite, type SpriteHealth } from './sprites/health.ts';
 import { SpriteLifecycle, type SleepCandidate } from './sprites/lifecycle.ts';
 import { Machines, type MachinesInit } from './sprites/machines.ts';
 import { Recovery } from './sprites/recovery.ts';
@@ -10,6 +13,7 @@ import { Takeover } from './sprites/takeover.ts';
 import { SpritePolicies } from './sprites/policies.ts';
 
 export type { SleepCandidate } from './sprites/lifecycle.ts';
+export type { SpriteHealth } from './sprites/health.ts';
 
 /** What the sprite manager needs from the peer. */
 export interface SpriteManagerInit extends MachinesInit {
@@ -49,7 +53,9 @@ export class SpriteManager {
     this.#takeover = new Takeover({ machines, config, registry, volumes, startSprite, logger });
     this.#checkpoints = new SpriteCheckpoints({ machines, volumes, docs: init.docs, startSprite, logger });
     this.#recovery = new Recovery({ machines, config, registry, volumes, startSprite, logger });
-    this.#policies = new SpritePolicies({ machines, docs: init.docs, limits: config.sprite.limits, logger });
+    // Without a resources policy a sprite has the limits it was created with (within this peer's).
+    const base = (id: string): Limits => limitsFor(registry.list().find((record) => record.id === id) ?? {}, config.sprite.limits);
+    this.#policies = new SpritePolicies({ machines, docs: init.docs, limits: config.sprite.limits, base, logger });
   }
 
   /** The sprite's network, privileges and resources policies (the owner's view; see node/sprites/policies.ts). */
@@ -81,6 +87,11 @@ export class SpriteManager {
     return this.#lifecycle.poolFull();
   }
 
+  /** This peer's sprite limits: the default and the most a sprite may ask for. */
+  get limits(): Readonly<Limits> {
+    return this.#init.config.sprite.limits;
+  }
+
   /** Sprites running on this peer now. */
   load(): number {
     return this.#machines.size;
@@ -92,11 +103,17 @@ export class SpriteManager {
   }
 
   /**
-   * Creates a sprite of `org`: a warm sandbox when one is ready (else cold or ERR_POOL_EMPTY), named
-   * and started. With `image` (a built base image) its disk is a clone of that image, made cold.
+   * Creates a sprite as `spec` asks: a warm sandbox when one is ready (else cold or ERR_POOL_EMPTY),
+   * with its limits, named and started. With an image (a built base image) its disk is a clone of
+   * that image, made cold. A full peer refuses (429) or, with `waitForCapacity`, waits for room.
    */
-  create(name: string, org: string, image?: string): Promise<SpriteRecord> {
-    return this.#lifecycle.create(name, org, image);
+  create(spec: SpriteSpec): Promise<SpriteRecord> {
+    return this.#lifecycle.create(spec);
+  }
+
+  /** True when this peer takes sprites and has room under its capacity for one more. */
+  hasRoom(): boolean {
+    return this.#lifecycle.hasRoom();
   }
 
   /** All records. */
@@ -145,10 +162,29 @@ export class SpriteManager {
     return this.#lifecycle.wake(name, allow);
   }
 
-  /** The control client of a sprite, woken first if it sleeps (see `wake`). */
+  /**
+   * The control client of a sprite, woken first if it sleeps (see `wake`); execs and services
+   * started through it get the sprite's environment.
+   */
   async awake(name: string): Promise<ControlClient> {
     await this.wake(name);
-    return this.control(name);
+    const { sandbox } = this.#machines.awake(name);
+    return withEnvironment(sandbox.control, sandbox.paths.control, this.get(name).environment);
+  }
+
+  /** Stops a sprite's sandbox (if it runs) and starts a new one on its disk: services come back, on the current sprite-init. */
+  restart(name: string): Promise<SpriteRecord> {
+    return this.#lifecycle.restart(name);
+  }
+
+  /** Probes a sprite's sprite-init without waking it (see checkSprite). */
+  check(name: string): Promise<SpriteHealth> {
+    return checkSprite(this.#machines, name);
+  }
+
+  /** Makes a sprite run the peer's current sprite-init from its next start (see upgradeSprite). */
+  upgrade(name: string): Promise<boolean> {
+    return upgradeSprite(this.#machines, this.#lifecycle, name);
   }
 
   /** Local sprites awake or in warm sleep: what the idle timer walks. */

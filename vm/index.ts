@@ -2,6 +2,8 @@
 export { Sandbox, sandboxPaths, removeCgroups, type SandboxInit } from './sandbox.ts';
 export { ControlClient } from './control.ts';
 export { thawTree } from './freezer.ts';
+export { setLimits } from './limits.ts';
+export { runtimeVersion } from './runtime-version.ts';
 export { canCheckpoint, unmountPath, type CheckpointInfo, type CheckpointVolume, type Volume, type VolumeStore } from './volume.ts';
 export { ensureBaseImage, buildImageFile, type BaseImage } from './image.ts';
 export { VM_DEFAULTS } from './defaults.ts';

@@ -7,7 +7,7 @@ import { ERROR_CODES, PeerError, type ErrorCode } from '../errors.ts';
  * sits in `error` as a string because that is where Sprites' SDKs read it (`parseAPIError`).
  */
 export class ApiError extends PeerError {
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, number | string> }) {
     super(code, message, options);
     this.name = 'ApiError';
   }
@@ -26,13 +26,20 @@ export function toApiError(error: unknown): ApiError {
   if (error instanceof ApiError) return error;
   const code = (error as { code?: unknown })?.code;
   const message = error instanceof Error ? error.message : String(error);
-  if (typeof code === 'string' && code in ERROR_CODES) return new ApiError(code as ErrorCode, message, { cause: error });
+  const details = error instanceof PeerError && error.details ? { ...error.details } : undefined;
+  if (typeof code === 'string' && code in ERROR_CODES) return new ApiError(code as ErrorCode, message, { cause: error, details });
   return new ApiError('ERR_INTERNAL', message, { cause: error });
 }
 
-/** The JSON body of an error answer, also the error line of an NDJSON stream. */
+/** The JSON body of an error answer, also the error line of an NDJSON stream: the code, the message and any details. */
 export function errorJson(error: ApiError): { error: string; message: string } {
-  return { error: error.code, message: error.message };
+  return { ...error.details, error: error.code, message: error.message };
+}
+
+/** Headers an error answer carries: `Retry-After` when the error says when to try again. */
+export function errorHeaders(error: ApiError): Record<string, string> {
+  const seconds = error.details?.retry_after_seconds;
+  return typeof seconds === 'number' ? { 'retry-after': String(seconds) } : {};
 }
 
 function errorBody(error: ApiError): string {

@@ -1,14 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PeerError } from '../errors.ts';
-import { errorJson, toApiError } from './errors.ts';
+import { errorHeaders, errorJson, toApiError } from './errors.ts';
 import { validate, type Schema } from '../schema.ts';
 
 const MAX_BODY = 1024 * 1024;
 
-/** Writes a JSON answer. */
-export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+/** Writes a JSON answer, with `headers` besides its own. */
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }
 
@@ -19,7 +19,7 @@ export function sendError(res: ServerResponse, error: unknown): void {
     res.destroy();
     return;
   }
-  sendJson(res, apiError.status, errorJson(apiError));
+  sendJson(res, apiError.status, errorJson(apiError), errorHeaders(apiError));
 }
 
 /** A boolean query parameter: `1` or `true`. */

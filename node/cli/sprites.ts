@@ -3,7 +3,7 @@ import type { Command, Context } from './command.ts';
 import { JSON_FLAG, arg, print, pump, spritePath } from './command.ts';
 import { fields, json, table, time } from './format.ts';
 import { FOLLOW_FLAG, serviceLogs } from './services.ts';
-import type { PoolStatus, Sprite } from './wire.ts';
+import type { PoolStatus, Sprite, SpritePage } from './wire.ts';
 
 /** Prints a sprite record's name, or the record itself with --json. */
 async function printSprite(ctx: Context, sprite: Sprite | undefined): Promise<number> {
@@ -16,6 +16,19 @@ async function logsOf(ctx: Context, name: string, service: string | undefined): 
   if (service !== undefined) return serviceLogs(ctx, name, service);
   await pump(ctx.io, await ctx.client().stream(`${spritePath(name)}/logs`, ctx.args.bool('follow') ? [['follow', '1']] : []));
   return 0;
+}
+
+/** Every sprite the token sees (whose name starts with `prefix`), page after page, with the org's counts from the last page. */
+async function listAll(ctx: Context, prefix: string | undefined): Promise<Omit<SpritePage, 'has_more' | 'next_continuation_token'>> {
+  const sprites: Sprite[] = [];
+  let token: string | null = null;
+  for (;;) {
+    const query: URLSearchParams = new URLSearchParams({ max_results: '50', ...(prefix ? { prefix } : {}), ...(token ? { continuation_token: token } : {}) });
+    const page: SpritePage | undefined = await ctx.client().json<SpritePage>('GET', `/v1/sprites?${query}`);
+    sprites.push(...(page?.sprites ?? []));
+    token = page?.has_more ? page.next_continuation_token : null;
+    if (!token) return { sprites, name: page?.name ?? '', running: page?.running ?? 0, warm: page?.warm ?? 0, cold: page?.cold ?? 0 };
+  }
 }
 
 /** Commands that manage sprites themselves. */
@@ -33,20 +46,20 @@ export const spriteCommands: readonly Command[] = [
   },
   {
     words: ['list'],
-    usage: '[--json]',
+    usage: '[--prefix PREFIX] [--json]',
     summary: "list the sprites the token sees (its org's; an admin token sees all) with the peer that runs each",
-    spec: { flags: JSON_FLAG },
+    spec: { flags: { ...JSON_FLAG, prefix: { kind: 'string' } } },
     required: [],
     run: async (ctx) => {
-      const answer = await ctx.client().json<{ sprites: Sprite[] }>('GET', '/v1/sprites');
+      const answer = await listAll(ctx, ctx.args.string('prefix'));
       if (ctx.args.bool('json')) {
         await print(ctx.io, json(answer));
         return 0;
       }
       // A sprite whose peer is not alive says so: the next request for it moves it to another peer.
-      const owner = (s: Sprite): string => (s.ownerState && s.ownerState !== 'alive' ? `${s.owner} (${s.ownerState})` : s.owner);
-      const rows = (answer?.sprites ?? []).map((s) => [s.name, s.state, owner(s), s.org, time(s.created)]);
-      await print(ctx.io, table(['NAME', 'STATE', 'OWNER', 'ORG', 'CREATED'], rows));
+      const owner = (s: Sprite): string => (s.owner_state && s.owner_state !== 'alive' ? `${s.owner} (${s.owner_state})` : s.owner);
+      const rows = answer.sprites.map((s) => [s.name, s.status, owner(s), s.organization, time(s.created_at)]);
+      await print(ctx.io, table(['NAME', 'STATUS', 'OWNER', 'ORG', 'CREATED'], rows));
       return 0;
     },
   },

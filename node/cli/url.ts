@@ -3,26 +3,19 @@ import type { Command } from './command.ts';
 import { JSON_FLAG, arg, print, spritePath } from './command.ts';
 import { UsageError } from './errors.ts';
 import { json } from './format.ts';
-
-/** A sprite's URL as the API describes it. */
-interface UrlView {
-  name: string;
-  url: string | null;
-  http: string | null;
-  auth: string;
-}
+import type { Sprite } from './wire.ts';
 
 /** URL auth modes the proxy knows (kept in step with proxy/auth.ts). */
 const AUTH_MODES = ['sprite', 'public'] as const;
 
-/** Prints the URL (with --json, the whole view). */
-async function printUrl(ctx: Parameters<Command['run']>[0], view: UrlView | undefined): Promise<number> {
+/** Prints the sprite's URL (with --json, its name, URLs and URL settings). */
+async function printUrl(ctx: Parameters<Command['run']>[0], sprite: Sprite | undefined): Promise<number> {
   if (ctx.args.bool('json')) {
-    await print(ctx.io, json(view ?? null));
+    await print(ctx.io, json(sprite ? { name: sprite.name, url: sprite.url, http_url: sprite.http_url, url_settings: sprite.url_settings } : null));
     return 0;
   }
-  if (!view?.url) throw new UsageError('the peer has no proxy listener, so the sprite has no URL there');
-  await print(ctx.io, `${view.url}\n`);
+  if (!sprite?.url) throw new UsageError('the peer has no proxy listener, so the sprite has no URL there');
+  await print(ctx.io, `${sprite.url}\n`);
   return 0;
 }
 
@@ -31,10 +24,10 @@ export const urlCommands: readonly Command[] = [
   {
     words: ['url'],
     usage: 'NAME [--json]',
-    summary: "print the sprite's URL on this peer's proxy (--json adds the plain HTTP URL and the auth mode)",
+    summary: "print the sprite's URL on this peer's proxy (--json adds the plain HTTP URL and the URL settings)",
     spec: { flags: JSON_FLAG },
     required: ['NAME'],
-    run: async (ctx) => printUrl(ctx, await ctx.client().json<UrlView>('GET', `${spritePath(arg(ctx, 0))}/url`)),
+    run: async (ctx) => printUrl(ctx, await ctx.client().json<Sprite>('GET', spritePath(arg(ctx, 0)))),
   },
   {
     words: ['url', 'update'],
@@ -45,7 +38,7 @@ export const urlCommands: readonly Command[] = [
     run: async (ctx) => {
       const auth = ctx.args.string('auth');
       if (auth === undefined || !(AUTH_MODES as readonly string[]).includes(auth)) throw new UsageError(`--auth must be ${AUTH_MODES.join(' or ')}`);
-      return printUrl(ctx, await ctx.client().json<UrlView>('PUT', `${spritePath(arg(ctx, 0))}/url`, { auth }));
+      return printUrl(ctx, await ctx.client().json<Sprite>('PUT', spritePath(arg(ctx, 0)), { url_settings: { auth } }));
     },
   },
   {

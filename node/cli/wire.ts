@@ -1,17 +1,34 @@
 // The shapes of the API answers the CLI reads (see docs/API.md); only the fields it uses.
 
-/** A sprite record. */
+/** A sprite, in Sprites' shape with the mesh's fields. */
 export interface Sprite {
   name: string;
-  state: string;
+  /** running, warm, cold, stopped or failed. */
+  status: string;
   /** Peer that runs it. */
   owner: string;
   /** How the answering peer sees the owner: alive, suspect or down. */
-  ownerState?: string;
+  owner_state?: string;
   /** The org it belongs to. */
-  org: string;
-  created: string;
+  organization: string;
+  created_at: string;
+  /** Its URL on the answering peer's proxy (HTTPS when it has a listener), and the plain HTTP one. */
+  url: string | null;
+  http_url: string | null;
+  url_settings: { auth: string };
   [key: string]: unknown;
+}
+
+/** One page of `GET /v1/sprites`. */
+export interface SpritePage {
+  sprites: Sprite[];
+  has_more: boolean;
+  next_continuation_token: string | null;
+  /** The caller's org and its sprites by state. */
+  name: string;
+  running: number;
+  warm: number;
+  cold: number;
 }
 
 /** A supervised service inside a sprite, as Sprites shows it. */

@@ -1,4 +1,5 @@
 import type { SpriteRecord } from '../records/index.ts';
+import type { SpriteSpec } from '../sprite-settings.ts';
 import { PeerError } from '../errors.ts';
 import { acceptArbitration, readHop, type Origin } from './hops.ts';
 import type { PeerCall, PeerClient } from './peer-client.ts';
@@ -7,21 +8,15 @@ import type { Placement } from './placement.ts';
 /** How long an arbiter keeps a name it placed elsewhere reserved, waiting for the record to arrive. */
 const RESERVATION_MS = 30_000;
 
-/** A new sprite as the client asked for it. */
-export interface CreateSpec {
-  name: string;
-  /** The caller's org, which the sprite belongs to. */
-  org: string;
-  /** A base image by name; the peer that creates looks it up in the shared store. */
-  image?: string;
-}
+/** A new sprite as the client asked for it (every peer on the way parses the same body). */
+export type CreateSpec = SpriteSpec;
 
 /** What the create protocol needs of the sprite manager. */
 export interface CreateSprites {
   /** The sprite's record in this peer's replica, or undefined. */
   lookup(name: string): unknown;
   /** Creates the sprite on this peer. */
-  create(name: string, org: string, image?: string): Promise<SpriteRecord>;
+  create(spec: CreateSpec): Promise<SpriteRecord>;
 }
 
 /** What the create protocol is built from. */
@@ -59,7 +54,7 @@ export class CreateFlow {
   async create(spec: CreateSpec, call: PeerCall): Promise<SpriteRecord | undefined> {
     const { placement, sprites, peers, peerId } = this.#components;
     const hop = readHop(call.req);
-    if (hop?.role === 'place') return sprites.create(spec.name, spec.org, spec.image);
+    if (hop?.role === 'place') return sprites.create(spec);
     let origin: Origin | undefined;
     if (hop?.role === 'arbiter') {
       if (!acceptArbitration(hop, call.req, call.res)) return undefined;
@@ -86,7 +81,7 @@ export class CreateFlow {
           // The chosen peer went away: create here instead.
         }
       }
-      record = await sprites.create(spec.name, spec.org, spec.image);
+      record = await sprites.create(spec);
       return true;
     });
     return record;

@@ -29,6 +29,8 @@ export interface PlacementSprites {
   /** Takes a sprite over from a dead owner. */
   adopt(name: string): Promise<unknown>;
   poolStatus(): { ready: number };
+  /** True when this peer has room under its capacity for one more running sprite. */
+  hasRoom(): boolean;
   /** True once this peer takes no new sprites (draining). */
   readonly closed: boolean;
 }
@@ -88,7 +90,9 @@ export class Placement {
    * Where a new sprite goes: the peer the client asked (`origin`, for an arbiter) when its pool had
    * a warm sprite; else here when the local pool has one; else the least loaded open peer whose
    * gossiped row shows one (ties by id). With no warm sprite anywhere, a cold create: on the peer
-   * asked, else here, else any open peer. 'here' means this peer; undefined: no peer can take it.
+   * asked, else here, else any open peer. Only peers with room under their capacity count; when
+   * none has any, here (where the create waits for room or is refused). 'here' means this peer;
+   * undefined: no peer can take it.
    */
   target(origin?: { peer: string; warm: boolean }): PeerTarget | 'here' | undefined {
     const open = this.#open();
@@ -97,13 +101,14 @@ export class Placement {
     if (this.warmHere()) return 'here';
     const chosen = open.find((m) => m.row.pool_ready > 0) ?? asked;
     if (chosen) return toTarget(chosen);
-    if (!this.#sprites.closed) return 'here';
-    return open[0] && toTarget(open[0]);
+    if (this.#sprites.hasRoom()) return 'here';
+    if (open[0]) return toTarget(open[0]);
+    return this.#sprites.closed ? undefined : 'here';
   }
 
-  /** True when this peer takes sprites and its pool has a warm one now. */
+  /** True when this peer takes sprites, has room for one more and its pool has a warm one now. */
   warmHere(): boolean {
-    return !this.#sprites.closed && this.#sprites.poolStatus().ready > 0;
+    return !this.#sprites.closed && this.#sprites.hasRoom() && this.#sprites.poolStatus().ready > 0;
   }
 
   /** Where a drained sprite goes: the least loaded open peer. */

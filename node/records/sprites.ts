@@ -1,5 +1,7 @@
-import type { RowOf } from '../../gossip/index.ts';
+import { materialize, type MaterializedView, type RowOf } from '../../gossip/index.ts';
+import { URL_AUTH_MODES } from '../../proxy/index.ts';
 import { PeerError } from '../errors.ts';
+import { readCpus, readEnvironment, readLabels, readRamMb } from '../sprite-settings.ts';
 import type { RecordStore } from './store.ts';
 import { spritesTable } from './tables.ts';
 
@@ -30,18 +32,46 @@ export interface SpriteRecord {
   updated: string;
   /** Why the sprite failed, when it did. */
   reason?: string;
+  /** Who may open its URL: `sprite` (tokens of its org, admin tokens) or `public`. */
+  urlAuth: string;
+  labels: string[];
+  /** Variables every exec and service started through the API gets. */
+  environment: Record<string, string>;
+  /** Memory limit (MiB) and CPUs it was created with; undefined (older rows): the running peer's own. */
+  ramMb?: number;
+  cpus?: number;
+  /** The runtime version of the sandbox it last started in (see vm/runtime-version.ts); null before its first start. */
+  version: string | null;
+  /** When it last became running, and warm; null if never. */
+  lastRunningAt: string | null;
+  lastWarmingAt: string | null;
+}
+
+/** What a create records: the fields every sprite has and, optionally, what its creator chose. */
+export type NewSpriteRecord = Omit<SpriteRecord, 'services' | 'urlAuth' | 'labels' | 'environment' | 'version' | 'lastRunningAt' | 'lastWarmingAt'>
+  & Partial<Pick<SpriteRecord, 'urlAuth' | 'labels' | 'environment'>>;
+
+/** The settings PUT /v1/sprites/{name} changes; what is left out stays. */
+export interface SpriteUpdate {
+  urlAuth?: string;
+  labels?: string[];
 }
 
 /** Where sprite records live: the mesh's replicated store (SpriteRecords), seen by every peer. */
 export interface SpriteRegistry {
   /** The record, or undefined. */
   get(name: string): SpriteRecord | undefined;
-  /** All records, by name. */
+  /** All records, by name (shared objects: a caller does not change them). */
   list(): SpriteRecord[];
   /** Adds a record; throws ERR_NAME_TAKEN if the name exists. */
-  insert(record: SpriteRecord): void;
-  /** Changes state (and reason) of a sprite `owner` owns; does nothing when the name is missing or owned by another peer. */
+  insert(record: NewSpriteRecord): void;
+  /**
+   * Changes state (and reason) of a sprite `owner` owns, noting when it became running or warm;
+   * does nothing when the name is missing or owned by another peer.
+   */
   setState(name: string, owner: string, state: SpriteState, reason?: string): void;
+  /** Marks a sprite `owner` owns running in a sandbox just started with runtime `version`. */
+  started(name: string, owner: string, version: string): void;
   /**
    * Makes `owner` the sprite's owner with the next epoch, unless the record changed since `seen`
    * (another peer claimed it first): returns the new record, or undefined when the claim lost.
@@ -51,10 +81,8 @@ export interface SpriteRegistry {
   services(name: string): string | null;
   /** Mirrors service definitions into the record of a sprite `owner` owns. */
   setServices(name: string, owner: string, services: string): void;
-  /** Who may open the sprite's URL (`sprite` or `public`); `sprite` for a missing name. */
-  urlAuth(name: string): string;
-  /** Sets the URL auth of a sprite `owner` owns. */
-  setUrlAuth(name: string, owner: string, auth: string): void;
+  /** Changes the URL auth and labels of a sprite `owner` owns (those given). */
+  update(name: string, owner: string, changes: SpriteUpdate): void;
   /** Calls `listener` with the name of every sprite whose record changed, and whether it went; returns the unsubscribe. */
   watch(listener: (name: string, gone: boolean) => void): () => void;
   /** Removes a record `owner` owns; a missing name, or one owned by another peer, is left alone. */
@@ -70,9 +98,22 @@ type SpriteRow = RowOf<typeof spritesTable>;
  */
 export class SpriteRecords implements SpriteRegistry {
   readonly #mesh: RecordStore;
+  /**
+   * Every row in memory, kept current by store events, and the listing built from it once per
+   * change: listing a thousand sprites reads no row and converts none that did not change.
+   */
+  readonly #rows: MaterializedView<string, SpriteRow>;
+  readonly #records = new WeakMap<SpriteRow, SpriteRecord>();
+  #listed: SpriteRecord[] | undefined;
 
   constructor(mesh: RecordStore) {
     this.#mesh = mesh;
+    // Subscribed when the records are made, before any reader of changes, so one reading the
+    // listing from its own change listener sees the change.
+    this.#rows = materialize(mesh.store, spritesTable, (row) => row.name);
+    mesh.store.subscribe(spritesTable, () => {
+      this.#listed = undefined;
+    });
   }
 
   get(name: string): SpriteRecord | undefined {
@@ -81,16 +122,29 @@ export class SpriteRecords implements SpriteRegistry {
   }
 
   list(): SpriteRecord[] {
-    return this.#mesh.store.all(spritesTable).map(toRecord);
+    this.#listed ??= [...this.#rows.map.values()].map((row) => this.#record(row)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return [...this.#listed];
   }
 
-  insert(record: SpriteRecord): void {
+  /** A row's record, converted once per row version. */
+  #record(row: SpriteRow): SpriteRecord {
+    let record = this.#records.get(row);
+    if (!record) {
+      record = toRecord(row);
+      this.#records.set(row, record);
+    }
+    return record;
+  }
+
+  insert(record: NewSpriteRecord): void {
     if (this.get(record.name)) throw new PeerError('ERR_NAME_TAKEN', `a sprite named ${record.name} exists`);
     this.#mesh.write((tx) => {
       if (tx.get(spritesTable, { name: record.name })) throw new PeerError('ERR_NAME_TAKEN', `a sprite named ${record.name} exists`);
       tx.upsert(spritesTable, {
-        name: record.name, id: record.id, owner: record.owner, epoch: record.epoch, state: record.state, url_auth: 'sprite', org: record.org, volume: record.volume,
-        http_port: record.httpPort, created: record.created, updated: record.updated, reason: record.reason ?? null,
+        name: record.name, id: record.id, owner: record.owner, epoch: record.epoch, state: record.state, url_auth: record.urlAuth ?? 'sprite', org: record.org,
+        volume: record.volume, http_port: record.httpPort, created: record.created, updated: record.updated, reason: record.reason ?? null,
+        labels: JSON.stringify(record.labels ?? []), environment: JSON.stringify(record.environment ?? {}), ram_mb: record.ramMb ?? null, cpus: record.cpus ?? null,
+        ...stamps(record.state, record.created),
       });
     });
   }
@@ -98,7 +152,16 @@ export class SpriteRecords implements SpriteRegistry {
   setState(name: string, owner: string, state: SpriteState, reason?: string): void {
     this.#mesh.write((tx) => {
       if (tx.get(spritesTable, { name })?.owner !== owner) return;
-      tx.upsert(spritesTable, { name, state, reason: reason ?? null, updated: new Date().toISOString() });
+      const now = new Date().toISOString();
+      tx.upsert(spritesTable, { name, state, reason: reason ?? null, updated: now, ...stamps(state, now) });
+    });
+  }
+
+  started(name: string, owner: string, version: string): void {
+    this.#mesh.write((tx) => {
+      if (tx.get(spritesTable, { name })?.owner !== owner) return;
+      const now = new Date().toISOString();
+      tx.upsert(spritesTable, { name, state: 'running', reason: null, version, updated: now, last_running_at: now });
     });
   }
 
@@ -107,7 +170,8 @@ export class SpriteRecords implements SpriteRegistry {
     this.#mesh.write((tx) => {
       const row = tx.get(spritesTable, { name: seen.name });
       if (!row || row.owner !== seen.owner || row.epoch !== seen.epoch || row.id !== seen.id) return;
-      tx.upsert(spritesTable, { name: seen.name, owner, epoch: seen.epoch + 1, state, reason: null, updated: new Date().toISOString() });
+      const now = new Date().toISOString();
+      tx.upsert(spritesTable, { name: seen.name, owner, epoch: seen.epoch + 1, state, reason: null, updated: now, ...stamps(state, now) });
       claimed = true;
     });
     return claimed ? this.get(seen.name) : undefined;
@@ -123,13 +187,14 @@ export class SpriteRecords implements SpriteRegistry {
     });
   }
 
-  urlAuth(name: string): string {
-    return this.#mesh.store.get(spritesTable, { name })?.url_auth ?? 'sprite';
-  }
-
-  setUrlAuth(name: string, owner: string, auth: string): void {
+  update(name: string, owner: string, changes: SpriteUpdate): void {
     this.#mesh.write((tx) => {
-      if (tx.get(spritesTable, { name })?.owner === owner) tx.upsert(spritesTable, { name, url_auth: auth, updated: new Date().toISOString() });
+      if (tx.get(spritesTable, { name })?.owner !== owner) return;
+      tx.upsert(spritesTable, {
+        name, updated: new Date().toISOString(),
+        ...(changes.urlAuth === undefined ? {} : { url_auth: changes.urlAuth }),
+        ...(changes.labels === undefined ? {} : { labels: JSON.stringify(changes.labels) }),
+      });
     });
   }
 
@@ -154,11 +219,36 @@ function serviceNames(text: string | null): string[] {
   }
 }
 
+/** The time columns a change to `state` sets: when it became running, or warm. */
+function stamps(state: SpriteState, now: string): { last_running_at?: string; last_warming_at?: string } {
+  if (state === 'running') return { last_running_at: now };
+  if (state === 'warm') return { last_warming_at: now };
+  return {};
+}
+
+/** A recorded time when it reads as one, else null (rows come from any peer of the mesh). */
+function readTime(text: string | null): string | null {
+  return text !== null && text.length <= 40 && Number.isFinite(Date.parse(text)) ? text : null;
+}
+
+/** A runtime version when it is short printable text, else null. */
+function readVersion(text: string | null): string | null {
+  return text !== null && /^[\x21-\x7e]{1,64}$/.test(text) ? text : null;
+}
+
 function toRecord(row: SpriteRow): SpriteRecord {
   const record: SpriteRecord = {
     name: row.name, id: row.id, state: row.state as SpriteState, owner: row.owner, org: row.org, epoch: row.epoch, volume: row.volume,
     httpPort: row.http_port, created: row.created, updated: row.updated, services: serviceNames(row.services),
+    // An unknown mode shows as `sprite`: the proxy refuses such a URL to anyone without a token too.
+    urlAuth: (URL_AUTH_MODES as readonly string[]).includes(row.url_auth) ? row.url_auth : 'sprite',
+    labels: readLabels(row.labels), environment: readEnvironment(row.environment),
+    version: readVersion(row.version), lastRunningAt: readTime(row.last_running_at), lastWarmingAt: readTime(row.last_warming_at),
   };
+  const ramMb = readRamMb(row.ram_mb);
+  const cpus = readCpus(row.cpus);
+  if (ramMb !== undefined) record.ramMb = ramMb;
+  if (cpus !== undefined) record.cpus = cpus;
   if (row.reason) record.reason = row.reason;
   return record;
 }

@@ -30,6 +30,18 @@ export const spritesTable = defineTable({
     created: 'text',
     updated: 'text',
     reason: { type: 'text', nullable: true },
+    /** Labels (a JSON array of strings), set on create and by PUT. */
+    labels: { type: 'text', default: '[]' },
+    /** Environment (a JSON object of strings) that API execs and services get, set on create. */
+    environment: { type: 'text', default: '{}' },
+    /** Memory and CPU limits chosen on create; null (rows from before): the running peer's own. */
+    ram_mb: { type: 'integer', nullable: true },
+    cpus: { type: 'real', nullable: true },
+    /** The runtime version (sprite-init's code) of the sandbox it last started in. */
+    version: { type: 'text', nullable: true },
+    /** When it last became running, and warm (ISO times). */
+    last_running_at: { type: 'text', nullable: true },
+    last_warming_at: { type: 'text', nullable: true },
   },
 });
 

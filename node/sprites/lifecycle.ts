@@ -5,7 +5,9 @@ import type { PeerConfig } from '../config.ts';
 import { PeerError } from '../errors.ts';
 import { checkSpriteName } from '../names.ts';
 import { WarmPool, type PoolStatus } from '../pool.ts';
-import type { SpriteRecord, SpriteRegistry } from '../records/index.ts';
+import type { NewSpriteRecord, SpriteRecord, SpriteRegistry } from '../records/index.ts';
+import { resourcesFor, type SpriteSpec } from '../sprite-settings.ts';
+import { Capacity } from './capacity.ts';
 import type { Machine, Machines } from './machines.ts';
 
 /** What a sprite's lifecycle needs: the machines, the records it writes, and where images are. */
@@ -37,11 +39,13 @@ export class SpriteLifecycle {
   readonly #pool: WarmPool<Machine>;
   /** Wakes under way, shared by every caller. */
   readonly #waking = new Map<string, Promise<void | 'resumed'>>();
+  readonly #capacity: Capacity;
   #coldCreates = 0;
   #closed = false;
 
   constructor(init: LifecycleInit) {
     this.#init = init;
+    this.#capacity = new Capacity(init.config.sprite.capacity, () => init.machines.size);
     this.#pool = new WarmPool<Machine>({
       depth: init.config.pool.depth,
       concurrency: init.config.pool.concurrency,
@@ -82,16 +86,35 @@ export class SpriteLifecycle {
     return this.#closed;
   }
 
+  /** True when this peer has room for one more running sprite (see Capacity). */
+  hasRoom(): boolean {
+    return !this.#closed && this.#capacity.hasRoom();
+  }
+
   /**
-   * Creates a sprite of `org`: a warm sandbox when one is ready (else cold or ERR_POOL_EMPTY), named
-   * and started. With `image` (a built base image) its disk is a clone of that image, made cold.
+   * Creates a sprite as `spec` asks: a warm sandbox when one is ready (else cold or ERR_POOL_EMPTY),
+   * with its limits, named and started. With an image (a built base image) its disk is a clone of
+   * that image, made cold. A full peer refuses (429) or, with `waitForCapacity`, waits for room.
    */
-  async create(name: string, org: string, image?: string): Promise<SpriteRecord> {
-    const { config, registry, machines } = this.#init;
+  async create(spec: SpriteSpec): Promise<SpriteRecord> {
+    const { config, registry } = this.#init;
+    const { name, image } = spec;
     checkSpriteName(name);
     if (this.#closed) throw new PeerError('ERR_PEER_DRAINING', 'this peer is draining and takes no new sprites');
     if (registry.get(name)) throw new PeerError('ERR_NAME_TAKEN', `a sprite named ${name} exists`);
+    const resources = resourcesFor(spec.config ?? {}, config.sprite.limits);
     const base = image === undefined ? undefined : this.#init.images(image);
+    const release = await this.#capacity.take(spec.waitForCapacity === true);
+    try {
+      return await this.#createNow(spec, resources, base);
+    } finally {
+      release();
+    }
+  }
+
+  async #createNow(spec: SpriteSpec, resources: ReturnType<typeof resourcesFor>, base: string | undefined): Promise<SpriteRecord> {
+    const { config, registry, machines } = this.#init;
+    const { name, org } = spec;
     return machines.exclusive(name, async () => {
       if (registry.get(name)) throw new PeerError('ERR_NAME_TAKEN', `a sprite named ${name} exists`);
       // The warm pool holds the default image only.
@@ -102,9 +125,9 @@ export class SpriteLifecycle {
         machine = await machines.prepare(newId(), true);
       }
       const now = new Date().toISOString();
-      const record: SpriteRecord = {
+      const record: NewSpriteRecord = {
         name, id: machine.sandbox.id, state: 'running', owner: machines.peerId, org, epoch: 1, volume: config.storage.objectStore,
-        httpPort: config.sprite.httpPort, created: now, updated: now, services: [],
+        httpPort: config.sprite.httpPort, created: now, updated: now, urlAuth: spec.urlAuth, labels: spec.labels, environment: spec.environment, ...resources,
       };
       try {
         registry.insert(record);
@@ -115,7 +138,7 @@ export class SpriteLifecycle {
       try {
         await machines.run(machine, name);
         await machines.syncMounts(machine);
-        return record;
+        return machines.get(name);
       } catch (error) {
         registry.remove(name, machines.peerId);
         await machines.dispose(machine);
@@ -177,10 +200,30 @@ export class SpriteLifecycle {
     return waking;
   }
 
+  /**
+   * Restarts a sprite: stops its sandbox if it runs (awake or asleep) and starts a new one on its
+   * disk, so its services start again and it runs the peer's current sprite-init. A sprite that did
+   * not run is started. If the new sandbox fails, the sprite is recorded failed with the reason.
+   */
+  async restart(name: string): Promise<SpriteRecord> {
+    const { machines } = this.#init;
+    machines.owned(name);
+    return machines.exclusive(name, async () => {
+      const machine = machines.untrack(name);
+      if (machine) await machines.halt(machine);
+      try {
+        await this.#startOnDisk(name);
+      } catch (error) {
+        machines.setState(name, 'failed', `restart failed: ${(error as Error).message}`);
+        throw error;
+      }
+      return machines.get(name);
+    });
+  }
+
   /** The wake itself, under the sprite's lock: a thaw, or a start on its disk. */
   async #wakeNow(name: string): Promise<void | 'resumed'> {
     const { machines } = this.#init;
-    const record = machines.owned(name);
     const running = machines.running(name);
     if (running) {
       if (!running.sandbox.frozen) return undefined;
@@ -189,16 +232,21 @@ export class SpriteLifecycle {
       machines.setState(name, 'running');
       return 'resumed';
     }
-    const machine = await machines.load(name, record.id);
+    await this.#startOnDisk(name);
+    return undefined;
+  }
+
+  /** Starts a sprite that does not run here in a new sandbox on its disk (under its lock); the record says running once it does. */
+  async #startOnDisk(name: string): Promise<void> {
+    const { machines } = this.#init;
+    const machine = await machines.load(name, machines.owned(name).id);
     try {
       await machines.run(machine, name);
     } catch (error) {
       await machines.halt(machine);
       throw error;
     }
-    machines.setState(name, 'running');
     await machines.syncMounts(machine);
-    return undefined;
   }
 
   /** Local sprites awake or in warm sleep: what the idle timer walks. */

@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Sandbox, canCheckpoint, removeCgroups, sandboxPaths, type Limits, type Logger, type SandboxInit, type VolumeStore } from '../../vm/index.ts';
+import { Sandbox, canCheckpoint, removeCgroups, runtimeVersion, sandboxPaths, setLimits, type Limits, type Logger, type SandboxInit, type VolumeStore } from '../../vm/index.ts';
 import type { PeerConfig } from '../config.ts';
 import { PeerError } from '../errors.ts';
 import type { SpriteRecord, SpriteRegistry, SpriteState } from '../records/index.ts';
@@ -33,7 +33,7 @@ export interface MachineHooks {
   requests(machine: Machine): Pick<SandboxInit, 'requests' | 'onRequestError'>;
   /** sprite-init of `machine` exited on its own (`reason` says how). */
   crashed(machine: Machine, reason: string): void;
-  /** The limits of a start of the existing sprite with volume `id` (its resources policy). */
+  /** The limits a start of the sprite with volume `id` gets: those it was created with, or its resources policy's. */
   limits(id: string): Limits;
 }
 
@@ -55,6 +55,10 @@ export interface Machine {
   mounts: CheckpointMounts | undefined;
   /** Wall-clock ms of its last start or wake: the idle timer counts from here at least. */
   since: number;
+  /** The runtime version (sprite-init's code) its sandbox was started with. */
+  version: string;
+  /** The limits its sandbox was prepared with. */
+  limits: Limits;
 }
 
 /**
@@ -145,8 +149,10 @@ export class Machines {
   async prepare(id: string, fresh: boolean, base?: string, limits: Limits = this.#init.config.sprite.limits): Promise<Machine> {
     const { config, volumes, image, toolsDir, peerKey } = this.#init;
     const volume = !fresh ? volumes.open(id) : base === undefined ? await volumes.create(id, image) : await volumes.createFromImage(id, base);
-    const machine: Machine = { sandbox: undefined as unknown as Sandbox, name: undefined, mounts: undefined, since: Date.now() };
+    const machine: Machine = { sandbox: undefined as unknown as Sandbox, name: undefined, mounts: undefined, since: Date.now(), version: '', limits };
     try {
+      // Read just before sprite-init starts from the same files.
+      machine.version = await runtimeVersion();
       machine.sandbox = await Sandbox.prepare({
         dir: this.dir(id), id, volume, ids: { hostId: config.sprite.rootHostId, size: 65536 },
         cgroupPath: `/sprites/${peerKey}/${id}`, limits, toolsDir, httpPort: config.sprite.httpPort,
@@ -177,12 +183,22 @@ export class Machines {
     return this.prepare(id, false, undefined, this.#hooks.limits(id));
   }
 
-  /** Starts a prepared machine as sprite `name` and tracks it; on failure the caller stops it. */
+  /**
+   * Starts a prepared machine as sprite `name` with the sprite's memory and CPU limits, tracks it
+   * and records it running with its runtime version; on failure the caller stops it.
+   */
   async run(machine: Machine, name: string): Promise<void> {
     machine.name = name;
+    // A pool sandbox was prepared with the peer's limits: it could not know whose it would be.
+    const limits = this.#hooks.limits(machine.sandbox.id);
+    if (limits.memoryBytes !== machine.limits.memoryBytes || limits.cpus !== machine.limits.cpus) {
+      await setLimits(this.cgroup(machine.sandbox.id), limits);
+      machine.limits = limits;
+    }
     await machine.sandbox.start(name);
     machine.since = Date.now();
     this.track(name, machine);
+    this.#init.registry.started(name, this.#init.peerId, machine.version);
   }
 
   /** Stops a machine's sandbox, then lets the storage daemon stop serving its checkpoint mounts. */

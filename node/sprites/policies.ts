@@ -12,6 +12,8 @@ export interface PoliciesInit {
   docs: SpriteDocs;
   /** The operator's limits (--sprite-memory and the others): a policy may lower memory, never raise it past this. */
   limits: Readonly<Limits>;
+  /** The limits of the sprite with volume `id` when it has no policy (those it was created with, within the operator's); default the operator's. */
+  base?: (id: string) => Readonly<Limits>;
   logger: Logger;
 }
 
@@ -52,10 +54,11 @@ export class SpritePolicies {
     this.#init.docs.remove(this.#id(name), 'policy/privileges');
   }
 
-  /** The resources in force: the policy's memory limit, else the operator's. */
+  /** The resources in force: the policy's memory limit, else the sprite's own. */
   resources(name: string): Required<ResourcesPolicy> {
-    const stored = this.#stored(this.#id(name));
-    return { memory: { limit_mb: this.#memoryBytes(stored) / MiB, ...(stored?.memory?.autoscale === undefined ? {} : { autoscale: stored.memory.autoscale }) } };
+    const id = this.#id(name);
+    const stored = this.#stored(id);
+    return { memory: { limit_mb: this.#memoryBytes(stored, id) / MiB, ...(stored?.memory?.autoscale === undefined ? {} : { autoscale: stored.memory.autoscale }) } };
   }
 
   /**
@@ -72,23 +75,23 @@ export class SpritePolicies {
     const id = this.#id(name);
     // Under the sprite's lock: a start under way reads the limits either before or after, never half.
     await this.#init.machines.exclusive(name, async () => {
-      await this.#apply(name, this.#memoryBytes(policy));
+      await this.#apply(name, this.#memoryBytes(policy, id));
       this.#init.docs.write(id, 'policy/resources', policy);
     });
   }
 
-  /** Removes the resources policy: the operator's limits apply again, at once. */
+  /** Removes the resources policy: the sprite's own limits apply again, at once. */
   async deleteResources(name: string): Promise<void> {
     const id = this.#id(name);
     await this.#init.machines.exclusive(name, async () => {
-      await this.#apply(name, this.#init.limits.memoryBytes);
+      await this.#apply(name, this.#base(id).memoryBytes);
       this.#init.docs.remove(id, 'policy/resources');
     });
   }
 
-  /** The limits a start of the sprite with volume `id` gets: the operator's, with the policy's memory. */
+  /** The limits a start of the sprite with volume `id` gets: its own, with the policy's memory. */
   limits(id: string): Limits {
-    return { ...this.#init.limits, memoryBytes: this.#memoryBytes(this.#stored(id)) };
+    return { ...this.#base(id), memoryBytes: this.#memoryBytes(this.#stored(id), id) };
   }
 
   /** Forgets every document of a destroyed sprite. */
@@ -100,10 +103,14 @@ export class SpritePolicies {
     return this.#init.docs.read(id, 'policy/resources', parseResourcesPolicy);
   }
 
-  /** A policy's memory limit in bytes, never over this peer's maximum (a peer taking a sprite over may have a lower one). */
-  #memoryBytes(policy: ResourcesPolicy | undefined): number {
+  /** A policy's memory limit in bytes, never over this peer's maximum (a peer taking a sprite over may have a lower one); without one, the sprite's own. */
+  #memoryBytes(policy: ResourcesPolicy | undefined, id: string): number {
     const max = this.#init.limits.memoryBytes;
-    return policy?.memory === undefined ? max : Math.min(max, policy.memory.limit_mb * MiB);
+    return policy?.memory === undefined ? this.#base(id).memoryBytes : Math.min(max, policy.memory.limit_mb * MiB);
+  }
+
+  #base(id: string): Readonly<Limits> {
+    return this.#init.base?.(id) ?? this.#init.limits;
   }
 
   /** Sets the memory limit of the sprite's sandbox if one runs here (awake or asleep warm). */

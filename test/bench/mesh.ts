@@ -52,7 +52,7 @@ function timedGet(port: number, name: string, token: string): Promise<{ status: 
 
 /** The port of a peer's plain-HTTP proxy listener. */
 async function proxyPort(peer: PeerProcess, name: string): Promise<number> {
-  const url = await eventually(async () => (await peer.api('GET', `/v1/sprites/${name}/url`)).body?.http ?? undefined, 20_000, `the URL of ${name}`);
+  const url = await eventually(async () => (await peer.api('GET', `/v1/sprites/${name}`)).body?.http_url ?? undefined, 20_000, `the URL of ${name}`);
   return Number(new URL(url).port);
 }
 
@@ -86,7 +86,7 @@ async function wakeSection(): Promise<void> {
         const woken: number[] = [];
         for (let i = 0; i < WAKES; i++) {
           // The awake figure: the same request a moment after the wake, with the sprite running.
-          await eventually(async () => (await owner.api('GET', `/v1/sprites/${name}`)).body.state === sleepState || undefined, 60_000, `${name} to sleep`);
+          await eventually(async () => (await owner.api('GET', `/v1/sprites/${name}`)).body.status === sleepState || undefined, 60_000, `${name} to sleep`);
           const wake = await timedGet(port, name, owner.token);
           if (wake.status !== 200) throw new Error(`waking ${name} answered ${wake.status}`);
           woken.push(wake.ms);

@@ -241,7 +241,7 @@ async function main(): Promise<void> {
       await eventually(async () => ((await get(0, '/', socket).catch(() => 0)) === 200 ? true : undefined), 20_000, 'the app after start');
       direct.push(performance.now() - started);
       await owner.api('POST', '/v1/sprites/web/stop');
-      await eventually(async () => (await edge.api('GET', '/v1/sprites/web')).body.state === 'stopped' || undefined, 10_000, 'stopped on the edge');
+      await eventually(async () => (await edge.api('GET', '/v1/sprites/web')).body.status === 'stopped' || undefined, 10_000, 'stopped on the edge');
       started = performance.now();
       const status = await get(ownerProxy.http);
       proxied.push(performance.now() - started);

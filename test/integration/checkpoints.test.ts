@@ -40,7 +40,7 @@ describe('checkpoints and restore of a sprite disk', () => {
     assert.match(listed.stdout, new RegExp(`${checkpoint.id}\\s+.*before the mess`));
     const restored = await peer.cli(['restore', 'keep', checkpoint.id]);
     assert.equal(restored.code, 0, restored.stderr);
-    assert.equal((await peer.api('GET', '/v1/sprites/keep')).body.state, 'running');
+    assert.equal((await peer.api('GET', '/v1/sprites/keep')).body.status, 'running');
     assert.equal((await run('sha256sum /root/data')).stdout, sum);
     assert.notEqual((await run('test -e /root/after; echo $?')).stdout, '0\n');
   });

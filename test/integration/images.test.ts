@@ -175,7 +175,7 @@ describe('base images on two peers sharing an object store', () => {
     assert.match((await user(['image', 'list'])).stdout, /^bb\s/m);
     const created = await user(['create', 'acme-sprite', '--image', 'bb', '--json']);
     assert.equal(created.code, 0, created.stderr);
-    assert.equal(JSON.parse(created.stdout).org, 'acme');
+    assert.equal(JSON.parse(created.stdout).organization, 'acme');
   });
 
   test('deleting an image removes it everywhere; sprites made from it keep their disks', async () => {

@@ -41,7 +41,7 @@ describe('sprite lifecycle on one peer', () => {
     process.kill(pid!, 'SIGKILL');
     const failed = await eventually(async () => {
       const got = await peer.api('GET', '/v1/sprites/fragile');
-      return got.body.state === 'failed' ? got.body : undefined;
+      return got.body.status === 'failed' ? got.body : undefined;
     }, 10_000, 'failed state');
     assert.match(failed.reason, /sprite-init exited/);
     assert.match((await peer.cli(['list'])).stdout, /fragile\s+failed/);
@@ -65,7 +65,7 @@ describe('sprite lifecycle on one peer', () => {
 
     const again = await startPeer({ dataDir: peer.dataDir, poolDepth: 1 });
     peers.push(again);
-    await eventually(async () => (await again.api('GET', '/v1/sprites/keeper')).body.state === 'running', 15_000, 'keeper running');
+    await eventually(async () => (await again.api('GET', '/v1/sprites/keeper')).body.status === 'running', 15_000, 'keeper running');
     assert.equal((await again.cli(['exec', 'keeper', '--', 'cat', '/root/note'])).stdout, 'persisted\n');
     const services = await again.api('GET', '/v1/sprites/keeper/services');
     assert.deepEqual(services.body.map((s: { name: string; state: { status: string } }) => [s.name, s.state.status]), [['sleeper', 'running']]);
@@ -78,7 +78,7 @@ describe('sprite lifecycle on one peer', () => {
     await eventually(() => initPids(peer.dataDir).length === 0, 10_000, 'sprite-inits to die with the peer');
     const again = await startPeer({ dataDir: peer.dataDir, poolDepth: 1 });
     peers.push(again);
-    await eventually(async () => (await again.api('GET', '/v1/sprites/phoenix')).body.state === 'running', 15_000, 'phoenix running');
+    await eventually(async () => (await again.api('GET', '/v1/sprites/phoenix')).body.status === 'running', 15_000, 'phoenix running');
     assert.equal((await again.cli(['exec', 'phoenix', '--', 'hostname'])).stdout, 'phoenix\n');
   });
 

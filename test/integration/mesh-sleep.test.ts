@@ -14,7 +14,7 @@ describe('sleep and wake across three peers on one object store', () => {
   let owner: PeerProcess;
   let proxyPort = 0;
 
-  const state = async (): Promise<string> => (await front.api('GET', '/v1/sprites/napper')).body.state as string;
+  const state = async (): Promise<string> => (await front.api('GET', '/v1/sprites/napper')).body.status as string;
   const page = () => request(proxyPort, 'napper.sprites.localhost', '/', { headers: { authorization: `Bearer ${front.token}` } });
 
   before(async () => {
@@ -30,7 +30,7 @@ describe('sleep and wake across three peers on one object store', () => {
     assert.equal(made.code, 0, made.stderr);
     const service = await front.cli(['services', 'create', 'napper', 'web', '--http-port', '8080', '--', 'httpd', '-f', '-p', '8080', '-h', '/www']);
     assert.equal(service.code, 0, service.stderr);
-    proxyPort = Number(new URL((await front.api('GET', '/v1/sprites/napper/url')).body.http).port);
+    proxyPort = Number(new URL((await front.api('GET', '/v1/sprites/napper')).body.http_url).port);
   });
   after(async () => {
     for (const peer of peers) {

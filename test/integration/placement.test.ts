@@ -57,7 +57,7 @@ describe('three peers on one object store', () => {
     assert.notEqual(created.body.owner, ids.get(peers[0]!));
     assert.ok([ids.get(peers[1]!), ids.get(peers[2]!)].includes(created.body.owner));
     const listed = await peers[0]!.api('GET', '/v1/sprites/placed');
-    assert.equal(listed.body.ownerState, 'alive');
+    assert.equal(listed.body.owner_state, 'alive');
   });
 
   test('a create sent to a peer with a warm sprite is served from its own pool, whoever arbitrates the name', async () => {
@@ -80,7 +80,7 @@ describe('three peers on one object store', () => {
     const restored = await front.cli(['restore', 'placed', id]);
     assert.equal(restored.code, 0, restored.stderr);
     assert.equal(await exec(front, 'placed', 'cat /note'), 'one\n');
-    const url = await front.api('PUT', '/v1/sprites/placed/url', { auth: 'public' });
+    const url = await front.api('PUT', '/v1/sprites/placed', { url_settings: { auth: 'public' } });
     assert.equal(url.status, 200, JSON.stringify(url.body));
     const destroyed = await front.api('DELETE', '/v1/sprites/placed');
     assert.equal(destroyed.status, 204);
@@ -112,12 +112,12 @@ describe('three peers on one object store', () => {
     assert.match(result.stdout, /drained /);
     const moved = (await front.api('GET', '/v1/sprites/mover')).body;
     assert.notEqual(moved.owner, ids.get(drained));
-    assert.equal(moved.state, 'running');
+    assert.equal(moved.status, 'running');
     assert.equal(await exec(front, 'mover', 'md5sum /moved.bin'), sum);
     if (parkedOwner === drained) {
       const parked = (await front.api('GET', '/v1/sprites/parked')).body;
       assert.notEqual(parked.owner, ids.get(drained));
-      assert.equal(parked.state, 'stopped');
+      assert.equal(parked.status, 'stopped');
     }
     const listed = await front.cli(['peer', 'list']);
     assert.match(listed.stdout, /alive, drained/);
@@ -140,10 +140,10 @@ describe('three peers on one object store', () => {
     assert.equal(service.code, 0, service.stderr);
     // The owner mirrors service definitions into the record; wait until the survivor has them.
     await eventually(async () => (await mirroredServices(survivor)).includes('keeper'), 10_000, 'services mirrored');
-    const proxyPort = Number(new URL((await survivor.api('GET', '/v1/sprites/durable/url')).body.http).port);
+    const proxyPort = Number(new URL((await survivor.api('GET', '/v1/sprites/durable')).body.http_url).port);
     const page = () => request(proxyPort, 'durable.sprites.localhost', '/', { headers: { authorization: `Bearer ${survivor.token}` } });
     await owner.kill();
-    await eventually(async () => (await survivor.api('GET', '/v1/sprites/durable')).body.ownerState === 'down', 30_000, 'the owner seen down');
+    await eventually(async () => (await survivor.api('GET', '/v1/sprites/durable')).body.owner_state === 'down', 30_000, 'the owner seen down');
     // The first request through the survivor's proxy takes the sprite over and is held until its
     // service listens again: it gets the page, not an error.
     const answer = await page();
@@ -153,7 +153,7 @@ describe('three peers on one object store', () => {
     const record = (await survivor.api('GET', '/v1/sprites/durable')).body;
     assert.equal(record.owner, ids.get(survivor));
     assert.equal(record.epoch, created.body.epoch + 1);
-    assert.equal(record.state, 'running');
+    assert.equal(record.status, 'running');
     const services = (await survivor.api('GET', '/v1/sprites/durable/services')).body as { name: string }[];
     assert.deepEqual(services.map((svc) => svc.name), ['keeper']);
 
@@ -179,7 +179,7 @@ describe('three peers on one object store', () => {
       await createOn(loner, 'stranded');
       await eventually(async () => (await peers[0]!.api('GET', '/v1/sprites/stranded')).status === 200, 10_000, 'the record replicated');
       await loner.kill();
-      await eventually(async () => (await peers[0]!.api('GET', '/v1/sprites/stranded')).body.ownerState === 'down', 30_000, 'the loner seen down');
+      await eventually(async () => (await peers[0]!.api('GET', '/v1/sprites/stranded')).body.owner_state === 'down', 30_000, 'the loner seen down');
       const answer = await peers[0]!.api('POST', '/v1/sprites/stranded/start');
       assert.equal(answer.status, 503, JSON.stringify(answer.body));
       assert.equal(answer.body.error, 'ERR_SPRITE_UNRECOVERABLE');

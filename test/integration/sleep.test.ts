@@ -31,14 +31,14 @@ async function webSprite(peer: PeerProcess, name: string): Promise<{ id: string;
   assert.equal(write.code, 0, write.stderr);
   const service = await peer.cli(['services', 'create', name, 'app', '--http-port', '8080', '--', ...SPRITE_APP_COMMAND]);
   assert.equal(service.code, 0, service.stderr);
-  const proxyPort = Number(new URL(JSON.parse((await peer.cli(['url', name, '--json'])).stdout).http).port);
+  const proxyPort = Number(new URL(JSON.parse((await peer.cli(['url', name, '--json'])).stdout).http_url).port);
   await eventually(async () => (await viaProxy(proxyPort, name, peer.token).catch(() => undefined))?.status === 200 || undefined, 30_000, 'the app to answer');
   return { id: created.body.id, proxyPort };
 }
 
 /** The sprite's state as recorded (reading the record is not use: it neither wakes nor keeps awake). */
 async function state(peer: PeerProcess, name: string): Promise<string> {
-  return (await peer.api('GET', `/v1/sprites/${name}`)).body.state;
+  return (await peer.api('GET', `/v1/sprites/${name}`)).body.status;
 }
 
 /** The v1 freezer state of the sprite's container cgroup. */

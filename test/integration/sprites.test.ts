@@ -29,8 +29,9 @@ describe('sprites on one peer, through the CLI and the API', () => {
     assert.equal(created.code, 0, created.stderr);
     const listed = await peer.cli(['list', '--json']);
     assert.equal(listed.code, 0, listed.stderr);
-    const sprites = JSON.parse(listed.stdout) as { sprites: { name: string; state: string }[] };
-    assert.deepEqual(sprites.sprites.map((s) => [s.name, s.state]), [['alpha', 'running']]);
+    const sprites = JSON.parse(listed.stdout) as { sprites: { name: string; status: string }[]; running: number };
+    assert.deepEqual(sprites.sprites.map((s) => [s.name, s.status]), [['alpha', 'running']]);
+    assert.equal(sprites.running, 1);
     const table = await peer.cli(['list']);
     assert.match(table.stdout, /alpha\s+running/);
     const got = await peer.api('GET', '/v1/sprites/alpha');
@@ -130,7 +131,7 @@ describe('sprites on one peer, through the CLI and the API', () => {
         res.once('end', () => resolve({ status: res.statusCode ?? 0, code: (JSON.parse(body) as { error: string }).error }));
       });
     });
-    assert.deepEqual(await refusal('/v1/sprites/alpha/sessions/no-such-session/attach'), { status: 404, code: 'ERR_SESSION_NOT_FOUND' });
+    assert.deepEqual(await refusal('/v1/sprites/alpha/exec/no-such-session'), { status: 404, code: 'ERR_SESSION_NOT_FOUND' });
     assert.deepEqual(await refusal('/v1/sprites/nobody/exec?cmd=true'), { status: 404, code: 'ERR_SPRITE_NOT_FOUND' });
     assert.deepEqual(await refusal('/v1/sprites/alpha/exec'), { status: 400, code: 'ERR_BAD_REQUEST' });
   });

@@ -122,14 +122,15 @@ describe('orgs and tokens on two real peers', () => {
     assert.equal(made.code, 0, made.stderr);
     const other = await call(a, globex, 'POST', '/v1/sprites', { name: 'globex-app' });
     assert.equal(other.status, 201, JSON.stringify(other.body));
-    assert.equal(other.body.org, 'globex');
+    assert.equal(other.body.organization, 'globex');
     // Names are mesh-wide (they are URL labels), so create is the one place another org's name shows.
     assert.equal((await call(a, acme, 'POST', '/v1/sprites', { name: 'globex-app' })).body.error, 'ERR_NAME_TAKEN');
 
     const mine = await call(a, acme, 'GET', '/v1/sprites');
-    assert.deepEqual(mine.body.sprites.map((s: { name: string; org: string }) => [s.name, s.org]), [['acme-app', 'acme']]);
+    assert.deepEqual(mine.body.sprites.map((s: { name: string; organization: string }) => [s.name, s.organization]), [['acme-app', 'acme']]);
+    assert.deepEqual([mine.body.name, mine.body.running], ['acme', 1], 'the org and its counts');
     const all = await a.api('GET', '/v1/sprites');
-    assert.deepEqual(all.body.sprites.map((s: { name: string; org: string }) => [s.name, s.org]).sort(), [['acme-app', 'acme'], ['globex-app', 'globex']]);
+    assert.deepEqual(all.body.sprites.map((s: { name: string; organization: string }) => [s.name, s.organization]).sort(), [['acme-app', 'acme'], ['globex-app', 'globex']]);
     const table = await a.cli(['list']);
     assert.match(table.stdout, /acme-app\s+running\s+\S+\s+acme\s/);
     assert.match(table.stdout, /globex-app\s+running\s+\S+\s+globex\s/);
@@ -145,7 +146,7 @@ describe('orgs and tokens on two real peers', () => {
     assert.equal(hidden.status, 404);
     assert.deepEqual(hidden.body, { error: 'ERR_SPRITE_NOT_FOUND', message: ghost.body.message.replace('ghost-app', 'globex-app') });
     for (const [method, path, body] of [
-      ['DELETE', '/v1/sprites/globex-app'], ['POST', '/v1/sprites/globex-app/stop'], ['GET', '/v1/sprites/globex-app/url'], ['PUT', '/v1/sprites/globex-app/url', { auth: 'public' }],
+      ['DELETE', '/v1/sprites/globex-app'], ['POST', '/v1/sprites/globex-app/stop'], ['PUT', '/v1/sprites/globex-app', { labels: ['x'] }], ['POST', '/v1/sprites/globex-app/restart'], ['GET', '/v1/sprites/globex-app/check'], ['POST', '/v1/sprites/globex-app/upgrade'],
       ['POST', '/v1/sprites/globex-app/checkpoint', {}], ['GET', '/v1/sprites/globex-app/checkpoints'], ['GET', '/v1/sprites/globex-app/policy/resources'], ['GET', '/v1/sprites/globex-app/services'], ['GET', '/v1/sprites/globex-app/logs'],
     ] as const) {
       const answer = await call(a, acme, method, path, body);
@@ -170,7 +171,7 @@ describe('orgs and tokens on two real peers', () => {
     const id = saved.stdout.trim();
     assert.equal((await call(a, acme, 'GET', `/v1/sprites/globex-app/checkpoints/${id}`)).body.error, 'ERR_SPRITE_NOT_FOUND');
     assert.equal((await call(a, acme, 'POST', `/v1/sprites/globex-app/checkpoints/${id}/restore`)).body.error, 'ERR_SPRITE_NOT_FOUND');
-    assert.equal((await a.api('GET', '/v1/sprites/globex-app')).body.org, 'globex');
+    assert.equal((await a.api('GET', '/v1/sprites/globex-app')).body.organization, 'globex');
     assert.equal((await a.cli(['exec', 'acme-app', '--', 'true'], { env: { SPRITE_TOKEN: acme } })).code, 0);
   });
 

@@ -39,13 +39,14 @@ async function standIn(id: string, ready: number, extra: PlacementMember[] = [])
   const records = new Map<string, SpriteRecord>();
   const sprites = {
     lookup: (name: string) => records.get(name),
-    create: async (name: string, org: string) => {
+    create: async ({ name, org }: { name: string; org: string }) => {
       const record = { name, org, owner: id } as SpriteRecord;
       records.set(name, record);
       return record;
     },
     adopt: async () => undefined,
     poolStatus: () => ({ ready: peer.ready }),
+    hasRoom: () => true,
     closed: false,
   };
   const placement = new Placement({ mesh: { peerId: id, members: () => members(id, extra) }, sprites });

@@ -9,7 +9,7 @@ const DOCS = new URL('../../docs/ERRORS.md', import.meta.url);
 test('every error code is documented with its status, and the docs list no other code', async () => {
   const docs = await readFile(DOCS, 'utf8');
   const documented = new Map<string, number>();
-  for (const match of docs.matchAll(/^\| `(ERR_[A-Z_]+)` \| (\d{3}) \|/gm)) documented.set(match[1]!, Number(match[2]));
+  for (const match of docs.matchAll(/^\| `(ERR_[A-Z_]+|[a-z_]+)` \| (\d{3}) \|/gm)) documented.set(match[1]!, Number(match[2]));
   for (const [code, { status }] of Object.entries(ERROR_CODES)) assert.equal(documented.get(code), status, `${code} in docs/ERRORS.md`);
   assert.deepEqual([...documented.keys()].sort(), Object.keys(ERROR_CODES).sort());
 });

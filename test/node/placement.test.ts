@@ -16,6 +16,12 @@ class Sprites implements PlacementSprites {
   readonly adopted: string[] = [];
   ready = 0;
   closed = false;
+  /** Room under this peer's capacity (a closed peer has none). */
+  room = true;
+
+  hasRoom(): boolean {
+    return !this.closed && this.room;
+  }
 
   lookup(name: string): { owner: string } | undefined {
     return this.records.get(name);
@@ -112,6 +118,18 @@ test('with no warm sprite anywhere a create goes cold: to the asked peer, else h
   const alone = view('peer-a', []);
   alone.sprites.closed = true;
   assert.equal(alone.placement.target(), undefined);
+});
+
+test('a full peer neither keeps a create nor says it has a warm sprite; with no room anywhere the create stays here', () => {
+  const others = [member('peer-b', { load: 2, capacity: 2, pool_ready: 1 }), member('peer-c', { load: 1, capacity: 2 })];
+  const { placement, sprites } = view('peer-a', others);
+  sprites.ready = 1;
+  sprites.room = false;
+  assert.equal(placement.warmHere(), false);
+  assert.deepEqual(placement.target(), { peer: 'peer-c', api: 'http://peer-c.test' }, 'the open peer, cold');
+  const crowded = view('peer-a', [member('peer-b', { load: 2, capacity: 2, pool_ready: 1 })]);
+  crowded.sprites.room = false;
+  assert.equal(crowded.placement.target(), 'here', 'here, where the create waits or is refused');
 });
 
 test('ownerOf hands a sprite to its live owner and takes it over from a dead one', async () => {

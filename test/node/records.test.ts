@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { openStore, peersTable, type CrdtStore, type Member, type MemberEvent } from '../../gossip/index.ts';
 import { formatProxyColumn } from '../../proxy/index.ts';
 import { edgeCerts, edgeRoutes, ImageRecords, RECORD_TABLES, SpriteRecords, type EdgeMesh, type SpriteRecord } from '../../node/records/index.ts';
+import { spritesTable } from '../../node/records/tables.ts';
 
 /** One replica of the records over a real in-memory store, with a failure detector driven by hand. */
 function replica(peerId = 'peer-a'): EdgeMesh & { store: CrdtStore; emit(event: MemberEvent): void } {
@@ -23,8 +24,13 @@ function replica(peerId = 'peer-a'): EdgeMesh & { store: CrdtStore; emit(event: 
   };
 }
 
+const T0 = '2026-01-01T00:00:00.000Z';
+
 function record(name: string, owner: string, extra: Partial<SpriteRecord> = {}): SpriteRecord {
-  return { name, id: `id-${name}`, state: 'running', owner, epoch: 1, volume: 'file:///objects', org: 'acme', services: [], httpPort: 8080, created: 't0', updated: 't0', ...extra };
+  return {
+    name, id: `id-${name}`, state: 'running', owner, epoch: 1, volume: 'file:///objects', org: 'acme', services: [], httpPort: 8080, created: T0, updated: T0,
+    urlAuth: 'sprite', labels: [], environment: {}, version: null, lastRunningAt: T0, lastWarmingAt: null, ...extra,
+  };
 }
 
 test('sprite records map to rows and back, and only the owner changes a record', () => {
@@ -44,12 +50,21 @@ test('sprite records map to rows and back, and only the owner changes a record',
   sprites.setState('web', 'peer-a', 'running');
   assert.equal(sprites.get('web')?.reason, undefined, 'a reason goes with the failure');
 
-  assert.equal(sprites.urlAuth('web'), 'sprite');
-  sprites.setUrlAuth('web', 'peer-b', 'public');
-  assert.equal(sprites.urlAuth('web'), 'sprite');
-  sprites.setUrlAuth('web', 'peer-a', 'public');
-  assert.equal(sprites.urlAuth('web'), 'public');
-  assert.equal(sprites.urlAuth('nobody'), 'sprite');
+  assert.equal(sprites.get('web')?.urlAuth, 'sprite');
+  sprites.update('web', 'peer-b', { urlAuth: 'public', labels: ['x'] });
+  assert.equal(sprites.get('web')?.urlAuth, 'sprite', 'another peer cannot change the settings');
+  sprites.update('web', 'peer-a', { urlAuth: 'public' });
+  assert.equal(sprites.get('web')?.urlAuth, 'public');
+  sprites.update('web', 'peer-a', { labels: ['team-a', 'env=prod'] });
+  assert.deepEqual([sprites.get('web')?.urlAuth, sprites.get('web')?.labels], ['public', ['team-a', 'env=prod']], 'an update leaves out what it does not name');
+
+  sprites.setState('web', 'peer-a', 'warm');
+  const warm = sprites.get('web')!;
+  assert.ok(warm.lastWarmingAt !== null && warm.lastRunningAt !== null);
+  sprites.started('web', 'peer-b', 'v-other');
+  assert.equal(sprites.get('web')?.version, null);
+  sprites.started('web', 'peer-a', 'abc123');
+  assert.deepEqual([sprites.get('web')?.state, sprites.get('web')?.version], ['running', 'abc123']);
 
   sprites.setServices('web', 'peer-a', JSON.stringify([{ name: 'httpd' }, { name: 7 }, {}]));
   assert.deepEqual(sprites.get('web')?.services, ['httpd'], 'only well-formed service names show');
@@ -57,12 +72,38 @@ test('sprite records map to rows and back, and only the owner changes a record',
   assert.deepEqual(sprites.get('web')?.services, []);
   assert.equal(sprites.services('web'), 'not json');
 
+  sprites.insert(record('api', 'peer-a'));
+  const listed = sprites.list();
+  assert.deepEqual(listed.map((r) => [r.name, r.state, r.version]), [['api', 'running', null], ['web', 'running', 'abc123']], 'by name, as recorded');
+  assert.equal(sprites.list()[0], listed[0], 'an unchanged row converts once');
+  sprites.remove('api', 'peer-a');
+  assert.deepEqual(sprites.list().map((r) => r.name), ['web'], 'the listing follows changes');
+
   sprites.remove('web', 'peer-b');
   assert.ok(sprites.get('web'));
   sprites.remove('web', 'peer-a');
   assert.equal(sprites.get('web'), undefined);
   unwatch();
-  assert.ok(changed.length >= 5 && changed.every((name) => name === 'web'));
+  assert.ok(changed.length >= 5 && changed.every((name) => name === 'web' || name === 'api'));
+});
+
+test('what a create chose is recorded, and columns another peer wrote are read only when they fit the rules', () => {
+  const mesh = replica();
+  const sprites = new SpriteRecords(mesh);
+  sprites.insert({ ...record('made', 'peer-a'), labels: ['a', 'b'], environment: { GREETING: 'hi' }, ramMb: 256, cpus: 0.5, urlAuth: 'public' });
+  assert.deepEqual(sprites.get('made'), record('made', 'peer-a', { labels: ['a', 'b'], environment: { GREETING: 'hi' }, ramMb: 256, cpus: 0.5, urlAuth: 'public' }));
+  // A row as a broken or hostile peer could gossip it.
+  mesh.write((tx) => tx.upsert(spritesTable, {
+    name: 'odd', id: 'x', owner: 'peer-b', epoch: 1, state: 'running', url_auth: 'anyone', org: 'acme', volume: null, http_port: 8080, created: T0, updated: T0,
+    labels: '["ok", "not ok!"]', environment: '{"1BAD": "x"}', ram_mb: -5, cpus: Number.MAX_VALUE, version: 'bad version\n', last_running_at: 'yesterday', last_warming_at: '{}',
+  }));
+  const odd = sprites.get('odd')!;
+  assert.deepEqual(
+    [odd.urlAuth, odd.labels, odd.environment, odd.ramMb, odd.cpus, odd.version, odd.lastRunningAt, odd.lastWarmingAt],
+    ['sprite', [], {}, undefined, undefined, null, null, null],
+  );
+  mesh.write((tx) => tx.upsert(spritesTable, { name: 'odd', labels: 'not json', environment: '["a"]' }));
+  assert.deepEqual([sprites.get('odd')?.labels, sprites.get('odd')?.environment], [[], {}]);
 });
 
 test('a claim wins only against the record it saw, and raises the epoch', () => {
@@ -110,7 +151,7 @@ test("the proxy's routes follow sprite rows, peers' proxy addresses and member s
   mesh.emit({ id: 'peer-b', from: 'alive', to: 'down' });
   assert.equal(routes.peerState('peer-b'), 'down');
 
-  sprites.setUrlAuth('web', 'peer-b', 'public');
+  sprites.update('web', 'peer-b', { urlAuth: 'public' });
   assert.notEqual(routes.sprite('web'), first);
   assert.equal(routes.sprite('web')?.urlAuth, 'public');
   sprites.remove('web', 'peer-b');

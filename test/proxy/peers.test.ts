@@ -62,8 +62,8 @@ describe('sprite URLs on two real peers', () => {
     assert.match(caOwner.stdout, /^-----BEGIN CERTIFICATE-----/);
     assert.equal(caOwner.stdout, caEdge.stdout);
     const view = JSON.parse((await edge.cli(['url', 'web', '--json'])).stdout);
-    assert.equal(view.auth, 'sprite');
-    assert.match(view.http, /^http:\/\/web\.sprites\.localhost:\d+\/$/);
+    assert.equal(view.url_settings.auth, 'sprite');
+    assert.match(view.http_url, /^http:\/\/web\.sprites\.localhost:\d+\/$/);
   });
 
   test('a service on :8080 answers through its owner\'s proxy and through another peer\'s (curl, mesh CA)', async () => {
@@ -87,7 +87,7 @@ describe('sprite URLs on two real peers', () => {
     // The edge peer does not own the sprite: it hands the change to the owner, which writes the row.
     const update = await edge.cli(['url', 'update', 'web', '--auth', 'public', '--json']);
     assert.equal(update.code, 0, update.stderr);
-    assert.equal(JSON.parse(update.stdout).auth, 'public');
+    assert.equal(JSON.parse(update.stdout).url_settings.auth, 'public');
     await eventually(async () => (await curl(edgeUrl, { ca })).status === 200, 10_000, 'the public URL on the edge peer');
     assert.equal((await edge.cli(['url', 'update', 'web', '--auth', 'sprite'])).code, 0);
     await eventually(async () => (await curl(edgeUrl, { ca })).status === 401, 10_000, 'the URL to need a token again');
@@ -121,10 +121,10 @@ describe('sprite URLs on two real peers', () => {
   test('a stopped sprite is woken by a request through another peer', async () => {
     const stopped = await owner.cli(['stop', 'web']);
     assert.equal(stopped.code, 0, stopped.stderr);
-    await eventually(async () => (await edge.api('GET', '/v1/sprites/web')).body.state === 'stopped', 10_000, 'the edge to see it stopped');
+    await eventually(async () => (await edge.api('GET', '/v1/sprites/web')).body.status === 'stopped', 10_000, 'the edge to see it stopped');
     const woken = await curl(edgeUrl, { ca, token: owner.token });
     assert.equal(woken.status, 200, woken.body);
     assert.equal(woken.body, 'hello from web\n');
-    assert.equal((await owner.api('GET', '/v1/sprites/web')).body.state, 'running');
+    assert.equal((await owner.api('GET', '/v1/sprites/web')).body.status, 'running');
   });
 });

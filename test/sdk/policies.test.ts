@@ -79,7 +79,7 @@ describe('policies through the SDK, on two peers', () => {
     assert.equal(drained.code, 0, drained.stderr);
     const moved = await eventually(async () => {
       const record = (await mesh.other.api('GET', '/v1/sprites/pol')).body;
-      return record.owner !== ownerId && record.state === 'running' ? record : undefined;
+      return record.owner !== ownerId && record.status === 'running' ? record : undefined;
     }, 30_000, 'the sprite running on the other peer');
     assert.equal(moved.id, id);
     assert.equal(await memoryLimit(id), 256 * MiB);

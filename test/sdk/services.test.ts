@@ -122,7 +122,7 @@ describe('services through the SDK, on two peers', () => {
     // The file does not say which stream a line came from: all of it reads as stdout.
     assert.ok(events.some((e) => e.type === 'stdout' && e.data === 'db warn\n'), JSON.stringify(events));
     assert.equal(events.at(-1)!.type, 'complete');
-    assert.equal((await mesh.other.api('GET', '/v1/sprites/svc')).body.state, 'stopped');
+    assert.equal((await mesh.other.api('GET', '/v1/sprites/svc')).body.status, 'stopped');
     await assert.rejects(mesh.viaOther.getServiceLogs('nope'), /status 404.*ERR_SERVICE_NOT_FOUND/);
     assert.equal((await mesh.owner.cli(['start', 'svc'])).code, 0);
   });

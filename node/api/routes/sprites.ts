@@ -1,12 +1,15 @@
-import { spriteHost, URL_AUTH_MODES, type ProxyAddress } from '../../../proxy/index.ts';
+import type { ProxyAddress } from '../../../proxy/index.ts';
 import type { CreateFlow } from '../../placement/index.ts';
-import type { SpriteRecord, SpriteRegistry } from '../../records/index.ts';
-import { checkSpriteName } from '../../names.ts';
+import type { Caller, SpriteRecord, SpriteRegistry } from '../../records/index.ts';
 import type { Schema } from '../../schema.ts';
 import type { SpriteManager } from '../../sprites.ts';
 import { sees } from '../authz.ts';
-import { parseJson, readBody, readJson, sendJson } from '../http.ts';
+import { readBody, readJson, sendJson } from '../http.ts';
 import { NAME, type Route } from '../router.ts';
+import { countStates, pageOf, parseListQuery } from '../sprite-list.ts';
+import { parseCreate, parseUpdate } from '../sprite-requests.ts';
+import { spriteViews, type SpriteObject } from '../sprite-view.ts';
+import { watchSprites } from '../sprite-watch.ts';
 
 /** What the API shows of this peer's edge proxy. */
 export interface EdgeView {
@@ -18,23 +21,15 @@ export interface EdgeView {
 
 /** What the sprite routes work on. */
 export interface SpriteRoutesInit {
-  sprites: Pick<SpriteManager, 'list' | 'get' | 'destroy' | 'startSprite' | 'stopSprite' | 'adopt' | 'owned'>;
+  sprites: Pick<SpriteManager, 'get' | 'destroy' | 'startSprite' | 'stopSprite' | 'adopt' | 'owned' | 'restart' | 'check' | 'upgrade' | 'limits'>;
   /** Each owner's state (alive, suspect, down), shown beside its sprites. */
   mesh: { members(): { id: string; state: string }[] };
-  /** The replicated sprite records (URL auth lives there). */
-  registry: Pick<SpriteRegistry, 'urlAuth' | 'setUrlAuth'>;
+  /** The replicated sprite records: listed, watched, and updated by the owner. */
+  registry: Pick<SpriteRegistry, 'list' | 'get' | 'watch' | 'update'>;
   edge: Pick<EdgeView, 'address'>;
   /** The create protocol: arbitration and placement across the mesh. */
   creates: Pick<CreateFlow, 'create'>;
 }
-
-const createSchema: Schema = {
-  type: 'object',
-  required: ['name'],
-  // The name's rule is checked by the sprite manager, which answers ERR_BAD_NAME.
-  properties: { name: { type: 'string', maxLength: 256 }, image: { type: 'string', maxLength: 256 } },
-  additionalProperties: false,
-};
 
 const adoptSchema: Schema = {
   type: 'object',
@@ -42,36 +37,45 @@ const adoptSchema: Schema = {
   additionalProperties: false,
 };
 
-const urlAuthSchema: Schema = {
-  type: 'object',
-  required: ['auth'],
-  properties: { auth: { type: 'string', pattern: `^(${URL_AUTH_MODES.join('|')})$`, description: `must be ${URL_AUTH_MODES.join(' or ')}` } },
-  additionalProperties: false,
-};
-
-/** Routes of sprites themselves: create, list, get, destroy, start, stop, adopt and their URL. */
+/**
+ * Routes of sprites themselves, in Sprites' shapes: create, list (and its live stream), get, update,
+ * delete, restart, check, upgrade; and this mesh's own start, stop and adopt.
+ */
 export function spriteRoutes({ sprites, mesh, registry, edge, creates }: SpriteRoutesInit): Route[] {
+  /** Wire objects for one answer, as this peer sees the mesh now. */
+  const views = (): ((record: SpriteRecord) => SpriteObject) => spriteViews({
+    proxy: edge.address(), states: new Map(mesh.members().map((member) => [member.id, member.state])), limits: sprites.limits,
+  });
+  const view = (record: SpriteRecord): SpriteObject => views()(record);
   return [
     {
       method: 'POST',
       pattern: /^\/v1\/sprites$/,
       handler: async ({ req, res, caller }) => {
-        // The body travels as is to the peer that creates: it looks the image up in the shared store.
+        // The body travels as is to the peer that creates; each peer on the way reads it the same way.
         const body = await readBody(req);
-        const { name, image } = parseJson<{ name: string; image?: string }>(body, createSchema);
-        checkSpriteName(name);
-        const created = await creates.create({ name, org: caller.org, image }, { req, res, body });
+        const created = await creates.create(parseCreate(body, caller.org), { req, res, body });
         // Undefined: another peer answered (relayed already), or this arbiter was too late to.
-        if (created) sendJson(res, 201, created);
+        if (created) sendJson(res, 201, view(created));
       },
     },
-    // An admin sees every org's sprites (each record names its org); anyone else only their own org's.
     {
       method: 'GET',
       pattern: /^\/v1\/sprites$/,
-      handler: ({ res, caller }) => {
-        const states = memberStates(mesh);
-        sendJson(res, 200, { sprites: sprites.list().filter((s) => sees(caller, s.org)).map((record) => withOwnerState(states, record)) });
+      handler: ({ req, res, url, caller }) => {
+        const query = parseListQuery(url);
+        const visible = visibleTo(caller);
+        if (/application\/x-ndjson/.test(req.headers.accept ?? '')) {
+          watchSprites(res, { registry, visible, org: caller.org, query });
+          return;
+        }
+        // One read of the replica; nothing per sprite beyond its row.
+        const records = registry.list();
+        const page = pageOf(records, query, visible);
+        const show = views();
+        sendJson(res, 200, {
+          sprites: page.records.map(show), has_more: page.next !== null, next_continuation_token: page.next, name: caller.org, ...countStates(records, visible),
+        });
       },
     },
     {
@@ -81,10 +85,21 @@ export function spriteRoutes({ sprites, mesh, registry, edge, creates }: SpriteR
       anyPeer: true,
       handler: async ({ req, res, params }) => {
         const body = await readJson<{ start?: boolean }>(req, adoptSchema);
-        sendJson(res, 200, await sprites.adopt(params.name!, { start: body.start ?? true }));
+        sendJson(res, 200, view(await sprites.adopt(params.name!, { start: body.start ?? true })));
       },
     },
-    { method: 'GET', pattern: new RegExp(`^/v1/sprites/${NAME}$`), anyPeer: true, handler: ({ res, params }) => sendJson(res, 200, withOwnerState(memberStates(mesh), sprites.get(params.name!))) },
+    { method: 'GET', pattern: new RegExp(`^/v1/sprites/${NAME}$`), anyPeer: true, handler: ({ res, params }) => sendJson(res, 200, view(sprites.get(params.name!))) },
+    {
+      method: 'PUT',
+      pattern: new RegExp(`^/v1/sprites/${NAME}$`),
+      handler: async ({ req, res, params }) => {
+        const update = parseUpdate(await readBody(req));
+        // The request reached the owner (see the API server): only the owner writes its sprites' rows.
+        const record = sprites.owned(params.name!);
+        registry.update(record.name, record.owner, update);
+        sendJson(res, 200, view(sprites.get(record.name)));
+      },
+    },
     {
       method: 'DELETE',
       pattern: new RegExp(`^/v1/sprites/${NAME}$`),
@@ -93,42 +108,39 @@ export function spriteRoutes({ sprites, mesh, registry, edge, creates }: SpriteR
         res.writeHead(204).end();
       },
     },
-    { method: 'POST', pattern: new RegExp(`^/v1/sprites/${NAME}/start$`), handler: async ({ res, params }) => sendJson(res, 200, await sprites.startSprite(params.name!)) },
-    { method: 'POST', pattern: new RegExp(`^/v1/sprites/${NAME}/stop$`), handler: async ({ res, params }) => sendJson(res, 200, await sprites.stopSprite(params.name!)) },
-    { method: 'GET', pattern: new RegExp(`^/v1/sprites/${NAME}/url$`), anyPeer: true, handler: ({ res, params }) => sendJson(res, 200, spriteUrl(edge, registry, sprites.get(params.name!).name)) },
+    { method: 'POST', pattern: new RegExp(`^/v1/sprites/${NAME}/start$`), handler: async ({ res, params }) => sendJson(res, 200, view(await sprites.startSprite(params.name!))) },
+    { method: 'POST', pattern: new RegExp(`^/v1/sprites/${NAME}/stop$`), handler: async ({ res, params }) => sendJson(res, 200, view(await sprites.stopSprite(params.name!))) },
     {
-      method: 'PUT',
-      pattern: new RegExp(`^/v1/sprites/${NAME}/url$`),
-      handler: async ({ req, res, params }) => {
-        const body = await readJson<{ auth: string }>(req, urlAuthSchema);
-        // The request reached the owner (see the API server): only the owner writes its sprites' rows.
+      method: 'POST',
+      pattern: new RegExp(`^/v1/sprites/${NAME}/restart$`),
+      handler: async ({ res, params }) => {
+        const record = await sprites.restart(params.name!);
+        sendJson(res, 200, { sprite_name: record.name, machine_id: record.id, message: `sprite ${record.name} restarted: a new sandbox on its disk, its services started again` });
+      },
+    },
+    {
+      method: 'GET',
+      pattern: new RegExp(`^/v1/sprites/${NAME}/check$`),
+      handler: async ({ res, params }) => {
         const record = sprites.owned(params.name!);
-        registry.setUrlAuth(record.name, record.owner, body.auth);
-        sendJson(res, 200, spriteUrl(edge, registry, record.name));
+        const health = await sprites.check(record.name);
+        sendJson(res, 200, {
+          sprite_name: record.name, sprite_id: record.id, status: health.status, reason: health.reason, checked_at: new Date().toISOString(), elapsed: health.elapsedMs,
+        });
+      },
+    },
+    {
+      method: 'POST',
+      pattern: new RegExp(`^/v1/sprites/${NAME}/upgrade$`),
+      handler: async ({ res, params }) => {
+        await sprites.upgrade(params.name!);
+        res.writeHead(204).end();
       },
     },
   ];
 }
 
-/** A record with this peer's view of its owner (alive, suspect or down), so a dead owner's sprites show it. */
-function withOwnerState(states: ReadonlyMap<string, string>, record: SpriteRecord): SpriteRecord & { ownerState: string } {
-  return { ...record, ownerState: states.get(record.owner) ?? 'unknown' };
-}
-
-/** Each member's state (alive, suspect, down) by peer id, read once per request. */
-function memberStates(mesh: SpriteRoutesInit['mesh']): Map<string, string> {
-  return new Map(mesh.members().map((member) => [member.id, member.state]));
-}
-
-/** A sprite's URLs on this peer's proxy and its URL auth. */
-function spriteUrl(edge: SpriteRoutesInit['edge'], registry: SpriteRoutesInit['registry'], name: string): { name: string; url: string | null; http: string | null; auth: string } {
-  const proxy = edge.address();
-  const auth = registry.urlAuth(name);
-  const at = (base: string | null | undefined): string | null => {
-    if (!base || !proxy) return null;
-    const url = new URL(base);
-    const scheme = url.protocol === 'https:' ? 'https' : 'http';
-    return `${scheme}://${spriteHost(name, proxy.domain, Number(url.port || (scheme === 'https' ? 443 : 80)), scheme)}/`;
-  };
-  return { name, url: at(proxy?.https) ?? at(proxy?.http), http: at(proxy?.http), auth };
+/** Whether the caller sees a record: its own org's, or any for an admin. */
+function visibleTo(caller: Caller): (record: SpriteRecord) => boolean {
+  return (record) => sees(caller, record.org);
 }
