@@ -15,6 +15,8 @@ import { sendError, sendJson } from './http.ts';
 import { match, type Route, type WsRoute } from './router.ts';
 import { checkpointRoutes } from './routes/checkpoints.ts';
 import { execRoutes } from './routes/exec.ts';
+import { fsRoutes } from './routes/fs.ts';
+import { fsWatchRoutes } from './routes/fs-watch.ts';
 import { imageRoutes } from './routes/images.ts';
 import { peerRoutes } from './routes/peers.ts';
 import { serviceRoutes } from './routes/services.ts';
@@ -68,8 +70,9 @@ export function createApiServer(init: ApiInit): http.Server {
     ...peerRoutes({ mesh, drain, peers, sprites, edge }),
     ...tenantRoutes(mesh),
     ...imageRoutes(init.images),
+    ...fsRoutes(sprites),
   ];
-  const wsRoutes: WsRoute[] = execRoutes(sprites);
+  const wsRoutes: WsRoute[] = [...execRoutes(sprites), ...fsWatchRoutes(sprites)];
   /** The caller of a request; ERR_UNAUTHORIZED without a valid token. Read afresh per request, so a revocation counts at once. */
   const authenticate = (req: IncomingMessage): Caller => {
     const match = /^Bearer (\S{1,512})$/.exec(req.headers.authorization ?? '');

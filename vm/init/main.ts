@@ -14,6 +14,7 @@ import { CheckpointDir } from './checkpoints.ts';
 import { coded } from './errors.ts';
 import { STAGE, type InitConfig } from './config.ts';
 import { forwardToPort } from './forward.ts';
+import { FsAgents, splice } from './fs-agents.ts';
 import { parseServiceSpec, serveInsideApi } from './inside-api.ts';
 import { Runc } from './runc.ts';
 import { ServiceManager } from './services.ts';
@@ -32,6 +33,7 @@ async function main(): Promise<void> {
   const log = (line: string): void => void process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   const services = new ServiceManager(runc, config.servicesFile, join(config.spriteDir, 'logs/services'), log);
   const sessions = new Sessions(runc);
+  const fsAgents = new FsAgents({ runcRoot: config.runcRoot, id: config.id, bundle: config.bundle, toolsDir: STAGE.toolsDir, log });
   let hostname: string | null = null;
   let running = false;
 
@@ -42,6 +44,7 @@ async function main(): Promise<void> {
   await dropHostMounts(config.privateDirs);
 
   const shutdown = async (): Promise<void> => {
+    fsAgents.close();
     sessions.killAll();
     await services.stopAll();
     await runc.destroy();
@@ -99,6 +102,14 @@ async function main(): Promise<void> {
     'checkpoints.unmount': async (request) => {
       await checkpoints.unmount(request.id);
       return null;
+    },
+    // The filesystem API: the connection is spliced to the file agent inside the container (fs-agents.ts).
+    fs: async (request, socket) => {
+      if (!running) throw coded('ERR_SPRITE_NOT_RUNNING', 'the sprite is not running');
+      const agent = await fsAgents.connect(request.root === true);
+      reply(socket, { ok: true, result: null });
+      splice(socket, agent);
+      return STREAMING;
     },
     forward: (request, socket) => {
       const port = int(request.port, 0);
