@@ -13,6 +13,9 @@ import { BODY_END, bodyFrameHead, headerFrame, MAX_BODY_FRAME } from './fs-agent
 /** Longest line of a list or watch stream. */
 const MAX_LINE = 64 * 1024;
 
+/** Bytes a stream may queue on a socket before its source pauses. */
+export const BUFFERED = 1024 * 1024;
+
 /** A filesystem error the agent reported: `code` is an errno name (ENOENT, EISDIR, ...). */
 export class FsError extends Error {
   readonly code: string;
@@ -88,9 +91,11 @@ function sendBody(socket: Socket, body: Readable): Upload {
       sent += piece.length;
       socket.cork();
       socket.write(bodyFrameHead(piece.length));
-      const ok = socket.write(piece);
+      socket.write(piece);
       socket.uncork();
-      if (!ok) {
+      // Paused only past BUFFERED (a socket's own mark, 16 KiB, would pause after every chunk); 'drain'
+      // comes because the write past the mark returned false.
+      if (socket.writableLength > BUFFERED && !body.isPaused()) {
         body.pause();
         socket.once('drain', () => stopped || body.resume());
       }

@@ -1,7 +1,7 @@
 /** The sprite machine: sandboxes, their root disks, and the talk with sprite-init. */
 export { Sandbox, sandboxPaths, removeCgroups, type SandboxInit } from './sandbox.ts';
 export { ControlClient } from './control.ts';
-export { FsError, fsRequest, jsonLines, agentError, type Upload } from './fs-client.ts';
+export { BUFFERED, FsError, fsRequest, jsonLines, agentError, type Upload } from './fs-client.ts';
 export { thawTree } from './freezer.ts';
 export { canCheckpoint, unmountPath, type CheckpointInfo, type CheckpointVolume, type Volume, type VolumeStore } from './volume.ts';
 export { ensureBaseImage, buildImageFile, type BaseImage } from './image.ts';

@@ -1,25 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { FilesystemError, SpritesClient, type FilesystemWatchEvent, type SpriteFilesystem } from '@fly/sprites';
+import { SpritesClient, type FilesystemWatchEvent, type SpriteFilesystem } from '@fly/sprites';
 import { createOn, eventually, removeDataDir, startPeer, type PeerProcess } from '../helpers/peer.ts';
-
-/** Runs `sh -c script` in the sprite through the CLI; its stdout. */
-export async function inside(peer: PeerProcess, name: string, script: string): Promise<string> {
-  const result = await peer.cli(['exec', name, '--', 'sh', '-c', script]);
-  assert.equal(result.code, 0, result.stderr);
-  return result.stdout;
-}
-
-/** The FilesystemError a call fails with. */
-async function fsError(call: Promise<unknown>): Promise<FilesystemError> {
-  try {
-    await call;
-  } catch (error) {
-    assert.ok(error instanceof FilesystemError, String(error));
-    return error;
-  }
-  assert.fail('expected a FilesystemError');
-}
+import { fsError, inside } from './fs-helpers.ts';
 
 /**
  * The SDK's filesystem object against two peers: `owner` runs the sprite, `other` hands every call
@@ -130,6 +113,12 @@ describe('filesystem API through the SDK', () => {
     await viaOther.writeJSON('/work/config.json', { a: 1, list: [true, null, 'x'] }, { spaces: 2 });
     assert.deepEqual(await viaOwner.readJSON('/work/config.json'), { a: 1, list: [true, null, 'x'] });
     assert.equal(await viaOwner.readFile('/work/config.json', 'utf8'), JSON.stringify({ a: 1, list: [true, null, 'x'] }, null, 2));
+  });
+
+  test('a file agent killed inside the sprite is started again on the next call', async () => {
+    const killed = await inside(owner, 'fsa', 'n=0; for p in /proc/[0-9]*; do grep -q "fs-[a]gent/main" $p/cmdline 2>/dev/null && kill -9 ${p#/proc/} && n=$((n+1)); done; echo $n');
+    assert.equal(killed, '1\n');
+    assert.equal(await viaOther.readFile('/work/hello.txt', 'utf8'), 'héllo wörld\n');
   });
 
   test('errors: ENOENT, EISDIR, ENOTDIR, EEXIST as FilesystemError codes, with statuses', async () => {

@@ -13,7 +13,6 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { coded } from './errors.ts';
 
 const SECRET_BYTES = 32;
@@ -31,6 +30,8 @@ interface Agent {
   child: ChildProcess;
   secret: Buffer;
   waiting: Waiter[];
+  /** It handed over a connection at least once. */
+  served: boolean;
 }
 
 /** Where the container is and what it runs by default. */
@@ -50,6 +51,7 @@ export class FsAgents {
   readonly #agents = new Map<'user' | 'root', Agent>();
   readonly #socket = `\0sprite-fs-${randomBytes(8).toString('hex')}`;
   #server: Promise<net.Server> | undefined;
+  #closed = false;
 
   constructor(init: FsAgentsInit) {
     this.#init = init;
@@ -59,23 +61,38 @@ export class FsAgents {
   async connect(root: boolean): Promise<net.Socket> {
     await this.#listen();
     const key = root && !this.#userIsRoot() ? 'root' : 'user';
-    const agent = this.#agents.get(key) ?? this.#start(key);
-    if (agent.waiting.length >= MAX_WAITING) throw coded('ERR_FS_AGENT', 'too many filesystem requests at once');
     return new Promise((resolve, reject) => {
       const waiter: Waiter = {
         resolve, reject,
         timer: setTimeout(() => {
-          agent.waiting.splice(agent.waiting.indexOf(waiter), 1);
+          for (const agent of this.#agents.values()) if (agent.waiting.includes(waiter)) agent.waiting.splice(agent.waiting.indexOf(waiter), 1);
           reject(coded('ERR_FS_AGENT', `the sprite's file agent did not connect within ${CONNECT_MS} ms`));
         }, CONNECT_MS),
       };
-      agent.waiting.push(waiter);
-      agent.child.stdin!.write('dial\n');
+      this.#dial(key, waiter);
     });
+  }
+
+  /** Asks the agent (started if need be) for a connection that goes to `waiter`. */
+  #dial(key: 'user' | 'root', waiter: Waiter): void {
+    const fail = (error: Error): void => {
+      clearTimeout(waiter.timer);
+      waiter.reject(error);
+    };
+    let agent: Agent;
+    try {
+      agent = this.#agents.get(key) ?? this.#start(key);
+    } catch (error) {
+      return fail(error as Error);
+    }
+    if (agent.waiting.length >= MAX_WAITING) return fail(coded('ERR_FS_AGENT', 'too many filesystem requests at once'));
+    agent.waiting.push(waiter);
+    agent.child.stdin!.write('dial\n');
   }
 
   /** Ends the agents (stopping the container ends them anyway) and the listener. */
   close(): void {
+    this.#closed = true;
     for (const agent of this.#agents.values()) agent.child.kill('SIGKILL');
     void this.#server?.then((server) => server.close());
   }
@@ -92,20 +109,28 @@ export class FsAgents {
       `${BIN}/lib/${loader}`, '--library-path', `${BIN}/lib`, `${BIN}/node`, '--max-old-space-size=64', '--disable-warning=ExperimentalWarning',
       `${BIN}/fs-agent/main.ts`];
     const child = spawn('runc', args, { stdio: ['pipe', 'ignore', 'pipe'] });
-    const agent: Agent = { child, secret: randomBytes(SECRET_BYTES), waiting: [] };
+    const agent: Agent = { child, secret: randomBytes(SECRET_BYTES), waiting: [], served: false };
     this.#agents.set(key, agent);
     child.stdin!.on('error', () => undefined);
     child.stdin!.write(`${JSON.stringify({ socket: this.#socket, secret: agent.secret.toString('hex') })}\n`);
-    // What the agent says on stderr is the sprite's to say: a bounded number of bounded lines.
-    let lines = 0;
-    createInterface({ input: child.stderr! }).on('line', (line) => {
-      if (++lines <= 20) this.#init.log(`fs agent (${key}): ${line.slice(0, 200)}`);
+    // What the agent says on stderr is the sprite's to say: its first 2 KiB are logged, the rest dropped.
+    let said = 0;
+    child.stderr!.on('data', (chunk: Buffer) => {
+      if (said >= 2048) return;
+      const text = chunk.subarray(0, 2048 - said).toString('utf8').replace(/[^\x20-\x7e\n]/g, '?');
+      said += chunk.length;
+      for (const line of text.split('\n')) if (line) this.#init.log(`fs agent (${key}): ${line}`);
     });
     const gone = (reason: string): void => {
       if (this.#agents.get(key) === agent) this.#agents.delete(key);
+      // An agent that served before and died (killed inside the sprite) is started again for the
+      // requests it left waiting; one that never served fails them, so a broken agent cannot loop.
       for (const waiter of agent.waiting.splice(0)) {
-        clearTimeout(waiter.timer);
-        waiter.reject(coded('ERR_FS_AGENT', `the sprite's file agent ${reason}`));
+        if (agent.served && !this.#closed) this.#dial(key, waiter);
+        else {
+          clearTimeout(waiter.timer);
+          waiter.reject(coded('ERR_FS_AGENT', `the sprite's file agent ${reason}`));
+        }
       }
     };
     child.once('error', (error) => gone(`could not start: ${error.message}`));
@@ -142,6 +167,7 @@ export class FsAgents {
       const agent = [...this.#agents.values()].find((candidate) => timingSafeEqual(candidate.secret, proof));
       const waiter = agent?.waiting.shift();
       if (!waiter) return void socket.destroy();
+      agent!.served = true;
       clearTimeout(waiter.timer);
       waiter.resolve(socket);
     };

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { fsRequest, jsonLines } from '../../../vm/index.ts';
+import { BUFFERED, fsRequest, jsonLines } from '../../../vm/index.ts';
 import { PeerError } from '../../errors.ts';
 import { validate, type Schema } from '../../schema.ts';
 import { ANSWERS, checked, fsRoute, openAgent, parseMode, pathSchema, queryPath, resolvePath, type FsSprites } from '../fs-wire.ts';
@@ -175,7 +175,9 @@ function sendExactly(socket: Socket, res: ServerResponse, size: number): Promise
     socket.on('data', (chunk: Buffer) => {
       if (chunk.length > left) return stop();
       left -= chunk.length;
-      if (!res.write(chunk)) {
+      res.write(chunk);
+      // As the upload does (vm/fs-client.ts): paused past BUFFERED, not after every chunk.
+      if (res.writableLength > BUFFERED && !socket.isPaused()) {
         socket.pause();
         res.once('drain', () => socket.resume());
       }
