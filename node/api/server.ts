@@ -94,7 +94,9 @@ export function createApiServer(init: ApiInit): http.Server {
     if (apiError.status >= 500) init.logger.error('request failed', { method: req.method, url: req.url, code: apiError.code, error: apiError.message });
     return apiError;
   };
-  const server = http.createServer((req, res) => {
+  // No limit on a whole request (Node's default is 5 minutes): a file upload streams for as long as it
+  // takes; the headers still have to arrive within headersTimeout.
+  const server = http.createServer({ requestTimeout: 0 }, (req, res) => {
     void handle(req, res).catch((error: unknown) => sendError(res, failed(req, error)));
   });
 

@@ -45,10 +45,11 @@ export async function renamePath(request: { source: string; dest: string }): Pro
 
 /**
  * Copies a file, or with `recursive` a tree, to exactly `dest` (files there are replaced, directories
- * merged): `{source, dest, count}`. `preserveAttrs` keeps owner, mode and times.
+ * merged, symlinks copied as symlinks): `{source, dest, count}`. `preserveAttrs` keeps owner, mode and times.
  */
 export async function copyPath(request: { source: string; dest: string; recursive?: boolean; preserveAttrs?: boolean }): Promise<object> {
-  const top = await lstat(request.source);
+  // As cp does: a symlink named as the source is followed, unless the copy is recursive.
+  const top = request.recursive ? await lstat(request.source) : await stat(request.source);
   if (top.isDirectory() && !request.recursive) throw errno('EISDIR', 'source is a directory (copy it with recursive)', request.source);
   const keep = request.preserveAttrs === true;
   let count = await copyOne(request.source, request.dest, top, keep);
