@@ -13,7 +13,8 @@ export const SPRITE_NAME_RULE = "sprite name must be 1-63 characters of a-z, 0-9
 export const TENANT_NAME_RULE = "name must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'";
 
 /** Service names: what sprite-init accepts as a log file name. */
-const SERVICE_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+export const SERVICE_NAME_PATTERN = '^[a-z0-9][a-z0-9_-]{0,62}$';
+const SERVICE_NAME = new RegExp(SERVICE_NAME_PATTERN);
 
 /** Throws ERR_BAD_NAME unless `name` is a valid sprite name. */
 export function checkSpriteName(name: string): void {

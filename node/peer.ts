@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Mesh } from '../gossip/index.ts';
 import { createProxy, formatProxyColumn, parseBundle, spriteHost, type CertStore, type EdgeProxy, type LocalSprites } from '../proxy/index.ts';
 import {
-  createLogger, ensureBaseImage, ensureTools, ObjectVolumeStore, StorageDaemon, thawTree, type Logger, type Progress, type ServiceStatus,
+  createLogger, ensureBaseImage, ensureTools, ObjectVolumeStore, StorageDaemon, thawTree, type Logger, type Progress, type ServiceWire,
 } from '../vm/index.ts';
 import { createApiServer, type EdgeView } from './api/server.ts';
 import { buildConfig, swarmKeyPath, type PeerConfig, type PeerOptions } from './config.ts';
@@ -18,7 +18,7 @@ import { CreateFlow, PeerClient, Placement } from './placement/index.ts';
 import { checkHost } from './preflight.ts';
 import { progressPrinter, type ProgressPrinter } from './progress.ts';
 import {
-  edgeCerts, edgeRoutes, ensureAdminOrg, ImageRecords, RECORD_TABLES, registerPeerToken, SpriteRecords, tokenCheck, type EdgeRoutes,
+  edgeCerts, edgeRoutes, ensureAdminOrg, ImageRecords, RECORD_TABLES, registerPeerToken, SpriteDocs, SpriteRecords, tokenCheck, type EdgeRoutes,
 } from './records/index.ts';
 import { SpriteManager } from './sprites.ts';
 import { Teardown } from './teardown.ts';
@@ -132,7 +132,7 @@ async function setup(config: Readonly<PeerConfig>, teardown: Teardown, logger: L
     maxBytes: config.storage.imageMaxBytes, logger: log.child({ component: 'images' }),
   });
   const sprites = new SpriteManager({
-    config, registry, volumes, image, images: (name) => images.get(name).volume, toolsDir, peerId: id, peerKey,
+    config, registry, docs: new SpriteDocs(mesh), volumes, image, images: (name) => images.get(name).volume, toolsDir, peerId: id, peerKey,
     peerApi: (peer) => mesh.members().find((m) => m.id === peer)?.row.api, logger: log,
   });
   const placement = new Placement({ mesh, sprites });
@@ -271,8 +271,8 @@ function localSprites(manager: SpriteManager): LocalSprites {
     // A URL wakes sleeping sprites and, as it always has, starts a stopped one.
     start: (name) => manager.wake(name, { stopped: true }),
     servesHttp: async (name) => {
-      const services = await manager.control(name).call<ServiceStatus[]>({ op: 'services.list' });
-      return services.some((service) => service.httpPort !== undefined);
+      const services = await manager.control(name).call<ServiceWire[]>({ op: 'services.list' });
+      return services.some((service) => service.http_port !== null);
     },
   };
 }

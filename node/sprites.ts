@@ -1,12 +1,13 @@
 import { join } from 'node:path';
 import type { CheckpointInfo, ControlClient } from '../vm/index.ts';
 import type { PoolStatus } from './pool.ts';
-import type { SpriteRecord } from './records/index.ts';
-import { SpriteCheckpoints } from './sprites/checkpoints.ts';
+import type { SpriteDocs, SpriteRecord } from './records/index.ts';
+import { SpriteCheckpoints, type CheckpointView } from './sprites/checkpoints.ts';
 import { SpriteLifecycle, type SleepCandidate } from './sprites/lifecycle.ts';
 import { Machines, type MachinesInit } from './sprites/machines.ts';
 import { Recovery } from './sprites/recovery.ts';
 import { Takeover } from './sprites/takeover.ts';
+import { SpritePolicies } from './sprites/policies.ts';
 
 export type { SleepCandidate } from './sprites/lifecycle.ts';
 
@@ -14,6 +15,8 @@ export type { SleepCandidate } from './sprites/lifecycle.ts';
 export interface SpriteManagerInit extends MachinesInit {
   /** The image volume of a named base image; throws ERR_IMAGE_NOT_FOUND. */
   images: (name: string) => string;
+  /** The replicated per-sprite documents (policies, checkpoint lineage). */
+  docs: SpriteDocs;
 }
 
 /**
@@ -28,6 +31,7 @@ export class SpriteManager {
   readonly #takeover: Takeover;
   readonly #checkpoints: SpriteCheckpoints;
   readonly #recovery: Recovery;
+  readonly #policies: SpritePolicies;
   #unwatch: (() => void) | undefined;
 
   constructor(init: SpriteManagerInit) {
@@ -37,13 +41,20 @@ export class SpriteManager {
     const machines = new Machines(init, {
       requests: (machine) => this.#checkpoints.insideRequests(machine),
       crashed: (machine, reason) => this.#recovery.crashed(machine, reason),
+      limits: (id) => this.#policies.limits(id),
     });
     const startSprite = (name: string): Promise<SpriteRecord> => this.startSprite(name);
     this.#machines = machines;
     this.#lifecycle = new SpriteLifecycle({ machines, config, registry, volumes, images: init.images, logger });
     this.#takeover = new Takeover({ machines, config, registry, volumes, startSprite, logger });
-    this.#checkpoints = new SpriteCheckpoints({ machines, volumes, startSprite, logger });
+    this.#checkpoints = new SpriteCheckpoints({ machines, volumes, docs: init.docs, startSprite, logger });
     this.#recovery = new Recovery({ machines, config, registry, volumes, startSprite, logger });
+    this.#policies = new SpritePolicies({ machines, docs: init.docs, limits: config.sprite.limits, logger });
+  }
+
+  /** The sprite's network, privileges and resources policies (the owner's view; see node/sprites/policies.ts). */
+  get policies(): SpritePolicies {
+    return this.#policies;
   }
 
   /**
@@ -103,9 +114,11 @@ export class SpriteManager {
     return this.#machines.get(name);
   }
 
-  /** Stops a sprite and deletes its disk, directory and record. */
-  destroy(name: string): Promise<void> {
-    return this.#lifecycle.destroy(name);
+  /** Stops a sprite and deletes its disk, directory, record and documents. */
+  async destroy(name: string): Promise<void> {
+    const { id } = this.#machines.owned(name);
+    await this.#lifecycle.destroy(name);
+    this.#policies.forget(id);
   }
 
   /**
@@ -166,9 +179,9 @@ export class SpriteManager {
     return this.#checkpoints.create(name, comment);
   }
 
-  /** A sprite's checkpoints, oldest first. */
-  checkpoints(name: string): Promise<CheckpointInfo[]> {
-    return this.#checkpoints.list(name);
+  /** A sprite's checkpoints with their lineage, oldest first. */
+  checkpoints(name: string): Promise<CheckpointView[]> {
+    return this.#checkpoints.views(name);
   }
 
   /** Deletes one checkpoint; throws ERR_CHECKPOINT_NOT_FOUND. */
@@ -176,9 +189,9 @@ export class SpriteManager {
     return this.#checkpoints.delete(name, id);
   }
 
-  /** Restores a sprite's disk to a checkpoint: stops it, points the disk at the checkpoint, and starts it again if it ran. */
-  restore(name: string, id: string): Promise<SpriteRecord> {
-    return this.#checkpoints.restore(name, id);
+  /** Restores a sprite's disk to a checkpoint: stops it, points the disk at the checkpoint, and starts it again if it ran (`progress` hears each step). */
+  restore(name: string, id: string, progress?: (step: string) => void): Promise<SpriteRecord> {
+    return this.#checkpoints.restore(name, id, progress);
   }
 
   /** The control client of a running sprite; throws ERR_SPRITE_NOT_FOUND or ERR_SPRITE_NOT_RUNNING. */

@@ -35,10 +35,14 @@ export class ControlClient {
 
   /** Sends a streaming request (exec, attach, forward) and resolves with the connection once accepted. */
   async open(request: { op: string; [key: string]: unknown }): Promise<net.Socket> {
+    return (await this.stream(request)).socket;
+  }
+
+  /** As `open`, with the result sprite-init accepted the request with (an exec's session id and mode). */
+  async stream<T>(request: { op: string; [key: string]: unknown }): Promise<{ socket: net.Socket; result: T }> {
     const socket = await this.#connect();
     try {
-      await this.#request(socket, request);
-      return socket;
+      return { socket, result: (await this.#request(socket, request)) as T };
     } catch (error) {
       socket.destroy();
       throw error;

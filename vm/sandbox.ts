@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { mkdir, readdir, rm, rmdir, writeFile } from 'node:fs/promises';
+import { access, mkdir, readdir, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Server } from 'node:net';
 import { createInterface } from 'node:readline';
@@ -172,6 +172,22 @@ export class Sandbox {
   async thaw(): Promise<void> {
     await setFreezer(this.#init.cgroupPath, 'THAWED');
     this.#frozen = false;
+  }
+
+  /**
+   * Changes the inner container's memory limit while it runs (cgroup v1 `memory.limit_in_bytes`,
+   * v2 `memory.max`). Lowering it below what the sprite uses makes the kernel reclaim first; when it
+   * cannot, ERR_MEMORY_IN_USE and the old limit stays.
+   */
+  async setMemoryLimit(bytes: number): Promise<void> {
+    const v1 = join(CGROUP_ROOT, 'memory', this.#init.cgroupPath, 'memory.limit_in_bytes');
+    const file = (await access(v1).then(() => true, () => false)) ? v1 : join(CGROUP_ROOT, this.#init.cgroupPath, 'memory.max');
+    try {
+      await writeFile(file, String(bytes));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EBUSY') throw new VmError('ERR_MEMORY_IN_USE', `the sprite uses more than ${bytes} bytes of memory and could not give it back`);
+      throw error;
+    }
   }
 
   /** True between `freeze` and `thaw`. */

@@ -45,8 +45,11 @@ export async function readBody(req: IncomingMessage): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** Parses and validates a JSON body; any content type is read as JSON (curl -d sends form encoding). */
-export function parseJson<T>(body: Buffer, schema: Schema): T {
+/**
+ * Parses and validates a JSON body; any content type is read as JSON (curl -d sends form encoding).
+ * `prepare` may normalize the parsed value before validation.
+ */
+export function parseJson<T>(body: Buffer, schema: Schema, prepare: (value: unknown) => unknown = (value) => value): T {
   let value: unknown;
   try {
     // An empty body is an empty object: required fields are still enforced by the schema.
@@ -54,6 +57,7 @@ export function parseJson<T>(body: Buffer, schema: Schema): T {
   } catch {
     throw new PeerError('ERR_BAD_REQUEST', 'body is not valid JSON');
   }
+  value = prepare(value);
   const problem = validate(schema, value);
   if (problem) throw new PeerError('ERR_BAD_REQUEST', problem);
   return value as T;

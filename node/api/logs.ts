@@ -33,3 +33,29 @@ export async function streamLog(req: IncomingMessage, res: ServerResponse, path:
   }
   res.end();
 }
+
+/** How much of a log file's end `tailEvents` reads. */
+const TAIL_BYTES = 256 * 1024;
+
+/**
+ * The last `lines` lines of a service's log file as service log events, for a sprite that is not
+ * running (its sprite-init, which knows stdout from stderr, is not there to ask): they count as stdout.
+ */
+export async function tailEvents(path: string, lines: number): Promise<{ type: 'stdout'; data: string; timestamp: number }[]> {
+  const file = await open(path, 'r').catch(() => undefined);
+  if (!file || lines === 0) {
+    await file?.close();
+    return [];
+  }
+  try {
+    const { size, mtimeMs } = await file.stat();
+    const start = Math.max(0, size - TAIL_BYTES);
+    const buffer = Buffer.alloc(size - start);
+    await file.read(buffer, 0, buffer.length, start);
+    const all = buffer.toString('utf8').split(/(?<=\n)/).filter((line) => line.length > 0);
+    if (start > 0) all.shift();
+    return all.slice(-lines).map((data) => ({ type: 'stdout' as const, data, timestamp: Math.floor(mtimeMs) }));
+  } finally {
+    await file.close();
+  }
+}

@@ -19,6 +19,7 @@ import { fsRoutes } from './routes/fs.ts';
 import { fsWatchRoutes } from './routes/fs-watch.ts';
 import { imageRoutes } from './routes/images.ts';
 import { peerRoutes } from './routes/peers.ts';
+import { policyRoutes } from './routes/policies.ts';
 import { serviceRoutes } from './routes/services.ts';
 import { sessionRoutes } from './routes/sessions.ts';
 import { spriteRoutes, type EdgeView } from './routes/sprites.ts';
@@ -67,6 +68,7 @@ export function createApiServer(init: ApiInit): http.Server {
     ...checkpointRoutes(sprites),
     ...sessionRoutes(sprites),
     ...serviceRoutes(sprites),
+    ...policyRoutes(sprites),
     ...peerRoutes({ mesh, drain, peers, sprites, edge }),
     ...tenantRoutes(mesh),
     ...imageRoutes(init.images),

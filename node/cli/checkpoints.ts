@@ -2,12 +2,17 @@
 import type { Command } from './command.ts';
 import { JSON_FLAG, arg, print, spritePath } from './command.ts';
 import { seg } from './client.ts';
-import { json, table, time } from './format.ts';
+import { CliError } from './errors.ts';
+import { cell, fields, json, table, time } from './format.ts';
+import { followProgress } from './ndjson.ts';
 
+/** A checkpoint as the API shows it. */
 interface CheckpointView {
   id: string;
+  create_time: string;
   comment: string;
-  created: number;
+  source_id?: string;
+  history?: string[];
 }
 
 const checkpointsPath = (name: string): string => `${spritePath(name)}/checkpoints`;
@@ -17,30 +22,35 @@ export const checkpointCommands: readonly Command[] = [
   {
     words: ['checkpoint', 'create'],
     usage: 'NAME [-m COMMENT] [--json]',
-    summary: "checkpoint a sprite's disk (its processes keep running)",
+    summary: "checkpoint a sprite's disk (its processes keep running) and print its id",
     spec: { flags: { ...JSON_FLAG, message: { kind: 'string', short: 'm' } } },
     required: ['NAME'],
     run: async (ctx) => {
       const body = { comment: ctx.args.string('message') ?? '' };
-      const created = await ctx.client().json<CheckpointView>('POST', checkpointsPath(arg(ctx, 0)), body);
-      await print(ctx.io, ctx.args.bool('json') ? json(created) : `${created?.id}\n`);
+      const done = await followProgress(ctx.io, await ctx.client().stream(`${spritePath(arg(ctx, 0))}/checkpoint`, [], body));
+      const id = done?.id;
+      if (typeof id !== 'string') throw new CliError('ERR_STREAM_BROKEN', 'the peer ended the checkpoint without naming it');
+      if (ctx.args.bool('json')) await print(ctx.io, json(await ctx.client().json<CheckpointView>('GET', `${checkpointsPath(arg(ctx, 0))}/${seg(id)}`)));
+      else await print(ctx.io, `${id}\n`);
       return 0;
     },
   },
   {
     words: ['checkpoint', 'list'],
-    usage: 'NAME [--json]',
-    summary: "list a sprite's checkpoints, oldest first",
-    spec: { flags: JSON_FLAG },
+    usage: 'NAME [--history ID] [--json]',
+    summary: "list a sprite's checkpoints, oldest first (--history: ID and those it descends from)",
+    spec: { flags: { ...JSON_FLAG, history: { kind: 'string' } } },
     required: ['NAME'],
     run: async (ctx) => {
-      const answer = await ctx.client().json<{ checkpoints: CheckpointView[] }>('GET', checkpointsPath(arg(ctx, 0)));
+      const history = ctx.args.string('history');
+      const path = `${checkpointsPath(arg(ctx, 0))}${history === undefined ? '' : `?history=${encodeURIComponent(history)}`}`;
+      const checkpoints = (await ctx.client().json<CheckpointView[]>('GET', path)) ?? [];
       if (ctx.args.bool('json')) {
-        await print(ctx.io, json(answer));
+        await print(ctx.io, json(checkpoints));
         return 0;
       }
-      const rows = (answer?.checkpoints ?? []).map((c) => [c.id, time(new Date(c.created).toISOString()), c.comment]);
-      await print(ctx.io, table(['ID', 'CREATED', 'COMMENT'], rows));
+      const rows = checkpoints.map((c) => [c.id, time(c.create_time), cell(c.source_id), c.comment]);
+      await print(ctx.io, table(['ID', 'CREATED', 'FROM', 'COMMENT'], rows));
       return 0;
     },
   },
@@ -52,7 +62,8 @@ export const checkpointCommands: readonly Command[] = [
     required: ['NAME', 'ID'],
     run: async (ctx) => {
       const found = await ctx.client().json<CheckpointView>('GET', `${checkpointsPath(arg(ctx, 0))}/${seg(arg(ctx, 1))}`);
-      await print(ctx.io, ctx.args.bool('json') || !found ? json(found) : `id       ${found.id}\ncreated  ${time(new Date(found.created).toISOString())}\ncomment  ${found.comment}\n`);
+      if (ctx.args.bool('json') || !found) await print(ctx.io, json(found ?? null));
+      else await print(ctx.io, fields({ id: found.id, created: time(found.create_time), from: found.source_id, history: found.history?.join(' ') || undefined, comment: found.comment }));
       return 0;
     },
   },
@@ -74,7 +85,7 @@ export const checkpointCommands: readonly Command[] = [
     spec: { flags: {} },
     required: ['NAME', 'ID'],
     run: async (ctx) => {
-      await ctx.client().json('POST', `${checkpointsPath(arg(ctx, 0))}/${seg(arg(ctx, 1))}/restore`);
+      await followProgress(ctx.io, await ctx.client().raw('POST', `${checkpointsPath(arg(ctx, 0))}/${seg(arg(ctx, 1))}/restore`));
       return 0;
     },
   },

@@ -32,6 +32,8 @@ export interface Client {
    * once the status is known to be 2xx.
    */
   stream(path: string, query?: Query, body?: unknown): Promise<ReadableStream<Uint8Array>>;
+  /** Sends `method` with a raw body (sent as JSON) and resolves to the response body stream once 2xx. */
+  raw(method: string, path: string, body?: string, query?: Query): Promise<ReadableStream<Uint8Array>>;
   /**
    * Opens a WebSocket to an API path; resolves once open, rejects with a CliError otherwise.
    * The socket comes back paused: attach 'message' listeners, then call resume(), or early frames
@@ -107,13 +109,14 @@ export function createClient(init: ClientInit): Client {
       }
     },
 
-    async stream(path: string, query: Query = [], body?: unknown): Promise<ReadableStream<Uint8Array>> {
-      const res = body === undefined
-        ? await send('GET', apiUrl(api, path, query), {})
-        : await send('POST', apiUrl(api, path, query), { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+    stream(path: string, query: Query = [], body?: unknown): Promise<ReadableStream<Uint8Array>> {
+      return this.raw(body === undefined ? 'GET' : 'POST', path, body === undefined ? undefined : JSON.stringify(body), query);
+    },
+
+    async raw(method: string, path: string, body?: string, query: Query = []): Promise<ReadableStream<Uint8Array>> {
+      const res = await send(method, apiUrl(api, path, query), body === undefined ? {} : { body, headers: { 'content-type': 'application/json' } });
       if (!res.ok) throw fail(res.status, res.statusText, await res.text().catch(() => ''));
-      if (res.body === null) return new ReadableStream({ start: (c) => c.close() });
-      return res.body;
+      return res.body ?? new ReadableStream({ start: (c) => c.close() });
     },
 
     socket(path: string, query: Query = []): Promise<WebSocket> {

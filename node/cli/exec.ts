@@ -1,6 +1,9 @@
-// Bridges local stdin/stdout/stderr to an exec or attach WebSocket (framing per docs/API.md).
+// Bridges local stdin/stdout/stderr to an exec or attach WebSocket (framing per docs/API.md):
+// without a terminal binary messages carry a stream id byte; with one they are raw terminal bytes
+// and the exit status comes in a text message.
 import type WebSocket from 'ws';
 import type { Query } from './client.ts';
+import type { PortEvent } from './port-forward.ts';
 
 /** Stream ids: the first byte of every binary frame. */
 export const STREAM = Object.freeze({ stdin: 0, stdout: 1, stderr: 2, exit: 3, eof: 4 });
@@ -22,12 +25,17 @@ export interface Io {
 
 /** How to run a bridge. */
 export interface BridgeOptions {
-  /** Terminal mode: raw local stdin (when a TTY) and resize messages. */
-  tty: boolean;
+  /**
+   * Terminal mode: raw local stdin (when a TTY), raw framing and resize messages. `auto` (attach)
+   * takes the mode from the session's `session_info`, which comes before any output.
+   */
+  tty: boolean | 'auto';
   /** Send the current terminal size as soon as the bridge starts (attach has no size in its URL). */
   sendInitialSize?: boolean;
   /** A byte that detaches when typed on a TTY stdin; undefined disables detaching. */
   detachKey?: number;
+  /** Called with each port event of the exec (`port_opened` / `port_closed`). */
+  onPort?: (event: PortEvent) => void;
 }
 
 /** How a bridge ended: the remote exit status, a local detach, or a lost connection. */
@@ -39,6 +47,8 @@ export type BridgeResult =
 /** Options that shape the exec URL's query. */
 export interface ExecQueryInit {
   tty: boolean;
+  /** The session outlives its client (until it exits or is killed). */
+  detachable?: boolean;
   cols?: number | undefined;
   rows?: number | undefined;
   dir?: string | undefined;
@@ -48,8 +58,10 @@ export interface ExecQueryInit {
 /** Builds the query of `GET /v1/sprites/{name}/exec` for a command line. */
 export function execQuery(cmd: readonly string[], init: ExecQueryInit): Query {
   const query: Array<[string, string]> = cmd.map((arg) => ['cmd', arg]);
+  query.push(['stdin', 'true']);
+  if (init.detachable === true) query.push(['detachable', 'true']);
   if (init.tty) {
-    query.push(['tty', '1']);
+    query.push(['tty', 'true']);
     if (init.cols !== undefined && init.rows !== undefined) {
       query.push(['cols', String(init.cols)], ['rows', String(init.rows)]);
     }
@@ -64,14 +76,16 @@ export function frame(stream: number, data?: Uint8Array): Buffer {
   return data === undefined ? Buffer.of(stream) : Buffer.concat([Buffer.of(stream), data]);
 }
 
-/** Pipes `io` through an open (possibly paused) exec/attach socket until an exit frame, a detach or a close. */
+/** Pipes `io` through an open (possibly paused) exec/attach socket until the exit, a detach or a close. */
 export function bridge(ws: WebSocket, io: Io, opts: BridgeOptions): Promise<BridgeResult> {
   const { stdin, stdout, stderr } = io;
-  const raw = opts.tty && stdin.isTTY === true;
   const detachKey = stdin.isTTY === true ? opts.detachKey : undefined;
 
   return new Promise<BridgeResult>((resolve) => {
     let done = false;
+    let started = false;
+    let tty = opts.tty === true;
+    let raw = false;
     let sessionId: string | undefined;
     let lastError: Error | undefined;
     const blocked = new Set<NodeJS.WriteStream>();
@@ -92,7 +106,7 @@ export function bridge(ws: WebSocket, io: Io, opts: BridgeOptions): Promise<Brid
       resolve(result);
     };
 
-    const send = (data: Buffer): void => {
+    const send = (data: Buffer | string): void => {
       if (ws.readyState !== ws.OPEN) return;
       ws.send(data, () => {
         if (!done && stdin.isPaused() && ws.bufferedAmount < LOW_WATER) stdin.resume();
@@ -100,24 +114,24 @@ export function bridge(ws: WebSocket, io: Io, opts: BridgeOptions): Promise<Brid
       // Bounded: a slow socket stops us reading stdin rather than buffering without limit.
       if (ws.bufferedAmount > HIGH_WATER) stdin.pause();
     };
+    const sendInput = (data: Buffer): void => send(tty ? data : frame(STREAM.stdin, data));
     const sendSize = (): void => {
       if (stdout.isTTY !== true || !(stdout.columns > 0 && stdout.rows > 0)) return;
-      if (ws.readyState !== ws.OPEN) return;
-      ws.send(JSON.stringify({ type: 'resize', cols: stdout.columns, rows: stdout.rows }));
+      send(JSON.stringify({ type: 'resize', cols: stdout.columns, rows: stdout.rows }));
     };
 
     const onData = (chunk: Buffer | string): void => {
       const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-      const at = detachKey === undefined ? -1 : data.indexOf(detachKey);
+      const at = detachKey === undefined || !tty ? -1 : data.indexOf(detachKey);
       if (at >= 0) {
-        if (at > 0) send(frame(STREAM.stdin, data.subarray(0, at)));
+        if (at > 0) sendInput(data.subarray(0, at));
         finish({ kind: 'detached', sessionId });
         return;
       }
-      send(frame(STREAM.stdin, data));
+      if (data.length > 0) sendInput(data);
     };
     const onEnd = (): void => {
-      send(frame(STREAM.eof));
+      if (!tty) send(frame(STREAM.eof));
     };
     const onResize = (): void => sendSize();
     const onSignal = (signal: NodeJS.Signals): void => {
@@ -136,12 +150,43 @@ export function bridge(ws: WebSocket, io: Io, opts: BridgeOptions): Promise<Brid
       });
     };
 
+    /** Local side on: raw terminal, resize and stdin. Once the mode is known. */
+    const start = (): void => {
+      if (started) return;
+      started = true;
+      raw = tty && stdin.isTTY === true;
+      if (raw) {
+        stdin.setRawMode(true);
+        process.once('exit', restoreTerminal);
+        for (const signal of SIGNALS) process.on(signal, onSignal);
+      }
+      if (tty) {
+        stdout.on('resize', onResize);
+        if (opts.sendInitialSize === true) sendSize();
+      }
+      stdin.on('data', onData).on('end', onEnd).on('error', onEnd);
+      stdin.resume();
+    };
+
     ws.on('message', (data, isBinary) => {
       if (done) return;
       const buf = toBuffer(data);
       if (!isBinary) {
-        const id = sessionIdOf(buf);
-        if (id !== undefined) sessionId = id;
+        const message = textMessage(buf);
+        if (message?.type === 'session_info') {
+          if (typeof message.session_id === 'number' || typeof message.session_id === 'string') sessionId = String(message.session_id);
+          if (opts.tty === 'auto') tty = message.tty === true;
+          start();
+        } else if (message?.type === 'exit' && typeof message.exit_code === 'number') {
+          finish({ kind: 'exit', code: message.exit_code });
+        } else if ((message?.type === 'port_opened' || message?.type === 'port_closed') && Number.isInteger(message.port)) {
+          const port = message.port as number;
+          if (port > 0 && port < 65536) opts.onPort?.({ type: message.type, port });
+        }
+        return;
+      }
+      if (tty) {
+        write(stdout, buf);
         return;
       }
       const payload = buf.subarray(1);
@@ -168,17 +213,7 @@ export function bridge(ws: WebSocket, io: Io, opts: BridgeOptions): Promise<Brid
       finish({ kind: 'lost', sessionId, code, reason: why });
     });
 
-    if (raw) {
-      stdin.setRawMode(true);
-      process.once('exit', restoreTerminal);
-      for (const signal of SIGNALS) process.on(signal, onSignal);
-    }
-    if (opts.tty) {
-      stdout.on('resize', onResize);
-      if (opts.sendInitialSize === true) sendSize();
-    }
-    stdin.on('data', onData).on('end', onEnd).on('error', onEnd);
-    stdin.resume();
+    if (opts.tty !== 'auto') start();
     ws.resume();
   });
 }
@@ -195,11 +230,11 @@ export function toBuffer(data: WebSocket.RawData): Buffer {
   return Buffer.from(data);
 }
 
-/** The id from a `{"type": "session", "id"}` control message, else undefined. */
-function sessionIdOf(text: Buffer): string | undefined {
+/** A JSON text message from the server (session_info, exit, port events), else undefined. */
+function textMessage(text: Buffer): Record<string, unknown> | undefined {
   try {
-    const msg = JSON.parse(text.toString('utf8')) as { type?: unknown; id?: unknown };
-    return msg.type === 'session' && typeof msg.id === 'string' ? msg.id : undefined;
+    const message = JSON.parse(text.toString('utf8')) as unknown;
+    return typeof message === 'object' && message !== null ? (message as Record<string, unknown>) : undefined;
   } catch {
     return undefined;
   }

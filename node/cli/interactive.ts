@@ -5,7 +5,8 @@ import { parseEnv, parsePort } from './args.ts';
 import type { Query } from './client.ts';
 import { CliError } from './errors.ts';
 import type { BridgeOptions } from './exec.ts';
-import { bridge, execQuery } from './exec.ts';
+import { DETACH_KEY, bridge, execQuery } from './exec.ts';
+import { forwardPorts } from './port-forward.ts';
 import { startProxy } from './proxy.ts';
 import type { Sprite } from './wire.ts';
 
@@ -19,39 +20,48 @@ export interface InteractInit {
   query: Query;
   /** Bridge options. */
   bridge: BridgeOptions;
+  /** The session outlives this client (console, attach): a lost connection says how to reattach. */
+  detachable: boolean;
+  /** Forward the ports the command opens to the same local ports while it runs. */
+  forwardPorts?: boolean;
 }
 
 /** Opens an exec/attach WebSocket, bridges the terminal, and turns the outcome into an exit status. */
 export async function interact(ctx: Context, init: InteractInit): Promise<number> {
   const ws = await ctx.client().socket(init.path, init.query);
-  const result = await bridge(ws, ctx.io, init.bridge);
+  const forwards = init.forwardPorts === true ? forwardPorts(init.name, ctx.client(), (line) => ctx.io.stderr.write(`sprite: ${line}\n`)) : undefined;
+  const result = await bridge(ws, ctx.io, { ...init.bridge, onPort: forwards?.onEvent });
+  await forwards?.stop();
   const reattach = (id: string): string => `'sprite sessions attach ${init.name} ${id}'`;
   switch (result.kind) {
     case 'exit':
       return result.code;
     case 'detached':
       ctx.io.stderr.write(
-        result.sessionId === undefined ? '\ndetached\n' : `\ndetached; reattach with ${reattach(result.sessionId)}\n`,
+        result.sessionId === undefined || !init.detachable ? '\ndetached\n' : `\ndetached; reattach with ${reattach(result.sessionId)}\n`,
       );
       return 0;
     case 'lost': {
       const why = result.reason === '' ? ` (close code ${result.code})` : `: ${result.reason}`;
-      const hint = result.sessionId === undefined ? '' : `; the session keeps running, reattach with ${reattach(result.sessionId)}`;
+      const hint = result.sessionId === undefined || !init.detachable ? '' : `; the session keeps running, reattach with ${reattach(result.sessionId)}`;
       throw new CliError('ERR_CONNECTION_LOST', `connection to sprite '${init.name}' closed without an exit status${why}${hint}`);
     }
   }
 }
 
-/** Runs a command line in a sprite over the exec WebSocket. */
-function execIn(ctx: Context, name: string, cmd: readonly string[], tty: boolean): Promise<number> {
+/** Runs a command line in a sprite over the exec WebSocket; a detachable one survives its client. */
+function execIn(ctx: Context, name: string, cmd: readonly string[], tty: boolean, detachable = false, forwardPorts = false): Promise<number> {
   const { stdout } = ctx.io;
   // A pty can report 0x0 (e.g. under script(1)); the server then uses its 80x24 default.
   const size = tty && stdout.isTTY === true && stdout.columns > 0 && stdout.rows > 0 ? { cols: stdout.columns, rows: stdout.rows } : {};
   return interact(ctx, {
     name,
     path: `${spritePath(name)}/exec`,
-    query: execQuery(cmd, { tty, ...size, dir: ctx.args.string('dir'), env: ctx.args.list('env') }),
-    bridge: { tty },
+    query: execQuery(cmd, { tty, detachable, ...size, dir: ctx.args.string('dir'), env: ctx.args.list('env') }),
+    // Ctrl-] leaves a detachable terminal session running.
+    bridge: { tty, detachKey: detachable ? DETACH_KEY : undefined },
+    detachable,
+    forwardPorts,
   });
 }
 
@@ -70,10 +80,10 @@ function untilSignal(): Promise<void> {
 export const interactiveCommands: readonly Command[] = [
   {
     words: ['exec'],
-    usage: '[-t] [--dir D] [--env K=V ...] NAME -- CMD [ARGS...]',
-    summary: 'run a command in a sprite; -t allocates a terminal',
+    usage: '[-t] [--detachable] [--no-port-forward] [--dir D] [--env K=V ...] NAME -- CMD [ARGS...]',
+    summary: 'run a command in a sprite; -t allocates a terminal, --detachable keeps it running after a disconnect; ports it opens are forwarded to the same local ports',
     spec: {
-      flags: { tty: { kind: 'boolean', short: 't' }, dir: { kind: 'string' }, env: { kind: 'list' } },
+      flags: { tty: { kind: 'boolean', short: 't' }, detachable: { kind: 'boolean' }, 'no-port-forward': { kind: 'boolean' }, dir: { kind: 'string' }, env: { kind: 'list' } },
       restAfter: 1,
     },
     required: ['NAME'],
@@ -81,16 +91,16 @@ export const interactiveCommands: readonly Command[] = [
     run: (ctx) => {
       // Validate K=V here so a typo is a usage error, not an API one.
       parseEnv(ctx.args.list('env'));
-      return execIn(ctx, arg(ctx, 0), ctx.args.rest ?? [], ctx.args.bool('tty'));
+      return execIn(ctx, arg(ctx, 0), ctx.args.rest ?? [], ctx.args.bool('tty'), ctx.args.bool('detachable'), !ctx.args.bool('no-port-forward'));
     },
   },
   {
     words: ['console'],
     usage: 'NAME',
-    summary: 'open a login shell in a sprite (exec -t NAME -- /bin/sh -l)',
+    summary: 'open a login shell in a sprite that survives disconnects (Ctrl-] detaches)',
     spec: { flags: {} },
     required: ['NAME'],
-    run: (ctx) => execIn(ctx, arg(ctx, 0), ['/bin/sh', '-l'], true),
+    run: (ctx) => execIn(ctx, arg(ctx, 0), ['/bin/sh', '-l'], true, true),
   },
   {
     words: ['proxy'],

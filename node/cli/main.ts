@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The `sprite` CLI: finds the command, parses its arguments, runs it, and exits with its status.
-import { parseArgs } from './args.ts';
+import { parseArgs, type ArgsSpec, type ParsedArgs } from './args.ts';
 import { createClient } from './client.ts';
 import type { Client } from './client.ts';
 import type { Command, Context } from './command.ts';
@@ -18,6 +18,8 @@ import { urlCommands } from './url.ts';
 import { checkpointCommands } from './checkpoints.ts';
 import { imageCommands } from './images.ts';
 import { tenantCommands } from './tenants.ts';
+import { spriteContext, useCommand } from './context.ts';
+import { rawApiCommand } from './raw-api.ts';
 
 /** Every command, in the order usage lists them. */
 const COMMANDS: readonly Command[] = [
@@ -31,11 +33,50 @@ const COMMANDS: readonly Command[] = [
   ...checkpointCommands,
   ...imageCommands,
   ...tenantCommands,
+  useCommand,
+  rawApiCommand,
   ...spriteCommands.filter((c) => c.words[0] === 'logs' || c.words[0] === 'pool'),
 ];
 
 /** The help flag every command accepts. */
 const HELP_FLAG = { help: { kind: 'boolean', short: 'h' } } as const;
+
+/** The flag that names the sprite of a command that works on one, instead of its NAME argument. */
+const SPRITE_FLAG = { sprite: { kind: 'string', short: 's' } } as const;
+
+/** Short names of commands, as Sprites' CLI has them. */
+const ALIASES: Readonly<Record<string, string>> = { x: 'exec', c: 'console' };
+
+/** Commands whose NAME is not a sprite: they never take it from `-s` or a `.sprite` file. */
+const NOT_SPRITE = new Set(['create', 'org', 'token', 'image', 'use']);
+
+/** Whether `cmd` works on an existing sprite named by its first argument. */
+function takesSprite(cmd: Command): boolean {
+  return cmd.required[0] === 'NAME' && !NOT_SPRITE.has(cmd.words[0] ?? '');
+}
+
+/**
+ * Parses a command's arguments. A command that works on a sprite also takes it from `-s NAME` or,
+ * when its line names none, from the `.sprite` file of this directory or one above; a command that
+ * runs a command line (exec) then reads its whole line as that command: `sprite exec ls -l`.
+ */
+function parseCommandArgs(cmd: Command, argv: readonly string[], cwd: string): ParsedArgs {
+  const flags = { ...cmd.spec.flags, ...HELP_FLAG };
+  if (!takesSprite(cmd)) return parseArgs(argv, { ...cmd.spec, flags });
+  const spec: ArgsSpec = { ...cmd.spec, flags: { ...flags, ...SPRITE_FLAG } };
+  const withName = (args: ParsedArgs, name: string): ParsedArgs => ({ ...args, positionals: [name, ...args.positionals] });
+  if (cmd.spec.restAfter !== undefined) {
+    const asCommand = parseArgs(argv, { ...spec, restAfter: cmd.spec.restAfter - 1 });
+    const context = asCommand.bool('help') ? undefined : spriteContext(asCommand.string('sprite'), cwd);
+    return context === undefined ? parseArgs(argv, spec) : withName(asCommand, context.name);
+  }
+  const args = parseArgs(argv, spec);
+  const flag = args.string('sprite');
+  if (flag !== undefined) return withName(args, spriteContext(flag, cwd)?.name ?? flag);
+  if (args.positionals.length >= cmd.required.length || args.bool('help')) return args;
+  const context = spriteContext(undefined, cwd);
+  return context === undefined ? args : withName(args, context.name);
+}
 
 /** Usage lines of some commands. */
 function synopses(commands: readonly Command[]): string[] {
@@ -113,8 +154,10 @@ function plan(argv: readonly string[], io: Io, env: NodeJS.ProcessEnv): Plan {
   if (first === 'help' || first === '--help' || first === '-h') {
     return { kind: 'print', to: 'stdout', text: help(argv.slice(1)), code: 0 };
   }
+  const alias = ALIASES[first];
+  if (alias !== undefined) argv = [alias, ...argv.slice(1)];
   const cmd = findCommand(argv);
-  const args = parseArgs(argv.slice(cmd.words.length), { ...cmd.spec, flags: { ...cmd.spec.flags, ...HELP_FLAG } });
+  const args = parseCommandArgs(cmd, argv.slice(cmd.words.length), process.cwd());
   if (args.bool('help')) return { kind: 'print', to: 'stdout', text: help(cmd.words), code: 0 };
   checkArity(cmd, args.positionals, args.rest);
   let client: Client | undefined;

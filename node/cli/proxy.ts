@@ -1,4 +1,5 @@
-// `sprite proxy`: a local TCP listener whose connections each ride one proxy WebSocket.
+// `sprite proxy`: a local TCP listener whose connections each ride one proxy WebSocket, opened
+// with the `{host, port}` handshake of docs/API.md.
 import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import type WebSocket from 'ws';
@@ -43,7 +44,6 @@ export async function startProxy(
   const { client, report } = deps;
   const sockets = new Set<Socket>();
   const path = `/v1/sprites/${seg(init.name)}/proxy`;
-  const query = [['port', String(init.port)]] as const;
 
   const server: Server = createServer((socket) => {
     sockets.add(socket);
@@ -51,7 +51,7 @@ export async function startProxy(
     // Hold incoming bytes in the kernel until the WebSocket is open.
     socket.pause();
     socket.on('error', () => socket.destroy());
-    client.socket(path, query).then(
+    client.socket(path).then(handshake(init.port)).then(
       (ws) => {
         if (socket.destroyed) ws.close();
         else pipe(socket, ws);
@@ -81,6 +81,33 @@ export async function startProxy(
         server.close(() => resolve());
       }),
   };
+}
+
+/** Sends `{host, port}` on a fresh (paused) proxy WebSocket and resolves with it, paused, once the server says connected. */
+function handshake(port: number): (ws: WebSocket) => Promise<WebSocket> {
+  return (ws) =>
+    new Promise((resolve, reject) => {
+      const fail = (message: string): void => {
+        ws.close();
+        reject(new Error(message));
+      };
+      ws.once('message', (data, isBinary) => {
+        ws.off('close', onClose);
+        ws.pause();
+        let answer: { status?: unknown; message?: unknown } = {};
+        try {
+          answer = isBinary ? {} : (JSON.parse(toBuffer(data).toString('utf8')) as typeof answer);
+        } catch {
+          // Not the handshake's answer: refused below.
+        }
+        if (answer.status === 'connected') resolve(ws);
+        else fail(typeof answer.message === 'string' ? answer.message : 'the proxy refused the connection');
+      });
+      const onClose = (): void => fail('the proxy closed before connecting');
+      ws.once('close', onClose);
+      ws.send(JSON.stringify({ host: 'localhost', port }));
+      ws.resume();
+    });
 }
 
 /** Pipes one TCP connection and one (possibly paused) WebSocket both ways, closing each when the other closes. */

@@ -1,16 +1,45 @@
-// `sprite services ...`: list, create (PUT), get, delete and logs of supervised services.
-import type { Command } from './command.ts';
+// `sprite services ...`: supervised services: define, list, start, stop, restart, signal, logs.
+import type { Command, Context } from './command.ts';
 import { JSON_FLAG, arg, print, spritePath } from './command.ts';
 import { parseEnv, parsePort } from './args.ts';
-import { seg } from './client.ts';
+import { seg, type Query } from './client.ts';
 import { cell, commandLine, fields, json, table, time } from './format.ts';
-import { FOLLOW_FLAG, logsOf } from './sprites.ts';
+import { showServiceEvents } from './ndjson.ts';
 import type { Service } from './wire.ts';
 
 /** The API path of one service. */
 function servicePath(name: string, svc: string): string {
   return `${spritePath(name)}/services/${seg(svc)}`;
 }
+
+/** The `-f` flag of log commands. */
+export const FOLLOW_FLAG = Object.freeze({ follow: { kind: 'boolean', short: 'f' } as const });
+
+/** How long `-f` follows a service's log: the API's longest. */
+const FOLLOW_FOR = '24h';
+
+/** Prints a service's log (the last `--lines`, 100 unless given; `-f` follows). */
+export async function serviceLogs(ctx: Context, name: string, svc: string): Promise<number> {
+  const query: [string, string][] = [['lines', ctx.args.string('lines') ?? '100']];
+  if (ctx.args.bool('follow')) query.push(['duration', FOLLOW_FOR]);
+  await showServiceEvents(ctx.io, await ctx.client().stream(`${servicePath(name, svc)}/logs`, query), { lifecycle: false });
+  return 0;
+}
+
+/** Runs an action that streams the service's events (start, stop, restart) and shows them. */
+async function streamAction(ctx: Context, action: string, query: Query): Promise<number> {
+  const body = await ctx.client().raw('POST', `${servicePath(arg(ctx, 0), arg(ctx, 1))}/${action}`, undefined, query);
+  await showServiceEvents(ctx.io, body, { lifecycle: true });
+  return 0;
+}
+
+/** `--duration D` as a query, when given. */
+function durationQuery(ctx: Context, fallback?: string): Query {
+  const duration = ctx.args.string('duration') ?? fallback;
+  return duration === undefined ? [] : [['duration', duration]];
+}
+
+const DURATION_FLAG = Object.freeze({ duration: { kind: 'string' } as const });
 
 /** Commands under `sprite services`. */
 export const serviceCommands: readonly Command[] = [
@@ -21,29 +50,24 @@ export const serviceCommands: readonly Command[] = [
     spec: { flags: JSON_FLAG },
     required: ['NAME'],
     run: async (ctx) => {
-      const answer = await ctx.client().json<{ services: Service[] }>('GET', `${spritePath(arg(ctx, 0))}/services`);
+      const services = (await ctx.client().json<Service[]>('GET', `${spritePath(arg(ctx, 0))}/services`)) ?? [];
       if (ctx.args.bool('json')) {
-        await print(ctx.io, json(answer));
+        await print(ctx.io, json(services));
         return 0;
       }
-      const rows = (answer?.services ?? []).map((s) => [
-        s.name,
-        s.state,
-        cell(s.pid),
-        cell(s.restarts),
-        cell(s.httpPort),
-        commandLine([s.cmd, ...(s.args ?? [])]),
+      const rows = services.map((s) => [
+        s.name, s.state?.status ?? '-', cell(s.state?.pid), cell(s.state?.restart_count), cell(s.http_port), s.needs?.join(',') || '-', commandLine([s.cmd, ...(s.args ?? [])]),
       ]);
-      await print(ctx.io, table(['NAME', 'STATE', 'PID', 'RESTARTS', 'HTTP', 'COMMAND'], rows));
+      await print(ctx.io, table(['NAME', 'STATUS', 'PID', 'RESTARTS', 'HTTP', 'NEEDS', 'COMMAND'], rows));
       return 0;
     },
   },
   {
     words: ['services', 'create'],
-    usage: 'NAME SVC [--http-port P] [--dir D] [--env K=V ...] [--json] -- CMD [ARGS...]',
-    summary: 'create or replace a service',
+    usage: 'NAME SVC [--http-port P] [--dir D] [--env K=V ...] [--needs SVC ...] [--duration D] [--json] -- CMD [ARGS...]',
+    summary: 'create or replace a service and start it; --duration shows its first output (e.g. 5s)',
     spec: {
-      flags: { ...JSON_FLAG, 'http-port': { kind: 'string' }, dir: { kind: 'string' }, env: { kind: 'list' } },
+      flags: { ...JSON_FLAG, ...DURATION_FLAG, 'http-port': { kind: 'string' }, dir: { kind: 'string' }, env: { kind: 'list' }, needs: { kind: 'list' } },
       restAfter: 2,
     },
     required: ['NAME', 'SVC'],
@@ -57,10 +81,13 @@ export const serviceCommands: readonly Command[] = [
         args,
         ...(env.length > 0 ? { env: parseEnv(env) } : {}),
         ...(ctx.args.string('dir') !== undefined ? { dir: ctx.args.string('dir') } : {}),
-        ...(port !== undefined ? { httpPort: parsePort(port, '--http-port') } : {}),
+        needs: ctx.args.list('needs'),
+        ...(port !== undefined ? { http_port: parsePort(port, '--http-port') } : {}),
       };
-      const service = await ctx.client().json<Service>('PUT', servicePath(arg(ctx, 0), arg(ctx, 1)), body);
-      await print(ctx.io, ctx.args.bool('json') ? json(service ?? null) : `${service?.name ?? arg(ctx, 1)}\n`);
+      const path = servicePath(arg(ctx, 0), arg(ctx, 1));
+      await showServiceEvents(ctx.io, await ctx.client().raw('PUT', path, JSON.stringify(body), durationQuery(ctx, '0s')), { lifecycle: ctx.args.string('duration') !== undefined });
+      if (ctx.args.bool('json')) await print(ctx.io, json((await ctx.client().json<Service>('GET', path)) ?? null));
+      else await print(ctx.io, `${arg(ctx, 1)}\n`);
       return 0;
     },
   },
@@ -76,9 +103,11 @@ export const serviceCommands: readonly Command[] = [
         await print(ctx.io, json(s ?? null));
         return 0;
       }
-      const shown: Record<string, unknown> = { ...s, args: undefined, cmd: commandLine([s.cmd, ...(s.args ?? [])]) };
-      if (typeof s['started'] === 'string') shown['started'] = time(s['started']);
-      await print(ctx.io, fields(shown));
+      await print(ctx.io, fields({
+        name: s.name, status: s.state?.status, pid: s.state?.pid, restarts: s.state?.restart_count, started: s.state?.started_at && time(s.state.started_at),
+        error: s.state?.error, 'next restart': s.state?.next_restart_at && time(s.state.next_restart_at), http_port: s.http_port, needs: s.needs?.join(',') || undefined,
+        dir: s.dir, cmd: commandLine([s.cmd, ...(s.args ?? [])]),
+      }));
       return 0;
     },
   },
@@ -94,11 +123,46 @@ export const serviceCommands: readonly Command[] = [
     },
   },
   {
-    words: ['services', 'logs'],
-    usage: 'NAME SVC [-f]',
-    summary: "print a service's log; -f follows",
-    spec: { flags: FOLLOW_FLAG },
+    words: ['services', 'start'],
+    usage: 'NAME SVC [--duration D]',
+    summary: 'start a service (and those it needs), showing its output for --duration (5s)',
+    spec: { flags: DURATION_FLAG },
     required: ['NAME', 'SVC'],
-    run: (ctx) => logsOf(ctx, arg(ctx, 0), arg(ctx, 1)),
+    run: (ctx) => streamAction(ctx, 'start', durationQuery(ctx)),
+  },
+  {
+    words: ['services', 'stop'],
+    usage: 'NAME SVC [--timeout D]',
+    summary: 'stop a service: SIGTERM, then SIGKILL after --timeout (10s)',
+    spec: { flags: { timeout: { kind: 'string' } } },
+    required: ['NAME', 'SVC'],
+    run: (ctx) => streamAction(ctx, 'stop', ctx.args.string('timeout') === undefined ? [] : [['timeout', ctx.args.string('timeout')!]]),
+  },
+  {
+    words: ['services', 'restart'],
+    usage: 'NAME SVC [--duration D]',
+    summary: 'stop a service if it runs and start it again, showing its output for --duration (5s)',
+    spec: { flags: DURATION_FLAG },
+    required: ['NAME', 'SVC'],
+    run: (ctx) => streamAction(ctx, 'restart', durationQuery(ctx)),
+  },
+  {
+    words: ['services', 'signal'],
+    usage: 'NAME SVC SIGNAL',
+    summary: 'send a signal (TERM, HUP, KILL, USR1, ...) to a service',
+    spec: { flags: {} },
+    required: ['NAME', 'SVC', 'SIGNAL'],
+    run: async (ctx) => {
+      await ctx.client().json('POST', `${spritePath(arg(ctx, 0))}/services/signal`, { name: arg(ctx, 1), signal: arg(ctx, 2) });
+      return 0;
+    },
+  },
+  {
+    words: ['services', 'logs'],
+    usage: 'NAME SVC [--lines N] [-f]',
+    summary: "print a service's recent output; -f follows",
+    spec: { flags: { ...FOLLOW_FLAG, lines: { kind: 'string' } } },
+    required: ['NAME', 'SVC'],
+    run: (ctx) => serviceLogs(ctx, arg(ctx, 0), arg(ctx, 1)),
   },
 ];

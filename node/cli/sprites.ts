@@ -2,7 +2,7 @@
 import type { Command, Context } from './command.ts';
 import { JSON_FLAG, arg, print, pump, spritePath } from './command.ts';
 import { fields, json, table, time } from './format.ts';
-import { seg } from './client.ts';
+import { FOLLOW_FLAG, serviceLogs } from './services.ts';
 import type { PoolStatus, Sprite } from './wire.ts';
 
 /** Prints a sprite record's name, or the record itself with --json. */
@@ -11,21 +11,12 @@ async function printSprite(ctx: Context, sprite: Sprite | undefined): Promise<nu
   return 0;
 }
 
-/** Streams a text log (`?follow=1` with -f) to stdout. */
-async function streamLog(ctx: Context, path: string): Promise<number> {
-  const body = await ctx.client().stream(path, ctx.args.bool('follow') ? [['follow', '1']] : []);
-  await pump(ctx.io, body);
+/** Runs `sprite logs NAME [SERVICE] [-f]`: a service's output, or the sprite's own log (text, `?follow=1` with -f). */
+async function logsOf(ctx: Context, name: string, service: string | undefined): Promise<number> {
+  if (service !== undefined) return serviceLogs(ctx, name, service);
+  await pump(ctx.io, await ctx.client().stream(`${spritePath(name)}/logs`, ctx.args.bool('follow') ? [['follow', '1']] : []));
   return 0;
 }
-
-/** Runs `sprite logs NAME [SERVICE] [-f]` and `sprite services logs NAME SVC [-f]`. */
-export function logsOf(ctx: Context, name: string, service: string | undefined): Promise<number> {
-  const path = service === undefined ? `${spritePath(name)}/logs` : `${spritePath(name)}/services/${seg(service)}/logs`;
-  return streamLog(ctx, path);
-}
-
-/** The `-f` flag of log commands. */
-export const FOLLOW_FLAG = Object.freeze({ follow: { kind: 'boolean', short: 'f' } as const });
 
 /** Commands that manage sprites themselves. */
 export const spriteCommands: readonly Command[] = [

@@ -14,25 +14,30 @@ export interface Sprite {
   [key: string]: unknown;
 }
 
-/** A supervised service inside a sprite. */
+/** A supervised service inside a sprite, as Sprites shows it. */
 export interface Service {
   name: string;
   cmd: string;
   args?: string[];
-  state: string;
-  pid?: number | null;
-  restarts?: number;
-  httpPort?: number | null;
+  dir?: string;
+  needs?: string[];
+  http_port?: number | null;
+  state?: { status: string; pid?: number; started_at?: string; error?: string; restart_count?: number; next_restart_at?: string };
   [key: string]: unknown;
 }
 
-/** A TTY session that survives its client. */
+/** An exec session (`GET /v1/sprites/{name}/exec`). */
 export interface Session {
   id: string;
-  command: string[];
+  /** The command line, its words joined by spaces. */
+  command: string;
+  workdir: string;
   tty: boolean;
   created: string;
-  attached: boolean;
+  /** A client is attached. */
+  is_active: boolean;
+  last_activity: string | null;
+  bytes_per_second: number;
 }
 
 /** The warm pool's counters. */

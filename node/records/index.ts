@@ -10,6 +10,7 @@ export { callerOf, createToken, listTokens, registerPeerToken, revokeToken, toke
 export type { Caller } from './tokens.ts';
 export { createOrg, ensureAdminOrg, listOrgs, requireOrg } from './orgs.ts';
 export { ImageRecords } from './images.ts';
+export { SpriteDocs, type DocKind } from './sprite-docs.ts';
 export type { ImageInfo } from './images.ts';
 export { edgeCerts, edgeRoutes } from './edge.ts';
 export type { EdgeMesh, EdgeRoutes } from './edge.ts';

@@ -99,5 +99,24 @@ export const imagesTable = defineTable({
   },
 });
 
+/**
+ * Documents that must follow a sprite to whichever peer runs it (after a takeover, a drain or a
+ * restart): its policies and its checkpoints' lineage, as JSON. Keyed by the sprite's id, so a new
+ * sprite that reuses a name starts blank; written by the sprite's owner. Rows come through gossip,
+ * so readers check the JSON (node/records/sprite-docs.ts) before using it.
+ */
+export const spriteDocsTable = defineTable({
+  name: 'sprite_docs',
+  primaryKey: ['sprite', 'kind'],
+  columns: {
+    /** The sprite's id (`SpriteRecord.id`). */
+    sprite: 'text',
+    /** What the document is: `policy/network`, `policy/privileges`, `policy/resources`, `lineage`. */
+    kind: 'text',
+    doc: 'text',
+    updated: 'text',
+  },
+});
+
 /** Every table of the records, in the order the store opens them. */
-export const RECORD_TABLES = [spritesTable, tokensTable, orgsTable, proxyCertsTable, imagesTable] as const;
+export const RECORD_TABLES = [spritesTable, tokensTable, orgsTable, proxyCertsTable, imagesTable, spriteDocsTable] as const;

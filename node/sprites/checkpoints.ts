@@ -1,11 +1,20 @@
 import { canCheckpoint, type CheckpointInfo, type CheckpointVolume, type SandboxInit, type VolumeStore } from '../../vm/index.ts';
 import { PeerError } from '../errors.ts';
-import type { SpriteRecord } from '../records/index.ts';
+import type { SpriteDocs, SpriteRecord } from '../records/index.ts';
+import { CheckpointLineage } from './lineage.ts';
 import type { Machine, SpritePartInit } from './machines.ts';
 
 /** What a sprite's checkpoints need. */
 export interface CheckpointsInit extends SpritePartInit {
   volumes: Pick<VolumeStore, 'open'>;
+  /** Where the lineage of the checkpoints is kept (it follows the sprite between peers). */
+  docs: SpriteDocs;
+}
+
+/** A checkpoint with where it came from: `source` (the checkpoint it was taken from) and that one's line back. */
+export interface CheckpointView extends CheckpointInfo {
+  source?: string;
+  history: string[];
 }
 
 /**
@@ -14,9 +23,11 @@ export interface CheckpointsInit extends SpritePartInit {
  */
 export class SpriteCheckpoints {
   readonly #init: CheckpointsInit;
+  readonly #lineage: CheckpointLineage;
 
   constructor(init: CheckpointsInit) {
     this.#init = init;
+    this.#lineage = new CheckpointLineage(init.docs);
   }
 
   /**
@@ -32,29 +43,49 @@ export class SpriteCheckpoints {
     return this.#volume(name).checkpoints();
   }
 
+  /** A sprite's checkpoints with their lineage, oldest first. */
+  async views(name: string): Promise<CheckpointView[]> {
+    const sprite = this.#init.machines.owned(name).id;
+    return (await this.list(name)).map((info) => {
+      const source = this.#lineage.source(sprite, info.id);
+      return { ...info, ...(source === undefined ? {} : { source }), history: this.#lineage.history(sprite, info.id) };
+    });
+  }
+
   /** Deletes one checkpoint; throws ERR_CHECKPOINT_NOT_FOUND. */
   async delete(name: string, id: string): Promise<void> {
     const volume = this.#volume(name);
     await requireCheckpoint(volume, id);
     await volume.deleteCheckpoint(id);
+    this.#lineage.deleted(this.#init.machines.owned(name).id, id);
     const { machines } = this.#init;
     void machines.syncMounts(machines.running(name));
   }
 
-  /** Restores a sprite's disk to a checkpoint: stops it, points the disk at the checkpoint, and starts it again if it ran. */
-  async restore(name: string, id: string): Promise<SpriteRecord> {
+  /**
+   * Restores a sprite's disk to a checkpoint: stops it, points the disk at the checkpoint, and starts
+   * it again if it ran. `progress` hears each step.
+   */
+  async restore(name: string, id: string, progress: (step: string) => void = () => undefined): Promise<SpriteRecord> {
     const { machines } = this.#init;
     const volume = this.#volume(name);
     await requireCheckpoint(volume, id);
     const wasRunning = await machines.exclusive(name, async () => {
       const machine = machines.untrack(name);
-      if (machine) await machines.halt(machine);
+      if (machine) {
+        progress('Stopping sprite...');
+        await machines.halt(machine);
+      }
       // A sprite in cold sleep stays asleep on the restored disk.
       if (machine || machines.get(name).state !== 'cold') machines.setState(name, 'stopped');
+      progress(`Restoring disk to ${id}...`);
       await volume.restore(id);
+      this.#lineage.restored(machines.owned(name).id, id);
       return machine !== undefined;
     });
-    return wasRunning ? this.#init.startSprite(name) : machines.get(name);
+    if (!wasRunning) return machines.get(name);
+    progress('Starting sprite...');
+    return this.#init.startSprite(name);
   }
 
   /** What code inside a machine may ask of the peer: checkpoints of its own sprite, nothing else. */
@@ -83,7 +114,9 @@ export class SpriteCheckpoints {
     const volume = this.#volume(name);
     const created = await machines.exclusive(name, async () => {
       if (from && machines.running(name) !== from) throw new PeerError('ERR_SPRITE_NOT_RUNNING', `sprite ${name} is stopping`);
-      return volume.checkpoint(comment);
+      const checkpoint = await volume.checkpoint(comment);
+      this.#lineage.taken(machines.owned(name).id, checkpoint.id, (await volume.checkpoints()).map((c) => c.id));
+      return checkpoint;
     });
     const mounted = machines.syncMounts(machines.running(name));
     if (from) await mounted;

@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Sandbox, canCheckpoint, removeCgroups, sandboxPaths, type Logger, type SandboxInit, type VolumeStore } from '../../vm/index.ts';
+import { Sandbox, canCheckpoint, removeCgroups, sandboxPaths, type Limits, type Logger, type SandboxInit, type VolumeStore } from '../../vm/index.ts';
 import type { PeerConfig } from '../config.ts';
 import { PeerError } from '../errors.ts';
 import type { SpriteRecord, SpriteRegistry, SpriteState } from '../records/index.ts';
@@ -33,6 +33,8 @@ export interface MachineHooks {
   requests(machine: Machine): Pick<SandboxInit, 'requests' | 'onRequestError'>;
   /** sprite-init of `machine` exited on its own (`reason` says how). */
   crashed(machine: Machine, reason: string): void;
+  /** The limits of a start of the existing sprite with volume `id` (its resources policy). */
+  limits(id: string): Limits;
 }
 
 /** What the takeover, checkpoint and recovery modules share: the machines, and a way to start a sprite again. */
@@ -136,15 +138,18 @@ export class Machines {
     return machine;
   }
 
-  /** A machine for volume `id`: a new disk (cloned from image volume `base`, else the default image) when `fresh`. */
-  async prepare(id: string, fresh: boolean, base?: string): Promise<Machine> {
+  /**
+   * A machine for volume `id`: a new disk (cloned from image volume `base`, else the default image)
+   * when `fresh`; `limits` default to the operator's.
+   */
+  async prepare(id: string, fresh: boolean, base?: string, limits: Limits = this.#init.config.sprite.limits): Promise<Machine> {
     const { config, volumes, image, toolsDir, peerKey } = this.#init;
     const volume = !fresh ? volumes.open(id) : base === undefined ? await volumes.create(id, image) : await volumes.createFromImage(id, base);
     const machine: Machine = { sandbox: undefined as unknown as Sandbox, name: undefined, mounts: undefined, since: Date.now() };
     try {
       machine.sandbox = await Sandbox.prepare({
         dir: this.dir(id), id, volume, ids: { hostId: config.sprite.rootHostId, size: 65536 },
-        cgroupPath: `/sprites/${peerKey}/${id}`, limits: config.sprite.limits, toolsDir, httpPort: config.sprite.httpPort,
+        cgroupPath: `/sprites/${peerKey}/${id}`, limits, toolsDir, httpPort: config.sprite.httpPort,
         privateDirs: [config.dataDir], compileCacheDir: join(config.dataDir, 'cache', 'init'),
         ...this.#hooks.requests(machine),
         onCrash: (reason) => this.#hooks.crashed(machine, reason),
@@ -169,7 +174,7 @@ export class Machines {
    */
   async load(name: string, id: string): Promise<Machine> {
     await restoreServices(this.paths(id).servicesFile, this.#init.registry.services(name));
-    return this.prepare(id, false);
+    return this.prepare(id, false, undefined, this.#hooks.limits(id));
   }
 
   /** Starts a prepared machine as sprite `name` and tracks it; on failure the caller stops it. */

@@ -21,7 +21,7 @@ export interface PeerProcess {
   /** What it printed on stdout until it was ready. */
   startup: string[];
   /** Runs the `sprite` CLI against this peer. */
-  cli(args: string[], options?: { input?: string; env?: Record<string, string> }): Promise<CliResult>;
+  cli(args: string[], options?: { input?: string; env?: Record<string, string>; cwd?: string }): Promise<CliResult>;
   /** Authenticated JSON request to the API. */
   api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
   /** SIGTERM and wait. */
@@ -98,7 +98,7 @@ export async function startPeer(
   };
   return {
     url, joinAddr, swarmKey, token, dataDir, process: child, startup,
-    cli: (cliArgs, cliOptions = {}) => runCli(cliArgs, { ...env, ...cliOptions.env }, cliOptions.input),
+    cli: (cliArgs, cliOptions = {}) => runCli(cliArgs, { ...env, ...cliOptions.env }, cliOptions.input, cliOptions.cwd),
     api: async (method, path, body) => {
       const res = await fetch(`${url}${path}`, {
         method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
@@ -112,9 +112,9 @@ export async function startPeer(
 }
 
 /** Runs the CLI as a process. */
-export function runCli(args: string[], env: Record<string, string>, input?: string): Promise<CliResult> {
+export function runCli(args: string[], env: Record<string, string>, input?: string, cwd?: string): Promise<CliResult> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, cwd, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

@@ -5,7 +5,13 @@ import { eventually, leftovers, removeDataDir, startPeer, type PeerProcess } fro
 describe('checkpoints and restore of a sprite disk', () => {
   let peer: PeerProcess;
   const run = (script: string) => peer.cli(['exec', 'keep', '--', 'sh', '-c', script]);
-  const ids = async () => ((await peer.api('GET', '/v1/sprites/keep/checkpoints')).body.checkpoints as { id: string }[]).map((c) => c.id);
+  const ids = async () => ((await peer.api('GET', '/v1/sprites/keep/checkpoints')).body as { id: string }[]).map((c) => c.id);
+  /** Takes a checkpoint through the API's NDJSON stream and returns its id. */
+  const checkpoint = async (comment: string): Promise<string> => {
+    const made = await peer.cli(['checkpoint', 'create', 'keep', '-m', comment]);
+    assert.equal(made.code, 0, made.stderr);
+    return made.stdout.trim();
+  };
   /** The five newest of `all`, sorted as `ls` lists them. */
   const newest = (all: string[]) => [...all].sort((a, b) => Number(b.slice(1)) - Number(a.slice(1))).slice(0, 5).sort();
   const mounted = async () => (await run('ls /.sprite/checkpoints')).stdout.split('\n').filter(Boolean).sort();
@@ -43,12 +49,11 @@ describe('checkpoints and restore of a sprite disk', () => {
     const missing = await peer.api('POST', '/v1/sprites/keep/checkpoints/v999/restore');
     assert.equal(missing.status, 404);
     assert.equal(missing.body.error, 'ERR_CHECKPOINT_NOT_FOUND');
-    const made = await peer.api('POST', '/v1/sprites/keep/checkpoints', {});
-    assert.equal(made.status, 201);
-    assert.equal((await peer.api('GET', `/v1/sprites/keep/checkpoints/${made.body.id}`)).status, 200);
-    assert.equal((await peer.cli(['checkpoint', 'delete', 'keep', made.body.id])).code, 0);
-    assert.equal((await peer.api('GET', `/v1/sprites/keep/checkpoints/${made.body.id}`)).status, 404);
-    const info = await peer.cli(['checkpoint', 'info', 'keep', made.body.id]);
+    const made = await checkpoint('');
+    assert.equal((await peer.api('GET', `/v1/sprites/keep/checkpoints/${made}`)).status, 200);
+    assert.equal((await peer.cli(['checkpoint', 'delete', 'keep', made])).code, 0);
+    assert.equal((await peer.api('GET', `/v1/sprites/keep/checkpoints/${made}`)).status, 404);
+    const info = await peer.cli(['checkpoint', 'info', 'keep', made]);
     assert.equal(info.code, 1);
     assert.match(info.stderr, /no checkpoint/);
   });
@@ -72,7 +77,7 @@ describe('checkpoints and restore of a sprite disk', () => {
     assert.notEqual((await run(`rm /.sprite/checkpoints/${id}/root/marker`)).code, 0);
 
     // Checkpoints made through the API show up inside too, and only the newest five stay mounted.
-    for (let i = 0; i < 5; i++) assert.equal((await peer.api('POST', '/v1/sprites/keep/checkpoints', { comment: `api ${i}` })).status, 201);
+    for (let i = 0; i < 5; i++) await checkpoint(`api ${i}`);
     const all = await ids();
     // Through the API the mounts follow a moment after the answer.
     const settled = (want: string[]) => eventually(async () => {
@@ -106,13 +111,13 @@ describe('checkpoints and restore of a sprite disk', () => {
     assert.match(control.stderr, /control characters/);
     const usage = await run('sprite-env checkpoints create --bogus');
     assert.equal(usage.code, 2);
-    const before = (await peer.api('GET', '/v1/sprites/keep/checkpoints')).body.checkpoints.length as number;
+    const before = (await ids()).length;
     // A burst of 10, then one a minute; this sprite used one above. Twelve in a row cannot all pass
     // unless they take two minutes.
     const burst = await run('for i in $(seq 12); do sprite-env checkpoints create -m "burst $i" >/dev/null 2>>/tmp/limited || echo refused; done; cat /tmp/limited');
     assert.match(burst.stdout, /refused/);
     assert.match(burst.stdout, /too many checkpoints/);
-    const after = (await peer.api('GET', '/v1/sprites/keep/checkpoints')).body.checkpoints.length as number;
+    const after = (await ids()).length;
     const refused = burst.stdout.split('\n').filter((line) => line === 'refused').length;
     assert.equal(after - before, 12 - refused);
   });

@@ -68,7 +68,7 @@ describe('sprite lifecycle on one peer', () => {
     await eventually(async () => (await again.api('GET', '/v1/sprites/keeper')).body.state === 'running', 15_000, 'keeper running');
     assert.equal((await again.cli(['exec', 'keeper', '--', 'cat', '/root/note'])).stdout, 'persisted\n');
     const services = await again.api('GET', '/v1/sprites/keeper/services');
-    assert.deepEqual(services.body.services.map((s: { name: string; state: string }) => [s.name, s.state]), [['sleeper', 'running']]);
+    assert.deepEqual(services.body.map((s: { name: string; state: { status: string } }) => [s.name, s.state.status]), [['sleeper', 'running']]);
   });
 
   test('a peer killed with SIGKILL takes its sandboxes down, and the next start cleans up and resumes', async () => {

@@ -28,8 +28,8 @@ describe('sleep and wake across three peers on one object store', () => {
     await createOn(owner, 'napper');
     const made = await front.cli(['exec', 'napper', '--', 'sh', '-c', 'mkdir -p /www && echo napping > /www/index.html && sync']);
     assert.equal(made.code, 0, made.stderr);
-    const service = await front.api('PUT', '/v1/sprites/napper/services/web', { cmd: 'httpd', args: ['-f', '-p', '8080', '-h', '/www'], httpPort: 8080 });
-    assert.equal(service.status, 200, JSON.stringify(service.body));
+    const service = await front.cli(['services', 'create', 'napper', 'web', '--http-port', '8080', '--', 'httpd', '-f', '-p', '8080', '-h', '/www']);
+    assert.equal(service.code, 0, service.stderr);
     proxyPort = Number(new URL((await front.api('GET', '/v1/sprites/napper/url')).body.http).port);
   });
   after(async () => {
@@ -54,8 +54,8 @@ describe('sleep and wake across three peers on one object store', () => {
     assert.equal(result.code, 0, result.stderr);
     assert.equal(result.stdout, 'napping\n');
     await eventually(async () => {
-      const services = (await front.api('GET', '/v1/sprites/napper/services')).body.services as { name: string; state: string }[];
-      return services.length === 1 && services[0]!.name === 'web' && services[0]!.state === 'running';
+      const services = (await front.api('GET', '/v1/sprites/napper/services')).body as { name: string; state: { status: string } }[];
+      return services.length === 1 && services[0]!.name === 'web' && services[0]!.state.status === 'running';
     }, 10_000, 'the service running again');
     const { body } = await front.api('GET', '/v1/sprites/napper');
     assert.equal(body.owner, (await owner.api('GET', '/v1/health')).body.peer);

@@ -16,9 +16,9 @@ describe('a partition between peers on one object store', () => {
 
   const exec = async (peer: PeerProcess, name: string, script: string): Promise<{ code: number; stdout: string; stderr: string }> => peer.cli(['exec', name, '--', 'sh', '-c', script]);
   const checkpoint = async (peer: PeerProcess, name: string, comment: string): Promise<string> => {
-    const res = await peer.api('POST', `/v1/sprites/${name}/checkpoints`, { comment });
-    assert.equal(res.status, 201, JSON.stringify(res.body));
-    return res.body.id as string;
+    const made = await peer.cli(['checkpoint', 'create', name, '-m', comment]);
+    assert.equal(made.code, 0, made.stderr);
+    return made.stdout.trim();
   };
   const memberStates = async (peer: PeerProcess): Promise<Record<string, string>> => {
     const { body } = await peer.api('GET', '/v1/peers');
@@ -86,7 +86,7 @@ describe('a partition between peers on one object store', () => {
       }, 20_000, 'one owner per sprite on every peer');
       assert.equal(Object.keys(records).length, 2);
       for (const name of ['island', 'mainland'] as const) {
-        const listed = (await peer.api('GET', `/v1/sprites/${name}/checkpoints`)).body.checkpoints as { id: string }[];
+        const listed = (await peer.api('GET', `/v1/sprites/${name}/checkpoints`)).body as { id: string }[];
         assert.deepEqual(listed.map((c) => c.id).filter((id) => id === before[name] || id === during[name]), [before[name], during[name]]);
       }
     }

@@ -136,8 +136,8 @@ describe('three peers on one object store', () => {
     // 3 MiB of pseudo-random bytes, fsync'd; their checksum is the proof.
     const sum = await exec(survivor, 'durable', 'head -c 3145728 /dev/urandom > /data.bin && fsync /data.bin 2>/dev/null || sync; md5sum /data.bin');
     await exec(survivor, 'durable', 'mkdir -p /www && echo durable > /www/index.html && sync');
-    const service = await survivor.api('PUT', '/v1/sprites/durable/services/keeper', { cmd: 'httpd', args: ['-f', '-p', '8080', '-h', '/www'], httpPort: 8080 });
-    assert.equal(service.status, 200, JSON.stringify(service.body));
+    const service = await survivor.cli(['services', 'create', 'durable', 'keeper', '--http-port', '8080', '--', 'httpd', '-f', '-p', '8080', '-h', '/www']);
+    assert.equal(service.code, 0, service.stderr);
     // The owner mirrors service definitions into the record; wait until the survivor has them.
     await eventually(async () => (await mirroredServices(survivor)).includes('keeper'), 10_000, 'services mirrored');
     const proxyPort = Number(new URL((await survivor.api('GET', '/v1/sprites/durable/url')).body.http).port);
@@ -154,7 +154,7 @@ describe('three peers on one object store', () => {
     assert.equal(record.owner, ids.get(survivor));
     assert.equal(record.epoch, created.body.epoch + 1);
     assert.equal(record.state, 'running');
-    const services = (await survivor.api('GET', '/v1/sprites/durable/services')).body.services as { name: string }[];
+    const services = (await survivor.api('GET', '/v1/sprites/durable/services')).body as { name: string }[];
     assert.deepEqual(services.map((svc) => svc.name), ['keeper']);
 
     // The old owner comes back on the same data dir: it sees the higher epoch and leaves the sprite alone.

@@ -1,24 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import http from 'node:http';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { eventually, removeDataDir, startPeer, type PeerProcess } from '../helpers/peer.ts';
+import { getViaSocket } from '../helpers/socket.ts';
 
 const CLI = new URL('../../node/cli/main.ts', import.meta.url).pathname;
-
-/** GET over a Unix socket (the sprite's HTTP port socket). */
-function getViaSocket(socketPath: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http.get({ socketPath, path: '/', headers: { host: 'sprite' } }, (res) => {
-      let body = '';
-      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      res.on('end', () => resolve(body));
-    }).on('error', reject);
-  });
-}
 
 describe('services, logs, port forwarding and sessions', () => {
   let peer: PeerProcess;
@@ -48,7 +37,7 @@ describe('services, logs, port forwarding and sessions', () => {
     const second = await peer.cli(['services', 'create', 'svc', 'web2', '--http-port', '8080', '--', 'httpd', '-f', '-p', '8081']);
     assert.equal(second.code, 1);
     assert.match(second.stderr, /web already owns the HTTP port/);
-    const api = await peer.api('PUT', '/v1/sprites/svc/services/web2', { cmd: 'true', httpPort: 8080 });
+    const api = await peer.api('PUT', '/v1/sprites/svc/services/web2', { cmd: 'true', http_port: 8080 });
     assert.equal(api.status, 409);
     assert.equal(api.body.error, 'ERR_HTTP_PORT_TAKEN');
   });
@@ -58,9 +47,10 @@ describe('services, logs, port forwarding and sessions', () => {
     assert.equal(created.code, 0, created.stderr);
     const status = await eventually(async () => {
       const got = await peer.api('GET', '/v1/sprites/svc/services/crashy');
-      return got.body.restarts >= 2 ? got.body : undefined;
+      return got.body.state.restart_count >= 2 ? got.body.state : undefined;
     }, 15_000, 'two restarts');
-    assert.ok(['backoff', 'running'].includes(status.state));
+    assert.ok(['failed', 'starting', 'running'].includes(status.status));
+    if (status.status === 'failed') assert.equal(status.error, 'exited with status 3');
     const logs = await peer.cli(['logs', 'svc', 'crashy']);
     assert.ok(logs.stdout.split('\n').filter((line) => line.startsWith('run at')).length >= 2, logs.stdout);
     const inside = await peer.cli(['exec', 'svc', '--', 'cat', '/.sprite/logs/services/crashy.log']);
@@ -92,7 +82,7 @@ describe('services, logs, port forwarding and sessions', () => {
     const create = await peer.cli(['exec', 'svc', '--', 'sprite-env', 'services', 'create', 'inner', '--', 'sleep', '1000']);
     assert.equal(create.code, 0, create.stderr);
     const list = await peer.cli(['services', 'list', 'svc', '--json']);
-    assert.ok(JSON.parse(list.stdout).services.some((s: { name: string }) => s.name === 'inner'));
+    assert.ok(JSON.parse(list.stdout).some((s: { name: string }) => s.name === 'inner'));
     const remove = await peer.cli(['exec', 'svc', '--', 'sprite-env', 'services', 'delete', 'inner']);
     assert.equal(remove.code, 0, remove.stderr);
     const bad = await peer.cli(['exec', 'svc', '--', 'sprite-env', 'services', 'get', 'nope']);
@@ -119,44 +109,47 @@ describe('services, logs, port forwarding and sessions', () => {
     }
   });
 
-  test('a TTY session survives its client, is listed, re-attached with replay, and killed', async () => {
+  test('a detachable terminal session survives its client, is listed, re-attached with replay, and killed with the CLI', async () => {
     const headers = { authorization: `Bearer ${peer.token}` };
     const wsUrl = peer.url.replace('http', 'ws');
-    const first = new WebSocket(`${wsUrl}/v1/sprites/svc/exec?cmd=cat&tty=1`, { headers });
+    const first = new WebSocket(`${wsUrl}/v1/sprites/svc/exec?cmd=cat&tty=true&detachable=true`, { headers });
     const sessionId = await new Promise<string>((resolve, reject) => {
       first.on('message', (data, isBinary) => {
-        if (!isBinary) resolve(JSON.parse(data.toString()).id);
+        const message = isBinary ? undefined : JSON.parse(data.toString());
+        if (message?.type === 'session_info') resolve(String(message.session_id));
       });
       first.on('error', reject);
     });
     let echoed = '';
     first.on('message', (data, isBinary) => {
-      if (isBinary) echoed += (data as Buffer).subarray(1).toString();
+      if (isBinary) echoed += (data as Buffer).toString();
     });
-    first.send(Buffer.concat([Buffer.of(0), Buffer.from('remember me\r')]));
+    // With a terminal, binary messages are raw terminal bytes both ways.
+    first.send(Buffer.from('remember me\r'));
     await eventually(() => echoed.includes('remember me'), 5000, 'echo');
     first.close();
     await new Promise((resolve) => first.once('close', resolve));
 
     const listed = await eventually(async () => {
       const result = await peer.cli(['sessions', 'list', 'svc', '--json']);
-      const sessions = JSON.parse(result.stdout).sessions as { id: string; attached: boolean }[];
-      return sessions.find((s) => s.id === sessionId && !s.attached);
+      const sessions = JSON.parse(result.stdout).sessions as { id: string; is_active: boolean; tty: boolean }[];
+      return sessions.find((s) => s.id === sessionId && !s.is_active);
     }, 5000, 'detached session listed');
-    assert.equal(listed.id, sessionId);
+    assert.equal(listed.tty, true);
 
-    const second = new WebSocket(`${wsUrl}/v1/sprites/svc/sessions/${sessionId}/attach`, { headers });
+    const second = new WebSocket(`${wsUrl}/v1/sprites/svc/exec/${sessionId}`, { headers });
     let replay = '';
     second.on('message', (data, isBinary) => {
-      if (isBinary && (data as Buffer)[0] === 1) replay += (data as Buffer).subarray(1).toString();
+      if (isBinary) replay += (data as Buffer).toString();
     });
     await eventually(() => replay.includes('remember me'), 5000, 'replay');
     const closed = new Promise((resolve) => second.once('close', resolve));
     const killed = await peer.cli(['sessions', 'kill', 'svc', sessionId]);
     assert.equal(killed.code, 0, killed.stderr);
+    assert.match(killed.stderr, /Signaling SIGTERM to process group \d+/);
     await closed;
-    const after = await peer.api('GET', '/v1/sprites/svc/sessions');
+    const after = await peer.api('GET', '/v1/sprites/svc/exec');
     assert.deepEqual(after.body.sessions, []);
-    assert.equal((await peer.api('DELETE', `/v1/sprites/svc/sessions/${sessionId}`)).status, 404);
+    assert.equal((await peer.api('POST', `/v1/sprites/svc/exec/${sessionId}/kill`)).status, 404);
   });
 });

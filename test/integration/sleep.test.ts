@@ -51,8 +51,8 @@ async function freezer(peer: PeerProcess, id: string): Promise<string | undefine
 async function appPid(peer: PeerProcess, name: string): Promise<number> {
   const got = await peer.api('GET', `/v1/sprites/${name}/services/app`);
   assert.equal(got.status, 200, JSON.stringify(got.body));
-  assert.equal(got.body.state, 'running');
-  return got.body.pid;
+  assert.equal(got.body.state.status, 'running');
+  return got.body.state.pid;
 }
 
 describe('warm sleep: frozen when idle, thawed by use', () => {

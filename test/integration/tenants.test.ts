@@ -146,7 +146,7 @@ describe('orgs and tokens on two real peers', () => {
     assert.deepEqual(hidden.body, { error: 'ERR_SPRITE_NOT_FOUND', message: ghost.body.message.replace('ghost-app', 'globex-app') });
     for (const [method, path, body] of [
       ['DELETE', '/v1/sprites/globex-app'], ['POST', '/v1/sprites/globex-app/stop'], ['GET', '/v1/sprites/globex-app/url'], ['PUT', '/v1/sprites/globex-app/url', { auth: 'public' }],
-      ['POST', '/v1/sprites/globex-app/checkpoints', {}], ['GET', '/v1/sprites/globex-app/checkpoints'], ['GET', '/v1/sprites/globex-app/services'], ['GET', '/v1/sprites/globex-app/logs'],
+      ['POST', '/v1/sprites/globex-app/checkpoint', {}], ['GET', '/v1/sprites/globex-app/checkpoints'], ['GET', '/v1/sprites/globex-app/policy/resources'], ['GET', '/v1/sprites/globex-app/services'], ['GET', '/v1/sprites/globex-app/logs'],
     ] as const) {
       const answer = await call(a, acme, method, path, body);
       assert.equal(answer.status, 404, `${method} ${path}`);
@@ -165,10 +165,11 @@ describe('orgs and tokens on two real peers', () => {
     const own = await a.cli(['exec', 'globex-app', '--', 'echo', 'still here'], { env: { SPRITE_TOKEN: globex } });
     assert.equal(own.code, 0, own.stderr);
     assert.equal(own.stdout, 'still here\n');
-    const saved = await call(a, globex, 'POST', '/v1/sprites/globex-app/checkpoints', { comment: 'mine' });
-    assert.equal(saved.status, 201, JSON.stringify(saved.body));
-    assert.equal((await call(a, acme, 'GET', `/v1/sprites/globex-app/checkpoints/${saved.body.id}`)).body.error, 'ERR_SPRITE_NOT_FOUND');
-    assert.equal((await call(a, acme, 'POST', `/v1/sprites/globex-app/checkpoints/${saved.body.id}/restore`)).body.error, 'ERR_SPRITE_NOT_FOUND');
+    const saved = await a.cli(['checkpoint', 'create', 'globex-app', '-m', 'mine'], { env: { SPRITE_TOKEN: globex } });
+    assert.equal(saved.code, 0, saved.stderr);
+    const id = saved.stdout.trim();
+    assert.equal((await call(a, acme, 'GET', `/v1/sprites/globex-app/checkpoints/${id}`)).body.error, 'ERR_SPRITE_NOT_FOUND');
+    assert.equal((await call(a, acme, 'POST', `/v1/sprites/globex-app/checkpoints/${id}/restore`)).body.error, 'ERR_SPRITE_NOT_FOUND');
     assert.equal((await a.api('GET', '/v1/sprites/globex-app')).body.org, 'globex');
     assert.equal((await a.cli(['exec', 'acme-app', '--', 'true'], { env: { SPRITE_TOKEN: acme } })).code, 0);
   });

@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
-import { FilesystemError } from '@fly/sprites';
-import type { PeerProcess } from '../helpers/peer.ts';
+import { FilesystemError, type Sprite } from '@fly/sprites';
 
-/** Runs `sh -c script` in the sprite through the CLI; its stdout. */
-export async function inside(peer: PeerProcess, name: string, script: string): Promise<string> {
-  const result = await peer.cli(['exec', name, '--', 'sh', '-c', script]);
-  assert.equal(result.code, 0, result.stderr);
-  return result.stdout;
+/** Runs `sh -c script` in the sprite (the SDK's exec); its stdout. */
+export async function inside(sprite: Sprite, script: string): Promise<string> {
+  const { stdout } = await sprite.execFile('sh', ['-c', script]);
+  return String(stdout);
 }
 
 /** The FilesystemError a call fails with. */

@@ -6,9 +6,10 @@ import http, { type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { SpritesClient, type SpriteFilesystem } from '@fly/sprites';
-import { createOn, eventually, removeDataDir, startPeer, type PeerProcess } from '../helpers/peer.ts';
+import type { SpriteFilesystem } from '@fly/sprites';
+import type { PeerProcess } from '../helpers/peer.ts';
 import { fsError, inside } from './fs-helpers.ts';
+import { twoPeers, type TwoPeers } from './helpers.ts';
 
 const MiB = 1024 * 1024;
 
@@ -26,38 +27,35 @@ function memory(pid: number): { rss: number; peak: number } {
  * or hold a whole file in a peer's memory.
  */
 describe('filesystem API: confinement and streaming', () => {
+  let peers: TwoPeers;
   let owner: PeerProcess;
   let other: PeerProcess;
   let fs: SpriteFilesystem;
   let canary: string;
+  const sh = (script: string): Promise<string> => inside(peers.viaOwner, script);
 
   before(async () => {
-    owner = await startPeer({ poolDepth: 1 });
-    other = await startPeer({ poolDepth: 0, join: owner });
-    await createOn(owner, 'fsb');
-    await eventually(async () => (await other.api('GET', '/v1/sprites/fsb')).status === 200, 30_000, 'the other peer to know the sprite');
-    fs = new SpritesClient(other.token, { baseURL: other.url }).sprite('fsb').filesystem('/');
+    peers = await twoPeers('fsb');
+    ({ owner, other } = peers);
+    fs = peers.viaOther.filesystem();
     canary = await mkdtemp('/tmp/fs-canary-');
     await writeFile(join(canary, 'target.txt'), 'host secret');
   });
   after(async () => {
-    for (const peer of [other, owner]) {
-      await peer?.stop();
-      if (peer) await removeDataDir(peer.dataDir);
-    }
+    await peers?.stop();
     if (canary) await rm(canary, { recursive: true, force: true });
   });
 
   test('.., absolute and relative symlinks, symlinked parents and /proc all resolve inside the sprite', async () => {
     const hostPasswd = await readFile('/etc/passwd', 'utf8');
     const hostPasswdTime = (await stat('/etc/passwd')).mtimeMs;
-    const passwd = await inside(owner, 'fsb', 'hostname > /etc/hostname; cat /etc/passwd');
+    const passwd = await sh('hostname > /etc/hostname; cat /etc/passwd');
     assert.notEqual(passwd, hostPasswd);
-    await inside(owner, 'fsb', `mkdir -p /attack && cd /attack && ln -s / root && ln -s ../../../../../../.. up && ln -s ${canary}/target.txt file && ln -s ${canary} dir && ln -s /etc etc`);
+    await sh(`mkdir -p /attack && cd /attack && ln -s / root && ln -s ../../../../../../.. up && ln -s ${canary}/target.txt file && ln -s ${canary} dir && ln -s /etc etc`);
 
     // Reads: every way out lands on the sprite's own files.
     assert.equal(await fs.readFile('/../../../../etc/passwd', 'utf8'), passwd);
-    assert.equal(await new SpritesClient(owner.token, { baseURL: owner.url }).sprite('fsb').filesystem('/attack').readFile('../../../../../../etc/passwd', 'utf8'), passwd);
+    assert.equal(await peers.viaOwner.filesystem('/attack').readFile('../../../../../../etc/passwd', 'utf8'), passwd);
     assert.equal(await fs.readFile('/attack/root/etc/passwd', 'utf8'), passwd);
     assert.equal(await fs.readFile('/attack/up/etc/hostname', 'utf8'), 'fsb\n');
     assert.equal(await fs.readFile('/attack/etc/passwd', 'utf8'), passwd);
@@ -84,7 +82,7 @@ describe('filesystem API: confinement and streaming', () => {
     // Deleting a link to / removes the link, not what it points to.
     await fs.rm('/attack/root', { recursive: true });
     assert.equal(await fs.readFile('/etc/passwd', 'utf8'), passwd);
-    assert.equal(await inside(owner, 'fsb', `cd ${canary} && ls && cat target.txt && stat -c %a . && cat /tmp/renamed-${process.pid}`), `proc.txt\ntarget.txt\nup.txt\nthrough the link!777\n${passwd}`);
+    assert.equal(await sh(`cd ${canary} && ls && cat target.txt && stat -c %a . && cat /tmp/renamed-${process.pid}`), `proc.txt\ntarget.txt\nup.txt\nthrough the link!777\n${passwd}`);
 
     // The host saw none of it.
     assert.deepEqual(await readdir(canary), ['target.txt']);
@@ -114,7 +112,7 @@ describe('filesystem API: confinement and streaming', () => {
     const url = `${other.url}/v1/sprites/fsb/fs/write?path=/big/file.bin&mkdirParents=true`;
     const answer = await new Promise<IncomingMessage>((resolve, reject) => {
       // No content-length: the body arrives chunked, as a stream does.
-      const req = http.request(url, { method: 'PUT', headers: { authorization: `Bearer ${other.token}` } }, resolve);
+      const req = http.request(url, { method: 'PUT', headers: { authorization: `Bearer ${owner.token}` } }, resolve);
       req.on('error', reject);
       Readable.from(blocks()).pipe(req);
     });
@@ -126,7 +124,7 @@ describe('filesystem API: confinement and streaming', () => {
     const got = createHash('sha256');
     let size = 0;
     const read = await new Promise<IncomingMessage>((resolve, reject) => {
-      http.get(`${other.url}/v1/sprites/fsb/fs/read?path=/big/file.bin`, { headers: { authorization: `Bearer ${other.token}` } }, resolve).on('error', reject);
+      http.get(`${other.url}/v1/sprites/fsb/fs/read?path=/big/file.bin`, { headers: { authorization: `Bearer ${owner.token}` } }, resolve).on('error', reject);
     });
     assert.equal(read.statusCode, 200);
     assert.equal(read.headers['content-length'], String(1024 * MiB));

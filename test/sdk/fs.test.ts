@@ -1,33 +1,31 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { SpritesClient, type FilesystemWatchEvent, type SpriteFilesystem } from '@fly/sprites';
-import { createOn, eventually, removeDataDir, startPeer, type PeerProcess } from '../helpers/peer.ts';
+import type { FilesystemWatchEvent, Sprite, SpriteFilesystem } from '@fly/sprites';
+import { eventually, type PeerProcess } from '../helpers/peer.ts';
 import { fsError, inside } from './fs-helpers.ts';
+import { twoPeers, type TwoPeers } from './helpers.ts';
 
 /**
  * The SDK's filesystem object against two peers: `owner` runs the sprite, `other` hands every call
  * to it. Each method runs through both at least once.
  */
 describe('filesystem API through the SDK', () => {
+  let peers: TwoPeers;
   let owner: PeerProcess;
   let other: PeerProcess;
+  let sprite: Sprite;
   let viaOwner: SpriteFilesystem;
   let viaOther: SpriteFilesystem;
-  const fsOf = (peer: PeerProcess, dir = '/'): SpriteFilesystem => new SpritesClient(peer.token, { baseURL: peer.url }).sprite('fsa').filesystem(dir);
+  const sh = (script: string): Promise<string> => inside(sprite, script);
 
   before(async () => {
-    owner = await startPeer({ poolDepth: 1 });
-    other = await startPeer({ poolDepth: 0, join: owner });
-    await createOn(owner, 'fsa');
-    await eventually(async () => (await other.api('GET', '/v1/sprites/fsa')).status === 200, 30_000, 'the other peer to know the sprite');
-    viaOwner = fsOf(owner);
-    viaOther = fsOf(other);
+    peers = await twoPeers('fsa');
+    ({ owner, other, viaOwner: sprite } = peers);
+    viaOwner = peers.viaOwner.filesystem();
+    viaOther = peers.viaOther.filesystem();
   });
   after(async () => {
-    for (const peer of [other, owner]) {
-      await peer?.stop();
-      if (peer) await removeDataDir(peer.dataDir);
-    }
+    await peers?.stop();
   });
 
   test('writeFile and readFile: text, bytes, mode, workingDir', async () => {
@@ -42,16 +40,16 @@ describe('filesystem API through the SDK', () => {
     assert.ok(stats.isFile() && !stats.isDirectory());
     assert.ok(Math.abs(stats.mtime.getTime() - Date.now()) < 60_000);
     // Relative paths resolve against the filesystem's working directory.
-    const work = fsOf(other, '/work');
+    const work = peers.viaOther.filesystem('/work');
     await work.writeFile('rel/inner.txt', 'relative');
     assert.equal(await viaOwner.readFile('/work/rel/inner.txt', 'utf8'), 'relative');
-    assert.equal(await inside(owner, 'fsa', 'cat /work/rel/inner.txt; stat -c %a /work/hello.txt'), 'relative640\n');
+    assert.equal(await sh('cat /work/rel/inner.txt; stat -c %a /work/hello.txt'), 'relative640\n');
     await viaOwner.writeFile('/work/empty', '');
     assert.equal((await viaOther.readFile('/work/empty', null)).length, 0);
   });
 
   test('readdir: names, file types, recursive, pattern', async () => {
-    await inside(owner, 'fsa', 'mkdir -p /tree/a/b && echo 1 > /tree/a/one.md && echo 2 > /tree/a/b/two.md && echo 3 > /tree/top.txt && ln -s top.txt /tree/link');
+    await sh('mkdir -p /tree/a/b && echo 1 > /tree/a/one.md && echo 2 > /tree/a/b/two.md && echo 3 > /tree/top.txt && ln -s top.txt /tree/link');
     assert.deepEqual(await viaOther.readdir('/tree'), ['a', 'link', 'top.txt']);
     const typed = await viaOwner.readdir('/tree', { withFileTypes: true });
     assert.deepEqual(typed.map((d) => [d.name, d.isDirectory(), d.isFile(), d.isSymbolicLink()]), [
@@ -70,7 +68,7 @@ describe('filesystem API through the SDK', () => {
     assert.deepEqual(await viaOwner.readdir('/made'), ['deep', 'single']);
     assert.equal((await fsError(viaOwner.mkdir('/nothing/here'))).code, 'ENOENT');
     await viaOwner.mkdir('/made/mode', { recursive: true, mode: 0o700 });
-    assert.equal(await inside(owner, 'fsa', 'stat -c %a /made/mode'), '700\n');
+    assert.equal(await sh('stat -c %a /made/mode'), '700\n');
     // exists and stat read a listing: a file or a directory with entries exists.
     assert.equal(await viaOther.exists('/work/hello.txt'), true);
     assert.equal(await viaOther.exists('/made'), true);
@@ -90,18 +88,18 @@ describe('filesystem API through the SDK', () => {
     await viaOwner.copyFile('/tree/moved.txt', '/tree/copy.txt');
     assert.equal(await viaOther.readFile('/tree/copy.txt', 'utf8'), '3\n');
     assert.equal((await fsError(viaOther.copyFile('/tree/a', '/copied'))).code, 'EISDIR');
-    await inside(owner, 'fsa', 'chmod 600 /tree/a/one.md && touch -d "2020-01-02 03:04:05" /tree/a/one.md');
+    await sh('chmod 600 /tree/a/one.md && touch -d "2020-01-02 03:04:05" /tree/a/one.md');
     await viaOther.copyFile('/tree', '/copied', { recursive: true, preserveAttrs: true });
     assert.deepEqual(await viaOwner.readdir('/copied', { recursive: true }), ['a', 'a/b', 'a/b/two.md', 'a/one.md', 'copy.txt', 'link', 'moved.txt']);
-    assert.equal(await inside(owner, 'fsa', 'stat -c "%a %Y" /copied/a/one.md; readlink /copied/link'), '600 1577934245\ntop.txt\n');
+    assert.equal(await sh('stat -c "%a %Y" /copied/a/one.md; readlink /copied/link'), '600 1577934245\ntop.txt\n');
     await viaOwner.chmod('/copied', 0o750, { recursive: true });
-    assert.equal(await inside(owner, 'fsa', 'stat -c %a /copied /copied/a/b/two.md'), '750\n750\n');
+    assert.equal(await sh('stat -c %a /copied /copied/a/b/two.md'), '750\n750\n');
     await viaOther.chmod('/copied/copy.txt', 0o4711, { asRoot: true });
     assert.equal((await viaOwner.stat('/copied/copy.txt')).mode & 0o7777, 0o4711);
     await viaOther.chown('/copied', { uid: 'nobody', gid: 65534, recursive: true });
-    assert.equal(await inside(owner, 'fsa', 'stat -c %u:%g /copied /copied/a/b/two.md'), '65534:65534\n65534:65534\n');
+    assert.equal(await sh('stat -c %u:%g /copied /copied/a/b/two.md'), '65534:65534\n65534:65534\n');
     await viaOwner.chown('/copied/moved.txt', { uid: 1234 });
-    assert.equal(await inside(owner, 'fsa', 'stat -c %u:%g /copied/moved.txt'), '1234:65534\n');
+    assert.equal(await sh('stat -c %u:%g /copied/moved.txt'), '1234:65534\n');
     const noUser = await fsError(viaOwner.chown('/copied', { uid: 'no-such-user' }));
     assert.equal(noUser.code, 'EINVAL');
   });
@@ -116,7 +114,7 @@ describe('filesystem API through the SDK', () => {
   });
 
   test('a file agent killed inside the sprite is started again on the next call', async () => {
-    const killed = await inside(owner, 'fsa', 'n=0; for p in /proc/[0-9]*; do grep -q "fs-[a]gent/main" $p/cmdline 2>/dev/null && kill -9 ${p#/proc/} && n=$((n+1)); done; echo $n');
+    const killed = await sh('n=0; for p in /proc/[0-9]*; do grep -q "fs-[a]gent/main" $p/cmdline 2>/dev/null && kill -9 ${p#/proc/} && n=$((n+1)); done; echo $n');
     assert.equal(killed, '1\n');
     assert.equal(await viaOther.readFile('/work/hello.txt', 'utf8'), 'héllo wörld\n');
   });
@@ -154,7 +152,7 @@ describe('filesystem API through the SDK', () => {
       void (async () => {
         for (let event = await watcher.next(); event !== null; event = await watcher.next()) seen.push(event as FilesystemWatchEvent);
       })();
-      await inside(owner, 'fsa', 'cd /watched; echo one > f; sleep 0.3; echo two >> f; sleep 0.3; chmod 600 f; sleep 0.3; mv f g; sleep 0.3; echo x > sub/deep.txt; sleep 0.3; rm g');
+      await sh('cd /watched; echo one > f; sleep 0.3; echo two >> f; sleep 0.3; chmod 600 f; sleep 0.3; mv f g; sleep 0.3; echo x > sub/deep.txt; sleep 0.3; rm g');
       await eventually(() => done() || undefined, 15_000, `events ${JSON.stringify(want)}; seen ${JSON.stringify(seen)}`);
       const write = seen.find((e) => e.event === 'write' && e.path === '/watched/f')!;
       assert.equal(write.type, 'event');

@@ -9,7 +9,7 @@ const SOCKET = process.env.SPRITE_API_SOCKET ?? '/.sprite/api.sock';
 const USAGE = `usage: sprite-env info
        sprite-env services list
        sprite-env services get NAME
-       sprite-env services create NAME [--http-port P] [--dir D] [--env K=V]... -- CMD [ARGS...]
+       sprite-env services create NAME [--http-port P] [--dir D] [--env K=V]... [--needs SVC]... -- CMD [ARGS...]
        sprite-env services delete NAME
        sprite-env services logs NAME
        sprite-env checkpoints list [--json]
@@ -37,7 +37,7 @@ function call(request: object): Promise<unknown> {
 function parseCreate(args: string[]): object {
   const [name, ...rest] = args;
   if (!name) throw new UsageError('services create needs NAME');
-  const spec: { name: string; cmd?: string; args?: string[]; env: Record<string, string>; dir?: string; httpPort?: number } = { name, env: {} };
+  const spec: { name: string; cmd?: string; args?: string[]; env: Record<string, string>; dir?: string; needs: string[]; http_port?: number } = { name, env: {}, needs: [] };
   for (let i = 0; i < rest.length; i++) {
     const arg = rest[i]!;
     if (arg === '--') {
@@ -49,7 +49,8 @@ function parseCreate(args: string[]): object {
     }
     const value = rest[++i];
     if (value === undefined) throw new UsageError(`${arg} needs a value`);
-    if (arg === '--http-port') spec.httpPort = Number(value);
+    if (arg === '--http-port') spec.http_port = Number(value);
+    else if (arg === '--needs') spec.needs.push(value);
     else if (arg === '--dir') spec.dir = value;
     else if (arg === '--env') {
       const eq = value.indexOf('=');
@@ -90,8 +91,8 @@ async function main(argv: string[]): Promise<void> {
   if (group === 'info') {
     console.log(JSON.stringify(await call({ op: 'info' }), null, 2));
   } else if (group === 'services' && verb === 'list') {
-    const services = (await call({ op: 'services.list' })) as { name: string; state: string; cmd: string; restarts: number }[];
-    for (const s of services) console.log(`${s.name}\t${s.state}\t${s.restarts}\t${s.cmd}`);
+    const services = (await call({ op: 'services.list' })) as { name: string; cmd: string; state: { status: string; restart_count: number } }[];
+    for (const s of services) console.log(`${s.name}\t${s.state.status}\t${s.state.restart_count}\t${s.cmd}`);
   } else if (group === 'services' && verb === 'get' && rest[0]) {
     console.log(JSON.stringify(await call({ op: 'services.get', name: rest[0] }), null, 2));
   } else if (group === 'services' && verb === 'create') {

@@ -5,7 +5,8 @@ import type { ControlClient } from '../control.ts';
 import type { InsideCheckpoint } from '../requests.ts';
 import type { CheckpointDir } from './checkpoints.ts';
 import { coded } from './errors.ts';
-import type { ServiceManager, ServiceSpec } from './services.ts';
+import { parseServiceSpec } from './service-spec.ts';
+import type { ServiceManager } from './services.ts';
 
 /** What `sprite-env info` reports. */
 export interface SpriteInfo {
@@ -93,28 +94,4 @@ async function answer(line: string, { services, info, peer, checkpoints }: Insid
 function platform(peer: ControlClient | undefined): ControlClient {
   if (!peer) throw coded('ERR_SPRITE_UNAVAILABLE', 'this sprite has no link to its peer');
   return peer;
-}
-
-const SERVICE_NAME = /^[a-z0-9]([a-z0-9_-]{0,62})$/;
-
-/** Validates an untrusted service definition. */
-export function parseServiceSpec(value: unknown): ServiceSpec {
-  const fail = (message: string): never => {
-    throw coded('ERR_BAD_REQUEST', message);
-  };
-  if (typeof value !== 'object' || value === null) return fail('service spec must be an object');
-  const spec = value as Record<string, unknown>;
-  if (typeof spec.name !== 'string' || !SERVICE_NAME.test(spec.name)) return fail('service name must be 1-63 of a-z, 0-9, _ and -');
-  if (typeof spec.cmd !== 'string' || spec.cmd.length === 0) return fail('cmd must be a non-empty string');
-  const args = spec.args ?? [];
-  if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) return fail('args must be an array of strings');
-  const env = spec.env ?? {};
-  if (typeof env !== 'object' || env === null || !Object.values(env).every((v) => typeof v === 'string')) return fail('env must map names to strings');
-  const dir = spec.dir ?? '/';
-  if (typeof dir !== 'string' || !dir.startsWith('/')) return fail('dir must be an absolute path');
-  const httpPort = spec.httpPort;
-  if (httpPort !== undefined && (!Number.isInteger(httpPort) || (httpPort as number) < 1 || (httpPort as number) > 65535)) {
-    return fail('httpPort must be a port number');
-  }
-  return { name: spec.name, cmd: spec.cmd, args: args as string[], env: env as Record<string, string>, dir, httpPort: httpPort as number | undefined };
 }

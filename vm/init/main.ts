@@ -6,17 +6,20 @@
  */
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { runCommand } from '../command.ts';
 import { ControlClient } from '../control.ts';
 import { decodeMessage, messageFrame, readOneFrame } from '../frames.ts';
 import { CheckpointDir } from './checkpoints.ts';
 import { coded } from './errors.ts';
 import { STAGE, type InitConfig } from './config.ts';
+import { execHandlers, STREAMING } from './exec-ops.ts';
 import { forwardToPort } from './forward.ts';
 import { FsAgents, splice } from './fs-agents.ts';
-import { parseServiceSpec, serveInsideApi } from './inside-api.ts';
+import { serveInsideApi } from './inside-api.ts';
 import { Runc } from './runc.ts';
+import { PortWatcher } from './ports.ts';
+import { serviceHandlers } from './service-ops.ts';
 import { ServiceManager } from './services.ts';
 import { Sessions } from './sessions.ts';
 
@@ -31,8 +34,10 @@ async function main(): Promise<void> {
   const config = JSON.parse(readFileSync(process.argv[2] ?? '', 'utf8')) as InitConfig;
   const runc = new Runc({ root: config.runcRoot, bundle: config.bundle, id: config.id, logFile: config.runcLog });
   const log = (line: string): void => void process.stderr.write(`${new Date().toISOString()} ${line}\n`);
-  const services = new ServiceManager(runc, config.servicesFile, join(config.spriteDir, 'logs/services'), log);
-  const sessions = new Sessions(runc);
+  const services = new ServiceManager(runc, config.servicesFile, join(config.spriteDir, 'logs/services'), join(dirname(config.controlSocket), 'services'), log);
+  await services.seedLogs();
+  const ports = new PortWatcher();
+  const sessions = new Sessions(runc, ports);
   const fsAgents = new FsAgents({ runcRoot: config.runcRoot, id: config.id, bundle: config.bundle, toolsDir: STAGE.toolsDir, log });
   let hostname: string | null = null;
   let running = false;
@@ -67,34 +72,9 @@ async function main(): Promise<void> {
       setImmediate(() => process.exit(0));
       return null;
     },
-    exec: async (request, socket) => {
-      const spec = parseExec(request);
-      reply(socket, { ok: true, result: null });
-      if (request.tty === true) await sessions.execTty(spec, { cols: int(request.cols, 80), rows: int(request.rows, 24) }, socket);
-      else sessions.exec(spec, socket);
-      return STREAMING;
-    },
-    attach: (request, socket) => {
-      const id = requireString(request.id, 'id');
-      if (!sessions.list().some((s) => s.id === id)) throw coded('ERR_SESSION_NOT_FOUND', `no session ${id}`);
-      reply(socket, { ok: true, result: null });
-      sessions.attach(id, socket);
-      return STREAMING;
-    },
-    'sessions.list': () => sessions.list(),
-    'sessions.kill': (request) => {
-      const id = requireString(request.id, 'id');
-      if (!sessions.kill(id)) throw coded('ERR_SESSION_NOT_FOUND', `no session ${id}`);
-      return null;
-    },
-    'services.list': () => services.list(),
-    'services.get': (request) => services.get(requireString(request.name, 'name')),
-    'services.put': (request) => services.put(parseServiceSpec(request.spec)),
-    'services.delete': async (request) => {
-      await services.remove(requireString(request.name, 'name'));
-      return null;
-    },
-    'services.logPath': (request) => services.logPath(requireString(request.name, 'name')),
+    // exec, attach, sessions.list, sessions.kill, ports.watch, forward
+    ...execHandlers(sessions, ports),
+    ...serviceHandlers(services, reply, STREAMING),
     'checkpoints.mount': async (request) => {
       await checkpoints.mount(request.id, request.device);
       return null;
@@ -109,13 +89,6 @@ async function main(): Promise<void> {
       const agent = await fsAgents.connect(request.root === true);
       reply(socket, { ok: true, result: null });
       splice(socket, agent);
-      return STREAMING;
-    },
-    forward: (request, socket) => {
-      const port = int(request.port, 0);
-      if (port < 1 || port > 65535) throw coded('ERR_BAD_REQUEST', 'port must be 1-65535');
-      reply(socket, { ok: true, result: null });
-      forwardToPort(socket, port);
       return STREAMING;
     },
   };
@@ -137,7 +110,8 @@ async function main(): Promise<void> {
   });
   control.listen(config.controlSocket);
 
-  const http = net.createServer((socket) => forwardToPort(socket, config.httpPort));
+  // The service that claims the HTTP port says where the sprite's URL goes.
+  const http = net.createServer((socket) => forwardToPort(socket, services.httpPort() ?? config.httpPort));
   http.listen(config.httpSocket);
 
   mkdirSync(join(config.spriteDir, 'logs'), { recursive: true });
@@ -154,8 +128,6 @@ async function main(): Promise<void> {
   process.stdout.write('ready\n');
   log('sandbox ready, container created');
 }
-
-const STREAMING = Symbol('streaming');
 
 /** Mounts the sprite's pieces at STAGE in this sandbox's own mount namespace (invisible to the host). */
 async function stageMounts(config: InitConfig): Promise<void> {
@@ -189,33 +161,19 @@ async function dropHostMounts(dirs: string[]): Promise<void> {
   for (const point of points) await runCommand('umount', ['-l', point]).catch(() => undefined);
 }
 
-function reply(socket: net.Socket, message: unknown): void {
-  socket.write(messageFrame(message));
-}
-
 async function setHostname(runc: Runc, hostname: string): Promise<void> {
   // The container has its own UTS namespace, created before the sprite had a name.
   await runCommand('nsenter', ['-t', String(await runc.pid()), '-u', 'hostname', hostname]);
 }
 
-function parseExec(request: Request): { command: string[]; env: Record<string, string>; dir?: string } {
-  const command = request.command;
-  if (!Array.isArray(command) || command.length === 0 || !command.every((c) => typeof c === 'string')) {
-    throw coded('ERR_BAD_REQUEST', 'command must be a non-empty array of strings');
-  }
-  const env = (request.env ?? {}) as Record<string, unknown>;
-  if (typeof env !== 'object' || !Object.values(env).every((v) => typeof v === 'string')) throw coded('ERR_BAD_REQUEST', 'env must map names to strings');
-  const dir = request.dir === undefined ? undefined : requireString(request.dir, 'dir');
-  return { command: command as string[], env: env as Record<string, string>, dir };
+/** Writes a control reply frame (a streaming op's acceptance). */
+function reply(socket: net.Socket, message: unknown): void {
+  socket.write(messageFrame(message));
 }
 
 function requireString(value: unknown, field: string): string {
   if (typeof value !== 'string' || value.length === 0) throw coded('ERR_BAD_REQUEST', `${field} must be a non-empty string`);
   return value;
-}
-
-function int(value: unknown, fallback: number): number {
-  return Number.isInteger(value) ? (value as number) : fallback;
 }
 
 function listening(server: net.Server): Promise<void> {

@@ -16,6 +16,8 @@ export interface ExecSpec {
   env?: Record<string, string>;
   dir?: string;
   tty?: boolean;
+  /** runc writes the process's pid (in sprite-init's pid namespace) here once it exists. */
+  pidFile?: string;
 }
 
 /** Drives runc for the one inner container of this sprite. */
@@ -51,6 +53,7 @@ export class Runc {
   execArgs(spec: ExecSpec): string[] {
     const args = ['--root', this.#init.root, 'exec'];
     if (spec.tty) args.push('--tty');
+    if (spec.pidFile) args.push('--pid-file', spec.pidFile);
     args.push('--cwd', spec.dir ?? '/root');
     for (const [key, value] of Object.entries(spec.env ?? {})) args.push('--env', `${key}=${value}`);
     args.push(this.#init.id, '/bin/sh', '-c', 'exec "$@"', 'sh', ...spec.command);
