@@ -5,6 +5,7 @@ import { PeerError } from '../../errors.ts';
 import { validate, type Schema } from '../../schema.ts';
 import { ANSWERS, checked, fsRoute, openAgent, parseMode, pathSchema, queryPath, resolvePath, type FsSprites } from '../fs-wire.ts';
 import { flag, parseJson, readBody, readJson, sendJson } from '../http.ts';
+import { drained } from '../ndjson.ts';
 import { NAME, type Route, type RouteContext } from '../router.ts';
 
 const FS = `^/v1/sprites/${NAME}/fs`;
@@ -202,16 +203,4 @@ async function sendEntries(socket: Socket, res: ServerResponse, path: string): P
     count += 1;
   }
   res.end(`],"count":${count}}`);
-}
-
-function drained(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.once('drain', done);
-    res.once('close', done);
-  });
 }
