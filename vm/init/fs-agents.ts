@@ -52,6 +52,7 @@ export class FsAgents {
   readonly #socket = `\0sprite-fs-${randomBytes(8).toString('hex')}`;
   #server: Promise<net.Server> | undefined;
   #closed = false;
+  #rootUser: boolean | undefined;
 
   constructor(init: FsAgentsInit) {
     this.#init = init;
@@ -90,16 +91,21 @@ export class FsAgents {
     agent.child.stdin!.write('dial\n');
   }
 
-  /** Ends the agents (stopping the container ends them anyway) and the listener. */
+  /** Ends the agents and the listener. */
   close(): void {
     this.#closed = true;
-    for (const agent of this.#agents.values()) agent.child.kill('SIGKILL');
+    // runc passes the signal on to the agent; deleting the container would end it anyway.
+    for (const agent of this.#agents.values()) agent.child.kill('SIGTERM');
     void this.#server?.then((server) => server.close());
   }
 
+  /** Whether exec's user (the container's process user) is root: then `asRoot` needs no second agent. */
   #userIsRoot(): boolean {
-    const config = JSON.parse(readFileSync(join(this.#init.bundle, 'config.json'), 'utf8')) as { process?: { user?: { uid?: number } } };
-    return (config.process?.user?.uid ?? 0) === 0;
+    if (this.#rootUser === undefined) {
+      const config = JSON.parse(readFileSync(join(this.#init.bundle, 'config.json'), 'utf8')) as { process?: { user?: { uid?: number } } };
+      this.#rootUser = (config.process?.user?.uid ?? 0) === 0;
+    }
+    return this.#rootUser;
   }
 
   #start(key: 'user' | 'root'): Agent {

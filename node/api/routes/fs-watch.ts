@@ -90,6 +90,8 @@ function serveWatch(ws: WebSocket, open: () => Promise<Socket>): void {
           const event = checked<{ path: string; event: string; size?: number; isDir?: boolean }>(eventSchema, line);
           await send({ type: 'event', path: event.path, event: event.event, timestamp: new Date().toISOString(), size: event.size, isDir: event.isDir });
         }
+        // The agent closed its end: the sprite stopped or slept cold, or the agent died.
+        if (ws.readyState === ws.OPEN) await fail(new Error(`the watch of ${resolved.join(', ')} ended; subscribe again to resume`));
       } catch (error) {
         if (ws.readyState === ws.OPEN) await fail(error);
       } finally {
