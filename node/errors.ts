@@ -39,6 +39,7 @@ export const ERROR_CODES = {
   ERR_OWNER_UNREACHABLE: { status: 503, when: 'the sprite\'s peer is in the mesh but did not answer a request handed to it' },
   ERR_SPRITE_UNRECOVERABLE: { status: 503, when: 'the sprite\'s peer is down and this peer cannot take it over (its disk lease is still held, or its disk is in another store)' },
   ERR_SPRITE_UNAVAILABLE: { status: 503, when: 'the sprite\'s sprite-init cannot be reached' },
+  ERR_FS_AGENT: { status: 502, when: 'the sprite\'s file agent did not start, or answered something malformed (it runs inside the sprite, which can replace it)' },
   ERR_SANDBOX_START: { status: 500, when: 'a sandbox failed to start' },
   ERR_COMMAND: { status: 500, when: 'a system command (mount, runc, ...) failed' },
   ERR_INIT: { status: 500, when: 'sprite-init failed a request' },

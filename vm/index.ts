@@ -1,6 +1,7 @@
 /** The sprite machine: sandboxes, their root disks, and the talk with sprite-init. */
 export { Sandbox, sandboxPaths, removeCgroups, type SandboxInit } from './sandbox.ts';
 export { ControlClient } from './control.ts';
+export { BUFFERED, FsError, fsRequest, jsonLines, agentError, type Upload } from './fs-client.ts';
 export { thawTree } from './freezer.ts';
 export { setLimits } from './limits.ts';
 export { runtimeVersion } from './runtime-version.ts';

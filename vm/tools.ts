@@ -4,6 +4,7 @@ import { exists, runCommand } from './command.ts';
 import { linkBusybox } from './rootfs.ts';
 
 const SPRITE_ENV_SOURCE = new URL('./env/sprite-env.ts', import.meta.url).pathname;
+const FS_AGENT_SOURCE = new URL('./fs-agent/', import.meta.url).pathname;
 
 /**
  * Prepares the directory mounted read-only at /.sprite/bin in every sprite: `sprite-env`, the
@@ -18,6 +19,7 @@ export async function ensureTools(dir: string): Promise<string> {
   if (await exists(marker)) {
     // The script may have changed with the software; the runtime is fixed per data dir.
     await copyFile(SPRITE_ENV_SOURCE, join(dir, 'sprite-env.ts'));
+    await copyFsAgent(dir);
     if (!(await exists(join(dir, 'busybox')))) await addBusybox(dir);
     return dir;
   }
@@ -27,6 +29,7 @@ export async function ensureTools(dir: string): Promise<string> {
   await linkOrCopy(process.execPath, join(staging, 'node'));
   for (const library of await sharedLibraries(process.execPath)) await linkOrCopy(library, join(staging, 'lib', basename(library)));
   await copyFile(SPRITE_ENV_SOURCE, join(staging, 'sprite-env.ts'));
+  await copyFsAgent(staging);
   const loader = (await sharedLibraries(process.execPath)).map((l) => basename(l)).find((l) => l.startsWith('ld-linux')) ?? 'ld-linux-x86-64.so.2';
   await writeFile(
     join(staging, 'sprite-env'),
@@ -38,6 +41,16 @@ export async function ensureTools(dir: string): Promise<string> {
   await rm(dir, { recursive: true, force: true });
   await rename(staging, dir);
   return dir;
+}
+
+/** Puts the file agent's sources (vm/fs-agent) at fs-agent/, staged first so no agent starts from a half-copied directory. */
+async function copyFsAgent(dir: string): Promise<void> {
+  const staging = join(dir, `.fs-agent.${process.pid}`);
+  await rm(staging, { recursive: true, force: true });
+  await mkdir(staging);
+  for (const name of await readdir(FS_AGENT_SOURCE)) if (name.endsWith('.ts')) await copyFile(join(FS_AGENT_SOURCE, name), join(staging, name));
+  await rm(join(dir, 'fs-agent'), { recursive: true, force: true });
+  await rename(staging, join(dir, 'fs-agent'));
 }
 
 /** Adds busybox and a link per applet, except names the directory already has (node, sprite-env). */

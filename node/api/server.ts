@@ -15,6 +15,8 @@ import { sendError, sendJson } from './http.ts';
 import { match, type Route, type WsRoute } from './router.ts';
 import { checkpointRoutes } from './routes/checkpoints.ts';
 import { execRoutes } from './routes/exec.ts';
+import { fsRoutes } from './routes/fs.ts';
+import { fsWatchRoutes } from './routes/fs-watch.ts';
 import { imageRoutes } from './routes/images.ts';
 import { peerRoutes } from './routes/peers.ts';
 import { policyRoutes } from './routes/policies.ts';
@@ -70,8 +72,9 @@ export function createApiServer(init: ApiInit): http.Server {
     ...peerRoutes({ mesh, drain, peers, sprites, edge }),
     ...tenantRoutes(mesh),
     ...imageRoutes(init.images),
+    ...fsRoutes(sprites),
   ];
-  const wsRoutes: WsRoute[] = execRoutes(sprites);
+  const wsRoutes: WsRoute[] = [...execRoutes(sprites), ...fsWatchRoutes(sprites)];
   /** The caller of a request; ERR_UNAUTHORIZED without a valid token. Read afresh per request, so a revocation counts at once. */
   const authenticate = (req: IncomingMessage): Caller => {
     const match = /^Bearer (\S{1,512})$/.exec(req.headers.authorization ?? '');
@@ -93,7 +96,9 @@ export function createApiServer(init: ApiInit): http.Server {
     if (apiError.status >= 500) init.logger.error('request failed', { method: req.method, url: req.url, code: apiError.code, error: apiError.message });
     return apiError;
   };
-  const server = http.createServer((req, res) => {
+  // No limit on a whole request (Node's default is 5 minutes): a file upload streams for as long as it
+  // takes; the headers still have to arrive within headersTimeout.
+  const server = http.createServer({ requestTimeout: 0 }, (req, res) => {
     void handle(req, res).catch((error: unknown) => sendError(res, failed(req, error)));
   });
 

@@ -15,6 +15,7 @@ import { coded } from './errors.ts';
 import { STAGE, type InitConfig } from './config.ts';
 import { execHandlers, STREAMING } from './exec-ops.ts';
 import { forwardToPort } from './forward.ts';
+import { FsAgents, splice } from './fs-agents.ts';
 import { serveInsideApi } from './inside-api.ts';
 import { Runc } from './runc.ts';
 import { PortWatcher } from './ports.ts';
@@ -37,6 +38,7 @@ async function main(): Promise<void> {
   await services.seedLogs();
   const ports = new PortWatcher();
   const sessions = new Sessions(runc, ports);
+  const fsAgents = new FsAgents({ runcRoot: config.runcRoot, id: config.id, bundle: config.bundle, toolsDir: STAGE.toolsDir, log });
   let hostname: string | null = null;
   let running = false;
 
@@ -47,6 +49,7 @@ async function main(): Promise<void> {
   await dropHostMounts(config.privateDirs);
 
   const shutdown = async (): Promise<void> => {
+    fsAgents.close();
     sessions.killAll();
     await services.stopAll();
     await runc.destroy();
@@ -79,6 +82,14 @@ async function main(): Promise<void> {
     'checkpoints.unmount': async (request) => {
       await checkpoints.unmount(request.id);
       return null;
+    },
+    // The filesystem API: the connection is spliced to the file agent inside the container (fs-agents.ts).
+    fs: async (request, socket) => {
+      if (!running) throw coded('ERR_SPRITE_NOT_RUNNING', 'the sprite is not running');
+      const agent = await fsAgents.connect(request.root === true);
+      reply(socket, { ok: true, result: null });
+      splice(socket, agent);
+      return STREAMING;
     },
   };
 

@@ -1,0 +1,84 @@
+/**
+ * The file agent: a long-lived process inside a sprite that serves the filesystem API. sprite-init
+ * starts it with `runc exec` as the sprite's user (or as its root), so every path is resolved by the
+ * kernel inside the sprite's own mount namespace and root: no `..`, symlink or /proc trick reaches
+ * outside. It runs on the Node runtime at /.sprite/bin and needs nothing from the sprite's image.
+ *
+ * stdin: a first line `{"socket", "secret"}` (an abstract Unix socket in the sprite's network
+ * namespace where sprite-init listens, and the hex secret that proves this is the agent it started),
+ * then one `dial` line per request: the agent connects, sends the secret's bytes, and serves one
+ * request on that connection (see wire.ts). The agent exits when stdin closes.
+ */
+import net from 'node:net';
+import { createInterface } from 'node:readline';
+import { answer, answered, listPath, readFile, writeFile } from './ops.ts';
+import { chmodPath, chownPath, copyPath, deletePath, renamePath } from './tree.ts';
+import { watchPaths } from './watch.ts';
+import { headerFrame, RequestReader } from './wire.ts';
+
+type Request = Record<string, unknown> & { op: string };
+type Op = (request: any, reader: RequestReader, socket: net.Socket) => Promise<void>;
+
+/** An operation with one result and nothing after it. */
+const once = (run: (request: any) => Promise<object>): Op => async (request, _reader, socket) => {
+  answer(socket, await run(request));
+  socket.end();
+};
+
+const OPS: Record<string, Op> = {
+  read: (request, _reader, socket) => readFile(request, socket),
+  write: writeFile,
+  list: (request, _reader, socket) => listPath(request, socket),
+  watch: (request, _reader, socket) => watchPaths(request, socket),
+  delete: once(deletePath),
+  rename: once(renamePath),
+  copy: once(copyPath),
+  chmod: once(chmodPath),
+  chown: once(chownPath),
+};
+
+async function serve(socket: net.Socket): Promise<void> {
+  const reader = new RequestReader(socket);
+  let request: Request | undefined;
+  try {
+    request = checked(await reader.header);
+    await OPS[request.op]!(request, reader, socket);
+  } catch (error) {
+    if (answered.has(socket) || socket.destroyed) return void socket.destroy();
+    const { code, message, path } = error as NodeJS.ErrnoException;
+    const known = typeof code === 'string' && /^E[A-Z0-9]{1,20}$/.test(code);
+    socket.end(headerFrame({
+      ok: false,
+      error: { code: known ? code : 'EIO', message: String(message).slice(0, 1024), path: path ?? request?.path ?? request?.source ?? null },
+    }));
+  }
+}
+
+/** The request, if it names a known operation and its paths are absolute. */
+function checked(value: unknown): Request {
+  const request = value as Request;
+  if (typeof request?.op !== 'string' || !Object.hasOwn(OPS, request.op)) throw Object.assign(new Error(`unknown operation ${String(request?.op)}`), { code: 'EINVAL' });
+  const paths = [request.path, request.source, request.dest, ...(Array.isArray(request.paths) ? request.paths : [])];
+  for (const path of paths) {
+    if (path !== undefined && (typeof path !== 'string' || !path.startsWith('/') || path.includes('\0'))) {
+      throw Object.assign(new Error('paths must be absolute'), { code: 'EINVAL' });
+    }
+  }
+  return request;
+}
+
+let target: { socket: string; secret: Buffer } | undefined;
+const lines = createInterface({ input: process.stdin });
+lines.on('line', (line) => {
+  if (!target) {
+    const hello = JSON.parse(line) as { socket: string; secret: string };
+    target = { socket: hello.socket, secret: Buffer.from(hello.secret, 'hex') };
+    return;
+  }
+  if (line !== 'dial') return;
+  const socket = net.connect(target.socket);
+  socket.on('error', () => socket.destroy());
+  socket.write(target.secret);
+  void serve(socket);
+});
+lines.on('close', () => process.exit(0));
