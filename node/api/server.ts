@@ -12,20 +12,11 @@ import type { SpriteManager } from '../sprites.ts';
 import { callerOf, type Caller, type SpriteRegistry } from '../records/index.ts';
 import { sees } from './authz.ts';
 import { sendError, sendJson } from './http.ts';
-import { match, type Route, type WsRoute } from './router.ts';
-import { checkpointRoutes } from './routes/checkpoints.ts';
-import { execRoutes } from './routes/exec.ts';
-import { fsRoutes } from './routes/fs.ts';
-import { fsWatchRoutes } from './routes/fs-watch.ts';
-import { imageRoutes } from './routes/images.ts';
-import { peerRoutes } from './routes/peers.ts';
-import { policyRoutes } from './routes/policies.ts';
-import { serviceRoutes } from './routes/services.ts';
-import { sessionRoutes } from './routes/sessions.ts';
-import { spriteRoutes, type EdgeView } from './routes/sprites.ts';
+import { match } from './router.ts';
+import { routeTable } from './routes/index.ts';
+import type { EdgeView } from './routes/sprites.ts';
 
 export type { EdgeView };
-import { tenantRoutes } from './routes/tenants.ts';
 
 /** Where the API reports use of a sprite (the idle timer): open until the returned function runs. */
 export interface SpriteUse {
@@ -61,20 +52,8 @@ export interface ApiInit {
 
 /** The peer's HTTP API on node:http, WebSockets through `ws`. */
 export function createApiServer(init: ApiInit): http.Server {
-  const { sprites, mesh, registry, edge, drain, peers, creates } = init;
-  // The one route table: each resource's routes get the parts they work on.
-  const routes: Route[] = [
-    ...spriteRoutes({ sprites, mesh, registry, edge, creates }),
-    ...checkpointRoutes(sprites),
-    ...sessionRoutes(sprites),
-    ...serviceRoutes(sprites),
-    ...policyRoutes(sprites),
-    ...peerRoutes({ mesh, drain, peers, sprites, edge }),
-    ...tenantRoutes(mesh),
-    ...imageRoutes(init.images),
-    ...fsRoutes(sprites),
-  ];
-  const wsRoutes: WsRoute[] = [...execRoutes(sprites), ...fsWatchRoutes(sprites)];
+  const { sprites, mesh, registry, peers } = init;
+  const { routes, wsRoutes } = routeTable(init);
   /** The caller of a request; ERR_UNAUTHORIZED without a valid token. Read afresh per request, so a revocation counts at once. */
   const authenticate = (req: IncomingMessage): Caller => {
     const match = /^Bearer (\S{1,512})$/.exec(req.headers.authorization ?? '');
