@@ -1,4 +1,4 @@
-// Sprite lifecycle and status commands: create, list, destroy, start, stop, logs, pool status.
+// Sprite lifecycle and status commands: create, list, info, destroy, start, stop, restart, logs, pool status.
 import type { Command, Context } from './command.ts';
 import { JSON_FLAG, arg, print, pump, spritePath } from './command.ts';
 import { fields, json, table, time } from './format.ts';
@@ -60,6 +60,38 @@ export const spriteCommands: readonly Command[] = [
       const owner = (s: Sprite): string => (s.owner_state && s.owner_state !== 'alive' ? `${s.owner} (${s.owner_state})` : s.owner);
       const rows = answer.sprites.map((s) => [s.name, s.status, owner(s), s.organization, time(s.created_at)]);
       await print(ctx.io, table(['NAME', 'STATUS', 'OWNER', 'ORG', 'CREATED'], rows));
+      return 0;
+    },
+  },
+  {
+    words: ['info'],
+    usage: 'NAME [--json]',
+    summary: "show a sprite: status, URL, owner, labels, limits and times",
+    spec: { flags: JSON_FLAG },
+    required: ['NAME'],
+    run: async (ctx) => {
+      const s = await ctx.client().json<Sprite>('GET', spritePath(arg(ctx, 0)));
+      if (ctx.args.bool('json') || s === undefined) return printSprite(ctx, s);
+      const config = (s.config ?? {}) as { ram_mb?: number; cpus?: number };
+      await print(ctx.io, fields({
+        name: s.name, id: s.id, status: s.status, organization: s.organization, url: s.url, auth: s.url_settings.auth,
+        owner: `${s.owner}${s.owner_state ? ` (${s.owner_state})` : ''}`, labels: (s.labels as string[] | undefined)?.join(' ') || undefined,
+        memory: config.ram_mb === undefined ? undefined : `${config.ram_mb} MiB`, cpus: config.cpus, version: s.version,
+        created: time(s.created_at), updated: time(s.updated_at), 'last running': time(s.last_running_at ?? undefined),
+      }));
+      return 0;
+    },
+  },
+  {
+    words: ['restart'],
+    usage: 'NAME',
+    summary: 'restart a sprite on the same disk: a new sandbox, services started again',
+    spec: { flags: {} },
+    required: ['NAME'],
+    run: async (ctx) => {
+      const answer = await ctx.client().json<{ message?: string }>('POST', `${spritePath(arg(ctx, 0))}/restart`);
+      await print(ctx.io, `${answer?.message ?? 'restarted'}
+`);
       return 0;
     },
   },

@@ -8,13 +8,8 @@ import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import { eventually, removeDataDir, startPeer, type PeerProcess } from '../helpers/peer.ts';
-import { summary } from './stats.ts';
+import { option, summary } from './stats.ts';
 
-const args = process.argv.slice(2);
-const option = (name: string, fallback: number): number => {
-  const index = args.indexOf(`--${name}`);
-  return index >= 0 ? Number(args[index + 1]) : fallback;
-};
 const SEQUENTIAL = option('sequential', 50);
 const CONCURRENT = option('concurrent', 10);
 const ROUNDS = option('rounds', 3);

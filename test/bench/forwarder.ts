@@ -13,14 +13,9 @@ import { promisify } from 'node:util';
 import { createHttpProxyForwarder, createUndiciForwarder, type Forwarder } from '../../proxy/index.ts';
 import { eventually } from '../helpers/peer.ts';
 import { FakeMesh, FakeSprites, portOf, putSprite, tempDir, testProxy } from '../proxy/helpers.ts';
-import { percentile } from './stats.ts';
+import { option, percentile } from './stats.ts';
 
 const run = promisify(execFile);
-const args = process.argv.slice(2);
-const option = (name: string, fallback: number): number => {
-  const index = args.indexOf(`--${name}`);
-  return index >= 0 ? Number(args[index + 1]) : fallback;
-};
 const ROUNDS = option('rounds', 3);
 const DURATION = option('duration', 8);
 const CONNECTIONS = option('connections', 50);

@@ -25,14 +25,9 @@ import WebSocket from 'ws';
 import { generateMeshCert } from '../../proxy/index.ts';
 import { eventually, removeDataDir, startPeer, type PeerProcess } from '../helpers/peer.ts';
 import { SPRITE_APP_COMMAND, spriteAppSource } from '../proxy/sprite-app.ts';
-import { percentile } from './stats.ts';
+import { option, percentile } from './stats.ts';
 
 const run = promisify(execFile);
-const args = process.argv.slice(2);
-const option = (name: string, fallback: number): number => {
-  const index = args.indexOf(`--${name}`);
-  return index >= 0 ? Number(args[index + 1]) : fallback;
-};
 const DURATION = option('duration', 10);
 const CONNECTIONS = option('connections', 50);
 const WAKES = option('wakes', 5);

@@ -11,3 +11,10 @@ export function summary(values: number[]): { n: number; p50: number; p99: number
   const round = (x: number) => Math.round(x * 10) / 10;
   return { n: values.length, p50: round(percentile(values, 50)), p99: round(percentile(values, 99)), max: round(Math.max(...values)) };
 }
+
+/** A numeric `--name VALUE` flag of the benchmark's command line, or `fallback`. */
+export function option(name: string, fallback: number): number {
+  const args = process.argv.slice(2);
+  const index = args.indexOf(`--${name}`);
+  return index >= 0 ? Number(args[index + 1]) : fallback;
+}

@@ -77,6 +77,20 @@ describe('the sprite of a command line: -s, sprite use and .sprite; aliases; spr
     assert.doesNotMatch(quiet.stderr, /forwarding/);
   });
 
+  test('sprite info shows the sprite; sprite restart gives it a new sandbox on the same disk', async () => {
+    const info = await peer.cli(['info', '-s', 'ctx-a'], { cwd: dir });
+    assert.equal(info.code, 0, info.stderr);
+    assert.match(info.stdout, /^name\s+ctx-a$/m);
+    assert.match(info.stdout, /^status\s+running$/m);
+    assert.match(info.stdout, /^url\s+https?:\/\/ctx-a\./m);
+    assert.equal(JSON.parse((await peer.cli(['info', 'ctx-a', '--json'], { cwd: dir })).stdout).name, 'ctx-a');
+    await peer.cli(['x', '-s', 'ctx-a', 'sh', '-c', 'echo kept > /kept; echo gone > /dev/shm/gone'], { cwd: dir });
+    const restarted = await peer.cli(['restart', '-s', 'ctx-a'], { cwd: dir });
+    assert.equal(restarted.code, 0, restarted.stderr);
+    const after = await peer.cli(['x', '-s', 'ctx-a', 'sh', '-c', 'cat /kept; ls /dev/shm'], { cwd: dir });
+    assert.equal(after.stdout, 'kept\n', 'the disk stays, the memory-backed /dev/shm is new');
+  });
+
   test('sprite api sends one request, under the sprite with -s, and fails in one line', async () => {
     const got = await peer.cli(['api', '-s', 'ctx-a', '/'], { cwd: dir });
     assert.equal(got.code, 0, got.stderr);

@@ -234,10 +234,13 @@ describe('exec, sessions, ports and proxy through the SDK, on the owner and on a
 
   test('control mode: execs one after another over one WebSocket, through the other peer', async () => {
     const sprite = new SpritesClient(owner.token, { baseURL: other.url, controlMode: true }).sprite('ex');
+    assert.equal(sprite.useControlMode(), true);
+    assert.equal(sprite.hasControlConnection(), false);
     try {
       assert.deepEqual(await sprite.execFile('sh', ['-c', 'echo "via $HOW"; echo e >&2'], { env: { HOW: 'control' } }), { stdout: 'via control\n', stderr: 'e\n', exitCode: 0 });
       assert.equal((await sprite.execFile('echo', ['again'])).stdout, 'again\n');
       const cc = await sprite.getControlConnection();
+      assert.equal(sprite.hasControlConnection(), true, 'the execs above opened it');
       const op = await cc.startOp('exec', { cmd: ['sh', '-c', 'read x; echo "tty $x"; exit 5'], tty: true });
       let out = '';
       op.on('stdout', (data: Buffer) => (out += data.toString()));
@@ -250,6 +253,7 @@ describe('exec, sessions, ports and proxy through the SDK, on the owner and on a
     } finally {
       sprite.closeControlConnection();
     }
+    assert.equal(sprite.hasControlConnection(), false);
   });
 
   test('errors: unknown sessions are 404, bad parameters 400, as JSON before any upgrade', async () => {
