@@ -9,8 +9,8 @@ interface PeerView {
   state: string;
   self: boolean;
   api: string;
-  poolTarget: number;
-  poolReady: number;
+  pool_target: number;
+  pool_ready: number;
   load: number;
   capacity: number;
   drain: 'draining' | 'drained' | null;
@@ -27,8 +27,8 @@ interface MeshHealthView {
   members: { id: string; state: string }[];
   heads: Record<string, number>;
   gaps: Record<string, [number, number][]>;
-  sync: { lastSync: Record<string, string>; pulls: number; failures: number };
-  rejectedMessages: number;
+  sync: { last_sync: Record<string, string>; pulls: number; failures: number };
+  rejected_messages: number;
 }
 
 /** Commands under `sprite peer` that read the mesh. */
@@ -46,7 +46,7 @@ export const peerCommands: readonly Command[] = [
         return 0;
       }
       const rows = (answer?.peers ?? []).map((p) => [
-        p.self ? `${p.id} *` : p.id, p.drain ? `${p.state}, ${p.drain}` : p.state, p.api, `${p.poolReady}/${p.poolTarget}`, `${p.load}/${p.capacity}`, time(p.heartbeat),
+        p.self ? `${p.id} *` : p.id, p.drain ? `${p.state}, ${p.drain}` : p.state, p.api, `${p.pool_ready}/${p.pool_target}`, `${p.load}/${p.capacity}`, time(p.heartbeat),
       ]);
       await print(ctx.io, table(['PEER', 'STATE', 'API', 'POOL', 'LOAD', 'HEARTBEAT'], rows));
       return 0;
@@ -102,7 +102,7 @@ export const peerCommands: readonly Command[] = [
         `sites        ${Object.keys(health.heads).length}`,
         `gaps         ${gaps}`,
         `syncs        ${health.sync.pulls} ok, ${health.sync.failures} failed`,
-        `rejected     ${health.rejectedMessages} messages`,
+        `rejected     ${health.rejected_messages} messages`,
         '',
       ];
       await print(ctx.io, lines.join('\n'));

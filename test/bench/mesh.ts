@@ -139,7 +139,7 @@ async function warm(viewer: PeerProcess, peer: PeerProcess): Promise<void> {
   await eventually(async () => (await peer.api('GET', '/v1/pool')).body.ready >= 1, 120_000, 'a warm sprite');
   await eventually(async () => {
     const { body } = await viewer.api('GET', '/v1/peers');
-    return (body.peers as { id: string; poolReady: number }[]).some((p) => p.id === id && p.poolReady >= 1);
+    return (body.peers as { id: string; pool_ready: number }[]).some((p) => p.id === id && p.pool_ready >= 1);
   }, 30_000, 'warm capacity gossiped');
 }
 

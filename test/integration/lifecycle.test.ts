@@ -105,7 +105,7 @@ describe('sprite lifecycle on one peer', () => {
     const lenient = peers[0]!;
     const cold = await lenient.api('POST', '/v1/sprites', { name: 'cold-one' });
     assert.equal(cold.status, 201);
-    assert.ok((await lenient.api('GET', '/v1/pool')).body.coldCreates >= 1);
+    assert.ok((await lenient.api('GET', '/v1/pool')).body.cold_creates >= 1);
   });
 
   test('50 create/destroy cycles leave no mount, loop device, cgroup, runc state or directory behind', async () => {

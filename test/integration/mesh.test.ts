@@ -70,7 +70,7 @@ describe('five peers in one mesh', () => {
       return Object.keys(body.gaps).length === 0 && Object.keys(body.heads).length >= 5 ? body : undefined;
     }, 10_000, 'no gaps');
     assert.equal(health.members.length, 5);
-    assert.equal(health.rejectedMessages, 0);
+    assert.equal(health.rejected_messages, 0);
     const status = await peers[2]!.cli(['peer', 'status']);
     assert.match(status.stdout, /members\s+5 alive of 5/);
   });

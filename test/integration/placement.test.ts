@@ -34,13 +34,13 @@ describe('three peers on one object store', () => {
     for (const peer of peers) {
       await eventually(async () => {
         const { body } = await peer.api('GET', '/v1/peers');
-        return (body.peers as { state: string; poolReady: number }[]).filter((p) => p.state === 'alive' && p.poolReady >= 0).length === 3;
+        return (body.peers as { state: string; pool_ready: number }[]).filter((p) => p.state === 'alive' && p.pool_ready >= 0).length === 3;
       }, 30_000, 'three alive members');
     }
     // Warm capacity is gossiped with the heartbeat: wait until the first peer sees it.
     await eventually(async () => {
       const { body } = await peers[0]!.api('GET', '/v1/peers');
-      return (body.peers as { poolReady: number }[]).filter((p) => p.poolReady > 0).length === 2;
+      return (body.peers as { pool_ready: number }[]).filter((p) => p.pool_ready > 0).length === 2;
     }, 30_000, 'warm capacity gossiped');
   });
   after(async () => {

@@ -5,6 +5,7 @@ import { fromPeer, toTarget, type PeerClient } from '../../placement/index.ts';
 import type { SpriteManager } from '../../sprites.ts';
 import { PeerError } from '../../errors.ts';
 import { sendJson } from '../http.ts';
+import { snakeKeys } from '../snake.ts';
 import type { Route } from '../router.ts';
 import type { EdgeView } from './sprites.ts';
 
@@ -22,13 +23,13 @@ export interface PeerRoutesInit {
 /** Routes of the peer and its mesh: members, drain, mesh health, the warm pool, the proxy's CA. */
 export function peerRoutes({ mesh, drain, peers, sprites, edge }: PeerRoutesInit): Route[] {
   return [
-    { method: 'GET', pattern: /^\/v1\/pool$/, handler: ({ res }) => sendJson(res, 200, sprites.poolStatus()) },
+    { method: 'GET', pattern: /^\/v1\/pool$/, handler: ({ res }) => sendJson(res, 200, snakeKeys(sprites.poolStatus())) },
     {
       method: 'GET',
       pattern: /^\/v1\/peers$/,
       handler: ({ res }) => {
         const peers = mesh.members().map(({ id, state, self, row }) => ({
-          id, state, self, api: row.api, proxy: parseProxyColumn(row.proxy) ?? null, addrs: parseAddrs(row.addrs), poolTarget: row.pool_target, poolReady: row.pool_ready,
+          id, state, self, api: row.api, proxy: parseProxyColumn(row.proxy) ?? null, addrs: parseAddrs(row.addrs), pool_target: row.pool_target, pool_ready: row.pool_ready,
           capacity: row.capacity, load: row.load, drain: row.drain, version: row.version, heartbeat: new Date(row.heartbeat).toISOString(),
         }));
         sendJson(res, 200, { peers });
@@ -48,7 +49,7 @@ export function peerRoutes({ mesh, drain, peers, sprites, edge }: PeerRoutesInit
         sendJson(res, 202, { peer: mesh.peerId, drain: drain.state });
       },
     },
-    { method: 'GET', pattern: /^\/v1\/mesh\/health$/, handler: ({ res }) => sendJson(res, 200, jsonSafe(mesh.health())) },
+    { method: 'GET', pattern: /^\/v1\/mesh\/health$/, handler: ({ res }) => sendJson(res, 200, snakeKeys(mesh.health())) },
     {
       method: 'GET',
       pattern: /^\/v1\/proxy\/ca$/,
@@ -60,9 +61,4 @@ export function peerRoutes({ mesh, drain, peers, sprites, edge }: PeerRoutesInit
       },
     },
   ];
-}
-
-/** Store health carries bigints (HLC timestamps); JSON wants strings. */
-function jsonSafe(value: unknown): unknown {
-  return JSON.parse(JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
 }
