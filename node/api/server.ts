@@ -18,6 +18,9 @@ import type { EdgeView } from './routes/sprites.ts';
 
 export type { EdgeView };
 
+/** The largest WebSocket message a client may send (a stdin write of the SDK is one message). */
+export const MAX_WS_MESSAGE = 32 * 1024 * 1024;
+
 /** Where the API reports use of a sprite (the idle timer): open until the returned function runs. */
 export interface SpriteUse {
   open(name: string): () => void;
@@ -68,7 +71,8 @@ export function createApiServer(init: ApiInit): http.Server {
     sprites.get(name);
     return init.use.open(name);
   };
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 4 * 1024 * 1024 });
+  // A client's one message is buffered whole: SDKs send a stdin write as one message.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_WS_MESSAGE });
   /** The one place a failed request becomes an answer, for plain routes and WebSocket upgrades alike. */
   const failed = (req: IncomingMessage, error: unknown): ApiError => {
     const apiError = toApiError(error);

@@ -50,9 +50,15 @@ export function bridgeExec(ws: WebSocket, stream: Socket, tty: boolean): void {
 export function writeInput(stream: Socket, ws: WebSocket, data: Buffer, tty: boolean): void {
   if (!tty) {
     // Only the client's own stream ids pass: stdin with data, and stdin EOF.
-    if ((data[0] === STREAM.stdin && data.length > 1) || data[0] === STREAM.stdinEof) writeTo(stream, ws, frame(data));
+    if (data[0] === STREAM.stdinEof) writeTo(stream, ws, frame(data));
+    else if (data[0] === STREAM.stdin) writeStdin(stream, ws, data.subarray(1));
     return;
   }
+  writeStdin(stream, ws, data);
+}
+
+/** Stdin bytes as frames sprite-init takes: a client's message may be larger than one frame. */
+function writeStdin(stream: Socket, ws: WebSocket, data: Buffer): void {
   for (let at = 0; at < data.length; at += INPUT_CHUNK) writeTo(stream, ws, streamFrame(STREAM.stdin, data.subarray(at, at + INPUT_CHUNK)));
 }
 

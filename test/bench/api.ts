@@ -51,7 +51,11 @@ async function fileThroughput(sprite: Sprite): Promise<Record<string, number>> {
 
   const catWrite = await time(async () => {
     const cmd = sprite.spawn('sh', ['-c', 'cat > /tmp/bench-cat.bin']);
-    cmd.stdin.end(data);
+    // stdin is written once the WebSocket is open; the SDK throws on earlier writes.
+    await new Promise<void>((resolve, reject) => cmd.once('spawn', resolve).once('error', reject));
+    // As a piped file would arrive: 1 MiB writes (one WebSocket message each).
+    for (let at = 0; at < data.length; at += 1024 * 1024) cmd.stdin.write(data.subarray(at, at + 1024 * 1024));
+    cmd.stdin.end();
     if ((await cmd.wait()) !== 0) throw new Error('cat > failed');
   });
   let catBytes = 0;

@@ -78,6 +78,13 @@ describe('exec, sessions, ports and proxy through the SDK, on the owner and on a
     assert.equal(await cat.wait(), 0);
     assert.equal(watched.out(), 'piped in (eof)\n');
 
+    // One stdin write is one WebSocket message: 6 MiB is more than one frame to sprite-init.
+    const counter = await started(there.spawn('wc', ['-c']));
+    const counted = watch(counter);
+    counter.stdin.end(Buffer.alloc(6 * 1024 * 1024, 0x61));
+    assert.equal(await counter.wait(), 0);
+    assert.equal(counted.out().trim(), String(6 * 1024 * 1024));
+
     const expected = Array.from({ length: 200_000 }, (_, i) => `${i + 1}\n`).join('');
     const big = await there.execFile('seq', ['1', '200000']);
     assert.equal(big.stdout.length, expected.length);
