@@ -17,7 +17,9 @@ export function command(file: string, args: readonly string[], timeoutMs = 120_0
       clearTimeout(timer);
       reject(new StorageError('ERR_MOUNT', `${file}: ${error.message}`, { cause: error }));
     });
-    child.on('exit', (code, signal) => {
+    // 'close', not 'exit': a process can exit before its output is read, and `losetup --show`
+    // then seemed to print nothing while its loop device stayed attached.
+    child.on('close', (code, signal) => {
       clearTimeout(timer);
       if (code === 0) resolve(stdout);
       else reject(new StorageError('ERR_MOUNT', `${file} ${args.join(' ')}: ${stderr.trim() || `exit ${code ?? signal}`}`, { fields: { command: file } }));
@@ -28,7 +30,9 @@ export function command(file: string, args: readonly string[], timeoutMs = 120_0
 /** Attaches `file` to a free loop device with direct I/O and returns the device path. */
 export async function attachLoop(file: string, options: { readOnly?: boolean } = {}): Promise<string> {
   const args = ['--direct-io=on', '--find', '--show', ...(options.readOnly ? ['--read-only'] : []), file];
-  return (await command('losetup', args)).trim();
+  const device = (await command('losetup', args)).trim();
+  if (!/^\/dev\/loop\d+$/.test(device)) throw new StorageError('ERR_MOUNT', `losetup attached ${file} but named no loop device ('${device}')`);
+  return device;
 }
 
 /** Detaches a loop device; while something still uses it, the kernel detaches it on last close. */

@@ -18,7 +18,7 @@ export async function mountFuse(fd: number, mountpoint: string, source: string):
     let stderr = '';
     child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk; });
     child.on('error', (error) => reject(new StorageError('ERR_FUSE', `mount fuse: ${error.message}`, { cause: error })));
-    child.on('exit', (code) => {
+    child.on('close', (code) => {
       if (code === 0) resolve();
       else reject(new StorageError('ERR_FUSE', `mount fuse at ${mountpoint}: ${stderr.trim() || `exit ${code}`}`));
     });
@@ -61,6 +61,6 @@ async function run(file: string, args: string[]): Promise<void> {
     let stderr = '';
     child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk; });
     child.on('error', reject);
-    child.on('exit', (code) => code === 0 ? resolve() : reject(new StorageError('ERR_FUSE', `${file} ${args.join(' ')}: ${stderr.trim() || `exit ${code}`}`)));
+    child.on('close', (code) => code === 0 ? resolve() : reject(new StorageError('ERR_FUSE', `${file} ${args.join(' ')}: ${stderr.trim() || `exit ${code}`}`)));
   });
 }
