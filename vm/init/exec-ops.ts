@@ -4,25 +4,17 @@
  * and attach, control frames for port events and kill progress, raw bytes for a forward.
  */
 import net from 'node:net';
-import { controlFrame, messageFrame } from '../frames.ts';
+import { controlFrame } from '../frames.ts';
 import { coded } from './errors.ts';
+import { accept, STREAMING, type Handler, type Request } from './ops.ts';
 import { signalName } from './exec-process.ts';
 import { connectInside, pipeBoth } from './forward.ts';
 import type { PortWatcher } from './ports.ts';
 import type { ExecRequest, Sessions } from './sessions.ts';
 
-/** What a handler returns when it keeps the connection for a stream. */
-export const STREAMING = Symbol('streaming');
-
-type Request = { op: string; [key: string]: unknown };
-type Handler = (request: Request, socket: net.Socket) => Promise<unknown> | unknown;
 
 /** The handlers of `exec`, `attach`, `sessions.list`, `sessions.kill`, `ports.watch` and `forward`. */
 export function execHandlers(sessions: Sessions, ports: PortWatcher): Record<string, Handler> {
-  const accept = (socket: net.Socket, result: unknown): typeof STREAMING => {
-    socket.write(messageFrame({ ok: true, result }));
-    return STREAMING;
-  };
   const session = (request: Request) => {
     const found = sessions.get(text(request.id, 'id'));
     if (!found) throw coded('ERR_SESSION_NOT_FOUND', `no exec session ${String(request.id)}`);

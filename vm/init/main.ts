@@ -13,7 +13,8 @@ import { decodeMessage, messageFrame, readOneFrame } from '../frames.ts';
 import { CheckpointDir } from './checkpoints.ts';
 import { coded } from './errors.ts';
 import { STAGE, type InitConfig } from './config.ts';
-import { execHandlers, STREAMING } from './exec-ops.ts';
+import { execHandlers } from './exec-ops.ts';
+import { accept, STREAMING, type Handler, type Request } from './ops.ts';
 import { forwardToPort } from './forward.ts';
 import { FsAgents, splice } from './fs-agents.ts';
 import { serveInsideApi } from './inside-api.ts';
@@ -24,11 +25,6 @@ import { ServiceManager } from './services.ts';
 import { Sessions } from './sessions.ts';
 
 const VERSION = '0.1.0';
-
-interface Request {
-  op: string;
-  [key: string]: unknown;
-}
 
 async function main(): Promise<void> {
   const config = JSON.parse(readFileSync(process.argv[2] ?? '', 'utf8')) as InitConfig;
@@ -55,7 +51,7 @@ async function main(): Promise<void> {
     await runc.destroy();
   };
 
-  const handlers: Record<string, (request: Request, socket: net.Socket) => Promise<unknown> | unknown> = {
+  const handlers: Record<string, Handler> = {
     status: () => ({ running, hostname, active: sessions.active }),
     start: async (request) => {
       if (running) return { running };
@@ -74,7 +70,7 @@ async function main(): Promise<void> {
     },
     // exec, attach, sessions.list, sessions.kill, ports.watch, forward
     ...execHandlers(sessions, ports),
-    ...serviceHandlers(services, reply, STREAMING),
+    ...serviceHandlers(services),
     'checkpoints.mount': async (request) => {
       await checkpoints.mount(request.id, request.device);
       return null;
@@ -87,9 +83,8 @@ async function main(): Promise<void> {
     fs: async (request, socket) => {
       if (!running) throw coded('ERR_SPRITE_NOT_RUNNING', 'the sprite is not running');
       const agent = await fsAgents.connect(request.root === true);
-      reply(socket, { ok: true, result: null });
       splice(socket, agent);
-      return STREAMING;
+      return accept(socket);
     },
   };
 
@@ -164,11 +159,6 @@ async function dropHostMounts(dirs: string[]): Promise<void> {
 async function setHostname(runc: Runc, hostname: string): Promise<void> {
   // The container has its own UTS namespace, created before the sprite had a name.
   await runCommand('nsenter', ['-t', String(await runc.pid()), '-u', 'hostname', hostname]);
-}
-
-/** Writes a control reply frame (a streaming op's acceptance). */
-function reply(socket: net.Socket, message: unknown): void {
-  socket.write(messageFrame(message));
 }
 
 function requireString(value: unknown, field: string): string {

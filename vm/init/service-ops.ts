@@ -1,11 +1,10 @@
 import type net from 'node:net';
 import { coded } from './errors.ts';
+import { accept, STREAMING, type Handler, type Request } from './ops.ts';
 import type { ServiceLogEvent } from './service-log.ts';
 import { parseServiceSpec, parseSignal } from './service-spec.ts';
 import { INSIDE_LOG_DIR, STOP_TIMEOUT_MS, type ServiceManager } from './services.ts';
 
-type Request = { op: string; [key: string]: unknown };
-type Handler = (request: Request, socket: net.Socket) => Promise<unknown> | unknown;
 
 /** The longest a stream follows a service (the API bounds what it asks for). */
 const MAX_FOLLOW_MS = 24 * 3600_000;
@@ -20,7 +19,7 @@ const MAX_BUFFERED = 1024 * 1024;
  * before anything streams), then writes NDJSON events: what the action caused, the service's
  * output for `durationMs`, and a closing `complete`.
  */
-export function serviceHandlers(services: ServiceManager, reply: (socket: net.Socket, message: unknown) => void, streaming: symbol): Record<string, Handler> {
+export function serviceHandlers(services: ServiceManager): Record<string, Handler> {
   return {
     'services.list': () => services.list(),
     'services.get': (request) => services.get(name(request)),
@@ -33,13 +32,13 @@ export function serviceHandlers(services: ServiceManager, reply: (socket: net.So
       return null;
     },
     'services.stream': async (request, socket) => {
-      await stream(services, request, socket, reply);
-      return streaming;
+      await stream(services, request, socket);
+      return STREAMING;
     },
   };
 }
 
-async function stream(services: ServiceManager, request: Request, socket: net.Socket, reply: (socket: net.Socket, message: unknown) => void): Promise<void> {
+async function stream(services: ServiceManager, request: Request, socket: net.Socket): Promise<void> {
   const service = name(request);
   const durationMs = bounded(request.durationMs ?? 0, 0, MAX_FOLLOW_MS);
   const timeoutMs = bounded(request.timeoutMs ?? STOP_TIMEOUT_MS, 0, MAX_STOP_TIMEOUT_MS);
@@ -79,7 +78,7 @@ async function stream(services: ServiceManager, request: Request, socket: net.So
     unsubscribe();
     throw error;
   }
-  reply(socket, { ok: true, result: null });
+  accept(socket);
   const send = (event: ServiceLogEvent): void => {
     const output = event.type === 'stdout' || event.type === 'stderr';
     if (!socket.writable || (output && socket.writableLength > MAX_BUFFERED)) return;
