@@ -127,7 +127,8 @@ export function runCli(args: string[], env: Record<string, string>, input?: stri
 
 /** Removes a test data dir. */
 export async function removeDataDir(dir: string): Promise<void> {
-  await rm(dir, { recursive: true, force: true });
+  // A killed peer's storage daemon may still be writing its cache for a moment: retry a non-empty rmdir.
+  await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
 }
 
 /** Mounts, loop devices and cgroups that mention `dataDir` or the peer: for leak checks. */
