@@ -79,6 +79,21 @@ export interface PeerConfig {
     /** Host id that a sprite's root maps to (user-namespace remap); 65536 ids from there. */
     rootHostId: number;
   };
+  /** Sprites' network (see docs/NETWORKING.md). */
+  egress: {
+    /** Off: sprites have loopback only. */
+    on: boolean;
+    /** The interface sprite traffic leaves through; unset: the default route's (resolved at start). */
+    uplink: string | undefined;
+    /** `auto` or an IPv4 CIDR. */
+    range: string;
+    /** Private CIDRs sprites may reach. */
+    allowPrivate: string[];
+    /** Per-sprite limit in each direction, bits per second; 0: none. */
+    rateBitsPerSecond: number;
+    /** Upstream resolver; unset: the first nameserver of /etc/resolv.conf (resolved at start). */
+    dns: string | undefined;
+  };
 }
 
 /** Builds the frozen configuration; throws a message naming the bad option. */
@@ -122,6 +137,7 @@ export function buildConfig(options: PeerOptions): Readonly<PeerConfig> {
     },
     sleep: { warmAfterMs: v.warmSleepAfterMs, coldAfterMs: v.coldSleepAfterMs },
     sprite: { capacity: v.capacity, limits: v.limits, httpPort: v.httpPort, rootHostId: PEER_DEFAULTS.sprite.rootHostId },
+    egress: { on: v.egress === 'on', uplink: v.egressUplink, range: v.egressRange, allowPrivate: v.egressAllowPrivate, rateBitsPerSecond: v.egressRate, dns: v.egressDns },
   });
 }
 

@@ -20,6 +20,8 @@ const WHOLE = /^\d+$/;
 const DECIMAL = /^\d+(\.\d+)?$/;
 const SIZE = /^(\d+)(?:([KMGT])(?:iB)?)?$/;
 const MULTIADDR = /^\/(ip4|ip6|dns4|dns6|dns)\/[^/]+\/tcp\/\d{1,5}(\/p2p\/\w+)?$/;
+const RATE = /^(\d+)(kbit|mbit|gbit)?$/;
+const RATE_UNITS = { '': 1, kbit: 1000, mbit: 1000 ** 2, gbit: 1000 ** 3 } as const;
 const UNITS = ['TiB', 'GiB', 'MiB', 'KiB'] as const;
 const UNIT_BYTES = { K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 } as const;
 
@@ -139,6 +141,39 @@ export function text(metavar: string, expects: string, test: (value: string) => 
     fromFlag: (texts) => texts.at(-1)!,
     check: (value, label) => must(value, typeof value === 'string' && test(value as string), label, expects) as string,
     show: String,
+  };
+}
+
+/** A comma-separated list of strings that each pass `test` (the flag may also repeat); `expects` says what one must look like. */
+export function list(metavar: string, expects: string, test: (value: string) => boolean): Kind<readonly string[], string[]> {
+  return {
+    metavar,
+    repeatable: true,
+    fromFlag: (texts) => texts.flatMap((text) => text.split(',')).map((item) => item.trim()).filter((item) => item !== ''),
+    check: (value, label) => {
+      const items = must(value, Array.isArray(value) && value.every((item) => typeof item === 'string'), label, `a list of ${expects}`) as string[];
+      const bad = items.find((item) => !test(item));
+      if (bad !== undefined) throw new Error(`${label} must be a list of ${expects}, got ${bad}`);
+      return [...items];
+    },
+    show: (items) => items.join(','),
+  };
+}
+
+/** A bit rate: a whole number of bits per second, or with a unit like `100mbit` or `1gbit`; 0 means none. */
+export function rate(): Kind<number, number> {
+  return {
+    metavar: 'RATE',
+    fromFlag: (texts, flag) => {
+      const [, count, unit] = RATE.exec(matching(texts, flag, RATE, 'a rate like 0, 500mbit or 1gbit'))!;
+      return Number(count) * RATE_UNITS[(unit ?? '') as keyof typeof RATE_UNITS];
+    },
+    check: (value, label) => must(value, typeof value === 'number' && Number.isSafeInteger(value) && value >= 0, label, 'a whole number of bits per second (0: unlimited)') as number,
+    show: (bits) => {
+      if (bits === 0) return '0 (unlimited)';
+      const unit = (['gbit', 'mbit', 'kbit'] as const).find((name) => bits % RATE_UNITS[name] === 0);
+      return unit === undefined ? `${bits}bit` : `${bits / RATE_UNITS[unit]}${unit}`;
+    },
   };
 }
 

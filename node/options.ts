@@ -10,12 +10,14 @@ import { PROXY_DEFAULTS } from '../proxy/defaults.ts';
 import { validDomain } from '../proxy/host.ts';
 import { DEBIAN_SUITE } from '../vm/debootstrap.ts';
 import { VM_DEFAULTS } from '../vm/defaults.ts';
+import { contains, parseCidr, parseIpv4 } from '../vm/net/cidr.ts';
+import { PRIVATE } from '../vm/net/ruleset.ts';
 import { DEVICE_DEFAULTS, VOLUMES_DEFAULTS } from '../vm/storage/defaults.ts';
 import { defaultDataDir, PEER_DEFAULTS } from './defaults.ts';
-import { address, bytes, decimal, integer, milliseconds, multiaddrs, oneOf, path, seconds, text, type Kind } from './option-kinds.ts';
+import { address, bytes, decimal, integer, list, milliseconds, multiaddrs, oneOf, path, rate, seconds, text, type Kind } from './option-kinds.ts';
 
 /** The part of the peer an option configures; help and the README group options by it. */
-export type Section = 'peer' | 'pool' | 'mesh' | 'storage' | 'proxy' | 'sleep' | 'sprite';
+export type Section = 'peer' | 'pool' | 'mesh' | 'storage' | 'proxy' | 'sleep' | 'sprite' | 'egress';
 
 /** One option: its flag, kind, default and doc. */
 export interface PeerOption<In, Out> {
@@ -61,6 +63,18 @@ function option<In, Out, D extends Out | (() => Out) | undefined>(spec: PeerOpti
 const MEMBERSHIP_RULE = 'membership timeouts must be whole milliseconds with 0 < suspect < down';
 /** Both sleep times share one rule and its message. */
 const SLEEP_RULE = 'sleep times must be whole milliseconds with 100 <= warm < cold';
+/** A CIDR inside one of the private ranges. */
+function privateCidr(text: string): boolean {
+  const cidr = parseCidr(text);
+  return cidr !== undefined && PRIVATE.some((range) => { const outer = parseCidr(range)!; return cidr.prefix >= outer.prefix && contains(outer, cidr.base); });
+}
+
+/** `auto`, or an IPv4 CIDR of 14 to 1022 sprites. */
+function egressRange(text: string): boolean {
+  const cidr = parseCidr(text);
+  return text === 'auto' || (cidr !== undefined && cidr.prefix >= 22 && cidr.prefix <= 28 && text.includes('/'));
+}
+
 /** The smallest memory limit a sprite can boot with. */
 const MIN_SPRITE_MEMORY = 16 * 1024 ** 2;
 
@@ -188,6 +202,31 @@ export const PEER_OPTIONS = {
   httpPort: option({
     section: 'sprite', flag: 'sprite-http-port', kind: integer(1, 65535, 'PORT'), label: 'sprite http port', default: PEER_DEFAULTS.sprite.httpPort,
     doc: "the port inside a sprite that its URL serves; every peer of a mesh uses the same",
+  }),
+  egress: option({
+    section: 'egress', flag: 'egress', kind: oneOf(['on', 'off']), label: 'egress', default: 'on',
+    doc: 'sprites reach the network through a veth, masqueraded out the uplink and fenced by nftables (see docs/NETWORKING.md); `off`: loopback only',
+  }),
+  egressUplink: option({
+    section: 'egress', flag: 'egress-uplink', kind: text('IFACE', 'a network interface name', (name) => /^[\w.:@-]{1,15}$/.test(name)), label: 'egress uplink',
+    default: undefined, defaultText: "the default route's interface (none: egress off, with a warning)",
+    doc: 'the only interface sprite traffic may leave through',
+  }),
+  egressRange: option({
+    section: 'egress', flag: 'egress-range', kind: text('CIDR', '`auto` or an IPv4 CIDR from /22 to /28', egressRange), label: 'egress range', default: 'auto',
+    doc: "this peer's sprite addresses; `auto` picks a /22 of 100.64.0.0/10 that no route on the host overlaps",
+  }),
+  egressAllowPrivate: option({
+    section: 'egress', flag: 'egress-allow-private', kind: list('CIDR,...', 'CIDRs inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16', privateCidr), label: 'allowed private ranges',
+    default: [], defaultText: 'none', doc: 'private ranges sprites may reach through the uplink (blocked otherwise)',
+  }),
+  egressRate: option({
+    section: 'egress', flag: 'egress-rate', kind: rate(), label: 'egress rate', default: 1000 ** 3,
+    doc: 'bandwidth limit of each sprite, in each direction (tc); `0`: unlimited',
+  }),
+  egressDns: option({
+    section: 'egress', flag: 'egress-dns', kind: text('IP', 'an IPv4 address', (ip) => parseIpv4(ip) !== undefined), label: 'egress DNS', default: undefined,
+    defaultText: 'the first nameserver of `/etc/resolv.conf`', doc: "the upstream resolver behind sprites' DNS (their resolver is their gateway)",
   }),
 } as const satisfies OptionTable;
 

@@ -6,12 +6,13 @@ import { join } from 'node:path';
 import { Mesh } from '../gossip/index.ts';
 import { createProxy, formatProxyColumn, parseBundle, spriteHost, type CertStore, type EdgeProxy, type LocalSprites } from '../proxy/index.ts';
 import {
-  createLogger, ensureBaseImage, ensureTools, ObjectVolumeStore, StorageDaemon, thawTree, type Logger, type Progress, type ServiceWire,
+  createLogger, ensureBaseImage, ensureTools, ObjectVolumeStore, StorageDaemon, thawTree, type Egress, type Logger, type Progress, type ServiceWire,
 } from '../vm/index.ts';
 import { createApiServer, type EdgeView } from './api/server.ts';
 import { buildConfig, swarmKeyPath, type PeerConfig, type PeerOptions } from './config.ts';
 import { hopSecret, loadOrCreate, lockDataDir, unlockDataDir } from './data-dir.ts';
 import { Drain } from './drain.ts';
+import { startEgress } from './egress/network.ts';
 import { IdleTimer } from './idle.ts';
 import { ImageManager } from './images.ts';
 import { CreateFlow, PeerClient, Placement } from './placement/index.ts';
@@ -42,6 +43,8 @@ export interface Peer {
   mesh: Mesh;
   /** The edge proxy: sprite URLs, and each sprite's last-active time for the idle timer. */
   proxy: EdgeProxy;
+  /** Sprites' network (veths, firewall); undefined with egress off. */
+  egress: Egress | undefined;
   /** Stops the API, every sprite and the pool; safe to call twice. */
   stop(): Promise<void>;
 }
@@ -61,6 +64,7 @@ interface Parts {
   server: http.Server;
   routes: EdgeRoutes;
   proxy: EdgeProxy;
+  egress: Egress | undefined;
   /** What this peer tells the mesh about its listeners, filled in as they open. */
   self: { api: string; proxy: string | null };
 }
@@ -76,8 +80,8 @@ export async function startPeer(options: PeerOptions = {}, logger: Logger = crea
   try {
     const parts = await setup(config, teardown, logger, progress);
     await run(parts, teardown);
-    const { mesh, token, newToken, sprites, proxy, self } = parts;
-    return { config, id: mesh.peerId, url: self.api, token, newToken, sprites, mesh, proxy, stop: () => teardown.run() };
+    const { mesh, token, newToken, sprites, proxy, egress, self } = parts;
+    return { config, id: mesh.peerId, url: self.api, token, newToken, sprites, mesh, proxy, egress, stop: () => teardown.run() };
   } catch (error) {
     await teardown.run();
     throw error;
@@ -118,6 +122,9 @@ async function setup(config: Readonly<PeerConfig>, teardown: Teardown, logger: L
   // Sprites frozen when a previous run was killed hold their disks' mounts until thawed, and the
   // previous storage daemon waits for those mounts before it exits: thaw before starting a new one.
   await thawTree(`/sprites/${peerKey}`);
+  // Before the sprites, so every pool entry gets its veth; stopped after them.
+  const egress = await startEgress(config, peerKey.slice(0, 6), log.child({ component: 'egress' }));
+  if (egress) teardown.defer('egress', () => egress.stop());
   const storage = await StorageDaemon.start({
     dataDir: join(config.dataDir, 'storage'), objectStore: config.storage.objectStore, cacheBytes: config.storage.cacheBytes, device: config.storage.device,
   });
@@ -132,7 +139,7 @@ async function setup(config: Readonly<PeerConfig>, teardown: Teardown, logger: L
     maxBytes: config.storage.imageMaxBytes, logger: log.child({ component: 'images' }),
   });
   const sprites = new SpriteManager({
-    config, registry, docs: new SpriteDocs(mesh), volumes, image, images: (name) => images.get(name).volume, toolsDir, peerId: id, peerKey,
+    config, registry, docs: new SpriteDocs(mesh), volumes, image, images: (name) => images.get(name).volume, toolsDir, peerId: id, peerKey, egress,
     peerApi: (peer) => mesh.members().find((m) => m.id === peer)?.row.api, logger: log,
   });
   const placement = new Placement({ mesh, sprites });
@@ -167,7 +174,7 @@ async function setup(config: Readonly<PeerConfig>, teardown: Teardown, logger: L
   const server = createApiServer({
     sprites, registry, edge: edgeView(proxy, certs), images, placement, creates, peers, drain, use: idle, mesh, token, peerId: id, version: VERSION, logger: log.child({ component: 'api' }),
   });
-  return { config, logger: log, token, newToken, mesh, registry, images, sprites, drain, idle, server, routes, proxy, self };
+  return { config, logger: log, token, newToken, mesh, registry, images, sprites, drain, idle, server, routes, proxy, egress, self };
 }
 
 /**

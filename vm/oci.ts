@@ -19,6 +19,8 @@ export interface ContainerSpec {
   /** cgroup path, unique per peer and sprite. */
   cgroupPath: string;
   limits: Limits;
+  /** Bind sprite-init's generated resolv.conf (the gateway as nameserver) over /etc/resolv.conf: the sprite has egress. */
+  resolvConf?: boolean;
 }
 
 /** Default PATH inside a sprite. */
@@ -60,6 +62,8 @@ export function containerConfig(spec: ContainerSpec): object {
       { destination: '/.sprite/bin', type: 'none', source: STAGE.toolsDir, options: ['rbind', 'ro', 'nosuid', 'nodev'] },
       // A slave of sprite-init's shared tmpfs: checkpoint mounts arrive here (see init/checkpoints.ts).
       { destination: CHECKPOINTS_DIR, type: 'none', source: STAGE.checkpoints, options: ['rbind', 'ro', 'nosuid', 'nodev', 'rslave'] },
+      // Over the disk's own file, which may name a resolver the sprite cannot reach.
+      ...(spec.resolvConf ? [{ destination: '/etc/resolv.conf', type: 'none', source: STAGE.resolvConf, options: ['bind', 'ro', 'nosuid', 'nodev', 'noexec'] }] : []),
     ],
     linux: {
       uidMappings: idMap,

@@ -9,6 +9,7 @@ import { VmError } from './errors.ts';
 import { setFreezer, thawIfFrozen } from './freezer.ts';
 import { STAGE, type InitConfig } from './init/config.ts';
 import { pinNamespaces, releaseNamespaces, type IdMap, type PinnedNamespaces } from './namespaces.ts';
+import type { NetworkAttacher, SpriteNetwork } from './net/index.ts';
 import { containerConfig, type Limits } from './oci.ts';
 import { serveSpriteRequests, type SpriteRequest, type SpriteRequestHandler } from './requests.ts';
 import type { Volume } from './volume.ts';
@@ -39,6 +40,8 @@ export interface SandboxInit {
   onRequestError?: (request: SpriteRequest, error: unknown) => void;
   /** Called once if sprite-init exits without being asked to. */
   onCrash?: (reason: string) => void;
+  /** Gives the sprite a veth, an address and a firewall chain (see vm/net); absent: loopback only. */
+  network?: NetworkAttacher;
   /** Give up on start-up after this long. @default 20000 */
   startTimeoutMs?: number;
   /**
@@ -81,11 +84,14 @@ export class Sandbox {
   readonly #process: ChildProcess;
   readonly #exited: Promise<void>;
   readonly #requests: Server | undefined;
+  /** The sprite's veth, address and firewall; undefined with egress off. */
+  readonly network: SpriteNetwork | undefined;
   #stopping = false;
   #frozen = false;
 
-  private constructor(init: SandboxInit, namespaces: PinnedNamespaces, child: ChildProcess, exited: Promise<void>, requests: Server | undefined) {
+  private constructor(init: SandboxInit, namespaces: PinnedNamespaces, child: ChildProcess, exited: Promise<void>, requests: Server | undefined, network: SpriteNetwork | undefined) {
     this.id = init.id;
+    this.network = network;
     this.#init = init;
     this.paths = sandboxPaths(init.dir);
     this.control = new ControlClient(this.paths.control);
@@ -105,18 +111,21 @@ export class Sandbox {
     let namespaces: PinnedNamespaces | undefined;
     let mounted = false;
     let requests: Server | undefined;
+    let network: SpriteNetwork | undefined;
     try {
       await init.volume.mount(paths.rootfs);
       mounted = true;
       namespaces = await pinNamespaces(paths.ns, init.ids);
+      network = await init.network?.attach(namespaces.net);
       await writeFile(join(paths.bundle, 'config.json'), JSON.stringify(containerConfig({
         namespaces, ids: init.ids,
-        cgroupPath: init.cgroupPath, limits: init.limits,
+        cgroupPath: init.cgroupPath, limits: init.limits, resolvConf: network !== undefined,
       })));
       const config: InitConfig = {
         id: init.id, runcRoot: paths.runcRoot, bundle: paths.bundle, controlSocket: paths.control, httpSocket: paths.http,
         spriteDir: paths.spriteDir, servicesFile: paths.servicesFile, httpPort: init.httpPort, runcLog: paths.runcLog,
         rootfs: paths.rootfs, toolsDir: init.toolsDir, privateDirs: init.privateDirs,
+        ...(network && { resolvConf: `nameserver ${network.gateway}\n` }),
       };
       if (init.requests) {
         requests = await serveSpriteRequests(paths.peer, init.requests, { onError: init.onRequestError });
@@ -124,11 +133,12 @@ export class Sandbox {
       }
       await writeFile(paths.initConfig, JSON.stringify(config));
       const { child, exited } = await startInit(paths, namespaces, init.startTimeoutMs ?? 20_000, init.compileCacheDir);
-      const sandbox = new Sandbox(init, namespaces, child, exited, requests);
+      const sandbox = new Sandbox(init, namespaces, child, exited, requests, network);
       void exited.then(() => sandbox.#afterExit());
       return sandbox;
     } catch (error) {
       requests?.close();
+      await network?.release();
       if (namespaces) await releaseNamespaces(namespaces).catch(() => undefined);
       if (mounted) await init.volume.unmount().catch(() => undefined);
       await removeCgroups(init.cgroupPath);
@@ -222,6 +232,7 @@ export class Sandbox {
   #cleanup(): Promise<void> {
     this.#cleanupDone ??= (async () => {
       this.#requests?.close();
+      await this.network?.release();
       await releaseNamespaces(this.#namespaces).catch(() => undefined);
       await this.#init.volume.unmount();
       await removeCgroups(this.#init.cgroupPath);

@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Sandbox, canCheckpoint, removeCgroups, runtimeVersion, sandboxPaths, setLimits, type Limits, type Logger, type SandboxInit, type VolumeStore } from '../../vm/index.ts';
+import { Sandbox, canCheckpoint, removeCgroups, runtimeVersion, sandboxPaths, setLimits, type Limits, type Logger, type NetworkAttacher, type SandboxInit, type VolumeStore } from '../../vm/index.ts';
 import type { PeerConfig } from '../config.ts';
 import { PeerError } from '../errors.ts';
 import type { SpriteRecord, SpriteRegistry, SpriteState } from '../records/index.ts';
@@ -22,6 +22,8 @@ export interface MachinesInit {
   peerId: string;
   /** Short key that keeps this peer's cgroups apart from other peers on the host. */
   peerKey: string;
+  /** Gives each sandbox its veth and firewall chain as it is prepared; absent (egress off): loopback only. */
+  egress?: NetworkAttacher;
   /** API URL of another peer, for messages that send the user there. */
   peerApi?: (peerId: string) => string | undefined;
   logger: Logger;
@@ -156,7 +158,7 @@ export class Machines {
       machine.sandbox = await Sandbox.prepare({
         dir: this.dir(id), id, volume, ids: { hostId: config.sprite.rootHostId, size: 65536 },
         cgroupPath: `/sprites/${peerKey}/${id}`, limits, toolsDir, httpPort: config.sprite.httpPort,
-        privateDirs: [config.dataDir], compileCacheDir: join(config.dataDir, 'cache', 'init'),
+        privateDirs: [config.dataDir], compileCacheDir: join(config.dataDir, 'cache', 'init'), network: this.#init.egress,
         ...this.#hooks.requests(machine),
         onCrash: (reason) => this.#hooks.crashed(machine, reason),
       });

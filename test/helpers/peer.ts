@@ -3,6 +3,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
@@ -57,8 +59,10 @@ export async function startPeer(
     '--proxy-http', '127.0.0.1:0', '--proxy-https', '127.0.0.1:0', ...(options.args ?? []),
   ];
   if (options.poolFallback) args.push('--pool-fallback', options.poolFallback);
-  // Tests never reach the network: busybox unless a test picks the image itself.
+  // Tests never reach the network: busybox unless a test picks the image itself, and sprites' only
+  // uplink is loopback unless a test gives its own (test/helpers/internet.ts).
   if (!options.args?.includes('--image')) args.push('--image', 'busybox');
+  if (!options.args?.some((arg) => arg.startsWith('--egress'))) args.push('--egress-uplink', 'lo');
   if (options.join) args.push('--bootstrap', options.join.joinAddr, '--swarm-key', options.join.swarmKey);
   if (options.joinAddrOnly) args.push('--bootstrap', options.joinAddrOnly.joinAddr);
   const child = options.cgroup
@@ -131,12 +135,38 @@ export async function removeDataDir(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
 }
 
-/** Mounts, loop devices and cgroups that mention `dataDir` or the peer: for leak checks. */
+/** Host names of the egress of the peer on `dataDir` (see vm/net/egress.ts egressNames; the tag is node/peer.ts's peer key). */
+export function egressOf(dataDir: string): { vethPrefix: string; device: string; table: string } {
+  const tag = createHash('sha256').update(dataDir).digest('hex').slice(0, 6);
+  return { vethPrefix: `sv${tag}`, device: `sg${tag}`, table: `sprites_${tag}` };
+}
+
+/** The peer's sprite veths, their routes, its gateway bridge and nftables table and sprite chains, one line each. */
+export function egressState(dataDir: string): { veths: string[]; routes: string[]; device: string[]; table: string[]; chains: string[] } {
+  const names = egressOf(dataDir);
+  const links = (JSON.parse(execFileSync('ip', ['-j', 'link', 'show']).toString()) as { ifname: string }[]).map((link) => link.ifname);
+  const routes = (JSON.parse(execFileSync('ip', ['-j', '-4', 'route', 'show']).toString()) as { dst: string; dev: string }[])
+    .filter((route) => route.dev.startsWith(names.vethPrefix) || route.dev === names.device).map((route) => `${route.dst} dev ${route.dev}`);
+  let table = '';
+  try {
+    table = execFileSync('nft', ['list', 'table', 'inet', names.table], { stdio: 'pipe' }).toString();
+  } catch { /* no table */ }
+  return {
+    veths: links.filter((name) => name.startsWith(names.vethPrefix)),
+    routes,
+    device: links.filter((name) => name === names.device),
+    table: table === '' ? [] : [names.table],
+    chains: [...table.matchAll(/chain (s_\S+)/g)].map((match) => match[1]!),
+  };
+}
+
+/** Mounts, loop devices, cgroups and egress pieces (veths, addresses, nftables) that mention `dataDir` or the peer: for leak checks. */
 export async function leftovers(dataDir: string): Promise<string[]> {
   const found: string[] = [];
+  const egress = egressState(dataDir);
+  for (const [kind, items] of Object.entries(egress)) for (const item of items) found.push(`egress ${kind}: ${item}`);
   const mounts = await readFile('/proc/self/mountinfo', 'utf8');
   for (const line of mounts.split('\n')) if (line.includes(dataDir)) found.push(`mount: ${line}`);
-  const { execFileSync } = await import('node:child_process');
   const loops = execFileSync('losetup', ['-a']).toString();
   for (const line of loops.split('\n')) if (line.includes(dataDir)) found.push(`loop: ${line}`);
   return found;

@@ -11,6 +11,8 @@ export const STAGE = {
   toolsDir: '/run/sprites/tools',
   /** A small shared tmpfs: checkpoint mounts made here propagate to /.sprite/checkpoints in the container. */
   checkpoints: '/run/sprites/checkpoints',
+  /** The sprite's resolv.conf (with egress), bound over /etc/resolv.conf in the container. */
+  resolvConf: '/run/sprites/resolv.conf',
 } as const;
 
 /** Where the container sees the mounted checkpoints. */
@@ -46,4 +48,6 @@ export interface InitConfig {
    * copy held here would keep their loop devices and namespaces alive after the host lets go.
    */
   privateDirs: string[];
+  /** Text of the container's /etc/resolv.conf (the gateway as nameserver); absent: no egress, the disk's own file stays. */
+  resolvConf?: string;
 }

@@ -4,7 +4,7 @@
  * supervises services and exec sessions, and serves three sockets: control (the peer),
  * /.sprite/api.sock (user code) and the HTTP port socket (the proxy).
  */
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { dirname, join } from 'node:path';
 import { runCommand } from '../command.ts';
@@ -131,6 +131,7 @@ async function stageMounts(config: InitConfig): Promise<void> {
   await runCommand('mount', ['--bind', config.rootfs, STAGE.rootfs]);
   await runCommand('mount', ['--bind', config.spriteDir, STAGE.spriteDir]);
   await runCommand('mount', ['--bind', '-o', 'ro', config.toolsDir, STAGE.toolsDir]);
+  if (config.resolvConf !== undefined) writeFileSync(STAGE.resolvConf, config.resolvConf, { mode: 0o644 });
 }
 
 /**

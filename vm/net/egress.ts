@@ -93,11 +93,6 @@ export class Egress implements NetworkAttacher {
     return formatCidr(this.#range.cidr);
   }
 
-  /** The resolv.conf sprites get: the gateway as their only nameserver. */
-  resolvConf(): string {
-    return `nameserver ${this.gateway}\n`;
-  }
-
   /** Gives the network namespace `netns` a veth, an address, a default route, a firewall chain and a rate limit. */
   async attach(netns: string): Promise<SpriteNetwork> {
     const slot = this.#takeSlot();
