@@ -1,0 +1,116 @@
+// Egress through a real peer: sprites reach the test internet (test/helpers/internet.ts) by IP,
+// and nothing else; destroy and a killed peer leave no veth, route or rule behind; `--egress off`
+// leaves loopback only. The probe (test/helpers/probe.ts) runs inside on the Node of /.sprite/bin.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { startInternet, insideInternet, type Internet } from '../helpers/internet.ts';
+import { egressState, eventually, leftovers, removeDataDir, startPeer, type PeerProcess } from '../helpers/peer.ts';
+import { PROBE } from '../helpers/probe.ts';
+
+const NODE = ['/.sprite/bin/lib/ld-linux-x86-64.so.2', '--library-path', '/.sprite/bin/lib', '/.sprite/bin/node'];
+
+let internet: Internet;
+let peer: PeerProcess;
+const cleanup: (() => Promise<void>)[] = [];
+
+/** Runs the probe inside sprite `name`. */
+async function probe(name: string, ...args: string[]): Promise<{ code: number; output: string }> {
+  const result = await peer.cli(['exec', name, '--', ...NODE, '-e', PROBE, ...args]);
+  return { code: result.code, output: result.stdout + result.stderr };
+}
+
+/** The IPv4 address of a sprite's eth0. */
+async function addressOf(name: string): Promise<string> {
+  const shown = await peer.cli(['exec', name, '--', 'ip', '-o', '-4', 'addr', 'show', 'dev', 'eth0']);
+  const match = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(shown.stdout);
+  assert.ok(match, shown.stdout + shown.stderr);
+  return match[1]!;
+}
+
+before(async () => {
+  internet = await startInternet();
+  cleanup.push(() => internet.close());
+  peer = await startPeer({ poolDepth: 1, args: ['--egress-uplink', internet.uplink, '--egress-dns', internet.dnsAddress] });
+  cleanup.push(async () => {
+    await peer.stop();
+    await removeDataDir(peer.dataDir);
+  });
+  for (const name of ['net-a', 'net-b']) assert.equal((await peer.api('POST', '/v1/sprites', { name })).status, 201);
+});
+
+after(async () => {
+  for (const step of cleanup.reverse()) await step().catch(() => undefined);
+});
+
+test('a sprite fetches from the internet by IP, masqueraded, with its gateway as nameserver', async () => {
+  const fetched = await probe('net-a', 'get', `http://${internet.httpAddress}/`);
+  assert.equal(fetched.code, 0, fetched.output);
+  assert.equal(fetched.output, `hello from the internet, ${internet.hostAddress}\n`);
+  const address = await addressOf('net-a');
+  const resolv = await peer.cli(['exec', 'net-a', '--', 'cat', '/etc/resolv.conf']);
+  const route = await peer.cli(['exec', 'net-a', '--', 'ip', 'route']);
+  const gateway = /default via (\S+)/.exec(route.stdout)?.[1];
+  assert.ok(gateway && address.startsWith('100.'), route.stdout);
+  assert.equal(resolv.stdout, `nameserver ${gateway}\n`);
+  assert.doesNotMatch((await peer.cli(['exec', 'net-a', '--', 'ip', '-6', 'addr'])).stdout, /inet6/);
+});
+
+test("the peer's ports, the gateway's other ports, another sprite and 169.254.169.254 are unreachable; inbound stays closed", async () => {
+  const route = await peer.cli(['exec', 'net-a', '--', 'ip', 'route']);
+  const gateway = /default via (\S+)/.exec(route.stdout)![1]!;
+  const ports = {
+    api: new URL(peer.url).port,
+    proxy: /proxy http:\/\/[^:]+:(\d+)/.exec(peer.startup.join('\n'))![1]!,
+    libp2p: /\/tcp\/(\d+)\//.exec(peer.joinAddr)![1]!,
+  };
+  // DNS on the gateway passes the firewall (refused or answered, never "unreachable").
+  assert.notEqual((await probe('net-a', 'connect', gateway, '53')).output, 'EHOSTUNREACH\n');
+  for (const [what, port] of Object.entries(ports)) {
+    for (const host of [gateway, internet.hostAddress]) {
+      assert.equal((await probe('net-a', 'connect', host, port)).output, 'EHOSTUNREACH\n', `${what} at ${host}:${port}`);
+    }
+  }
+  assert.equal((await probe('net-a', 'connect', gateway, '22')).output, 'EHOSTUNREACH\n');
+  assert.equal((await probe('net-a', 'connect', await addressOf('net-b'), '8080')).output, 'EHOSTUNREACH\n', 'another sprite');
+  assert.equal((await probe('net-a', 'connect', '169.254.169.254', '80')).output, 'EHOSTUNREACH\n', 'metadata');
+  // Without the firewall the sprite would answer with a reset (refused); dropped, the attempt times out.
+  const inbound = insideInternet(internet, [process.execPath, '-e', PROBE, 'connect', await addressOf('net-a'), '8080']);
+  assert.equal(inbound.output, 'timeout\n');
+});
+
+test('destroy removes the veth, its route, chain and set', async () => {
+  assert.equal((await peer.api('POST', '/v1/sprites', { name: 'net-gone' })).status, 201);
+  const counted = async (): Promise<string | undefined> => {
+    const pool = (await peer.api('GET', '/v1/pool')).body as { ready: number; warming: number };
+    const sprites = ((await peer.api('GET', '/v1/sprites')).body as { sprites: unknown[] }).sprites.length;
+    const state = egressState(peer.dataDir);
+    const expected = sprites + pool.ready;
+    return pool.warming === 0 && [state.veths, state.routes.filter((r) => !r.includes(' dev sg')), state.chains].every((list) => list.length === expected) ? 'ok' : undefined;
+  };
+  await eventually(counted, 20_000, 'one veth, route and chain per sandbox');
+  assert.equal((await peer.api('DELETE', '/v1/sprites/net-gone')).status, 204);
+  await eventually(counted, 20_000, 'the destroyed sprite\'s veth, route and chain gone');
+});
+
+test('--egress off: loopback only, and no egress pieces on the host', async () => {
+  const off = await startPeer({ poolDepth: 1, args: ['--egress', 'off'] });
+  try {
+    assert.equal((await off.api('POST', '/v1/sprites', { name: 'net-off' })).status, 201);
+    const links = await off.cli(['exec', 'net-off', '--', 'ip', '-o', 'link']);
+    assert.deepEqual(links.stdout.trim().split('\n').map((line) => line.split(': ')[1]), ['lo']);
+    assert.deepEqual(egressState(off.dataDir), { veths: [], routes: [], device: [], table: [], chains: [] });
+  } finally {
+    await off.stop();
+    await removeDataDir(off.dataDir);
+  }
+});
+
+test('a peer killed with SIGKILL leaves veths and rules that its next start sweeps; a stop leaves none', async () => {
+  await peer.kill();
+  assert.ok((await leftovers(peer.dataDir)).some((line) => line.startsWith('egress veths')), 'a killed peer leaves its veths');
+  peer = await startPeer({ dataDir: peer.dataDir, poolDepth: 1, args: ['--egress-uplink', internet.uplink, '--egress-dns', internet.dnsAddress] });
+  await eventually(async () => ((await peer.api('GET', '/v1/sprites/net-a')).body.status === 'running' ? true : undefined), 20_000, 'net-a running again');
+  assert.equal((await probe('net-a', 'get', `http://${internet.httpAddress}/`)).code, 0);
+  await peer.stop();
+  assert.deepEqual(await leftovers(peer.dataDir), []);
+});
