@@ -217,8 +217,8 @@ export const PEER_OPTIONS = {
     doc: "this peer's sprite addresses; `auto` picks a /22 of 100.64.0.0/10 that no route on the host overlaps",
   }),
   egressAllowPrivate: option({
-    section: 'egress', flag: 'egress-allow-private', kind: list('CIDR,...', 'CIDRs inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16', privateCidr), label: 'allowed private ranges',
-    default: [], defaultText: 'none', doc: 'private ranges sprites may reach through the uplink (blocked otherwise)',
+    section: 'egress', flag: 'egress-allow-private', kind: list('CIDR', 'CIDRs inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16', privateCidr), label: 'allowed private ranges',
+    default: [], defaultText: 'none', doc: 'private ranges sprites may reach through the uplink, comma-separated (blocked otherwise)',
   }),
   egressRate: option({
     section: 'egress', flag: 'egress-rate', kind: rate(), label: 'egress rate', default: 1000 ** 3,

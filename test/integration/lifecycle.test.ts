@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { eventually, leftovers, removeDataDir, startPeer, type PeerProcess } from '../helpers/peer.ts';
+import { egressState, eventually, leftovers, removeDataDir, startPeer, type PeerProcess } from '../helpers/peer.ts';
 
 /** Pids of sprite-init processes of one data dir. */
 function initPids(dataDir: string): number[] {
@@ -108,7 +108,7 @@ describe('sprite lifecycle on one peer', () => {
     assert.ok((await lenient.api('GET', '/v1/pool')).body.cold_creates >= 1);
   });
 
-  test('50 create/destroy cycles leave no mount, loop device, cgroup, runc state or directory behind', async () => {
+  test('50 create/destroy cycles leave no mount, loop device, cgroup, veth, address, nftables rule, runc state or directory behind', async () => {
     const peer = await startPeer({ poolDepth: 2 });
     peers.push(peer);
     // Only this peer's loop devices: other suites may run on the machine at the same time.
@@ -129,6 +129,11 @@ describe('sprite lifecycle on one peer', () => {
     const attached = (await readdir(join(peer.dataDir, 'storage', 'fuse'))).filter((f) => !f.startsWith('image-'));
     assert.ok(attached.length <= pooled, `attached volumes ${attached.length}`);
     assert.ok((await cgroupChildren(peer.dataDir)).length <= pooled * 5);
+    // One veth, host route and firewall chain per pooled sandbox, no more (the gateway's bridge and table stay while the peer runs).
+    const egress = egressState(peer.dataDir);
+    for (const kind of ['veths', 'chains'] as const) assert.ok(egress[kind].length <= pooled, `egress ${kind}: ${egress[kind].join(', ')}`);
+    assert.ok(egress.routes.length <= pooled + 1, `egress routes: ${egress.routes.join(', ')}`);
+    assert.equal(egress.table.length, 1);
     const after = loops();
     assert.ok(after - before <= pooled, `loop devices grew by ${after - before}`);
     await peer.stop();

@@ -1,0 +1,123 @@
+/**
+ * Egress benchmark: HTTP download throughput from the test internet (test/helpers/internet.ts)
+ * inside a sprite vs in the host's namespace, and warm create p50 with egress on vs off.
+ * The sprite side runs with `--egress-rate 0` (no tc limit), so the figure is the plumbing's
+ * (veth, nftables, masquerade), not the default limit's.
+ *
+ *   node test/bench/egress.ts [--mib 512] [--runs 3] [--creates 30]
+ */
+import { execFileSync } from 'node:child_process';
+import { get } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { startInternet, type Internet } from '../helpers/internet.ts';
+import { eventually, removeDataDir, startPeer, type PeerProcess } from '../helpers/peer.ts';
+import { option, percentile, summary } from './stats.ts';
+
+const MIB = option('mib', 512);
+const RUNS = option('runs', 3);
+const CREATES = option('creates', 30);
+const NODE = ['/.sprite/bin/lib/ld-linux-x86-64.so.2', '--library-path', '/.sprite/bin/lib', '/.sprite/bin/node'];
+
+/** Downloads a URL, discarding the body; prints `<bytes> <ms>` (runs inside a sprite too). */
+const DOWNLOAD = `
+const started = performance.now();
+let bytes = 0;
+require('node:http').get(process.argv[1], (res) => {
+  res.on('data', (chunk) => { bytes += chunk.length; });
+  res.on('end', () => console.log(bytes + ' ' + (performance.now() - started)));
+});
+`;
+
+function mibPerSecond(output: string): number {
+  const [bytes, ms] = output.trim().split(' ').map(Number);
+  if (bytes !== MIB * 1024 ** 2) throw new Error(`short download: ${output}`);
+  return bytes! / 1024 ** 2 / (ms! / 1000);
+}
+
+async function hostDownload(url: string): Promise<number> {
+  const started = performance.now();
+  let bytes = 0;
+  await new Promise<void>((resolve, reject) => {
+    get(url, (res) => {
+      res.on('data', (chunk: Buffer) => (bytes += chunk.length));
+      res.on('end', resolve);
+      res.on('error', reject);
+    }).on('error', reject);
+  });
+  return mibPerSecond(`${bytes} ${performance.now() - started}`);
+}
+
+async function spriteDownload(peer: PeerProcess, name: string, url: string): Promise<number> {
+  const result = await peer.cli(['exec', name, '--', ...NODE, '-e', DOWNLOAD, url]);
+  if (result.code !== 0) throw new Error(result.stderr);
+  return mibPerSecond(result.stdout);
+}
+
+async function warmCreates(peer: PeerProcess, prefix: string): Promise<number[]> {
+  const times: number[] = [];
+  for (let i = 0; i < CREATES; i++) {
+    await eventually(async () => (await peer.api('GET', '/v1/pool')).body.ready >= 1, 120_000, 'a warm sprite');
+    const started = performance.now();
+    const res = await peer.api('POST', '/v1/sprites', { name: `${prefix}-${i}` });
+    times.push(performance.now() - started);
+    if (res.status !== 201) throw new Error(`create: ${res.status} ${JSON.stringify(res.body)}`);
+    await peer.api('DELETE', `/v1/sprites/${prefix}-${i}`);
+  }
+  return times;
+}
+
+/**
+ * RESOLVER LATENCY (filled in by the DNS policy side): the added latency of the policy resolver
+ * on a cached answer, p50 / p99 in ms, measured against `internet.dnsAddress` directly. Returns
+ * undefined until the resolver exists.
+ */
+async function resolverLatency(_peer: PeerProcess, _internet: Internet): Promise<{ p50: number; p99: number } | undefined> {
+  return undefined;
+}
+
+async function main(): Promise<void> {
+  const internet = await startInternet();
+  const peers: PeerProcess[] = [];
+  try {
+    const url = `http://${internet.httpAddress}/bytes?n=${MIB * 1024 ** 2}`;
+    const egressArgs = ['--egress-uplink', internet.uplink, '--egress-dns', internet.dnsAddress, '--egress-rate', '0'];
+    const on = await startPeer({ poolDepth: 1, args: egressArgs });
+    peers.push(on);
+    const off = await startPeer({ poolDepth: 1, args: ['--egress', 'off'] });
+    peers.push(off);
+    if ((await on.api('POST', '/v1/sprites', { name: 'bench-net' })).status !== 201) throw new Error('create bench-net');
+
+    const host: number[] = [];
+    const sprite: number[] = [];
+    for (let run = 0; run < RUNS; run++) {
+      host.push(await hostDownload(url));
+      sprite.push(await spriteDownload(on, 'bench-net', url));
+    }
+    const [hostMedian, spriteMedian] = [percentile(host, 50), percentile(sprite, 50)];
+    console.log(`download ${MIB} MiB, ${RUNS} runs, medians: host ${hostMedian.toFixed(0)} MiB/s, sprite ${spriteMedian.toFixed(0)} MiB/s (no rate limit): ${(spriteMedian / hostMedian).toFixed(2)}x`);
+    console.log(`  host runs ${host.map((x) => x.toFixed(0)).join(', ')}; sprite runs ${sprite.map((x) => x.toFixed(0)).join(', ')}`);
+    await on.api('DELETE', '/v1/sprites/bench-net');
+
+    const latency = await resolverLatency(on, internet);
+    console.log(latency ? `resolver latency, cached answer: p50 ${latency.p50} ms, p99 ${latency.p99} ms` : 'resolver latency: not measured yet (the DNS policy side adds it)');
+
+    // Alternating batches, so load from the machine's other work falls on both alike.
+    const createOn: number[] = [];
+    const createOff: number[] = [];
+    for (let batch = 0; batch < 3; batch++) {
+      createOn.push(...(await warmCreates(on, `on${batch}`)));
+      createOff.push(...(await warmCreates(off, `off${batch}`)));
+    }
+    const [sOn, sOff] = [summary(createOn), summary(createOff)];
+    console.log(`warm create, egress on: p50 ${sOn.p50} ms, p99 ${sOn.p99} ms (n = ${sOn.n}); off: p50 ${sOff.p50} ms, p99 ${sOff.p99} ms: on/off ${(sOn.p50 / sOff.p50).toFixed(2)}x`);
+    console.log(`machine: ${execFileSync('nproc').toString().trim()} cores, ${new Date().toISOString()}`);
+  } finally {
+    for (const peer of peers) {
+      await peer.stop();
+      await removeDataDir(peer.dataDir);
+    }
+    await internet.close();
+  }
+}
+
+await main();
