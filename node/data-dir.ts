@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { processAlive } from '../vm/index.ts';
 
 /** One peer per data dir: a second start on the same dir fails instead of corrupting it. */
 export async function lockDataDir(dir: string): Promise<void> {
   const lock = join(dir, 'peer.pid');
   const holder = Number((await readFile(lock, 'utf8').catch(() => '')).trim());
-  if (holder && holder !== process.pid && alive(holder)) throw new Error(`another peer (pid ${holder}) uses ${dir}`);
+  if (holder && holder !== process.pid && processAlive(holder)) throw new Error(`another peer (pid ${holder}) uses ${dir}`);
   await writeFile(lock, `${process.pid}\n`);
 }
 
@@ -30,13 +31,4 @@ export async function loadOrCreate(path: string, make: () => string): Promise<{ 
 export async function hopSecret(swarmKeyFile: string): Promise<Buffer> {
   const key = await readFile(swarmKeyFile);
   return createHash('sha256').update('sprite-proxy-hop\n').update(key).digest();
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -42,6 +42,7 @@ export const ERROR_CODES = {
   ERR_FS_AGENT: { status: 502, when: 'the sprite\'s file agent did not start, or answered something malformed (it runs inside the sprite, which can replace it)' },
   ERR_SANDBOX_START: { status: 500, when: 'a sandbox failed to start' },
   ERR_COMMAND: { status: 500, when: 'a system command (mount, runc, ...) failed' },
+  ERR_EGRESS: { status: 500, when: 'a sandbox\'s network could not be set up: no address left in the peer\'s egress range, or its veth or firewall chain failed (see docs/NETWORKING.md)' },
   ERR_INIT: { status: 500, when: 'sprite-init failed a request' },
   ERR_INTERNAL: { status: 500, when: 'anything else; the peer log has the details' },
   // The edge proxy's answers on sprite URLs; the API uses some of them too (url auth, the CA).

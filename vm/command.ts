@@ -45,3 +45,13 @@ export async function exists(path: string): Promise<boolean> {
     return false;
   }
 }
+
+/** True while a process with this pid exists (signal 0 checks without sending anything). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -21,3 +21,4 @@ export { signalName } from './init/exec-process.ts';
 export { StorageDaemon, ObjectVolumeStore, ObjectVolume, redactUrl, DEVICE_DEFAULTS, VOLUMES_DEFAULTS, type Checkpoint, type DeviceOptions } from './storage/index.ts';
 export { createLogger, memoryLogger, silentLogger, type Logger } from './logger.ts';
 export { Egress, egressNames, sweepEgress, defaultNameserver, defaultUplink, linkExists, type EgressSettings, type NetworkAttacher, type SpriteFirewall, type SpriteNetwork } from './net/index.ts';
+export { processAlive } from './command.ts';

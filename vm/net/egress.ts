@@ -49,13 +49,15 @@ export interface NetworkAttacher {
 export class Egress implements NetworkAttacher {
   readonly settings: EgressSettings;
   readonly firewall: EgressFirewall;
+  readonly #tag: string;
   readonly #names: ReturnType<typeof egressNames>;
   readonly #range: SpriteRange;
   readonly #slots = new Set<number>();
 
-  private constructor(settings: EgressSettings, names: ReturnType<typeof egressNames>, range: SpriteRange, firewall: EgressFirewall) {
+  private constructor(settings: EgressSettings, tag: string, range: SpriteRange, firewall: EgressFirewall) {
     this.settings = settings;
-    this.#names = names;
+    this.#tag = tag;
+    this.#names = egressNames(tag);
     this.#range = range;
     this.firewall = firewall;
   }
@@ -80,7 +82,7 @@ export class Egress implements NetworkAttacher {
       await sweepEgress(tag);
       throw new VmError('ERR_EGRESS', `cannot load the egress firewall: ${(error as Error).message}`, { cause: error });
     }
-    return new Egress(settings, names, range, firewall);
+    return new Egress(settings, tag, range, firewall);
   }
 
   /** The gateway address: where sprites send DNS (the policy resolver listens here). */
@@ -125,7 +127,7 @@ export class Egress implements NetworkAttacher {
 
   /** Removes everything of this peer's egress from the host (sprites release their own first). */
   async stop(): Promise<void> {
-    await sweepEgress(this.#names.vethPrefix.slice(2));
+    await sweepEgress(this.#tag);
   }
 
   #takeSlot(): number {

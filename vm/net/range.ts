@@ -3,7 +3,7 @@
 // later on the same host (`auto`) skips every range that overlaps a route, ours included. The pick
 // and the claim happen under a host-wide lock file, so peers started at once never collide.
 import { open, readFile, rm } from 'node:fs/promises';
-import { runCommand } from '../command.ts';
+import { processAlive, runCommand } from '../command.ts';
 import { VmError } from '../errors.ts';
 import { formatIpv4, overlaps, parseCidr, size, type Cidr } from './cidr.ts';
 import { routeDestinations } from './host.ts';
@@ -73,7 +73,7 @@ async function withHostLock<T>(work: () => Promise<T>): Promise<T> {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const holder = Number(await readFile(LOCK_FILE, 'utf8').catch(() => ''));
-      if (holder > 0 && !alive(holder)) await rm(LOCK_FILE, { force: true });
+      if (holder > 0 && !processAlive(holder)) await rm(LOCK_FILE, { force: true });
       else if (Date.now() > deadline) throw new VmError('ERR_EGRESS', `${LOCK_FILE} held by process ${holder} for ${LOCK_WAIT_MS} ms`);
       else await new Promise((resolve) => setTimeout(resolve, 20));
     }
@@ -82,15 +82,6 @@ async function withHostLock<T>(work: () => Promise<T>): Promise<T> {
     return await work();
   } finally {
     await rm(LOCK_FILE, { force: true });
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 
