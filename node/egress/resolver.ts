@@ -60,6 +60,7 @@ export class PolicyResolver {
   readonly #tcp: Server;
   readonly #connections = new Set<Socket>();
   readonly #inFlight = new Map<string, number>();
+  #closed = false;
 
   private constructor(options: ResolverOptions, limits: ResolverLimits, upstream: Upstream, udp: UdpSocket, tcp: Server) {
     this.#options = options;
@@ -70,7 +71,9 @@ export class PolicyResolver {
     this.#tcp = tcp;
     udp.on('message', (bytes, from) => {
       if (bytes.length > limits.maxUdpQuery) return;
-      void this.#serve(from.address, bytes, true).then((reply) => reply && udp.send(reply, from.port, from.address));
+      void this.#serve(from.address, bytes, true).then((reply) => {
+        if (reply && !this.#closed) udp.send(reply, from.port, from.address);
+      });
     });
     udp.on('error', (error) => this.#warn('UDP socket error', { error: error.message }));
     tcp.maxConnections = limits.tcpConnections;
@@ -114,6 +117,7 @@ export class PolicyResolver {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     for (const socket of this.#connections) socket.destroy();
     this.#upstream.close();
     await Promise.all([new Promise<void>((resolve) => this.#udp.close(() => resolve())), new Promise<void>((resolve) => this.#tcp.close(() => resolve()))]);

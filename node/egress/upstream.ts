@@ -36,6 +36,7 @@ export class Upstream {
   readonly #options: Required<UpstreamOptions>;
   readonly #socket: UdpSocket;
   readonly #pending = new Map<number, Pending>();
+  #closed = false;
 
   private constructor(options: Required<UpstreamOptions>, socket: UdpSocket) {
     this.#options = options;
@@ -61,7 +62,7 @@ export class Upstream {
   /** Asks the upstream `query` (the client's bytes, which are not changed); throws UpstreamError when no good answer comes. */
   async resolve(query: Buffer, question: Question): Promise<UpstreamAnswer> {
     const clientId = query.readUInt16BE(0);
-    for (let attempt = 0; attempt < this.#options.attempts; attempt++) {
+    for (let attempt = 0; attempt < this.#options.attempts && !this.#closed; attempt++) {
       const got = await this.#udp(query, question);
       if (!got) continue;
       const final = got.answer.header.tc ? await this.#tcp(query, question) : got;
@@ -72,6 +73,7 @@ export class Upstream {
   }
 
   close(): void {
+    this.#closed = true;
     for (const pending of this.#pending.values()) pending.settle(undefined);
     this.#socket.close();
   }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
 import { after, before, test } from 'node:test';
 import { buildQuery, RCODE, readAnswer, readHeader, TYPE } from '../../node/egress/dns-wire.ts';
 import { PolicyResolver } from '../../node/egress/resolver.ts';
@@ -151,4 +152,30 @@ test('malformed queries get FORMERR or nothing, and the resolver keeps serving',
   notify[2] = (4 << 3) | (notify[2]! & 0x87);
   assert.equal(readHeader((await client.ask(resolver.address, notify))!).rcode, RCODE.NOTIMP);
   assert.equal((await ask(A, 'allowed.com'))?.header.rcode, RCODE.NOERROR);
+});
+
+test('queries past the in-flight bound of a source are dropped, and closing with queries under way is clean', async () => {
+  const bounded = await PolicyResolver.start({
+    listen: { address: '127.0.0.1', port: 0 },
+    upstream: { address: upstream.address, port: upstream.port, timeoutMs: 150, attempts: 1 },
+    policyFor: () => ({ rules: [] }),
+    onAllowed: () => {},
+    limits: { inFlightPerSource: 1 },
+  });
+  const socket = createSocket('udp4');
+  try {
+    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
+    const ids: number[] = [];
+    socket.on('message', (reply) => ids.push(reply.readUInt16BE(0)));
+    socket.send(buildQuery('silent.com', TYPE.A, 1), bounded.address.port, '127.0.0.1');
+    socket.send(buildQuery('silent.com', TYPE.A, 2), bounded.address.port, '127.0.0.1');
+    // The first gets SERVFAIL once the upstream timed out; the second was dropped on arrival.
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    assert.deepEqual(ids, [1]);
+    socket.send(buildQuery('silent.com', TYPE.A, 3), bounded.address.port, '127.0.0.1');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  } finally {
+    await bounded.close();
+    socket.close();
+  }
 });
