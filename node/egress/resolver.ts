@@ -16,11 +16,11 @@ export interface ResolverOptions {
   /** The policy of the sprite with this source address; undefined for an address that is no sprite's (REFUSED). */
   policyFor(source: string): NetworkPolicy | undefined;
   /**
-   * Called with the addresses an allowed answer gives the sprite at `source` and for how long
-   * (seconds, 5..3600), before the answer is sent: the firewall admits them here. If it throws, the
-   * client gets SERVFAIL.
+   * Called with the addresses an allowed answer for `name` gives the sprite at `source` and for how
+   * long (seconds, 5..3600), before the answer is sent: the firewall admits them here. If it throws,
+   * the client gets SERVFAIL.
    */
-  onAllowed(source: string, addresses: string[], ttlSeconds: number): void | Promise<void>;
+  onAllowed(source: string, name: string, addresses: string[], ttlSeconds: number): void | Promise<void>;
   /** Reports what went wrong with a query (an upstream down, an admission that failed). */
   warn?(message: string, fields: Record<string, unknown>): void;
   limits?: Partial<ResolverLimits>;
@@ -196,16 +196,16 @@ export class PolicyResolver {
         return buildReply(bytes, query.questionEnd, RCODE.SERVFAIL);
       }
     }
-    if (!(await this.#admit(source, reply.admission))) return buildReply(bytes, query.questionEnd, RCODE.SERVFAIL);
+    if (!(await this.#admit(source, name, reply.admission))) return buildReply(bytes, query.questionEnd, RCODE.SERVFAIL);
     // Too big for this client's UDP: it retries over TCP (and finds the answer cached).
     if (udp && reply.bytes.length > query.udpSize) return buildReply(bytes, query.questionEnd, RCODE.NOERROR, { tc: true });
     return reply.bytes;
   }
 
-  async #admit(source: string, { addresses, ttl }: Admission): Promise<boolean> {
+  async #admit(source: string, name: string, { addresses, ttl }: Admission): Promise<boolean> {
     if (addresses.length === 0) return true;
     try {
-      await this.#options.onAllowed(source, addresses, clampAdmitTtl(ttl));
+      await this.#options.onAllowed(source, name, addresses, clampAdmitTtl(ttl));
       return true;
     } catch (error) {
       this.#warn('admitting addresses failed', { source, error: (error as Error).message });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { Admissions } from '../../node/egress/admissions.ts';
 import { admission, cacheSeconds } from '../../node/egress/answer-meaning.ts';
 import { buildQuery, buildReply, RCODE, RcodeError, readAnswer, readName, readQuery, TYPE, WireError } from '../../node/egress/dns-wire.ts';
 import { compilePolicy, DEFAULT_DESTINATIONS, defaultPolicy, expandRules, matches } from '../../node/egress/policy-match.ts';
@@ -99,4 +100,19 @@ test('admission: follows the CNAME chain from the queried name, ignores other ow
   assert.equal(cacheSeconds(ask('www.app.com')), 60);
   assert.equal(cacheSeconds(ask('zero.com')), 0);
   assert.equal(cacheSeconds(ask('nowhere.com')), 0);
+});
+
+test('a policy change withdraws the addresses only names now denied gave, with the time they had left', () => {
+  const admissions = new Admissions();
+  const t0 = 1_000_000;
+  admissions.record('Api.Example.com.', ['192.0.2.1', '192.0.2.2'], 60, t0);
+  admissions.record('cdn.example.net', ['192.0.2.2'], 30, t0);
+  admissions.record('old.example.org', ['192.0.2.9'], 5, t0);
+  const stillAllowed = compilePolicy({ rules: [rule('cdn.example.net', 'allow'), rule('*', 'deny')] });
+  // 192.0.2.2 is still vouched for by cdn.example.net; 192.0.2.9's admission has run out by then.
+  const withdrawn = admissions.withdraw((name) => stillAllowed.decide(name) === 'allow', t0 + 10_000);
+  assert.deepEqual(withdrawn, [{ address: '192.0.2.1', seconds: 50 }]);
+  // Once cdn.example.net is denied too, its address goes, and nothing is withdrawn twice.
+  assert.deepEqual(admissions.withdraw(() => false, t0 + 20_000), [{ address: '192.0.2.2', seconds: 10 }]);
+  assert.deepEqual(admissions.withdraw(() => false, t0 + 20_000), []);
 });

@@ -15,7 +15,7 @@ const policies = new Map<string, NetworkPolicy>([
   [A, { rules: [{ domain: 'ads.example.com', action: 'deny' }, { domain: '*.example.com', action: 'allow' }, { domain: 'allowed.com', action: 'allow' }, { domain: 'www.app.com', action: 'allow' }, { domain: 'big.com', action: 'allow' }, { domain: 'silent.com', action: 'allow' }, { domain: 'failing.com', action: 'allow' }, { domain: '*', action: 'deny' }] }],
   [B, { rules: [{ include: 'defaults' }, { domain: '*', action: 'deny' }] }],
 ]);
-const admitted: { source: string; addresses: string[]; ttl: number }[] = [];
+const admitted: { source: string; name: string; addresses: string[]; ttl: number }[] = [];
 let upstream: TestDnsServer;
 let resolver: PolicyResolver;
 const clients = new Map<string, DnsClient>();
@@ -42,9 +42,9 @@ before(async () => {
     listen: { address: '127.0.0.1', port: 0 },
     upstream: { address: upstream.address, port: upstream.port, timeoutMs: 150, attempts: 2 },
     policyFor: (source) => policies.get(source),
-    onAllowed: (source, addresses, ttl) => {
+    onAllowed: (source, name, addresses, ttl) => {
       if (addresses.includes('192.0.2.8')) throw new Error('the firewall said no');
-      admitted.push({ source, addresses, ttl });
+      admitted.push({ source, name, addresses, ttl });
     },
   });
   for (const from of [A, B, STRANGER]) clients.set(from, await DnsClient.open(from));
@@ -71,7 +71,7 @@ test('an allowed name is forwarded and its addresses admitted with their TTL bef
   const got = await ask(A, 'allowed.com');
   assert.equal(got?.header.rcode, RCODE.NOERROR);
   assert.deepEqual(addressesOf(got!.reply), ['192.0.2.1']);
-  assert.deepEqual(admitted.at(-1), { source: A, addresses: ['192.0.2.1'], ttl: 120 });
+  assert.deepEqual(admitted.at(-1), { source: A, name: 'allowed.com', addresses: ['192.0.2.1'], ttl: 120 });
 });
 
 test('denied names, names outside the allow list, and strangers get REFUSED without asking upstream', async () => {
@@ -95,7 +95,7 @@ test('include defaults allows the preset for its sprite only', async () => {
 test('a CNAME chain admits the final addresses for the queried name, with the least TTL', async () => {
   const got = await ask(A, 'www.app.com');
   assert.deepEqual(addressesOf(got!.reply), ['198.51.100.7']);
-  assert.deepEqual(admitted.at(-1), { source: A, addresses: ['198.51.100.7'], ttl: 45 });
+  assert.deepEqual(admitted.at(-1), { source: A, name: 'www.app.com', addresses: ['198.51.100.7'], ttl: 45 });
 });
 
 test('a cached answer is served without the upstream, with the new id, and admitted again', async () => {
