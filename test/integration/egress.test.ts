@@ -2,6 +2,7 @@
 // and nothing else; destroy and a killed peer leave no veth, route or rule behind; `--egress off`
 // leaves loopback only. The probe (test/helpers/probe.ts) runs inside on the Node of /.sprite/bin.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { startInternet, insideInternet, type Internet } from '../helpers/internet.ts';
 import { egressState, eventually, leftovers, removeDataDir, startPeer, type PeerProcess } from '../helpers/peer.ts';
@@ -78,7 +79,7 @@ test("the peer's ports, the gateway's other ports, another sprite and 169.254.16
   assert.equal(inbound.output, 'timeout\n');
 });
 
-test('destroy removes the veth, its route, chain and set', async () => {
+test('each sandbox has a rate-limited veth; destroy removes the veth, its route, chain and set', async () => {
   assert.equal((await peer.api('POST', '/v1/sprites', { name: 'net-gone' })).status, 201);
   const counted = async (): Promise<string | undefined> => {
     const pool = (await peer.api('GET', '/v1/pool')).body as { ready: number; warming: number };
@@ -88,6 +89,8 @@ test('destroy removes the veth, its route, chain and set', async () => {
     return pool.warming === 0 && [state.veths, state.routes.filter((r) => !r.includes(' dev sg')), state.chains].every((list) => list.length === expected) ? 'ok' : undefined;
   };
   await eventually(counted, 20_000, 'one veth, route and chain per sandbox');
+  // The default rate limit, on the host end of every veth.
+  for (const veth of egressState(peer.dataDir).veths) assert.match(execFileSync('tc', ['qdisc', 'show', 'dev', veth]).toString(), /tbf .*rate 1Gbit/);
   assert.equal((await peer.api('DELETE', '/v1/sprites/net-gone')).status, 204);
   await eventually(counted, 20_000, 'the destroyed sprite\'s veth, route and chain gone');
 });

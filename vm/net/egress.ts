@@ -7,7 +7,7 @@ import { EgressFirewall, type SpriteFirewall } from './firewall.ts';
 import { enableForwarding } from './host.ts';
 import { claimRange, slotAddress, type SpriteRange } from './range.ts';
 import { BLOCKED } from './ruleset.ts';
-import { limitRate } from './shaping.ts';
+import { limitHostEnd, tokenBucket } from './shaping.ts';
 import { addVeth, linksWithPrefix, removeVeth } from './veth.ts';
 
 /** The operator's egress settings, resolved (see node/options.ts). */
@@ -115,8 +115,9 @@ export class Egress implements NetworkAttacher {
       return released;
     };
     try {
-      await addVeth({ host: veth, netns, address, gateway: this.gateway });
-      await limitRate(veth, netns, this.settings.rateBitsPerSecond);
+      const rate = this.settings.rateBitsPerSecond;
+      await addVeth({ host: veth, netns, address, gateway: this.gateway }, rate > 0 ? [['tc', ...tokenBucket('eth0', rate)].join(' ')] : []);
+      await limitHostEnd(veth, rate);
       firewall = await this.firewall.addSprite(veth, address);
     } catch (error) {
       await release();

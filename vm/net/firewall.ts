@@ -14,6 +14,8 @@ export interface SpriteFirewall {
   setRestricted(on: boolean): Promise<void>;
   /** Adds addresses to the allow set for `ttlSeconds` (at least 1); re-admitting one renews its timeout. */
   admit(addresses: string[], ttlSeconds: number): Promise<void>;
+  /** Takes addresses out of the allow set; when restricted, cuts live connections to them. */
+  revoke(addresses: string[]): Promise<void>;
   /** Empties the allow set; when restricted, cuts live connections (TCP reset on their next packet, conntrack entries deleted). */
   revokeAll(): Promise<void>;
   /** True while restricted. */
@@ -96,10 +98,13 @@ export class EgressFirewall {
         restricted = on;
       },
       admit: async (addresses, ttlSeconds) => {
-        const bad = addresses.find((address) => parseIpv4(address) === undefined);
-        if (bad !== undefined) throw new VmError('ERR_EGRESS', `not an IPv4 address: ${bad}`);
-        if (addresses.length === 0) return;
+        if (checkAddresses(addresses) === 0) return;
         await this.apply(rules.admit(spec, addresses, Math.max(1, Math.ceil(ttlSeconds))));
+      },
+      revoke: async (addresses) => {
+        if (checkAddresses(addresses) === 0) return;
+        await this.apply(rules.revoke(spec, addresses));
+        if (restricted) for (const address of addresses) await flushConntrack(spec.address, address);
       },
       revokeAll: async () => {
         await this.apply(rules.revokeAll(spec));
@@ -109,12 +114,19 @@ export class EgressFirewall {
   }
 }
 
+/** Throws unless every entry is an IPv4 address (they go into nft's input); returns how many there are. */
+function checkAddresses(addresses: string[]): number {
+  const bad = addresses.find((address) => parseIpv4(address) === undefined);
+  if (bad !== undefined) throw new VmError('ERR_EGRESS', `not an IPv4 address: ${bad}`);
+  return addresses.length;
+}
+
 function nft(text: string): Promise<string> {
   return runCommand('nft', ['-f', '-'], { input: text });
 }
 
-/** Deletes a sprite's connection tracking entries, when the conntrack tool is installed (the firewall's resets cut them anyway). */
-async function flushConntrack(address: string): Promise<void> {
+/** Deletes a sprite's connection tracking entries (to `destination` only, if given), when the conntrack tool is installed (the firewall's resets cut them anyway). */
+async function flushConntrack(address: string, destination?: string): Promise<void> {
   // Exits non-zero when there was nothing to delete, or when the tool is missing.
-  await runCommand('conntrack', ['-D', '-s', address]).catch(() => undefined);
+  await runCommand('conntrack', ['-D', '-s', address, ...(destination === undefined ? [] : ['-d', destination])]).catch(() => undefined);
 }

@@ -146,6 +146,12 @@ export function admit(spec: SpriteSpec, addresses: string[], ttlSeconds: number)
   ]).concat('').join('\n');
 }
 
+/** Takes addresses out of a sprite's allow set (each added first, so one that was not there is no error). */
+export function revoke(spec: SpriteSpec, addresses: string[]): string {
+  const element = `inet ${spec.table} ${spriteNames(spec.veth).set}`;
+  return addresses.flatMap((address) => [`add element ${element} { ${address} }`, `delete element ${element} { ${address} }`]).concat('').join('\n');
+}
+
 /** Empties a sprite's allow set. */
 export function revokeAll(spec: SpriteSpec): string {
   return `flush set inet ${spec.table} ${spriteNames(spec.veth).set}\n`;

@@ -14,24 +14,29 @@ export interface VethSpec {
   gateway: string;
 }
 
-/** Creates the veth, moves its sprite end in and configures both ends. */
-export async function addVeth(spec: VethSpec): Promise<void> {
-  await runCommand('ip', ['link', 'add', spec.host, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', spec.netns]);
+/**
+ * Creates the veth, moves its sprite end in and configures both ends: one `ip -batch` on the host
+ * and one shell inside (`inside`: extra commands for it, e.g. tc), few processes per sandbox.
+ */
+export async function addVeth(spec: VethSpec, inside: string[] = []): Promise<void> {
+  await runCommand('ip', ['-batch', '-'], {
+    input: [
+      `link add ${spec.host} type veth peer name eth0 netns ${spec.netns}`,
+      `link set ${spec.host} up`,
+      `route add ${spec.address}/32 dev ${spec.host} src ${spec.gateway}`,
+      '',
+    ].join('\n'),
+  });
   try {
     await writeFile(`/proc/sys/net/ipv6/conf/${spec.host}/disable_ipv6`, '1');
-    await runCommand('ip', ['-batch', '-'], {
-      input: `link set ${spec.host} up\nroute add ${spec.address}/32 dev ${spec.host} src ${spec.gateway}\n`,
-    });
     // /proc/sys/net shows the namespace of the process reading it: a shell inside writes the sysctls.
-    const inside = [
+    const script = [
       'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6',
       'echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6',
-      `ip addr add ${spec.address}/32 dev eth0`,
-      'ip link set eth0 up',
-      `ip route add ${spec.gateway}/32 dev eth0 scope link`,
-      `ip route add default via ${spec.gateway} dev eth0`,
+      `printf '%s\\n' 'addr add ${spec.address}/32 dev eth0' 'link set eth0 up' 'route add ${spec.gateway}/32 dev eth0 scope link' 'route add default via ${spec.gateway} dev eth0' | ip -batch -`,
+      ...inside,
     ].join(' && ');
-    await runCommand('nsenter', [`--net=${spec.netns}`, '--', 'sh', '-c', inside]);
+    await runCommand('nsenter', [`--net=${spec.netns}`, '--', 'sh', '-c', script]);
   } catch (error) {
     await removeVeth(spec.host);
     throw error;
