@@ -27,12 +27,16 @@ describe('the sandbox isolates and limits a sprite', () => {
     assert.equal(result.stdout, 'box\n');
   });
 
-  test('only loopback in the network namespace', async () => {
+  test('loopback and eth0 (egress) in the network namespace, which its root cannot change', async () => {
     const result = await run('ls /sys/class/net; ip -o addr');
     assert.equal(result.code, 0, result.stderr);
     const interfaces = result.stdout.split('\n').filter((line) => /^\d+: /.test(line)).map((line) => line.split(/\s+/)[1]);
-    assert.deepEqual([...new Set(interfaces)], ['lo']);
-    assert.doesNotMatch(result.stdout, /inet (?!127\.)/);
+    assert.deepEqual([...new Set(interfaces)], ['lo', 'eth0']);
+    assert.doesNotMatch(result.stdout, /inet (?!127\.|100\.)/);
+    assert.doesNotMatch(result.stdout, /inet6/);
+    const change = await run('ip addr add 100.64.255.250/32 dev eth0');
+    assert.notEqual(change.code, 0);
+    assert.match(change.stderr, /not permitted/i);
   });
 
   test('root inside is an unprivileged user on the host', async () => {
