@@ -1,12 +1,13 @@
 /**
- * sprite-init's side of the file agents (vm/fs-agent/): it starts them on first use with `runc exec`
- * inside the container, one as the user exec runs as and, for `asRoot` when that user is not root,
- * one as root, and hands each filesystem request a fresh connection to its agent. sprite-init runs
- * as host root outside the container, so it never touches the sprite's files itself: it only splices
- * bytes between the peer and the agent, and the peer checks whatever comes back.
+ * sprite-init's side of the sprite agents (vm/fs-agent/): it starts them with `runc exec` inside the
+ * container, one as the user exec runs as and, for `asRoot` when that user is not root, one as root,
+ * and hands each filesystem request or exec a fresh connection to its agent. sprite-init runs as host
+ * root outside the container, so it never touches the sprite's files itself: it splices file
+ * requests to the agent (the peer checks what comes back) and checks every exec frame itself.
  *
  * The agents connect to an abstract Unix socket in the sprite's network namespace (no path anyone
- * could swap) and prove themselves with a per-agent secret given on their stdin.
+ * could swap) and prove themselves with a per-agent secret given on their stdin; the per-request
+ * token that follows says which request a connection is for.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
@@ -14,13 +15,22 @@ import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { coded } from './errors.ts';
+import { childInContainer } from './procfs.ts';
 
 const SECRET_BYTES = 32;
+const TOKEN_BYTES = 16;
 const CONNECT_MS = 15_000;
 const MAX_WAITING = 64;
+// An agent that died without ever serving is not started again in the background for this long.
+const RETRY_MS = 30_000;
 const BIN = '/.sprite/bin';
 
+type Key = 'user' | 'root';
+/** What a connection is for: a file request, an exec, or only the proof that the agent is up. */
+export type DialKind = 'fs' | 'exec' | 'ping';
+
 interface Waiter {
+  kind: DialKind;
   resolve: (socket: net.Socket) => void;
   reject: (error: Error) => void;
   timer: NodeJS.Timeout;
@@ -29,13 +39,16 @@ interface Waiter {
 interface Agent {
   child: ChildProcess;
   secret: Buffer;
-  waiting: Waiter[];
+  /** Requests waiting for their connection, by token. */
+  waiting: Map<string, Waiter>;
   /** It handed over a connection at least once. */
   served: boolean;
+  /** Its pid as sprite-init sees it, once known. */
+  pid: number;
 }
 
 /** Where the container is and what it runs by default. */
-export interface FsAgentsInit {
+export interface AgentsInit {
   runcRoot: string;
   id: string;
   /** The OCI bundle: its config says which user exec runs as. */
@@ -45,37 +58,68 @@ export interface FsAgentsInit {
   log: (line: string) => void;
 }
 
-/** The file agents of one sprite. */
-export class FsAgents {
-  readonly #init: FsAgentsInit;
-  readonly #agents = new Map<'user' | 'root', Agent>();
-  readonly #socket = `\0sprite-fs-${randomBytes(8).toString('hex')}`;
+/** The agents of one sprite. */
+export class SpriteAgents {
+  readonly #init: AgentsInit;
+  readonly #agents = new Map<Key, Agent>();
+  readonly #socket = `\0sprite-agent-${randomBytes(8).toString('hex')}`;
   #server: Promise<net.Server> | undefined;
   #closed = false;
   #rootUser: boolean | undefined;
+  #failedAt = -Infinity;
 
-  constructor(init: FsAgentsInit) {
+  constructor(init: AgentsInit) {
     this.#init = init;
   }
 
   /** A fresh connection to the agent of the sprite's user (or its root), started if need be. */
-  async connect(root: boolean): Promise<net.Socket> {
+  async connect(root: boolean, kind: DialKind = 'fs', timeoutMs = CONNECT_MS): Promise<net.Socket> {
+    if (this.#closed) throw coded('ERR_FS_AGENT', 'the sprite is stopping');
     await this.#listen();
     const key = root && !this.#userIsRoot() ? 'root' : 'user';
     return new Promise((resolve, reject) => {
+      const token = randomBytes(TOKEN_BYTES).toString('hex');
       const waiter: Waiter = {
-        resolve, reject,
+        kind, resolve, reject,
         timer: setTimeout(() => {
-          for (const agent of this.#agents.values()) if (agent.waiting.includes(waiter)) agent.waiting.splice(agent.waiting.indexOf(waiter), 1);
-          reject(coded('ERR_FS_AGENT', `the sprite's file agent did not connect within ${CONNECT_MS} ms`));
-        }, CONNECT_MS),
+          for (const agent of this.#agents.values()) agent.waiting.delete(token);
+          reject(coded('ERR_FS_AGENT', `the sprite's agent did not connect within ${timeoutMs} ms`));
+        }, timeoutMs),
       };
-      this.#dial(key, waiter);
+      this.#dial(key, token, waiter);
     });
   }
 
+  /** Whether the user's agent is up (it served before), so an exec need not wait for one to start. */
+  ready(): boolean {
+    const agent = this.#agents.get('user');
+    return agent !== undefined && agent.served && agent.child.exitCode === null && agent.child.signalCode === null;
+  }
+
+  /** Starts the user's agent in the background unless it runs, or failed to start a short while ago. */
+  warm(): void {
+    if (this.#closed || this.#agents.has('user') || performance.now() - this.#failedAt < RETRY_MS) return;
+    this.connect(false, 'ping').then((socket) => socket.destroy(), (error: Error) => this.#init.log(`agent: ${error.message}`));
+  }
+
+  /** The pid (as sprite-init sees it) of the user's agent, 0 when unknown. */
+  pid(): number {
+    const agent = this.#agents.get('user');
+    if (!agent) return 0;
+    if (agent.pid === 0 && agent.child.pid) agent.pid = childInContainer(agent.child.pid);
+    return agent.pid;
+  }
+
+  /** Ends the agents and the listener. */
+  close(): void {
+    this.#closed = true;
+    // runc passes the signal on to the agent; deleting the container would end it anyway.
+    for (const agent of this.#agents.values()) agent.child.kill('SIGTERM');
+    void this.#server?.then((server) => server.close());
+  }
+
   /** Asks the agent (started if need be) for a connection that goes to `waiter`. */
-  #dial(key: 'user' | 'root', waiter: Waiter): void {
+  #dial(key: Key, token: string, waiter: Waiter): void {
     const fail = (error: Error): void => {
       clearTimeout(waiter.timer);
       waiter.reject(error);
@@ -86,17 +130,9 @@ export class FsAgents {
     } catch (error) {
       return fail(error as Error);
     }
-    if (agent.waiting.length >= MAX_WAITING) return fail(coded('ERR_FS_AGENT', 'too many filesystem requests at once'));
-    agent.waiting.push(waiter);
-    agent.child.stdin!.write('dial\n');
-  }
-
-  /** Ends the agents and the listener. */
-  close(): void {
-    this.#closed = true;
-    // runc passes the signal on to the agent; deleting the container would end it anyway.
-    for (const agent of this.#agents.values()) agent.child.kill('SIGTERM');
-    void this.#server?.then((server) => server.close());
+    if (agent.waiting.size >= MAX_WAITING) return fail(coded('ERR_FS_AGENT', 'too many requests to the sprite agent at once'));
+    agent.waiting.set(token, waiter);
+    agent.child.stdin!.write(`dial ${token} ${waiter.kind}\n`);
   }
 
   /** Whether exec's user (the container's process user) is root: then `asRoot` needs no second agent. */
@@ -108,14 +144,13 @@ export class FsAgents {
     return this.#rootUser;
   }
 
-  #start(key: 'user' | 'root'): Agent {
+  #start(key: Key): Agent {
     const loader = readdirSync(join(this.#init.toolsDir, 'lib')).find((name) => name.startsWith('ld-linux'));
     if (!loader) throw coded('ERR_FS_AGENT', 'no loader for the Node runtime in /.sprite/bin/lib');
     const args = ['--root', this.#init.runcRoot, 'exec', '--cwd', '/', ...(key === 'root' ? ['--user', '0:0'] : []), this.#init.id,
-      `${BIN}/lib/${loader}`, '--library-path', `${BIN}/lib`, `${BIN}/node`, '--max-old-space-size=64', '--disable-warning=ExperimentalWarning',
-      `${BIN}/fs-agent/main.ts`];
+      `${BIN}/lib/${loader}`, '--library-path', `${BIN}/lib`, `${BIN}/node`, '--max-old-space-size=64', '--max-semi-space-size=1', `${BIN}/fs-agent/main.js`];
     const child = spawn('runc', args, { stdio: ['pipe', 'ignore', 'pipe'] });
-    const agent: Agent = { child, secret: randomBytes(SECRET_BYTES), waiting: [], served: false };
+    const agent: Agent = { child, secret: randomBytes(SECRET_BYTES), waiting: new Map(), served: false, pid: 0 };
     this.#agents.set(key, agent);
     child.stdin!.on('error', () => undefined);
     child.stdin!.write(`${JSON.stringify({ socket: this.#socket, secret: agent.secret.toString('hex') })}\n`);
@@ -125,23 +160,26 @@ export class FsAgents {
       if (said >= 2048) return;
       const text = chunk.subarray(0, 2048 - said).toString('utf8').replace(/[^\x20-\x7e\n]/g, '?');
       said += chunk.length;
-      for (const line of text.split('\n')) if (line) this.#init.log(`fs agent (${key}): ${line}`);
+      for (const line of text.split('\n')) if (line) this.#init.log(`agent (${key}): ${line}`);
     });
     const gone = (reason: string): void => {
       if (this.#agents.get(key) === agent) this.#agents.delete(key);
+      if (!agent.served) this.#failedAt = performance.now();
       // An agent that served before and died (killed inside the sprite) is started again for the
-      // requests it left waiting; one that never served fails them, so a broken agent cannot loop.
-      for (const waiter of agent.waiting.splice(0)) {
-        if (agent.served && !this.#closed) this.#dial(key, waiter);
+      // file requests it left waiting; one that never served fails them, so a broken agent cannot
+      // loop. An exec falls back to `runc exec` instead of waiting.
+      for (const [token, waiter] of agent.waiting) {
+        if (agent.served && !this.#closed && waiter.kind === 'fs') this.#dial(key, token, waiter);
         else {
           clearTimeout(waiter.timer);
-          waiter.reject(coded('ERR_FS_AGENT', `the sprite's file agent ${reason}`));
+          waiter.reject(coded('ERR_FS_AGENT', `the sprite's agent ${reason}`));
         }
       }
+      agent.waiting.clear();
     };
     child.once('error', (error) => gone(`could not start: ${error.message}`));
     child.once('exit', (code, signal) => {
-      this.#init.log(`fs agent (${key}) exited (${signal ?? code})`);
+      this.#init.log(`agent (${key}) exited (${signal ?? code})`);
       gone(`exited (${signal ?? code})`);
     });
     return agent;
@@ -157,22 +195,25 @@ export class FsAgents {
     return this.#server;
   }
 
-  /** Hands a connection to the oldest request waiting on the agent whose secret it starts with. */
+  /** Hands a connection to the request whose token follows the secret of the agent it waits on. */
   #authenticate(socket: net.Socket): void {
     socket.on('error', () => undefined);
     const timer = setTimeout(() => socket.destroy(), 5000);
+    const want = SECRET_BYTES + TOKEN_BYTES;
     let got = Buffer.alloc(0);
     const onData = (chunk: Buffer): void => {
       got = Buffer.concat([got, chunk]);
-      if (got.length < SECRET_BYTES) return;
+      if (got.length < want) return;
       clearTimeout(timer);
       socket.off('data', onData);
       socket.pause();
-      if (got.length > SECRET_BYTES) socket.unshift(got.subarray(SECRET_BYTES));
+      if (got.length > want) socket.unshift(got.subarray(want));
       const proof = got.subarray(0, SECRET_BYTES);
+      const token = got.subarray(SECRET_BYTES, want).toString('hex');
       const agent = [...this.#agents.values()].find((candidate) => timingSafeEqual(candidate.secret, proof));
-      const waiter = agent?.waiting.shift();
+      const waiter = agent?.waiting.get(token);
       if (!waiter) return void socket.destroy();
+      agent!.waiting.delete(token);
       agent!.served = true;
       clearTimeout(waiter.timer);
       waiter.resolve(socket);
