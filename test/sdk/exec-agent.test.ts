@@ -28,8 +28,9 @@ describe('execs on the sprite agent', () => {
     assert.equal(await cmd.wait(), 0);
     return out.replace(/\r/g, '');
   };
-  const running = async (marker: string): Promise<number> => Number((await here.execFile('sh', ['-c',
-    X;
+  /** How many `sleep <marker> ...` processes run in the sprite. */
+  const running = async (marker: string): Promise<number> => Number(String((await here.execFile('sh', ['-c',
+    `for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done | grep -c '^sleep ${marker} ' || true`])).stdout).trim());
 
   before(async () => {
     owner = await startPeer({ poolDepth: 1 });
