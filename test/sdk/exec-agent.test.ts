@@ -51,7 +51,7 @@ describe('execs on the sprite agent', () => {
     // The agent starts with the sprite: plain execs reach it once it is up.
     const agent = await eventually(async () => (await parent(there)) || undefined, 30_000, 'an exec on the agent');
     const cmdline = String((await here.execFile('cat', [`/proc/${agent}/cmdline`])).stdout);
-    assert.match(cmdline, /fs-agent\/main\.js/);
+    assert.match(cmdline, /\0sprite-agent\0/);
     const env = { PATH: '/usr/bin:/bin:/extra', EXTRA: 'yes' };
     const viaAgent = String((await there.execFile('sh', ['-c', `echo $PPID; ${CONFINEMENT}`], { env })).stdout);
     const cmd = here.spawn('sh', ['-c', `echo $PPID; ${CONFINEMENT}`], { tty: true, env });

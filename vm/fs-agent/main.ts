@@ -72,6 +72,9 @@ function checked(value: unknown): Request {
   return request;
 }
 
+// Its own name, not `node`: a user's `pkill node` inside the sprite must not cut the exec it runs in.
+process.title = 'sprite-agent';
+
 let target: { socket: string; secret: Buffer } | undefined;
 const lines = createInterface({ input: process.stdin });
 lines.on('line', (line) => {
