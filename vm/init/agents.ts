@@ -24,6 +24,9 @@ const MAX_WAITING = 64;
 // An agent that died without ever serving is not started again in the background for this long.
 const RETRY_MS = 30_000;
 const BIN = '/.sprite/bin';
+// Below this memory limit the user agent is not started for execs: its ~15 MiB of private memory at
+// start would push a small sprite into its OOM killer (files still start it when asked).
+const EXEC_AGENT_MIN_MEMORY = 128 * 1024 * 1024;
 
 type Key = 'user' | 'root';
 /** What a connection is for: a file request, an exec, or only the proof that the agent is up. */
@@ -96,9 +99,13 @@ export class SpriteAgents {
     return agent !== undefined && agent.served && agent.child.exitCode === null && agent.child.signalCode === null;
   }
 
-  /** Starts the user's agent in the background unless it runs, or failed to start a short while ago. */
+  /**
+   * Starts the user's agent in the background unless it runs, failed to start a short while ago, or
+   * the sprite's memory is too small to spare for it.
+   */
   warm(): void {
     if (this.#closed || this.#agents.has('user') || performance.now() - this.#failedAt < RETRY_MS) return;
+    if (this.#memoryLimit() < EXEC_AGENT_MIN_MEMORY) return;
     this.connect(false, 'ping').then((socket) => socket.destroy(), (error: Error) => this.#init.log(`agent: ${error.message}`));
   }
 
@@ -137,11 +144,26 @@ export class SpriteAgents {
 
   /** Whether exec's user (the container's process user) is root: then `asRoot` needs no second agent. */
   #userIsRoot(): boolean {
-    if (this.#rootUser === undefined) {
-      const config = JSON.parse(readFileSync(join(this.#init.bundle, 'config.json'), 'utf8')) as { process?: { user?: { uid?: number } } };
-      this.#rootUser = (config.process?.user?.uid ?? 0) === 0;
-    }
+    this.#rootUser ??= (this.#config().process?.user?.uid ?? 0) === 0;
     return this.#rootUser;
+  }
+
+  /** The container's memory limit now (the API may change it while the sprite runs); Infinity if unknown. */
+  #memoryLimit(): number {
+    const path = this.#config().linux?.cgroupsPath ?? '';
+    for (const file of [`/sys/fs/cgroup/memory${path}/memory.limit_in_bytes`, `/sys/fs/cgroup${path}/memory.max`]) {
+      try {
+        const limit = Number(readFileSync(file, 'utf8').trim());
+        if (Number.isFinite(limit) && limit > 0) return limit;
+      } catch {
+        // The other cgroup version.
+      }
+    }
+    return Infinity;
+  }
+
+  #config(): { process?: { user?: { uid?: number } }; linux?: { cgroupsPath?: string } } {
+    return JSON.parse(readFileSync(join(this.#init.bundle, 'config.json'), 'utf8'));
   }
 
   #start(key: Key): Agent {
