@@ -66,6 +66,23 @@ describe('execs on the sprite agent', () => {
     assert.ok(agentSeen.includes('PATH=/usr/bin:/bin:/extra') && agentSeen.includes('EXTRA=yes') && agentSeen.includes('HOME=/root'));
   });
 
+  test('a command on the agent is a session: listed with its pid as the sprite sees it, its whole group killed by the kill API', async () => {
+    const agent = await eventually(async () => (await parent(here)) || undefined, 30_000, 'an exec on the agent');
+    const cmd = there.spawn('sh', ['-c', 'echo $PPID $$; sleep 1003 7 & exec sleep 1003 8'], { detachable: true });
+    let out = '';
+    cmd.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    const [ppid, pid] = (await eventually(() => (out.includes('\n') ? out : undefined), 10_000, 'the pids')).trim().split(' ').map(Number);
+    assert.equal(ppid, agent);
+    const id = await eventually(async () => (await here.listSessions()).find((s) => s.command.includes('1003'))?.id, 10_000, 'the session');
+    await eventually(async () => (await running('1003')) === 2 || undefined, 10_000, 'both sleeps');
+    const events = [];
+    for await (const event of await here.killSession(id, 'TERM', '5s')) events.push(event);
+    assert.equal(events[0]!.pid, pid);
+    assert.deepEqual(events.map((e) => e.type), ['signal', 'exited', 'complete']);
+    assert.equal(events.at(-1)!.exitCode, 128 + 15);
+    await eventually(async () => (await running('1003')) === 0 || undefined, 10_000, 'the group gone');
+  });
+
   test('an agent killed inside the sprite: the next exec still works on runc exec, later ones on a new agent', async () => {
     const first = await eventually(async () => (await parent(here)) || undefined, 30_000, 'an exec on the agent');
     await onTerminal(`kill -9 ${first}`);
