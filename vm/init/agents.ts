@@ -70,6 +70,7 @@ export class SpriteAgents {
   #closed = false;
   #rootUser: boolean | undefined;
   #failedAt = -Infinity;
+  #enabled = false;
 
   constructor(init: AgentsInit) {
     this.#init = init;
@@ -99,12 +100,18 @@ export class SpriteAgents {
     return agent !== undefined && agent.served && agent.child.exitCode === null && agent.child.signalCode === null;
   }
 
+  /** The sprite started: from now on `warm` may start the user's agent (a warm pool entry runs none). */
+  enable(): void {
+    this.#enabled = true;
+    this.warm();
+  }
+
   /**
    * Starts the user's agent in the background unless it runs, failed to start a short while ago, or
    * the sprite's memory is too small to spare for it.
    */
   warm(): void {
-    if (this.#closed || this.#agents.has('user') || performance.now() - this.#failedAt < RETRY_MS) return;
+    if (!this.#enabled || this.#closed || this.#agents.has('user') || performance.now() - this.#failedAt < RETRY_MS) return;
     if (this.#memoryLimit() < EXEC_AGENT_MIN_MEMORY) return;
     this.connect(false, 'ping').then((socket) => socket.destroy(), (error: Error) => this.#init.log(`agent: ${error.message}`));
   }

@@ -63,7 +63,7 @@ async function main(): Promise<void> {
       services.activate();
       // The agent starts with the sprite, not in the warm pool (a pool entry runs nothing), so the
       // first exec of a created or woken sprite is already a fork rather than a `runc exec`.
-      agents.warm();
+      agents.enable();
       return { running };
     },
     shutdown: async () => {
