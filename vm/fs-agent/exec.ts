@@ -18,15 +18,25 @@ interface ExecRequest {
   dir: string;
 }
 
+/** Execs whose status has not gone out yet; `idle` runs when that drops to zero. */
+export const execs = { running: 0, idle: (): void => undefined };
+
 /** Serves one exec on `socket`: the request frame, stdin frames, and back the pid, output and status. */
 export function serveExec(socket: Socket): void {
   let child: ChildProcess | undefined;
   let finished = false;
+  let counted = true;
+  execs.running++;
+  const done = (): void => {
+    if (!counted) return;
+    counted = false;
+    if (--execs.running === 0) execs.idle();
+  };
   const finish = (status: number, message?: string): void => {
     if (finished) return;
     finished = true;
     if (message) socket.write(execFrame(EXEC.stderr, Buffer.from(`${message}\n`)));
-    socket.end(execFrame(EXEC.exit, Buffer.of(status & 0xff)));
+    socket.end(execFrame(EXEC.exit, Buffer.of(status & 0xff)), done);
   };
   const frames = new ExecFrames((kind, data) => {
     if (!child) {
@@ -48,6 +58,8 @@ export function serveExec(socket: Socket): void {
   // sprite-init went away or cut the exec before its end: the command goes with it, as it would with runc.
   socket.on('close', () => {
     if (!finished && child?.pid) killGroup(child.pid);
+    finished = true;
+    done();
   });
   socket.on('error', () => undefined);
 }

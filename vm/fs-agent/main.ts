@@ -15,7 +15,7 @@
  */
 import net from 'node:net';
 import { createInterface } from 'node:readline';
-import { serveExec } from './exec.ts';
+import { execs, serveExec } from './exec.ts';
 import { answer, answered, listPath, readFile, writeFile } from './ops.ts';
 import { chmodPath, chownPath, copyPath, deletePath, renamePath } from './tree.ts';
 import { watchPaths } from './watch.ts';
@@ -93,3 +93,8 @@ lines.on('line', (line) => {
   else socket.end();
 });
 lines.on('close', () => process.exit(0));
+// The sprite stops: sprite-init has signalled the commands; their statuses go out before the agent does.
+process.on('SIGTERM', () => {
+  execs.idle = () => process.exit(0);
+  if (execs.running === 0) process.exit(0);
+});

@@ -20,6 +20,7 @@ import { childInContainer } from './procfs.ts';
 const SECRET_BYTES = 32;
 const TOKEN_BYTES = 16;
 const CONNECT_MS = 15_000;
+const CLOSE_MS = 3000;
 const MAX_WAITING = 64;
 // An agent that died without ever serving is not started again in the background for this long.
 const RETRY_MS = 30_000;
@@ -124,12 +125,22 @@ export class SpriteAgents {
     return agent.pid;
   }
 
-  /** Ends the agents and the listener. */
-  close(): void {
+  /**
+   * Ends the agents and the listener, and waits (a little) for the agents to be gone, so nothing of
+   * theirs is still leaving the container when the peer unmounts its disk and removes its cgroup.
+   */
+  async close(): Promise<void> {
     this.#closed = true;
-    // runc passes the signal on to the agent; deleting the container would end it anyway.
-    for (const agent of this.#agents.values()) agent.child.kill('SIGTERM');
     void this.#server?.then((server) => server.close());
+    await Promise.all([...this.#agents.values()].map(async ({ child }) => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      // runc passes the signal on to the agent; one that ignores it goes with the container.
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), CLOSE_MS);
+      await exited;
+      clearTimeout(timer);
+    }));
   }
 
   /** Asks the agent (started if need be) for a connection that goes to `waiter`. */

@@ -45,8 +45,8 @@ async function main(): Promise<void> {
   await dropHostMounts(config.privateDirs);
 
   const shutdown = async (): Promise<void> => {
-    agents.close();
     sessions.killAll();
+    await agents.close();
     await services.stopAll();
     await runc.destroy();
   };
