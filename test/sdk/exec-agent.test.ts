@@ -95,6 +95,16 @@ describe('execs on the sprite agent', () => {
     assert.notEqual(second, first);
   });
 
+  test('an agent stopped inside the sprite is killed and replaced: execs still work, then run on a new agent', async () => {
+    const stopped = await eventually(async () => (await parent(here)) || undefined, 30_000, 'an exec on the agent');
+    await onTerminal(`kill -STOP ${stopped}`);
+    // This one waits for the stopped agent, gives up on it and takes runc exec.
+    assert.equal(await parent(there), 0);
+    await eventually(async () => !(await onTerminal(`[ -e /proc/${stopped} ] && echo there || echo gone`)).includes('there') || undefined, 15_000, 'the stopped agent gone');
+    const next = await eventually(async () => (await parent(here)) || undefined, 30_000, 'an exec on a new agent');
+    assert.notEqual(next, stopped);
+  });
+
   test('a command whose agent dies ends with 255 and says why, and does not stay behind', async () => {
     const agent = await eventually(async () => (await parent(here)) || undefined, 30_000, 'an exec on the agent');
     const cmd = there.spawn('sh', ['-c', 'exec sleep 1001 7']);

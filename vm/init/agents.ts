@@ -88,6 +88,9 @@ export class SpriteAgents {
         kind, resolve, reject,
         timer: setTimeout(() => {
           for (const agent of this.#agents.values()) agent.waiting.delete(token);
+          // An agent too stuck for an exec (stopped inside the sprite, say) is killed and replaced, so
+          // the next exec takes runc at once and a new agent starts.
+          if (kind === 'exec') this.#kill(key);
           reject(coded('ERR_FS_AGENT', `the sprite's agent did not connect within ${timeoutMs} ms`));
         }, timeoutMs),
       };
@@ -141,6 +144,25 @@ export class SpriteAgents {
       await exited;
       clearTimeout(timer);
     }));
+  }
+
+  /**
+   * Kills the agent process itself (runc's child in the container) and forgets it; its runc reaps it
+   * and exits. Killing runc instead would leave the agent running, and once dead a zombie of
+   * sprite-init's pid namespace, which nothing reaps.
+   */
+  #kill(key: Key): void {
+    const agent = this.#agents.get(key);
+    if (!agent) return;
+    this.#agents.delete(key);
+    agent.child.stdin!.destroy();
+    const pid = agent.pid || (agent.child.pid ? childInContainer(agent.child.pid) : 0);
+    try {
+      if (pid) process.kill(pid, 'SIGKILL');
+      else agent.child.kill('SIGKILL');
+    } catch {
+      // Gone already.
+    }
   }
 
   /** Asks the agent (started if need be) for a connection that goes to `waiter`. */
