@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { MESH_DEFAULTS } from '../gossip/index.ts';
 import type { BaseImage, DeviceOptions, Limits } from '../vm/index.ts';
 import { PEER_DEFAULTS } from './defaults.ts';
+import type { EgressDefault } from './egress/policy-match.ts';
 import { readOptions, type PeerOptions } from './options.ts';
 
 // The options' type, for callers of this module.
@@ -78,6 +79,8 @@ export interface PeerConfig {
     httpPort: number;
     /** Host id that a sprite's root maps to (user-namespace remap); 65536 ids from there. */
     rootHostId: number;
+    /** The network policy a sprite created here starts with. */
+    egressDefaultPolicy: EgressDefault;
   };
 }
 
@@ -121,7 +124,7 @@ export function buildConfig(options: PeerOptions): Readonly<PeerConfig> {
       certWaitMs: v.bootstrap.length > 0 ? PEER_DEFAULTS.joinCertWaitMs : 0,
     },
     sleep: { warmAfterMs: v.warmSleepAfterMs, coldAfterMs: v.coldSleepAfterMs },
-    sprite: { capacity: v.capacity, limits: v.limits, httpPort: v.httpPort, rootHostId: PEER_DEFAULTS.sprite.rootHostId },
+    sprite: { capacity: v.capacity, limits: v.limits, httpPort: v.httpPort, rootHostId: PEER_DEFAULTS.sprite.rootHostId, egressDefaultPolicy: v.egressDefaultPolicy },
   });
 }
 

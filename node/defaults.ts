@@ -16,6 +16,8 @@ export const PEER_DEFAULTS = {
     capacity: 100,
     /** The port inside a sprite that its URL serves. */
     httpPort: 8080,
+    /** The network policy a new sprite gets (see node/egress/policy-match.ts). */
+    egressDefaultPolicy: 'allow-all',
     /** Host id a sprite's root maps to; base images are owned by it, so it is fixed, not an option. */
     rootHostId: 100_000,
   },

@@ -12,6 +12,7 @@ import { DEBIAN_SUITE } from '../vm/debootstrap.ts';
 import { VM_DEFAULTS } from '../vm/defaults.ts';
 import { DEVICE_DEFAULTS, VOLUMES_DEFAULTS } from '../vm/storage/defaults.ts';
 import { defaultDataDir, PEER_DEFAULTS } from './defaults.ts';
+import { EGRESS_DEFAULTS } from './egress/policy-match.ts';
 import { address, bytes, decimal, integer, milliseconds, multiaddrs, oneOf, path, seconds, text, type Kind } from './option-kinds.ts';
 
 /** The part of the peer an option configures; help and the README group options by it. */
@@ -188,6 +189,10 @@ export const PEER_OPTIONS = {
   httpPort: option({
     section: 'sprite', flag: 'sprite-http-port', kind: integer(1, 65535, 'PORT'), label: 'sprite http port', default: PEER_DEFAULTS.sprite.httpPort,
     doc: "the port inside a sprite that its URL serves; every peer of a mesh uses the same",
+  }),
+  egressDefaultPolicy: option({
+    section: 'sprite', flag: 'egress-default-policy', kind: oneOf(EGRESS_DEFAULTS), label: 'default network policy', default: PEER_DEFAULTS.sprite.egressDefaultPolicy,
+    doc: 'the network policy a sprite created here starts with: `allow-all` (no rules), `defaults` (the preset of package and source hosts, then `*` denied) or `deny-all` (`*` denied)',
   }),
 } as const satisfies OptionTable;
 

@@ -11,6 +11,7 @@ import { Machines, type MachinesInit } from './sprites/machines.ts';
 import { Recovery } from './sprites/recovery.ts';
 import { Takeover } from './sprites/takeover.ts';
 import { SpritePolicies } from './sprites/policies.ts';
+import { defaultPolicy } from './egress/policy-match.ts';
 
 export type { SleepCandidate } from './sprites/lifecycle.ts';
 export type { SpriteHealth } from './sprites/health.ts';
@@ -107,8 +108,10 @@ export class SpriteManager {
    * with its limits, named and started. With an image (a built base image) its disk is a clone of
    * that image, made cold. A full peer refuses (429) or, with `waitForCapacity`, waits for room.
    */
-  create(spec: SpriteSpec): Promise<SpriteRecord> {
-    return this.#lifecycle.create(spec);
+  async create(spec: SpriteSpec): Promise<SpriteRecord> {
+    const record = await this.#lifecycle.create(spec);
+    this.#policies.initNetwork(record.id, defaultPolicy(this.#init.config.sprite.egressDefaultPolicy));
+    return record;
   }
 
   /** True when this peer takes sprites and has room under its capacity for one more. */

@@ -35,6 +35,8 @@ export interface ParsedArgs {
   string(name: string): string | undefined;
   /** Every value of a list flag, in order. */
   list(name: string): string[];
+  /** Every flag as given, in command-line order (value undefined for a switch): for commands where order across flags means something. */
+  readonly given: readonly { name: string; value: string | undefined }[];
 }
 
 /** Parses `argv` (without the command words) against `spec`; throws UsageError on a bad flag. */
@@ -49,6 +51,7 @@ export function parseArgs(argv: readonly string[], spec: ArgsSpec): ParsedArgs {
   const positionals: string[] = [];
   const values = new Map<string, string[]>();
   const booleans = new Set<string>();
+  const given: { name: string; value: string | undefined }[] = [];
 
   for (let i = 0; i < head.length; i++) {
     const arg = head[i] as string;
@@ -71,6 +74,7 @@ export function parseArgs(argv: readonly string[], spec: ArgsSpec): ParsedArgs {
     if (flag.kind === 'boolean') {
       if (eq >= 0) throw new UsageError(`flag ${written} takes no value`);
       booleans.add(name);
+      given.push({ name, value: undefined });
       continue;
     }
     let value: string | undefined;
@@ -84,6 +88,7 @@ export function parseArgs(argv: readonly string[], spec: ArgsSpec): ParsedArgs {
     const list = values.get(name) ?? [];
     list.push(value);
     values.set(name, list);
+    given.push({ name, value });
   }
 
   return {
@@ -92,6 +97,7 @@ export function parseArgs(argv: readonly string[], spec: ArgsSpec): ParsedArgs {
     bool: (name) => booleans.has(name),
     string: (name) => values.get(name)?.at(-1),
     list: (name) => [...(values.get(name) ?? [])],
+    given,
   };
 }
 

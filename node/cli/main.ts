@@ -15,6 +15,7 @@ import { serviceCommands } from './services.ts';
 import { sessionCommands } from './sessions.ts';
 import { spriteCommands } from './sprites.ts';
 import { urlCommands } from './url.ts';
+import { policyCommands } from './policy.ts';
 import { checkpointCommands } from './checkpoints.ts';
 import { imageCommands } from './images.ts';
 import { tenantCommands } from './tenants.ts';
@@ -30,6 +31,7 @@ const COMMANDS: readonly Command[] = [
   ...sessionCommands,
   ...serviceCommands,
   ...urlCommands,
+  ...policyCommands,
   ...checkpointCommands,
   ...imageCommands,
   ...tenantCommands,

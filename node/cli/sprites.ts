@@ -2,6 +2,7 @@
 import type { Command, Context } from './command.ts';
 import { JSON_FLAG, arg, print, pump, spritePath } from './command.ts';
 import { fields, json, table, time } from './format.ts';
+import { networkPolicyPath, policyLines, type NetworkPolicyDoc } from './policy.ts';
 import { FOLLOW_FLAG, serviceLogs } from './services.ts';
 import type { PoolStatus, Sprite, SpritePage } from './wire.ts';
 
@@ -66,18 +67,20 @@ export const spriteCommands: readonly Command[] = [
   {
     words: ['info'],
     usage: 'NAME [--json]',
-    summary: "show a sprite: status, URL, owner, labels, limits and times",
+    summary: "show a sprite: status, URL, owner, labels, limits, times and network policy",
     spec: { flags: JSON_FLAG },
     required: ['NAME'],
     run: async (ctx) => {
       const s = await ctx.client().json<Sprite>('GET', spritePath(arg(ctx, 0)));
       if (ctx.args.bool('json') || s === undefined) return printSprite(ctx, s);
+      const policy = await ctx.client().json<NetworkPolicyDoc>('GET', networkPolicyPath(s.name));
       const config = (s.config ?? {}) as { ram_mb?: number; cpus?: number };
       await print(ctx.io, fields({
         name: s.name, id: s.id, status: s.status, organization: s.organization, url: s.url, auth: s.url_settings.auth,
         owner: `${s.owner}${s.owner_state ? ` (${s.owner_state})` : ''}`, labels: (s.labels as string[] | undefined)?.join(' ') || undefined,
         memory: config.ram_mb === undefined ? undefined : `${config.ram_mb} MiB`, cpus: config.cpus, version: s.version,
         created: time(s.created_at), updated: time(s.updated_at), 'last running': time(s.last_running_at ?? undefined),
+        'network policy': policyLines(policy).join(', '),
       }));
       return 0;
     },

@@ -35,7 +35,13 @@ export class SpritePolicies {
     return this.#init.docs.read(this.#id(name), 'policy/network', parseNetworkPolicy) ?? { rules: [] };
   }
 
-  /** Checks and stores a network policy (not enforced yet). */
+  /** Stores the policy a new sprite starts with (the peer's --egress-default-policy) unless it has one; no rules need no document. */
+  initNetwork(id: string, policy: NetworkPolicy): void {
+    if (policy.rules.length === 0 || this.#init.docs.read(id, 'policy/network', parseNetworkPolicy)) return;
+    this.#init.docs.write(id, 'policy/network', policy);
+  }
+
+  /** Checks and stores a network policy (the policy resolver and firewall of node/egress/ enforce it where the peer runs them). */
   setNetwork(name: string, body: unknown): void {
     this.#init.docs.write(this.#id(name), 'policy/network', parseNetworkPolicy(body));
   }

@@ -44,6 +44,7 @@ test('bad flag values: one line naming the flag, what it takes and what it got',
   const cases: [string[], RegExp][] = [
     [['--pool-depth', 'x'], /^--pool-depth must be a whole number, got 'x'$/],
     [['--pool-fallback', 'maybe'], /^--pool-fallback must be cold or fail, got 'maybe'$/],
+    [['--egress-default-policy', 'open'], /^--egress-default-policy must be allow-all or defaults or deny-all, got 'open'$/],
     [['--image', 'alpine'], /^--image must be debian or busybox, got 'alpine'$/],
     [['--suspect-after-ms', '1.5'], /^--suspect-after-ms must be a whole number of milliseconds, got '1.5'$/],
     [['--warm-sleep-after', 'soon'], /^--warm-sleep-after must be a number of seconds, got 'soon'$/],
@@ -99,12 +100,12 @@ test('the frozen config: defaults come from the units that own them, new options
   assert.ok(Object.isFrozen(config.proxy.http) && !Object.isFrozen(PROXY_DEFAULTS.http));
 
   const tuned = buildConfig({
-    dataDir: 'relative', capacity: 5, poolConcurrency: 3, httpPort: 9090, limits: { memoryBytes: 512 * MiB }, cacheBytes: GiB,
+    dataDir: 'relative', capacity: 5, poolConcurrency: 3, httpPort: 9090, egressDefaultPolicy: 'defaults', limits: { memoryBytes: 512 * MiB }, cacheBytes: GiB,
     storageMode: 'relaxed', suspectAfterMs: 600, downAfterMs: 2000, syncIntervalMs: 250, meshConnections: 2,
     bootstrap: ['/ip4/127.0.0.1/tcp/7071/p2p/12D3KooWabc'],
   });
   assert.equal(tuned.dataDir, join(process.cwd(), 'relative'));
-  assert.deepEqual(tuned.sprite, { capacity: 5, limits: { ...VM_DEFAULTS.limits, memoryBytes: 512 * MiB }, httpPort: 9090, rootHostId: 100_000 });
+  assert.deepEqual(tuned.sprite, { capacity: 5, limits: { ...VM_DEFAULTS.limits, memoryBytes: 512 * MiB }, httpPort: 9090, rootHostId: 100_000, egressDefaultPolicy: 'defaults' });
   assert.equal(tuned.pool.concurrency, 3);
   assert.equal(tuned.storage.cacheBytes, GiB);
   assert.equal(tuned.storage.device.mode, 'relaxed');
