@@ -149,7 +149,7 @@ class CommandPid {
 }
 
 /** Shell convention: the exit code, or 128 + signal number when killed. */
-export function exitStatus(code: number | null | undefined, signal: number | null): number {
+function exitStatus(code: number | null | undefined, signal: number | null): number {
   if (code !== null && code !== undefined) return code & 0xff;
   if (signal !== null) return (128 + signal) & 0xff;
   return 1;
