@@ -114,8 +114,13 @@ describe('filesystem API through the SDK', () => {
   });
 
   test('a file agent killed inside the sprite is started again on the next call', async () => {
-    const killed = await sh('n=0; for p in /proc/[0-9]*; do grep -q "fs-[a]gent/main" $p/cmdline 2>/dev/null && kill -9 ${p#/proc/} && n=$((n+1)); done; echo $n');
-    assert.equal(killed, '1\n');
+    // On a terminal: a plain exec is the agent's own child, and killing the agent would cut it.
+    const script = 'n=0; for p in /proc/[0-9]*; do grep -q "sprite-[a]gent" $p/cmdline 2>/dev/null && kill -9 ${p#/proc/} && n=$((n+1)); done; echo $n';
+    const cmd = sprite.spawn('sh', ['-c', script], { tty: true });
+    let killed = '';
+    cmd.stdout.on('data', (chunk: Buffer) => (killed += chunk.toString()));
+    assert.equal(await cmd.wait(), 0);
+    assert.equal(killed, '1\r\n');
     assert.equal(await viaOther.readFile('/work/hello.txt', 'utf8'), 'héllo wörld\n');
   });
 

@@ -19,7 +19,7 @@ describe('file agent', () => {
   let dir: string;
   let agent: ChildProcess;
   let server: net.Server;
-  const waiting: Array<(socket: net.Socket) => void> = [];
+  const waiting = new Map<string, (socket: net.Socket) => void>();
   const secret = randomBytes(32);
 
   before(async () => {
@@ -27,9 +27,11 @@ describe('file agent', () => {
     const name = `\0fs-agent-test-${process.pid}`;
     server = net.createServer((socket) => {
       socket.once('readable', () => {
-        const proof = socket.read(32) as Buffer | null;
-        assert.ok(proof?.equals(secret));
-        waiting.shift()!(socket);
+        const proof = socket.read(48) as Buffer;
+        assert.ok(proof.subarray(0, 32).equals(secret));
+        const token = proof.subarray(32).toString('hex');
+        waiting.get(token)!(socket);
+        waiting.delete(token);
       });
     });
     await new Promise<void>((resolve) => server.listen(name, resolve));
@@ -42,9 +44,10 @@ describe('file agent', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const connect = (): Promise<net.Socket> => new Promise((resolve) => {
-    waiting.push(resolve);
-    agent.stdin!.write('dial\n');
+  const connect = (kind = 'fs'): Promise<net.Socket> => new Promise((resolve) => {
+    const token = randomBytes(16).toString('hex');
+    waiting.set(token, resolve);
+    agent.stdin!.write(`dial ${token} ${kind}\n`);
   });
   const call = async (request: object, body?: Buffer): Promise<any> => {
     const socket = await connect();

@@ -1,16 +1,21 @@
 /**
- * The file agent: a long-lived process inside a sprite that serves the filesystem API. sprite-init
- * starts it with `runc exec` as the sprite's user (or as its root), so every path is resolved by the
- * kernel inside the sprite's own mount namespace and root: no `..`, symlink or /proc trick reaches
- * outside. It runs on the Node runtime at /.sprite/bin and needs nothing from the sprite's image.
+ * The sprite agent: a long-lived process inside a sprite that serves the filesystem API and forks
+ * execs without a terminal. sprite-init starts it with `runc exec` as the sprite's user (or as its
+ * root, for files only), so every path is resolved by the kernel inside the sprite's own mount
+ * namespace and root (no `..`, symlink or /proc trick reaches outside) and every command it forks
+ * is in the container as a `runc exec` child would be. It runs on the Node runtime at /.sprite/bin
+ * and needs nothing from the sprite's image.
  *
  * stdin: a first line `{"socket", "secret"}` (an abstract Unix socket in the sprite's network
  * namespace where sprite-init listens, and the hex secret that proves this is the agent it started),
- * then one `dial` line per request: the agent connects, sends the secret's bytes, and serves one
- * request on that connection (see wire.ts). The agent exits when stdin closes.
+ * then one `dial <token> <kind>` line per request: the agent connects, sends the secret's bytes and
+ * the token's (which request this connection is for), then serves one file request (`fs`, see
+ * wire.ts) or one exec (`exec`, see exec.ts), or nothing (`ping`: it is up). The agent exits when
+ * stdin closes.
  */
 import net from 'node:net';
 import { createInterface } from 'node:readline';
+import { execs, serveExec } from './exec.ts';
 import { answer, answered, listPath, readFile, writeFile } from './ops.ts';
 import { chmodPath, chownPath, copyPath, deletePath, renamePath } from './tree.ts';
 import { watchPaths } from './watch.ts';
@@ -67,6 +72,9 @@ function checked(value: unknown): Request {
   return request;
 }
 
+// Its own name, not `node`: a user's `pkill node` inside the sprite must not cut the exec it runs in.
+process.title = 'sprite-agent';
+
 let target: { socket: string; secret: Buffer } | undefined;
 const lines = createInterface({ input: process.stdin });
 lines.on('line', (line) => {
@@ -75,10 +83,18 @@ lines.on('line', (line) => {
     target = { socket: hello.socket, secret: Buffer.from(hello.secret, 'hex') };
     return;
   }
-  if (line !== 'dial') return;
+  const [word, token = '', kind] = line.split(' ');
+  if (word !== 'dial' || !/^[0-9a-f]{32}$/.test(token)) return;
   const socket = net.connect(target.socket);
   socket.on('error', () => socket.destroy());
-  socket.write(target.secret);
-  void serve(socket);
+  socket.write(Buffer.concat([target.secret, Buffer.from(token, 'hex')]));
+  if (kind === 'fs') void serve(socket);
+  else if (kind === 'exec') serveExec(socket);
+  else socket.end();
 });
 lines.on('close', () => process.exit(0));
+// The sprite stops: sprite-init has signalled the commands; their statuses go out before the agent does.
+process.on('SIGTERM', () => {
+  execs.idle = () => process.exit(0);
+  if (execs.running === 0) process.exit(0);
+});

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
-import { readFileSync, readdirSync } from 'node:fs';
 import { innerPid } from './ports.ts';
+import { childInContainer } from './procfs.ts';
 import type { ExecSpec, Runc } from './runc.ts';
 
 /** Signals a client may send, by name without `SIG`. */
@@ -21,7 +21,7 @@ export function signalName(value: unknown): SignalName | undefined {
 /** Output stream ids of a process (the frame ids of stdout and stderr). */
 export type OutputStream = 1 | 2;
 
-/** One process started with `runc exec`, with pipes or a terminal. */
+/** One command of an exec: started with `runc exec` (pipes or a terminal) or by the sprite agent (agent-exec.ts). */
 export interface ExecProcess {
   readonly tty: boolean;
   write(data: Buffer): void;
@@ -145,33 +145,6 @@ class CommandPid {
       }
     }
     return innerPid(pid);
-  }
-}
-
-function childInContainer(parent: number): number {
-  for (const entry of safeReaddir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let stat: string;
-    let status: string;
-    try {
-      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      status = readFileSync(`/proc/${entry}/status`, 'utf8');
-    } catch {
-      continue;
-    }
-    // The parent pid is the second field after the command name, which may itself hold spaces and ')'.
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    const depth = /^NSpid:\s+(.+)$/m.exec(status)?.[1]!.trim().split(/\s+/).length ?? 1;
-    if (ppid === parent && depth > 1) return Number(entry);
-  }
-  return 0;
-}
-
-function safeReaddir(path: string): string[] {
-  try {
-    return readdirSync(path);
-  } catch {
-    return [];
   }
 }
 

@@ -16,7 +16,7 @@ import { STAGE, type InitConfig } from './config.ts';
 import { execHandlers } from './exec-ops.ts';
 import { accept, STREAMING, type Handler, type Request } from './ops.ts';
 import { forwardToPort } from './forward.ts';
-import { FsAgents, splice } from './fs-agents.ts';
+import { SpriteAgents, splice } from './agents.ts';
 import { serveInsideApi } from './inside-api.ts';
 import { Runc } from './runc.ts';
 import { PortWatcher } from './ports.ts';
@@ -33,8 +33,8 @@ async function main(): Promise<void> {
   const services = new ServiceManager(runc, config.servicesFile, join(config.spriteDir, 'logs/services'), join(dirname(config.controlSocket), 'services'), log);
   await services.seedLogs();
   const ports = new PortWatcher();
-  const sessions = new Sessions(runc, ports);
-  const fsAgents = new FsAgents({ runcRoot: config.runcRoot, id: config.id, bundle: config.bundle, toolsDir: STAGE.toolsDir, log });
+  const agents = new SpriteAgents({ runcRoot: config.runcRoot, id: config.id, bundle: config.bundle, toolsDir: STAGE.toolsDir, log });
+  const sessions = new Sessions(runc, ports, agents);
   let hostname: string | null = null;
   let running = false;
 
@@ -45,14 +45,14 @@ async function main(): Promise<void> {
   await dropHostMounts(config.privateDirs);
 
   const shutdown = async (): Promise<void> => {
-    fsAgents.close();
     sessions.killAll();
+    await agents.close();
     await services.stopAll();
     await runc.destroy();
   };
 
   const handlers: Record<string, Handler> = {
-    status: () => ({ running, hostname, active: sessions.active }),
+    status: () => ({ running, hostname, active: sessions.active, execs: sessions.started }),
     start: async (request) => {
       if (running) return { running };
       hostname = requireString(request.hostname, 'hostname');
@@ -61,6 +61,9 @@ async function main(): Promise<void> {
       running = true;
       log(`started as ${hostname}`);
       services.activate();
+      // The agent starts with the sprite, not in the warm pool (a pool entry runs nothing), so the
+      // first exec of a created or woken sprite is already a fork rather than a `runc exec`.
+      agents.enable();
       return { running };
     },
     shutdown: async () => {
@@ -79,10 +82,10 @@ async function main(): Promise<void> {
       await checkpoints.unmount(request.id);
       return null;
     },
-    // The filesystem API: the connection is spliced to the file agent inside the container (fs-agents.ts).
+    // The filesystem API: the connection is spliced to the sprite agent inside the container (agents.ts).
     fs: async (request, socket) => {
       if (!running) throw coded('ERR_SPRITE_NOT_RUNNING', 'the sprite is not running');
-      const agent = await fsAgents.connect(request.root === true);
+      const agent = await agents.connect(request.root === true);
       splice(socket, agent);
       return accept(socket);
     },
