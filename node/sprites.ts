@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { CheckpointInfo, ControlClient, Limits } from '../vm/index.ts';
+import type { CheckpointInfo, ControlClient, Egress, Limits, SpriteFirewall } from '../vm/index.ts';
 import type { PoolStatus } from './pool.ts';
 import type { SpriteDocs, SpriteRecord } from './records/index.ts';
 import { limitsFor, type SpriteSpec } from './sprite-settings.ts';
@@ -11,6 +11,7 @@ import { Machines, type MachinesInit } from './sprites/machines.ts';
 import { Recovery } from './sprites/recovery.ts';
 import { Takeover } from './sprites/takeover.ts';
 import { SpritePolicies } from './sprites/policies.ts';
+import { PolicyEnforcer } from './egress/enforcer.ts';
 import { defaultPolicy } from './egress/policy-match.ts';
 
 export type { SleepCandidate } from './sprites/lifecycle.ts';
@@ -22,6 +23,8 @@ export interface SpriteManagerInit extends MachinesInit {
   images: (name: string) => string;
   /** The replicated per-sprite documents (policies, checkpoint lineage). */
   docs: SpriteDocs;
+  /** This peer's egress, whose firewall and resolver enforce network policies; absent: off. */
+  egress?: Egress;
 }
 
 /**
@@ -37,6 +40,7 @@ export class SpriteManager {
   readonly #checkpoints: SpriteCheckpoints;
   readonly #recovery: Recovery;
   readonly #policies: SpritePolicies;
+  readonly #enforcer: PolicyEnforcer | undefined;
   #unwatch: (() => void) | undefined;
 
   constructor(init: SpriteManagerInit) {
@@ -47,16 +51,20 @@ export class SpriteManager {
       requests: (machine) => this.#checkpoints.insideRequests(machine),
       crashed: (machine, reason) => this.#recovery.crashed(machine, reason),
       limits: (id) => this.#policies.limits(id),
+      network: async (name, firewall) => this.#enforcer?.apply(name, firewall),
     });
     const startSprite = (name: string): Promise<SpriteRecord> => this.startSprite(name);
     this.#machines = machines;
-    this.#lifecycle = new SpriteLifecycle({ machines, config, registry, volumes, images: init.images, logger });
+    const created = (id: string): void => this.#policies.initNetwork(id, defaultPolicy(config.sprite.egressDefaultPolicy));
+    this.#lifecycle = new SpriteLifecycle({ machines, config, registry, volumes, images: init.images, created, logger });
     this.#takeover = new Takeover({ machines, config, registry, volumes, startSprite, logger });
     this.#checkpoints = new SpriteCheckpoints({ machines, volumes, docs: init.docs, startSprite, logger });
     this.#recovery = new Recovery({ machines, config, registry, volumes, startSprite, logger });
     // Without a resources policy a sprite has the limits it was created with (within this peer's).
     const base = (id: string): Limits => limitsFor(registry.list().find((record) => record.id === id) ?? {}, config.sprite.limits);
-    this.#policies = new SpritePolicies({ machines, docs: init.docs, limits: config.sprite.limits, base, logger });
+    this.#enforcer = init.egress && new PolicyEnforcer({ egress: init.egress, policyOf: (name) => this.#policies.network(name), logger: logger.child({ component: 'egress' }) });
+    const enforce = this.#enforcer && ((name: string, firewall: SpriteFirewall) => this.#enforcer!.apply(name, firewall));
+    this.#policies = new SpritePolicies({ machines, docs: init.docs, limits: config.sprite.limits, base, enforce, logger });
   }
 
   /** The sprite's network, privileges and resources policies (the owner's view; see node/sprites/policies.ts). */
@@ -70,6 +78,7 @@ export class SpriteManager {
    * while this one was away must show its new owner by then.
    */
   async start(): Promise<void> {
+    await this.#enforcer?.start();
     this.#unwatch = this.#takeover.watch();
     await this.#recovery.sweep();
     this.#lifecycle.startPool();
@@ -81,6 +90,7 @@ export class SpriteManager {
     this.#unwatch?.();
     await this.#lifecycle.stopPool();
     await this.#machines.stopAll();
+    await this.#enforcer?.close();
   }
 
   /** Resolves once the pool is full. */
@@ -109,9 +119,7 @@ export class SpriteManager {
    * that image, made cold. A full peer refuses (429) or, with `waitForCapacity`, waits for room.
    */
   async create(spec: SpriteSpec): Promise<SpriteRecord> {
-    const record = await this.#lifecycle.create(spec);
-    this.#policies.initNetwork(record.id, defaultPolicy(this.#init.config.sprite.egressDefaultPolicy));
-    return record;
+    return this.#lifecycle.create(spec);
   }
 
   /** True when this peer takes sprites and has room under its capacity for one more. */

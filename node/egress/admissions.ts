@@ -1,6 +1,6 @@
 import { normalizeName } from './policy-match.ts';
 
-/** An address a sprite may no longer reach, and for how much longer it had been admitted (seconds). */
+/** An address and a time in seconds: how long it had been admitted for, or has left. */
 export interface Withdrawn {
   address: string;
   seconds: number;
@@ -17,11 +17,17 @@ export class Admissions {
   /** address -> name -> expiry (ms since the epoch). */
   readonly #byAddress = new Map<string, Map<string, number>>();
 
-  record(name: string, addresses: readonly string[], ttlSeconds: number, now = Date.now()): void {
+  /**
+   * Notes that `name` gave `addresses` for `ttlSeconds`; answers those the firewall must (re)admit:
+   * new ones, and those whose admission had less than half of this TTL left.
+   */
+  record(name: string, addresses: readonly string[], ttlSeconds: number, now = Date.now()): string[] {
     this.#expire(now);
     const until = now + ttlSeconds * 1000;
     const key = normalizeName(name);
+    const due: string[] = [];
     for (const address of addresses) {
+      if (this.#until(address) < now + (ttlSeconds * 1000) / 2) due.push(address);
       let names = this.#byAddress.get(address);
       if (!names) {
         // Bounded: a sprite resolving endlessly many names forgets the oldest; the firewall's
@@ -32,6 +38,13 @@ export class Admissions {
       }
       names.set(key, Math.max(names.get(key) ?? 0, until));
     }
+    return due;
+  }
+
+  /** Every address admitted now, with the time it has left (seconds). */
+  live(now = Date.now()): Withdrawn[] {
+    this.#expire(now);
+    return [...this.#byAddress.keys()].map((address) => ({ address, seconds: Math.ceil((this.#until(address) - now) / 1000) }));
   }
 
   /**
@@ -53,6 +66,11 @@ export class Admissions {
       withdrawn.push({ address, seconds: Math.max(1, Math.ceil((longest - now) / 1000)) });
     }
     return withdrawn;
+  }
+
+  /** When the last admission of `address` runs out (0: none). */
+  #until(address: string): number {
+    return Math.max(0, ...(this.#byAddress.get(address)?.values() ?? []));
   }
 
   #expire(now: number): void {

@@ -18,6 +18,8 @@ export interface LifecycleInit {
   volumes: Pick<VolumeStore, 'remove'>;
   /** The image volume of a named base image; throws ERR_IMAGE_NOT_FOUND. */
   images: (name: string) => string;
+  /** A new sprite's record is in, its sandbox not started yet: its documents (the default network policy) go in here. */
+  created(id: string): void;
   logger: Logger;
 }
 
@@ -131,6 +133,7 @@ export class SpriteLifecycle {
       };
       try {
         registry.insert(record);
+        this.#init.created(record.id);
       } catch (error) {
         await machines.dispose(machine);
         throw error;

@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Sandbox, canCheckpoint, removeCgroups, runtimeVersion, sandboxPaths, setLimits, type Limits, type Logger, type NetworkAttacher, type SandboxInit, type VolumeStore } from '../../vm/index.ts';
+import { Sandbox, canCheckpoint, removeCgroups, runtimeVersion, sandboxPaths, setLimits, type Limits, type Logger, type NetworkAttacher, type SandboxInit, type SpriteFirewall, type VolumeStore } from '../../vm/index.ts';
 import type { PeerConfig } from '../config.ts';
 import { PeerError } from '../errors.ts';
 import type { SpriteRecord, SpriteRegistry, SpriteState } from '../records/index.ts';
@@ -37,6 +37,8 @@ export interface MachineHooks {
   crashed(machine: Machine, reason: string): void;
   /** The limits a start of the sprite with volume `id` gets: those it was created with, or its resources policy's. */
   limits(id: string): Limits;
+  /** Puts a sandbox's firewall under sprite `name`'s network policy, before it starts as that sprite. */
+  network(name: string, firewall: SpriteFirewall): Promise<void>;
 }
 
 /** What the takeover, checkpoint and recovery modules share: the machines, and a way to start a sprite again. */
@@ -197,6 +199,8 @@ export class Machines {
       await setLimits(this.cgroup(machine.sandbox.id), limits);
       machine.limits = limits;
     }
+    const firewall = machine.sandbox.network?.firewall;
+    if (firewall) await this.#hooks.network(name, firewall);
     await machine.sandbox.start(name);
     machine.since = Date.now();
     this.track(name, machine);

@@ -1,4 +1,4 @@
-import type { Limits, Logger } from '../../vm/index.ts';
+import type { Limits, Logger, SpriteFirewall } from '../../vm/index.ts';
 import { PeerError } from '../errors.ts';
 import { parseNetworkPolicy, parsePrivilegesPolicy, parseResourcesPolicy, type NetworkPolicy, type PrivilegesPolicy, type ResourcesPolicy } from '../policies.ts';
 import type { SpriteDocs } from '../records/index.ts';
@@ -14,6 +14,8 @@ export interface PoliciesInit {
   limits: Readonly<Limits>;
   /** The limits of the sprite with volume `id` when it has no policy (those it was created with, within the operator's); default the operator's. */
   base?: (id: string) => Readonly<Limits>;
+  /** Puts a running sprite's firewall under its (new) network policy; absent with egress off. */
+  enforce?: (name: string, firewall: SpriteFirewall) => Promise<void>;
   logger: Logger;
 }
 
@@ -41,9 +43,18 @@ export class SpritePolicies {
     this.#init.docs.write(id, 'policy/network', policy);
   }
 
-  /** Checks and stores a network policy (the policy resolver and firewall of node/egress/ enforce it where the peer runs them). */
-  setNetwork(name: string, body: unknown): void {
-    this.#init.docs.write(this.#id(name), 'policy/network', parseNetworkPolicy(body));
+  /**
+   * Checks and stores a network policy and, on the owner, applies it to the running sprite at once
+   * (node/egress/enforcer.ts); a sprite not running here gets it at its next start.
+   */
+  async setNetwork(name: string, body: unknown): Promise<void> {
+    const policy = parseNetworkPolicy(body);
+    const id = this.#id(name);
+    await this.#init.machines.exclusive(name, async () => {
+      this.#init.docs.write(id, 'policy/network', policy);
+      const firewall = this.#init.machines.running(name)?.sandbox.network?.firewall;
+      if (firewall && this.#init.enforce) await this.#init.enforce(name, firewall);
+    });
   }
 
   /** The privileges policy as stored; none reads as `{}`. */

@@ -1,11 +1,12 @@
 // Runs inside the test "internet" namespace (see internet.ts): an HTTP server and a tiny DNS server.
 // HTTP: `/` says hello, `/bytes?n=N` streams N bytes, `/hold` answers its headers and then a byte a
-// second until the client goes. DNS: every A question for a name under `.test` gets this
-// namespace's address (TTL 60); anything else NXDOMAIN.
+// second until the client goes; it listens on both of the namespace's addresses. DNS: every A
+// question for a name under `.test` gets the namespace's address, or its other address for a name
+// whose first label starts with `other` (TTL 60); anything else NXDOMAIN.
 import { createSocket } from 'node:dgram';
 import { createServer } from 'node:http';
 
-const [address, httpPort] = [process.argv[2]!, Number(process.argv[3])];
+const [address, httpPort, otherAddress] = [process.argv[2]!, Number(process.argv[3]), process.argv[4]!];
 
 const CHUNK = Buffer.alloc(1024 * 1024, 120);
 const http = createServer((req, res) => {
@@ -55,10 +56,10 @@ dns.on('message', (query, peer) => {
     answer.writeUInt16BE(1, 4);
     answer.writeUInt32BE(60, 6);
     answer.writeUInt16BE(4, 10);
-    address.split('.').forEach((part, i) => answer.writeUInt8(Number(part), 12 + i));
+    (labels[0]?.startsWith('other') ? otherAddress : address).split('.').forEach((part, i) => answer.writeUInt8(Number(part), 12 + i));
     header.writeUInt16BE(1, 6);
   }
   dns.send(Buffer.concat([header, question, header.readUInt16BE(6) === 1 ? answer : Buffer.alloc(0)]), peer.port, peer.address);
 });
 
-http.listen(httpPort, address, () => dns.bind(53, address, () => process.stdout.write('ready\n')));
+http.listen(httpPort, '0.0.0.0', () => dns.bind(53, address, () => process.stdout.write('ready\n')));

@@ -13,6 +13,8 @@ export interface Internet {
   hostAddress: string;
   /** The namespace's address (DNS on port 53, HTTP on httpPort). */
   address: string;
+  /** A second address of the namespace (HTTP too), which names starting with `other` resolve to. */
+  otherAddress: string;
   dnsAddress: string;
   /** `IP:PORT` of the HTTP server. */
   httpAddress: string;
@@ -29,7 +31,7 @@ export async function startInternet(): Promise<Internet> {
   const id = Math.floor(Math.random() * 250) + 1;
   const netns = `spinet${process.pid % 10000}x${id}`;
   const uplink = `si${process.pid % 10000}x${id}`;
-  const [hostAddress, address] = [`198.18.${id}.1`, `198.18.${id}.2`];
+  const [hostAddress, address, otherAddress] = [`198.18.${id}.1`, `198.18.${id}.2`, `198.18.${id}.3`];
   const ip = (...args: string[]): void => void execFileSync('ip', args, { stdio: 'pipe' });
   const close = async (): Promise<void> => {
     server?.kill('SIGKILL');
@@ -42,12 +44,12 @@ export async function startInternet(): Promise<Internet> {
     ip('link', 'add', uplink, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', netns);
     ip('addr', 'add', `${hostAddress}/24`, 'dev', uplink);
     ip('link', 'set', uplink, 'up');
-    for (const command of [['link', 'set', 'lo', 'up'], ['addr', 'add', `${address}/24`, 'dev', 'eth0'], ['link', 'set', 'eth0', 'up'],
+    for (const command of [['link', 'set', 'lo', 'up'], ['addr', 'add', `${address}/24`, 'dev', 'eth0'], ['addr', 'add', `${otherAddress}/24`, 'dev', 'eth0'], ['link', 'set', 'eth0', 'up'],
       // So the inbound test's packets for sprite addresses reach the host at all (a real neighbour could send them).
       ['route', 'add', '100.64.0.0/10', 'via', hostAddress]]) {
       ip('netns', 'exec', netns, 'ip', ...command);
     }
-    server = spawn('ip', ['netns', 'exec', netns, process.execPath, '--disable-warning=ExperimentalWarning', SERVER, address, String(HTTP_PORT)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    server = spawn('ip', ['netns', 'exec', netns, process.execPath, '--disable-warning=ExperimentalWarning', SERVER, address, String(HTTP_PORT), otherAddress], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((resolve, reject) => {
       createInterface({ input: server!.stdout! }).once('line', (line) => (line === 'ready' ? resolve() : reject(new Error(line))));
       server!.once('exit', (code) => reject(new Error(`internet server exited with ${code}`)));
@@ -56,7 +58,7 @@ export async function startInternet(): Promise<Internet> {
     await close();
     throw error;
   }
-  return { uplink, hostAddress, address, dnsAddress: address, httpAddress: `${address}:${HTTP_PORT}`, netns, close };
+  return { uplink, hostAddress, address, otherAddress, dnsAddress: address, httpAddress: `${address}:${HTTP_PORT}`, netns, close };
 }
 
 /** Runs a command inside the internet namespace; resolves with its exit code and output. */

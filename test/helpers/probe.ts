@@ -2,6 +2,7 @@
 // namespace (busybox's wget and nc are unreliable on refused connections). Modes:
 //   connect HOST PORT  prints `open`, or the error code (ECONNREFUSED, EHOSTUNREACH, timeout); exit 0 only when open
 //   get URL            prints the body; exit 0 on a 2xx answer read to its end, else the error code and exit 2
+//   resolve NAME       prints the A records through /etc/resolv.conf's server, else the error code (EREFUSED...)
 export const PROBE = `
 const [mode, a, b] = process.argv.slice(1);
 const fail = (code) => { process.stdout.write(String(code) + '\\n'); process.exit(2); };
@@ -18,5 +19,7 @@ if (mode === 'connect') {
   });
   req.setTimeout(5000, () => fail('timeout'));
   req.on('error', (error) => fail(error.code));
+} else if (mode === 'resolve') {
+  require('node:dns').promises.resolve4(a).then((addresses) => process.stdout.write(addresses.join(' ') + '\\n'), (error) => fail(error.code));
 } else fail('bad mode');
 `;

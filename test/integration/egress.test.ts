@@ -79,6 +79,64 @@ test("the peer's ports, the gateway's other ports, another sprite and 169.254.16
   assert.equal(inbound.output, 'timeout\n');
 });
 
+/** Sets a sprite's network policy through the API (the route Sprites' SDK uses). */
+async function setPolicy(name: string, rules: unknown[]): Promise<void> {
+  const set = await peer.api('POST', `/v1/sprites/${name}/policy/network`, { rules });
+  assert.equal(set.status, 204, JSON.stringify(set.body));
+}
+
+/** Established TCP connections the internet's HTTP server has, as `ss` in its namespace lists them. */
+function heldConnections(): number {
+  return insideInternet(internet, ['ss', '-Htn', 'state', 'established', '( sport = :8080 )']).output.split('\n').filter(Boolean).length;
+}
+
+test('a restrictive policy: allowed names resolve and connect, denied names get REFUSED, literal IPs of others are cut, wildcards match subdomains', async () => {
+  const web = (host: string): string => `http://${host}:8080/`;
+  await setPolicy('net-a', [{ domain: 'allowed.test', action: 'allow' }, { domain: '*.wild.test', action: 'allow' }, { domain: '*', action: 'deny' }]);
+  assert.equal((await probe('net-a', 'resolve', 'denied.test')).output, 'EREFUSED\n');
+  assert.equal((await probe('net-a', 'resolve', 'wild.test')).output, 'EREFUSED\n', '*.wild.test does not match wild.test');
+  assert.equal((await probe('net-a', 'get', web(internet.otherAddress))).output, 'ECONNREFUSED\n', 'a literal IP no allowed name gave');
+  const allowed = await probe('net-a', 'get', web('allowed.test'));
+  assert.equal(allowed.code, 0, allowed.output);
+  assert.equal((await probe('net-a', 'resolve', 'other.wild.test')).output, `${internet.otherAddress}\n`);
+  assert.equal((await probe('net-a', 'get', web(internet.otherAddress))).code, 0, 'admitted once an allowed name gave it');
+  // The other sprite keeps the peer's default (allow-all): any name, any address.
+  assert.equal((await probe('net-b', 'resolve', 'denied.test')).output, `${internet.address}\n`);
+  assert.equal((await probe('net-b', 'get', web(internet.otherAddress))).code, 0);
+  const stored = await peer.api('GET', '/v1/sprites/net-a/policy/network');
+  assert.equal(stored.body.rules.length, 3);
+});
+
+test('a policy change applies before its request returns and cuts a live connection to what it now denies; the policy outlives a stop and start', async () => {
+  await setPolicy('net-a', [{ domain: 'allowed.test', action: 'allow' }, { domain: '*', action: 'deny' }]);
+  const before = heldConnections();
+  const held = probe('net-a', 'get', 'http://allowed.test:8080/hold');
+  await eventually(() => (heldConnections() > before ? true : undefined), 20_000, 'the held connection is open');
+  await setPolicy('net-a', [{ domain: '*', action: 'deny' }]);
+  assert.equal((await probe('net-a', 'get', `http://${internet.address}:8080/`)).output, 'ECONNREFUSED\n', 'in force as soon as the request returned');
+  const cut = await held;
+  assert.notEqual(cut.code, 0, 'the live connection was cut');
+  assert.equal((await probe('net-a', 'resolve', 'allowed.test')).output, 'EREFUSED\n');
+  // A permissive policy that denies one name cuts that name's connections too (its address was only that name's).
+  await eventually(() => (heldConnections() === before ? true : undefined), 20_000, 'the cut connection is gone at the server too');
+  await setPolicy('net-b', [{ domain: 'otherhold.test', action: 'allow' }]);
+  const held2 = probe('net-b', 'get', 'http://otherhold.test:8080/hold');
+  await eventually(() => (heldConnections() > before ? true : undefined), 20_000, 'the second held connection is open');
+  await setPolicy('net-b', [{ domain: 'otherhold.test', action: 'deny' }]);
+  assert.notEqual((await held2).code, 0, 'cut under a permissive policy');
+  assert.equal((await probe('net-b', 'get', `http://${internet.otherAddress}:8080/`)).output, 'ECONNREFUSED\n', 'its address stays cut');
+  assert.equal((await probe('net-b', 'resolve', 'other.test')).output, `${internet.otherAddress}\n`, 'other names still resolve');
+  assert.equal((await probe('net-b', 'get', `http://${internet.otherAddress}:8080/`)).code, 0, 'an allowed name giving the address lifts its cut');
+  await setPolicy('net-b', []);
+  // Stopped (a new sandbox, a new firewall on start): the stored policy is applied again.
+  assert.equal((await peer.api('POST', '/v1/sprites/net-a/stop')).status, 200);
+  assert.equal((await peer.api('POST', '/v1/sprites/net-a/start')).status, 200);
+  assert.equal((await probe('net-a', 'resolve', 'allowed.test')).output, 'EREFUSED\n');
+  assert.equal((await probe('net-a', 'get', `http://${internet.address}:8080/`)).output, 'ECONNREFUSED\n');
+  await setPolicy('net-a', []);
+  assert.equal((await probe('net-a', 'get', `http://${internet.address}:8080/`)).code, 0, 'no rules: open again');
+});
+
 test('each sandbox has a rate-limited veth; destroy removes the veth, its route, chain and set', async () => {
   assert.equal((await peer.api('POST', '/v1/sprites', { name: 'net-gone' })).status, 201);
   const counted = async (): Promise<string | undefined> => {

@@ -105,9 +105,11 @@ test('admission: follows the CNAME chain from the queried name, ignores other ow
 test('a policy change withdraws the addresses only names now denied gave, with the time they had left', () => {
   const admissions = new Admissions();
   const t0 = 1_000_000;
-  admissions.record('Api.Example.com.', ['192.0.2.1', '192.0.2.2'], 60, t0);
-  admissions.record('cdn.example.net', ['192.0.2.2'], 30, t0);
-  admissions.record('old.example.org', ['192.0.2.9'], 5, t0);
+  assert.deepEqual(admissions.record('Api.Example.com.', ['192.0.2.1', '192.0.2.2'], 60, t0), ['192.0.2.1', '192.0.2.2']);
+  // Already admitted for longer than half this TTL: nothing for the firewall to do.
+  assert.deepEqual(admissions.record('cdn.example.net', ['192.0.2.2'], 30, t0), []);
+  assert.deepEqual(admissions.record('old.example.org', ['192.0.2.9'], 5, t0), ['192.0.2.9']);
+  assert.deepEqual(admissions.live(t0 + 1000), [{ address: '192.0.2.1', seconds: 59 }, { address: '192.0.2.2', seconds: 59 }, { address: '192.0.2.9', seconds: 4 }]);
   const stillAllowed = compilePolicy({ rules: [rule('cdn.example.net', 'allow'), rule('*', 'deny')] });
   // 192.0.2.2 is still vouched for by cdn.example.net; 192.0.2.9's admission has run out by then.
   const withdrawn = admissions.withdraw((name) => stillAllowed.decide(name) === 'allow', t0 + 10_000);
@@ -115,4 +117,9 @@ test('a policy change withdraws the addresses only names now denied gave, with t
   // Once cdn.example.net is denied too, its address goes, and nothing is withdrawn twice.
   assert.deepEqual(admissions.withdraw(() => false, t0 + 20_000), [{ address: '192.0.2.2', seconds: 10 }]);
   assert.deepEqual(admissions.withdraw(() => false, t0 + 20_000), []);
+  // Close to running out, the same answer renews the admission.
+  const renewing = new Admissions();
+  renewing.record('api.example.com', ['192.0.2.1'], 60, t0);
+  assert.deepEqual(renewing.record('api.example.com', ['192.0.2.1'], 60, t0 + 10_000), []);
+  assert.deepEqual(renewing.record('api.example.com', ['192.0.2.1'], 60, t0 + 45_000), ['192.0.2.1']);
 });

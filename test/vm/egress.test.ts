@@ -118,7 +118,7 @@ test('a sprite cannot send from another address', () => {
   assert.equal(probe(0, 'get', `http://${internet.httpAddress}/`).code, 0, 'from its own address');
 });
 
-test('restricted: only admitted addresses pass; revoke and revokeAll take them out; revokeAll cuts a live connection', async () => {
+test('restricted: only admitted addresses pass; revoke and revokeAll take them out; revokeAll cuts a live connection; revoke cuts an unrestricted sprite too', async () => {
   const firewall = sprites[0]!.net.firewall;
   const url = `http://${internet.httpAddress}/`;
   await firewall.setRestricted(true);
@@ -126,7 +126,7 @@ test('restricted: only admitted addresses pass; revoke and revokeAll take them o
     assert.equal(probe(0, 'get', url).output, 'ECONNREFUSED\n', 'restricted, nothing admitted: a reset at once');
     await firewall.admit([internet.address], 60);
     assert.equal(probe(0, 'get', url).code, 0, 'admitted');
-    await firewall.revoke([internet.address, '203.0.113.9']);
+    await firewall.revoke([internet.address, '203.0.113.9'], 30);
     assert.equal(probe(0, 'get', url).output, 'ECONNREFUSED\n', 'revoked (an address never admitted is no error)');
     await firewall.admit([internet.address], 60);
     await firewall.admit([internet.address], 120);
@@ -150,6 +150,10 @@ test('restricted: only admitted addresses pass; revoke and revokeAll take them o
     await firewall.setRestricted(false);
   }
   assert.equal(probe(0, 'get', url).code, 0, 'unrestricted again');
+  await firewall.revoke([internet.address], 30);
+  assert.equal(probe(0, 'get', url).output, 'ECONNREFUSED\n', 'a revoked address is cut while unrestricted too');
+  await firewall.admit([internet.address], 30);
+  assert.equal(probe(0, 'get', url).code, 0, 'admitting it again lifts the cut');
 });
 
 test('release removes the veth, its route, chain and set; a new start sweeps what a killed run left', async () => {

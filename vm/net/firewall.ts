@@ -14,8 +14,8 @@ export interface SpriteFirewall {
   setRestricted(on: boolean): Promise<void>;
   /** Adds addresses to the allow set for `ttlSeconds` (at least 1); re-admitting one renews its timeout. */
   admit(addresses: string[], ttlSeconds: number): Promise<void>;
-  /** Takes addresses out of the allow set; when restricted, cuts live connections to them. */
-  revoke(addresses: string[]): Promise<void>;
+  /** Takes addresses out of the allow set and bars them for `seconds` even while unrestricted, cutting live connections to them. */
+  revoke(addresses: string[], seconds: number): Promise<void>;
   /** Empties the allow set; when restricted, cuts live connections (TCP reset on their next packet, conntrack entries deleted). */
   revokeAll(): Promise<void>;
   /** True while restricted. */
@@ -101,10 +101,10 @@ export class EgressFirewall {
         if (checkAddresses(addresses) === 0) return;
         await this.apply(rules.admit(spec, addresses, Math.max(1, Math.ceil(ttlSeconds))));
       },
-      revoke: async (addresses) => {
+      revoke: async (addresses, seconds) => {
         if (checkAddresses(addresses) === 0) return;
-        await this.apply(rules.revoke(spec, addresses));
-        if (restricted) for (const address of addresses) await flushConntrack(spec.address, address);
+        await this.apply(rules.revoke(spec, addresses, Math.max(1, Math.ceil(seconds))));
+        for (const address of addresses) await flushConntrack(spec.address, address);
       },
       revokeAll: async () => {
         await this.apply(rules.revokeAll(spec));

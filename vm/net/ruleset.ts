@@ -95,18 +95,19 @@ export interface SpriteSpec {
   address: string;
 }
 
-/** Names of a sprite's chain and allow set. */
-export function spriteNames(veth: string): { chain: string; set: string } {
-  return { chain: `s_${veth}`, set: `allow_${veth}` };
+/** Names of a sprite's chain, allow set (restricted: only these pass) and cut set (never these, for a while). */
+export function spriteNames(veth: string): { chain: string; set: string; cut: string } {
+  return { chain: `s_${veth}`, set: `allow_${veth}`, cut: `cut_${veth}` };
 }
 
-/** Adds a sprite: its chain (unrestricted), its allow set, its binding and its entry in the chain map. */
+/** Adds a sprite: its chain (unrestricted), its sets, its binding and its entry in the chain map. */
 export function addSprite(spec: SpriteSpec): string {
   const t = `inet ${spec.table}`;
-  const { chain, set } = spriteNames(spec.veth);
+  const { chain, set, cut } = spriteNames(spec.veth);
   return [
     `add chain ${t} ${chain}`,
     `add set ${t} ${set} { type ipv4_addr; flags timeout; }`,
+    `add set ${t} ${cut} { type ipv4_addr; flags timeout; }`,
     ...chainRules(spec, false),
     `add element ${t} bindings { "${spec.veth}" . ${spec.address} }`,
     `add element ${t} sprite_chains { "${spec.veth}" : goto ${chain} }`,
@@ -117,13 +118,14 @@ export function addSprite(spec: SpriteSpec): string {
 /** Removes what addSprite added. */
 export function removeSprite(spec: SpriteSpec): string {
   const t = `inet ${spec.table}`;
-  const { chain, set } = spriteNames(spec.veth);
+  const { chain, set, cut } = spriteNames(spec.veth);
   return [
     `delete element ${t} sprite_chains { "${spec.veth}" }`,
     `delete element ${t} bindings { "${spec.veth}" . ${spec.address} }`,
     `flush chain ${t} ${chain}`,
     `delete chain ${t} ${chain}`,
     `delete set ${t} ${set}`,
+    `delete set ${t} ${cut}`,
     '',
   ].join('\n');
 }
@@ -133,23 +135,36 @@ export function restrict(spec: SpriteSpec, on: boolean): string {
   return [`flush chain inet ${spec.table} ${spriteNames(spec.veth).chain}`, ...chainRules(spec, on), ''].join('\n');
 }
 
+/** Takes an address out of a set (added first, so one that was not there is no error). */
+function remove(set: string, address: string): string[] {
+  return [`add element ${set} { ${address} }`, `delete element ${set} { ${address} }`];
+}
+
 /**
- * Puts addresses in a sprite's allow set for `ttlSeconds`. An element already there keeps its old
- * timeout on a plain add, so each is added, deleted and added again with the new one, in one batch.
+ * Puts addresses in a sprite's allow set for `ttlSeconds` and out of its cut set. An element
+ * already there keeps its old timeout on a plain add, so each is removed and added again with the
+ * new one, in one batch.
  */
 export function admit(spec: SpriteSpec, addresses: string[], ttlSeconds: number): string {
-  const element = `inet ${spec.table} ${spriteNames(spec.veth).set}`;
+  const { set, cut } = spriteNames(spec.veth);
   return addresses.flatMap((address) => [
-    `add element ${element} { ${address} }`,
-    `delete element ${element} { ${address} }`,
-    `add element ${element} { ${address} timeout ${ttlSeconds}s }`,
+    ...remove(`inet ${spec.table} ${cut}`, address),
+    ...remove(`inet ${spec.table} ${set}`, address),
+    `add element inet ${spec.table} ${set} { ${address} timeout ${ttlSeconds}s }`,
   ]).concat('').join('\n');
 }
 
-/** Takes addresses out of a sprite's allow set (each added first, so one that was not there is no error). */
-export function revoke(spec: SpriteSpec, addresses: string[]): string {
-  const element = `inet ${spec.table} ${spriteNames(spec.veth).set}`;
-  return addresses.flatMap((address) => [`add element ${element} { ${address} }`, `delete element ${element} { ${address} }`]).concat('').join('\n');
+/**
+ * Takes addresses out of a sprite's allow set and puts them in its cut set for `seconds`, so an
+ * unrestricted sprite loses them too (a name its new policy denies, until its answer would expire).
+ */
+export function revoke(spec: SpriteSpec, addresses: string[], seconds: number): string {
+  const { set, cut } = spriteNames(spec.veth);
+  return addresses.flatMap((address) => [
+    ...remove(`inet ${spec.table} ${set}`, address),
+    ...remove(`inet ${spec.table} ${cut}`, address),
+    `add element inet ${spec.table} ${cut} { ${address} timeout ${seconds}s }`,
+  ]).concat('').join('\n');
 }
 
 /** Empties a sprite's allow set. */
@@ -158,12 +173,9 @@ export function revokeAll(spec: SpriteSpec): string {
 }
 
 function chainRules(spec: SpriteSpec, restricted: boolean): string[] {
-  const rule = `add rule inet ${spec.table} ${spriteNames(spec.veth).chain}`;
-  const set = `@${spriteNames(spec.veth).set}`;
-  if (!restricted) return [`${rule} accept`];
-  return [
-    `${rule} ip daddr ${set} accept`,
-    `${rule} meta l4proto tcp reject with tcp reset`,
-    `${rule} ${REJECT}`,
-  ];
+  const names = spriteNames(spec.veth);
+  const rule = `add rule inet ${spec.table} ${names.chain}`;
+  const refuse = (match: string): string[] => [`${rule} ${match}meta l4proto tcp reject with tcp reset`, `${rule} ${match}${REJECT}`];
+  if (!restricted) return [...refuse(`ip daddr @${names.cut} `), `${rule} accept`];
+  return [`${rule} ip daddr @${names.set} accept`, ...refuse('')];
 }
