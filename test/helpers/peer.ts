@@ -60,9 +60,9 @@ export async function startPeer(
   ];
   if (options.poolFallback) args.push('--pool-fallback', options.poolFallback);
   // Tests never reach the network: busybox unless a test picks the image itself, and sprites' only
-  // uplink is loopback unless a test gives its own (test/helpers/internet.ts).
+  // uplink and upstream resolver are loopback unless a test gives its own (test/helpers/internet.ts).
   if (!options.args?.includes('--image')) args.push('--image', 'busybox');
-  if (!options.args?.some((arg) => arg.startsWith('--egress'))) args.push('--egress-uplink', 'lo');
+  if (!options.args?.some((arg) => arg.startsWith('--egress'))) args.push('--egress-uplink', 'lo', '--egress-dns', '127.0.0.1');
   if (options.join) args.push('--bootstrap', options.join.joinAddr, '--swarm-key', options.join.swarmKey);
   if (options.joinAddrOnly) args.push('--bootstrap', options.joinAddrOnly.joinAddr);
   const child = options.cgroup

@@ -23,3 +23,8 @@ if (mode === 'connect') {
   require('node:dns').promises.resolve4(a).then((addresses) => process.stdout.write(addresses.join(' ') + '\\n'), (error) => fail(error.code));
 } else fail('bad mode');
 `;
+
+/** The command line that runs the probe inside a sprite, on the Node of /.sprite/bin. */
+export function probeInSprite(...args: string[]): string[] {
+  return ['/.sprite/bin/lib/ld-linux-x86-64.so.2', '--library-path', '/.sprite/bin/lib', '/.sprite/bin/node', '-e', PROBE, ...args];
+}

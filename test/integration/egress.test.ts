@@ -6,9 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { startInternet, insideInternet, type Internet } from '../helpers/internet.ts';
 import { egressState, eventually, leftovers, removeDataDir, startPeer, type PeerProcess } from '../helpers/peer.ts';
-import { PROBE } from '../helpers/probe.ts';
-
-const NODE = ['/.sprite/bin/lib/ld-linux-x86-64.so.2', '--library-path', '/.sprite/bin/lib', '/.sprite/bin/node'];
+import { PROBE, probeInSprite } from '../helpers/probe.ts';
 
 let internet: Internet;
 let peer: PeerProcess;
@@ -16,7 +14,7 @@ const cleanup: (() => Promise<void>)[] = [];
 
 /** Runs the probe inside sprite `name`. */
 async function probe(name: string, ...args: string[]): Promise<{ code: number; output: string }> {
-  const result = await peer.cli(['exec', name, '--', ...NODE, '-e', PROBE, ...args]);
+  const result = await peer.cli(['exec', name, '--', ...probeInSprite(...args)]);
   return { code: result.code, output: result.stdout + result.stderr };
 }
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createOn, eventually, removeDataDir, startPeer, type PeerProcess } from '../helpers/peer.ts';
+import { probeInSprite } from '../helpers/probe.ts';
 import { request } from '../proxy/helpers.ts';
 import { startBackend, type StoreBackend } from '../vm/storage/helpers.ts';
 
@@ -142,6 +143,10 @@ describe('three peers on one object store', () => {
     await eventually(async () => (await mirroredServices(survivor)).includes('keeper'), 10_000, 'services mirrored');
     const proxyPort = Number(new URL((await survivor.api('GET', '/v1/sprites/durable')).body.http_url).port);
     const page = () => request(proxyPort, 'durable.sprites.localhost', '/', { headers: { authorization: `Bearer ${survivor.token}` } });
+    // A network policy set through the survivor (the owner applies it) follows the sprite.
+    const lookup = async (): Promise<string> => (await survivor.cli(['exec', 'durable', '--', ...probeInSprite('resolve', 'any.test')])).stdout;
+    assert.equal((await survivor.api('POST', '/v1/sprites/durable/policy/network', { rules: [{ domain: '*', action: 'deny' }] })).status, 204);
+    assert.equal(await lookup(), 'EREFUSED\n');
     await owner.kill();
     await eventually(async () => (await survivor.api('GET', '/v1/sprites/durable')).body.owner_state === 'down', 30_000, 'the owner seen down');
     // The first request through the survivor's proxy takes the sprite over and is held until its
@@ -156,6 +161,10 @@ describe('three peers on one object store', () => {
     assert.equal(record.status, 'running');
     const services = (await survivor.api('GET', '/v1/sprites/durable/services')).body as { name: string }[];
     assert.deepEqual(services.map((svc) => svc.name), ['keeper']);
+    assert.equal(await lookup(), 'EREFUSED\n', 'the new owner enforces the policy');
+    assert.equal((await survivor.api('POST', '/v1/sprites/durable/policy/network', { rules: [] })).status, 204);
+    // Allowed now: the lookup goes upstream (tests point it at loopback, where no server answers).
+    assert.notEqual(await lookup(), 'EREFUSED\n');
 
     // The old owner comes back on the same data dir: it sees the higher epoch and leaves the sprite alone.
     peers.splice(peers.indexOf(owner), 1);
