@@ -55,7 +55,7 @@ async function copyFsAgent(dir: string): Promise<void> {
   await mkdir(staging);
   for (const name of await readdir(FS_AGENT_SOURCE)) {
     if (!name.endsWith('.ts')) continue;
-    const source = stripTypeScriptTypes(await readFile(join(FS_AGENT_SOURCE, name), 'utf8'));
+    const source = stripTypes(await readFile(join(FS_AGENT_SOURCE, name), 'utf8'));
     await writeFile(join(staging, name.replace(/\.ts$/, '.js')), source.replace(/(['"])(\.\/[\w.-]+)\.ts\1/g, '$1$2.js$1'));
   }
   await writeFile(join(staging, 'package.json'), '{"type":"module"}\n');
@@ -85,5 +85,19 @@ async function linkOrCopy(link_: string, target: string): Promise<void> {
     await link(source, target);
   } catch {
     await copyFile(source, target);
+  }
+}
+
+/**
+ * Node's type stripper, without the one-time "experimental" warning it prints on stderr: a peer
+ * started without --disable-warning would show it to the operator, who can do nothing about it.
+ */
+function stripTypes(code: string): string {
+  const emitWarning = process.emitWarning;
+  process.emitWarning = () => undefined;
+  try {
+    return stripTypeScriptTypes(code);
+  } finally {
+    process.emitWarning = emitWarning;
   }
 }
