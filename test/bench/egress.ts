@@ -11,12 +11,12 @@ import { get } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { startInternet, type Internet } from '../helpers/internet.ts';
 import { eventually, removeDataDir, startPeer, type PeerProcess } from '../helpers/peer.ts';
+import { SPRITE_NODE } from '../helpers/probe.ts';
 import { option, percentile, summary } from './stats.ts';
 
 const MIB = option('mib', 512);
 const RUNS = option('runs', 3);
 const CREATES = option('creates', 30);
-const NODE = ['/.sprite/bin/lib/ld-linux-x86-64.so.2', '--library-path', '/.sprite/bin/lib', '/.sprite/bin/node'];
 
 /** Downloads a URL, discarding the body; prints `<bytes> <ms>` (runs inside a sprite too). */
 const DOWNLOAD = `
@@ -48,7 +48,7 @@ async function hostDownload(url: string): Promise<number> {
 }
 
 async function spriteDownload(peer: PeerProcess, name: string, url: string): Promise<number> {
-  const result = await peer.cli(['exec', name, '--', ...NODE, '-e', DOWNLOAD, url]);
+  const result = await peer.cli(['exec', name, '--', ...SPRITE_NODE, '-e', DOWNLOAD, url]);
   if (result.code !== 0) throw new Error(result.stderr);
   return mibPerSecond(result.stdout);
 }
@@ -67,12 +67,42 @@ async function warmCreates(peer: PeerProcess, prefix: string): Promise<number[]>
 }
 
 /**
- * RESOLVER LATENCY (filled in by the DNS policy side): the added latency of the policy resolver
- * on a cached answer, p50 / p99 in ms, measured against `internet.dnsAddress` directly. Returns
- * undefined until the resolver exists.
+ * Times DNS queries from inside a sprite with raw UDP (no client-side cache): to its gateway (the
+ * peer's policy resolver, answering from its cache after the first query) and straight to the
+ * test internet's DNS server through the masquerade. Prints JSON `{gateway, direct}` in ms, sorted.
  */
-async function resolverLatency(_peer: PeerProcess, _internet: Internet): Promise<{ p50: number; p99: number } | undefined> {
-  return undefined;
+const DNS_TIMES = `
+const dgram = require('node:dgram');
+const [server, count] = [process.argv[1], Number(process.argv[2])];
+const gateway = require('node:fs').readFileSync('/etc/resolv.conf', 'utf8').match(/nameserver (\\S+)/)[1];
+const name = Buffer.concat([Buffer.from([5]), Buffer.from('bench'), Buffer.from([4]), Buffer.from('test'), Buffer.from([0])]);
+const socket = dgram.createSocket('udp4');
+let pending;
+socket.on('message', () => pending());
+const ask = (host, id) => new Promise((resolve, reject) => {
+  const query = Buffer.concat([Buffer.from([id >> 8, id & 255, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), name, Buffer.from([0, 1, 0, 1])]);
+  const timer = setTimeout(() => reject(new Error('timeout')), 2000);
+  const start = process.hrtime.bigint();
+  pending = () => { clearTimeout(timer); resolve(Number(process.hrtime.bigint() - start) / 1e6); };
+  socket.send(query, 53, host);
+});
+(async () => {
+  const times = { gateway: [], direct: [] };
+  for (let i = 0; i < 200; i++) { await ask(gateway, i); await ask(server, i); }
+  for (let i = 0; i < count; i++) { times.gateway.push(await ask(gateway, i)); times.direct.push(await ask(server, i)); }
+  for (const list of Object.values(times)) list.sort((a, b) => a - b);
+  process.stdout.write(JSON.stringify(times));
+  socket.close();
+})();
+`;
+
+/** The policy resolver's added latency on a cached answer, seen from inside a sprite: p50 / p99 (ms) through it and direct. */
+async function resolverLatency(peer: PeerProcess, name: string, internet: Internet): Promise<Record<'gateway' | 'direct', { p50: number; p99: number }>> {
+  const result = await peer.cli(['exec', name, '--', ...SPRITE_NODE, '-e', DNS_TIMES, internet.dnsAddress, String(option('dns-queries', 2000))]);
+  if (result.code !== 0) throw new Error(result.stderr);
+  const times = JSON.parse(result.stdout) as { gateway: number[]; direct: number[] };
+  const ms = (sorted: number[], p: number): number => Math.round(percentile(sorted, p) * 1000) / 1000;
+  return { gateway: { p50: ms(times.gateway, 50), p99: ms(times.gateway, 99) }, direct: { p50: ms(times.direct, 50), p99: ms(times.direct, 99) } };
 }
 
 async function main(): Promise<void> {
@@ -96,10 +126,9 @@ async function main(): Promise<void> {
     const [hostMedian, spriteMedian] = [percentile(host, 50), percentile(sprite, 50)];
     console.log(`download ${MIB} MiB, ${RUNS} runs, medians: host ${hostMedian.toFixed(0)} MiB/s, sprite ${spriteMedian.toFixed(0)} MiB/s (no rate limit): ${(spriteMedian / hostMedian).toFixed(2)}x`);
     console.log(`  host runs ${host.map((x) => x.toFixed(0)).join(', ')}; sprite runs ${sprite.map((x) => x.toFixed(0)).join(', ')}`);
+    const dns = await resolverLatency(on, 'bench-net', internet);
+    console.log(`DNS from inside a sprite: through the policy resolver (cached) p50 ${dns.gateway.p50} ms, p99 ${dns.gateway.p99} ms; straight to the upstream p50 ${dns.direct.p50} ms, p99 ${dns.direct.p99} ms: added p50 ${(dns.gateway.p50 - dns.direct.p50).toFixed(3)} ms`);
     await on.api('DELETE', '/v1/sprites/bench-net');
-
-    const latency = await resolverLatency(on, internet);
-    console.log(latency ? `resolver latency, cached answer: p50 ${latency.p50} ms, p99 ${latency.p99} ms` : 'resolver latency: not measured yet (the DNS policy side adds it)');
 
     // Alternating batches, so load from the machine's other work falls on both alike.
     const createOn: number[] = [];

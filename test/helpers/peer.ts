@@ -172,6 +172,13 @@ export async function leftovers(dataDir: string): Promise<string[]> {
   return found;
 }
 
+/** What leftovers finds that no sprite owns but the running peer itself: the storage daemon's FUSE mount, the gateway bridge, its route and the table. */
+export async function spriteLeftovers(dataDir: string): Promise<string[]> {
+  const { device } = egressOf(dataDir);
+  const peerOwn = (line: string): boolean => line.includes('fuse.sprite-storage') || line.startsWith('egress device:') || line.startsWith('egress table:') || (line.startsWith('egress routes:') && line.endsWith(` dev ${device}`));
+  return (await leftovers(dataDir)).filter((line) => !peerOwn(line));
+}
+
 /** Polls `check` until it returns a value or the time runs out. */
 export async function eventually<T>(check: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000, what = 'condition'): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -24,7 +24,10 @@ if (mode === 'connect') {
 } else fail('bad mode');
 `;
 
-/** The command line that runs the probe inside a sprite, on the Node of /.sprite/bin. */
+/** The Node of /.sprite/bin, as a command inside a sprite (through its own loader: the image may have no libc). */
+export const SPRITE_NODE = ['/.sprite/bin/lib/ld-linux-x86-64.so.2', '--library-path', '/.sprite/bin/lib', '/.sprite/bin/node'];
+
+/** The command line that runs the probe inside a sprite. */
 export function probeInSprite(...args: string[]): string[] {
-  return ['/.sprite/bin/lib/ld-linux-x86-64.so.2', '--library-path', '/.sprite/bin/lib', '/.sprite/bin/node', '-e', PROBE, ...args];
+  return [...SPRITE_NODE, '-e', PROBE, ...args];
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { eventually, leftovers, removeDataDir, startPeer, type PeerProcess } from '../helpers/peer.ts';
+import { eventually, removeDataDir, spriteLeftovers, startPeer, type PeerProcess } from '../helpers/peer.ts';
 
 describe('checkpoints and restore of a sprite disk', () => {
   let peer: PeerProcess;
@@ -126,8 +126,8 @@ describe('checkpoints and restore of a sprite disk', () => {
     const all = await ids();
     assert.equal((await peer.cli(['restore', 'keep', all[0]!])).code, 0);
     assert.deepEqual(await mounted(), newest(all));
-    // The storage daemon's own FUSE mount stays while the peer runs.
-    const leaks = async () => (await leftovers(peer.dataDir)).filter((line) => !line.includes('fuse.sprite-storage'));
+    // The peer's own pieces (the storage daemon's FUSE mount, its egress bridge and table) stay while it runs.
+    const leaks = () => spriteLeftovers(peer.dataDir);
     const loops = async () => (await leaks()).filter((line) => line.startsWith('loop:'));
     // The root disk and five checkpoints.
     assert.equal((await loops()).length, 6, (await loops()).join('\n'));

@@ -7,7 +7,7 @@
  */
 import type { Socket } from 'node:net';
 import { EXEC, ExecFrames, execFrame, MAX_EXEC_FRAME } from '../fs-agent/exec-wire.ts';
-import { SIGNALS, type ExecProcess, type OutputStream, type SignalName } from './exec-process.ts';
+import { signalGroup, type ExecProcess, type OutputStream, type SignalName } from './exec-process.ts';
 import { childInContainer } from './procfs.ts';
 import type { ExecSpec } from './runc.ts';
 
@@ -33,16 +33,7 @@ export function agentProcess(socket: Socket, spec: ExecSpec, agentPid: number): 
   };
   const send = (name: SignalName): void => {
     const pid = find();
-    if (pid === 0) return;
-    try {
-      process.kill(-pid, SIGNALS[name]);
-    } catch {
-      try {
-        process.kill(pid, SIGNALS[name]);
-      } catch {
-        // Gone already: its status is on its way.
-      }
-    }
+    if (pid > 0) signalGroup(pid, name);
   };
   const end = (code: number): void => {
     if (status !== undefined) return;

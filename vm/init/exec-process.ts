@@ -11,6 +11,19 @@ export const SIGNALS = {
 
 export type SignalName = keyof typeof SIGNALS;
 
+/** Signals the process group led by `pid`, else `pid` alone; nothing if it is gone (its exit is on its way). */
+export function signalGroup(pid: number, name: SignalName): void {
+  try {
+    process.kill(-pid, SIGNALS[name]);
+  } catch {
+    try {
+      process.kill(pid, SIGNALS[name]);
+    } catch {
+      // Gone already.
+    }
+  }
+}
+
 /** `TERM`, `SIGTERM`, `sigterm` -> `TERM`; undefined for anything else. */
 export function signalName(value: unknown): SignalName | undefined {
   if (typeof value !== 'string') return undefined;
@@ -135,15 +148,7 @@ class CommandPid {
       fallback();
       return 0;
     }
-    try {
-      process.kill(-pid, SIGNALS[name]);
-    } catch {
-      try {
-        process.kill(pid, SIGNALS[name]);
-      } catch {
-        // Gone already: its exit is on its way.
-      }
-    }
+    signalGroup(pid, name);
     return innerPid(pid);
   }
 }

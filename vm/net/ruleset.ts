@@ -135,23 +135,22 @@ export function restrict(spec: SpriteSpec, on: boolean): string {
   return [`flush chain inet ${spec.table} ${spriteNames(spec.veth).chain}`, ...chainRules(spec, on), ''].join('\n');
 }
 
-/** Takes an address out of a set (added first, so one that was not there is no error). */
-function remove(set: string, address: string): string[] {
-  return [`add element ${set} { ${address} }`, `delete element ${set} { ${address} }`];
+/** Takes addresses out of a sprite's allow and cut sets and puts them in one of them for `seconds`. */
+function place(spec: SpriteSpec, addresses: string[], into: 'set' | 'cut', seconds: number): string {
+  const names = spriteNames(spec.veth);
+  // Each is added before it is deleted, so one that was not there is no error; an element already
+  // there would keep its old timeout on a plain add.
+  const removed = (set: string, address: string): string[] => [`add element inet ${spec.table} ${set} { ${address} }`, `delete element inet ${spec.table} ${set} { ${address} }`];
+  return addresses.flatMap((address) => [
+    ...removed(names.set, address),
+    ...removed(names.cut, address),
+    `add element inet ${spec.table} ${names[into]} { ${address} timeout ${seconds}s }`,
+  ]).concat('').join('\n');
 }
 
-/**
- * Puts addresses in a sprite's allow set for `ttlSeconds` and out of its cut set. An element
- * already there keeps its old timeout on a plain add, so each is removed and added again with the
- * new one, in one batch.
- */
+/** Puts addresses in a sprite's allow set for `ttlSeconds` (renewing their timeout) and out of its cut set. */
 export function admit(spec: SpriteSpec, addresses: string[], ttlSeconds: number): string {
-  const { set, cut } = spriteNames(spec.veth);
-  return addresses.flatMap((address) => [
-    ...remove(`inet ${spec.table} ${cut}`, address),
-    ...remove(`inet ${spec.table} ${set}`, address),
-    `add element inet ${spec.table} ${set} { ${address} timeout ${ttlSeconds}s }`,
-  ]).concat('').join('\n');
+  return place(spec, addresses, 'set', ttlSeconds);
 }
 
 /**
@@ -159,12 +158,7 @@ export function admit(spec: SpriteSpec, addresses: string[], ttlSeconds: number)
  * unrestricted sprite loses them too (a name its new policy denies, until its answer would expire).
  */
 export function revoke(spec: SpriteSpec, addresses: string[], seconds: number): string {
-  const { set, cut } = spriteNames(spec.veth);
-  return addresses.flatMap((address) => [
-    ...remove(`inet ${spec.table} ${set}`, address),
-    ...remove(`inet ${spec.table} ${cut}`, address),
-    `add element inet ${spec.table} ${cut} { ${address} timeout ${seconds}s }`,
-  ]).concat('').join('\n');
+  return place(spec, addresses, 'cut', seconds);
 }
 
 /** Empties a sprite's allow set. */
