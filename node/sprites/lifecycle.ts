@@ -140,7 +140,8 @@ export class SpriteLifecycle {
       }
       try {
         await machines.run(machine, name);
-        await machines.syncMounts(machine);
+        // No checkpoint mounts to sync: the volume is new (a clone starts with no checkpoints), and
+        // a checkpoint taken from now on syncs them itself.
         return machines.get(name);
       } catch (error) {
         registry.remove(name, machines.peerId);

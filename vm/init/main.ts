@@ -28,7 +28,7 @@ const VERSION = '0.1.0';
 
 async function main(): Promise<void> {
   const config = JSON.parse(readFileSync(process.argv[2] ?? '', 'utf8')) as InitConfig;
-  const runc = new Runc({ root: config.runcRoot, bundle: config.bundle, id: config.id, logFile: config.runcLog });
+  const runc = new Runc({ root: config.runcRoot, bundle: config.bundle, id: config.id, logFile: config.runcLog, pidFile: join(dirname(config.runcRoot), 'container.pid') });
   const log = (line: string): void => void process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   const services = new ServiceManager(runc, config.servicesFile, join(config.spriteDir, 'logs/services'), join(dirname(config.controlSocket), 'services'), log);
   await services.seedLogs();
@@ -162,7 +162,7 @@ async function dropHostMounts(dirs: string[]): Promise<void> {
 
 async function setHostname(runc: Runc, hostname: string): Promise<void> {
   // The container has its own UTS namespace, created before the sprite had a name.
-  await runCommand('nsenter', ['-t', String(await runc.pid()), '-u', 'hostname', hostname]);
+  await runCommand('nsenter', ['-t', String(runc.pid), '-u', 'hostname', hostname]);
 }
 
 function requireString(value: unknown, field: string): string {
