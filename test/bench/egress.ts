@@ -4,7 +4,7 @@
  * The sprite side runs with `--egress-rate 0` (no tc limit), so the figure is the plumbing's
  * (veth, nftables, masquerade), not the default limit's.
  *
- *   node test/bench/egress.ts [--mib 512] [--runs 3] [--creates 30]
+ *   node test/bench/egress.ts [--mib 512] [--runs 3] [--creates 60]
  */
 import { execFileSync } from 'node:child_process';
 import { get } from 'node:http';
@@ -16,7 +16,7 @@ import { option, percentile, summary } from './stats.ts';
 
 const MIB = option('mib', 512);
 const RUNS = option('runs', 3);
-const CREATES = option('creates', 30);
+const CREATES = option('creates', 60);
 
 /** Downloads a URL, discarding the body; prints `<bytes> <ms>` (runs inside a sprite too). */
 const DOWNLOAD = `
@@ -53,17 +53,15 @@ async function spriteDownload(peer: PeerProcess, name: string, url: string): Pro
   return mibPerSecond(result.stdout);
 }
 
-async function warmCreates(peer: PeerProcess, prefix: string): Promise<number[]> {
-  const times: number[] = [];
-  for (let i = 0; i < CREATES; i++) {
-    await eventually(async () => (await peer.api('GET', '/v1/pool')).body.ready >= 1, 120_000, 'a warm sprite');
-    const started = performance.now();
-    const res = await peer.api('POST', '/v1/sprites', { name: `${prefix}-${i}` });
-    times.push(performance.now() - started);
-    if (res.status !== 201) throw new Error(`create: ${res.status} ${JSON.stringify(res.body)}`);
-    await peer.api('DELETE', `/v1/sprites/${prefix}-${i}`);
-  }
-  return times;
+/** One warm create on `peer` (both peers' pools full first, so neither refills beside it), timed, then destroyed. */
+async function warmCreate(peer: PeerProcess, both: PeerProcess[], name: string): Promise<number> {
+  for (const one of both) await eventually(async () => (await one.api('GET', '/v1/pool')).body.ready >= 1, 120_000, 'a warm sprite');
+  const started = performance.now();
+  const res = await peer.api('POST', '/v1/sprites', { name });
+  const elapsed = performance.now() - started;
+  if (res.status !== 201) throw new Error(`create: ${res.status} ${JSON.stringify(res.body)}`);
+  await peer.api('DELETE', `/v1/sprites/${name}`);
+  return elapsed;
 }
 
 /**
@@ -130,12 +128,12 @@ async function main(): Promise<void> {
     console.log(`DNS from inside a sprite: through the policy resolver (cached) p50 ${dns.gateway.p50} ms, p99 ${dns.gateway.p99} ms; straight to the upstream p50 ${dns.direct.p50} ms, p99 ${dns.direct.p99} ms: added p50 ${(dns.gateway.p50 - dns.direct.p50).toFixed(3)} ms`);
     await on.api('DELETE', '/v1/sprites/bench-net');
 
-    // Alternating batches, so load from the machine's other work falls on both alike.
+    // Alternating one create each, so load from the machine's other work falls on both alike.
     const createOn: number[] = [];
     const createOff: number[] = [];
-    for (let batch = 0; batch < 3; batch++) {
-      createOn.push(...(await warmCreates(on, `on${batch}`)));
-      createOff.push(...(await warmCreates(off, `off${batch}`)));
+    for (let i = 0; i < CREATES; i++) {
+      createOn.push(await warmCreate(on, [on, off], `on-${i}`));
+      createOff.push(await warmCreate(off, [on, off], `off-${i}`));
     }
     const [sOn, sOff] = [summary(createOn), summary(createOff)];
     console.log(`warm create, egress on: p50 ${sOn.p50} ms, p99 ${sOn.p99} ms (n = ${sOn.n}); off: p50 ${sOff.p50} ms, p99 ${sOff.p99} ms: on/off ${(sOn.p50 / sOff.p50).toFixed(2)}x`);
