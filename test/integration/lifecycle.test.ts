@@ -108,18 +108,21 @@ describe('sprite lifecycle on one peer', () => {
     assert.ok((await lenient.api('GET', '/v1/pool')).body.cold_creates >= 1);
   });
 
-  test('50 create/destroy cycles leave no mount, loop device, cgroup, veth, address, nftables rule, runc state or directory behind', async () => {
+  test('50 create/destroy cycles, two at a time, leave no mount, loop device, cgroup, veth, address, nftables rule, runc state or directory behind', async () => {
     const peer = await startPeer({ poolDepth: 2 });
     peers.push(peer);
     // Only this peer's loop devices: other suites may run on the machine at the same time.
     const loops = (): number => execFileSync('losetup', ['-a']).toString().split('\n').filter((line) => line.includes(peer.dataDir)).length;
     const before = loops();
-    for (let i = 0; i < 50; i++) {
-      const created = await peer.api('POST', '/v1/sprites', { name: `cycle-${i}` });
-      assert.equal(created.status, 201, JSON.stringify(created.body));
-      const destroyed = await peer.api('DELETE', `/v1/sprites/cycle-${i}`);
-      assert.equal(destroyed.status, 204);
-    }
+    // Two lanes at once: creates and destroys overlap with each other and with the pool's refills.
+    await Promise.all([0, 1].map(async (lane) => {
+      for (let i = lane; i < 50; i += 2) {
+        const created = await peer.api('POST', '/v1/sprites', { name: `cycle-${i}` });
+        assert.equal(created.status, 201, JSON.stringify(created.body));
+        const destroyed = await peer.api('DELETE', `/v1/sprites/cycle-${i}`);
+        assert.equal(destroyed.status, 204);
+      }
+    }));
     // Only the pool's sandboxes (2) may remain.
     const pool = await peer.api('GET', '/v1/pool');
     const pooled = pool.body.ready + pool.body.warming;
