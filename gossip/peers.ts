@@ -15,7 +15,9 @@ export const peersTable = defineTable({
     addrs: 'text',
     /** Base URL of the peer's HTTP API. */
     api: 'text',
-    /** The peer's edge proxy, once it has one: JSON `{http, https, domain}` (see proxy/routes.ts). */
+    /** The peer's API link listener (mutual TLS between peers, see node/links/), once it listens: `https://host:port`. */
+    link: { type: 'text', nullable: true },
+    /** The peer's edge proxy, once it has one: JSON `{http, https, domain, link}` (see proxy/routes.ts). */
     proxy: { type: 'text', nullable: true },
     pool_target: 'integer',
     pool_ready: 'integer',

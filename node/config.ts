@@ -14,6 +14,8 @@ export interface PeerConfig {
   /** Where the peer keeps its token, records, images, volumes and sprite directories. */
   dataDir: string;
   api: { host: string; port: number };
+  /** The API's peer link listener (mutual TLS, other peers only). */
+  apiLink: { host: string; port: number };
   pool: {
     /** Number of warm sprites kept ready. */
     depth: number;
@@ -53,8 +55,10 @@ export interface PeerConfig {
     device: Pick<DeviceOptions, 'mode' | 'softDirtyBytes' | 'hardDirtyBytes'>;
   };
   proxy: {
-    /** Plain HTTP listener of the edge proxy; also what other peers forward requests to. */
+    /** Plain HTTP listener of the edge proxy. */
     http: { host: string; port: number };
+    /** The proxy's peer link listener: what other peers' proxies forward requests to (mutual TLS). */
+    link: { host: string; port: number };
     /** HTTPS listener of the edge proxy (HTTP/2 with HTTP/1.1 fallback). */
     https: { host: string; port: number };
     /** Sprite URLs are `NAME.<domain>`; every peer of a mesh should use the same domain. */
@@ -106,6 +110,7 @@ export function buildConfig(options: PeerOptions): Readonly<PeerConfig> {
   return deepFreeze({
     dataDir,
     api: v.api,
+    apiLink: v.apiLink,
     pool: {
       depth: v.poolDepth,
       fallback: v.poolFallback,
@@ -132,6 +137,7 @@ export function buildConfig(options: PeerOptions): Readonly<PeerConfig> {
     proxy: {
       http: v.proxyHttp,
       https: v.proxyHttps,
+      link: v.proxyLink,
       domain: v.domain,
       tlsCert: v.tlsCert,
       tlsKey: v.tlsKey,

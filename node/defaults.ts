@@ -9,6 +9,8 @@ export const PEER_DEFAULTS = {
   dataDirName: '.sprite',
   /** Where the API listens. */
   api: { host: '127.0.0.1', port: 7070 },
+  /** Where the API's peer link listens (other peers only; its address is gossiped, so any port does). */
+  apiLink: { host: '127.0.0.1', port: 0 },
   /** Where libp2p listens (next to the API's port). */
   listen: ['/ip4/127.0.0.1/tcp/7071'],
   pool: { depth: 2, fallback: 'cold', concurrency: 1, image: 'debian' },

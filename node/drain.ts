@@ -13,10 +13,8 @@ export interface DrainInit {
   sprites: DrainSprites;
   /** Where each sprite goes. */
   placement: Pick<Placement, 'handOffTarget'>;
-  /** How the adopting peer is asked. */
+  /** How the adopting peer is asked (over the peer link: no token). */
   peers: Pick<PeerClient, 'adopt'>;
-  /** This peer's admin token: the adopting peer authenticates the handoff with it. */
-  token: string;
   /** Publishes a new state in this peer's row at once. */
   publish: (state: DrainState) => void;
   logger: Logger;
@@ -79,7 +77,7 @@ export class Drain {
         }
         const started = performance.now();
         try {
-          await sprites.handOff(name, (start) => this.#init.peers.adopt(target, name, start, this.#init.token));
+          await sprites.handOff(name, (start) => this.#init.peers.adopt(target, name, start));
           logger.info('sprite moved', { sprite: name, to: target.peer, ms: Math.round(performance.now() - started) });
         } catch (error) {
           stuck += 1;

@@ -87,6 +87,10 @@ export const PEER_OPTIONS = {
     doc: "token, peer and swarm keys, the mesh store (`mesh.db`), base image, volumes, sprite directories, sprite-init's compile cache",
   }),
   api: option({ section: 'peer', flag: 'api', kind: address(), label: 'API address', default: PEER_DEFAULTS.api, doc: 'API listen address; port 0 picks one' }),
+  apiLink: option({
+    section: 'peer', flag: 'api-link', kind: address(), label: 'API peer link address', default: PEER_DEFAULTS.apiLink,
+    doc: "the API's peer link: mutual TLS with the mesh's peer-link CA, other peers only (forwarded requests, creates, hand-overs); gossiped, so port 0 does; use a reachable host across machines",
+  }),
   poolDepth: option({ section: 'pool', flag: 'pool-depth', kind: integer(0, 64), label: 'pool depth', default: PEER_DEFAULTS.pool.depth, doc: 'warm sprites kept ready' }),
   poolFallback: option({
     section: 'pool', flag: 'pool-fallback', kind: oneOf(['cold', 'fail']), label: 'pool fallback', default: PEER_DEFAULTS.pool.fallback,
@@ -163,7 +167,11 @@ export const PEER_OPTIONS = {
   }),
   proxyHttp: option({
     section: 'proxy', flag: 'proxy-http', kind: address(), label: 'proxy HTTP address', default: PROXY_DEFAULTS.http,
-    doc: "the edge proxy's plain HTTP listener (other peers forward to it); port 0 picks one",
+    doc: "the edge proxy's plain HTTP listener; port 0 picks one",
+  }),
+  proxyLink: option({
+    section: 'proxy', flag: 'proxy-link', kind: address(), label: 'proxy peer link address', default: PROXY_DEFAULTS.link,
+    doc: "the edge proxy's peer link: mutual TLS with the mesh's peer-link CA, where other peers' proxies hand requests over; gossiped, so port 0 does; use a reachable host across machines",
   }),
   proxyHttps: option({
     section: 'proxy', flag: 'proxy-https', kind: address(), label: 'proxy HTTPS address', default: PROXY_DEFAULTS.https,

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import type http from 'node:http';
+import type https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Mesh } from '../gossip/index.ts';
@@ -8,24 +9,28 @@ import { createProxy, formatProxyColumn, parseBundle, spriteHost, type CertStore
 import {
   createLogger, ensureBaseImage, ensureTools, ObjectVolumeStore, StorageDaemon, thawTree, type Egress, type Logger, type Progress, type ServiceWire,
 } from '../vm/index.ts';
-import { createApiServer, type EdgeView } from './api/server.ts';
+import { createApiServer, type ApiServers, type EdgeView } from './api/server.ts';
 import { buildConfig, swarmKeyPath, type PeerConfig, type PeerOptions } from './config.ts';
 import { hopSecret, loadOrCreate, lockDataDir, unlockDataDir } from './data-dir.ts';
 import { Drain } from './drain.ts';
 import { startEgress } from './egress/network.ts';
 import { IdleTimer } from './idle.ts';
 import { ImageManager } from './images.ts';
-import { CreateFlow, PeerClient, Placement } from './placement/index.ts';
+import { LinkIdentity, memberCheck } from './links/index.ts';
+import { CreateFlow, HopKeys, PeerClient, Placement } from './placement/index.ts';
 import { checkHost } from './preflight.ts';
 import { progressPrinter, type ProgressPrinter } from './progress.ts';
 import {
-  edgeCerts, edgeRoutes, ensureAdminOrg, ImageRecords, RECORD_TABLES, registerPeerToken, SpriteDocs, SpriteRecords, tokenCheck, type EdgeRoutes,
+  edgeCerts, edgeRoutes, ensureAdminOrg, ImageRecords, linkCaStore, RECORD_TABLES, registerPeerToken, SpriteDocs, SpriteRecords, tokenCheck, type EdgeRoutes,
 } from './records/index.ts';
 import { SpriteManager } from './sprites.ts';
 import { Teardown } from './teardown.ts';
 
 /** Version of the peer software. */
 export const VERSION = '0.1.0';
+
+/** A peer joining a mesh waits this long for the mesh's peer-link CA before making one. */
+const PEER_LINK_CA_WAIT_MS = 10_000;
 
 /** How often a peer looks for image volumes no image names (see ImageManager.sweep). */
 const IMAGE_SWEEP_EVERY_MS = 6 * 3600_000;
@@ -61,12 +66,14 @@ interface Parts {
   sprites: SpriteManager;
   drain: Drain;
   idle: IdleTimer;
-  server: http.Server;
+  api: ApiServers;
+  /** This peer's side of the peer links (certificate, CA). */
+  link: LinkIdentity;
   routes: EdgeRoutes;
   proxy: EdgeProxy;
   egress: Egress | undefined;
   /** What this peer tells the mesh about its listeners, filled in as they open. */
-  self: { api: string; proxy: string | null };
+  self: { api: string; link: string | null; proxy: string | null };
 }
 
 /**
@@ -102,7 +109,7 @@ async function setup(config: Readonly<PeerConfig>, teardown: Teardown, logger: L
   const image = await baseImage(config, logger, (text, percent) => progress?.update(text, percent)).finally(() => progress?.done());
   const toolsDir = await ensureTools(join(config.dataDir, 'tools'));
 
-  const self: Parts['self'] = { api: '', proxy: null };
+  const self: Parts['self'] = { api: '', link: null, proxy: null };
   const mesh = await Mesh.open({
     dataDir: config.dataDir, tables: RECORD_TABLES, listen: config.mesh.listen, bootstrap: config.mesh.bootstrap, swarmKeyFile: config.mesh.swarmKeyFile,
     membership: { suspectAfterMs: config.mesh.suspectAfterMs, downAfterMs: config.mesh.downAfterMs },
@@ -110,7 +117,7 @@ async function setup(config: Readonly<PeerConfig>, teardown: Teardown, logger: L
     logger: logger.child({ component: 'mesh' }),
     // Read at each heartbeat, once running: every part below exists by then.
     describe: () => ({
-      api: self.api, proxy: self.proxy, pool_target: config.pool.depth, pool_ready: sprites.poolStatus().ready,
+      api: self.api, link: self.link, proxy: self.proxy, pool_target: config.pool.depth, pool_ready: sprites.poolStatus().ready,
       capacity: config.sprite.capacity, load: sprites.load(), version: VERSION, drain: drain.state,
     }),
   });
@@ -143,11 +150,16 @@ async function setup(config: Readonly<PeerConfig>, teardown: Teardown, logger: L
     peerApi: (peer) => mesh.members().find((m) => m.id === peer)?.row.api, logger: log,
   });
   const placement = new Placement({ mesh, sprites });
-  const peers = new PeerClient();
+  const members = memberCheck(mesh);
+  teardown.defer('link members', () => members.close());
+  const link = new LinkIdentity({ peerId: id, dir: join(config.dataDir, 'link'), store: linkCaStore(mesh), member: members.check, logger: log.child({ component: 'links' }) });
+  teardown.defer('link identity', () => link.stop());
+  const secret = await hopSecret(swarmKeyPath(config));
+  const peers = new PeerClient({ hops: new HopKeys(secret, id), link });
   teardown.defer('peer client', () => peers.close());
   const creates = new CreateFlow({ placement, sprites, peers, peerId: id });
   const drain = new Drain({
-    sprites, placement, peers, token, logger: log.child({ component: 'drain' }),
+    sprites, placement, peers, logger: log.child({ component: 'drain' }),
     publish: (state) => mesh.publishSelf({ drain: state }),
   });
   const idle = new IdleTimer(config.sleep, {
@@ -161,7 +173,8 @@ async function setup(config: Readonly<PeerConfig>, teardown: Teardown, logger: L
     http: config.proxy.http, https: config.proxy.https, domain: config.proxy.domain,
     tlsFiles: config.proxy.tlsCert && config.proxy.tlsKey ? { cert: config.proxy.tlsCert, key: config.proxy.tlsKey } : undefined,
     certWaitMs: config.proxy.certWaitMs,
-    hopSecret: await hopSecret(swarmKeyPath(config)),
+    hopSecret: secret,
+    link: { listen: config.proxy.link, tls: link },
     // A request for a sprite whose peer is down takes the sprite over here (see docs/MESH.md).
     rehome: async (name) => {
       await sprites.adopt(name);
@@ -171,27 +184,35 @@ async function setup(config: Readonly<PeerConfig>, teardown: Teardown, logger: L
   });
   // Built with its token subscription and connection pools: stopped even if it never listens.
   teardown.defer('proxy', () => proxy.stop());
-  const server = createApiServer({
-    sprites, registry, edge: edgeView(proxy, certs), images, placement, creates, peers, drain, use: idle, mesh, token, peerId: id, version: VERSION, logger: log.child({ component: 'api' }),
+  const api = createApiServer({
+    sprites, registry, edge: edgeView(proxy, certs), images, placement, creates, peers, drain, use: idle, mesh, hops: new HopKeys(secret, id), link, peerId: id, version: VERSION,
+    logger: log.child({ component: 'api' }),
   });
-  return { config, logger: log, token, newToken, mesh, registry, images, sprites, drain, idle, server, routes, proxy, egress, self };
+  return { config, logger: log, token, newToken, mesh, registry, images, sprites, drain, idle, api, link, routes, proxy, egress, self };
 }
 
 /**
  * Starts each part's loop in order: the API first, so the mesh's first heartbeat carries its
- * address; the mesh; the proxy, published at once so other peers can forward to it; a catch-up
- * with the mesh; then the sprites and their timers. The teardown stack undoes them in reverse: a
+ * address; the mesh; a catch-up with the mesh (which brings the peer-link CA); the links (this
+ * peer's certificate, the API's link listener); the proxy, published at once so other peers can
+ * forward to it; then the sprites and their timers. The teardown stack undoes them in reverse: a
  * stopping sprite manager refuses new work and lets what is under way finish, then the listeners
  * close.
  */
 async function run(parts: Parts, teardown: Teardown): Promise<void> {
-  const { config, logger, mesh, registry, images, sprites, drain, idle, server, proxy, self } = parts;
-  self.api = await listen(server, config.api);
-  teardown.defer('API', () => close(server));
+  const { config, logger, mesh, registry, images, sprites, drain, idle, api, link, proxy, self } = parts;
+  self.api = await listen(api.server, config.api);
+  teardown.defer('API', () => close(api.server));
   await mesh.start();
+  await catchUp(mesh);
+  // A peer joining a mesh waits for the mesh's link CA rather than making a competing one.
+  await link.start(config.mesh.bootstrap.length > 0 ? PEER_LINK_CA_WAIT_MS : 0);
+  const apiLink = api.link();
+  self.link = (await listen(apiLink, config.apiLink)).replace(/^http:/, 'https:');
+  teardown.defer('API link', () => close(apiLink));
+  mesh.publishSelf({ link: self.link });
   self.proxy = formatProxyColumn(await proxy.start());
   mesh.publishSelf({ proxy: self.proxy });
-  await catchUp(mesh);
 
   teardown.defer('sprites', () => sprites.stop());
   await sprites.start();
@@ -299,7 +320,7 @@ function edgeView(proxy: EdgeProxy, certs: CertStore): EdgeView {
 }
 
 /** Listens on `at` and resolves with the API's base URL. */
-async function listen(server: http.Server, at: { host: string; port: number }): Promise<string> {
+async function listen(server: http.Server | https.Server, at: { host: string; port: number }): Promise<string> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(at.port, at.host, () => {
@@ -314,7 +335,7 @@ async function listen(server: http.Server, at: { host: string; port: number }): 
 }
 
 /** Closes the API server and cuts its open connections (WebSockets, followed logs). */
-async function close(server: http.Server): Promise<void> {
+async function close(server: http.Server | https.Server): Promise<void> {
   server.closeAllConnections();
   await new Promise((resolve) => server.close(resolve));
 }

@@ -22,14 +22,16 @@ export class WebExchange implements Exchange {
   readonly req: IncomingMessage | Http2ServerRequest;
   readonly res: AnyResponse;
   readonly proto: Proto;
+  readonly link: boolean;
   readonly upgrade = false;
   readonly #context: AdapterContext;
 
-  constructor(context: AdapterContext, req: IncomingMessage | Http2ServerRequest, res: AnyResponse, proto: Proto) {
+  constructor(context: AdapterContext, req: IncomingMessage | Http2ServerRequest, res: AnyResponse, proto: Proto, link: boolean) {
     this.#context = context;
     this.req = req;
     this.res = res;
     this.proto = proto;
+    this.link = link;
   }
 
   /** Serves login and logout, whose cookies are marked secure on HTTPS. */
@@ -71,15 +73,17 @@ export class WebSocketExchange implements Exchange {
   readonly socket: Duplex;
   readonly head: Buffer;
   readonly proto: Proto;
+  readonly link: boolean;
   readonly upgrade = true;
   readonly #context: AdapterContext;
 
-  constructor(context: AdapterContext, req: IncomingMessage, socket: Duplex, head: Buffer, proto: Proto) {
+  constructor(context: AdapterContext, req: IncomingMessage, socket: Duplex, head: Buffer, proto: Proto, link: boolean) {
     this.#context = context;
     this.req = req;
     this.socket = socket;
     this.head = head;
     this.proto = proto;
+    this.link = link;
     // A client that resets the socket must not crash the peer; close does the cleanup.
     socket.on('error', () => undefined);
   }

@@ -5,6 +5,8 @@
 export const PROXY_DEFAULTS = {
   http: { host: '127.0.0.1', port: 7480 },
   https: { host: '127.0.0.1', port: 7443 },
+  /** The peer link listener: other peers' proxies hand requests over here (its address is gossiped, so any port does). */
+  link: { host: '127.0.0.1', port: 0 },
   /** Browsers and curl resolve `*.localhost` to loopback with no DNS set-up. */
   domain: 'sprites.localhost',
   certWaitMs: 0,

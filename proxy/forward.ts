@@ -1,11 +1,13 @@
 import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import { ProxyServer } from 'http-proxy-3';
 import { stripHopByHop } from './headers.ts';
+import type { LinkTls } from './link.ts';
 import type { AnyResponse } from './pages.ts';
 
-/** Where a request goes: a sprite's HTTP port socket on this host, or another peer's proxy. */
-export type ForwardTarget = { socketPath: string } | { host: string; port: number };
+/** Where a request goes: a sprite's HTTP port socket on this host, or another peer's proxy over the peer link (TLS, `peer` named by its certificate). */
+export type ForwardTarget = { socketPath: string } | { host: string; port: number; peer: string };
 
 /** Counters of a forwarder, for health reports and leak checks. */
 export interface ForwarderStats {
@@ -42,6 +44,8 @@ export interface HttpProxyForwarderInit {
   connectTimeoutMs?: number;
   /** Most idle keep-alive connections kept per target. @default 64 */
   maxFreeSockets?: number;
+  /** The peer-link credentials other peers' proxies are reached with; without them no peer can be. */
+  link?: LinkTls;
 }
 
 const OUTGOING = Symbol('upstream request');
@@ -67,10 +71,26 @@ export function createHttpProxyForwarder(init: HttpProxyForwarderInit = {}): For
   proxy.on('proxyReqWs', (proxyReq, _req, socket) => proxyReq.once('upgrade', () => upgraded.add(socket)));
   // Errors go to each call's callback; this listener only keeps stray ones from crashing the peer.
   proxy.on('error', () => undefined);
-  const options = (target: ForwardTarget): { target: { host: string; port: number; socketPath?: string; protocol: string } } => (
+  // Peers' link listeners: one keep-alive agent per peer and credentials (dropped when they change).
+  const linkAgents = new Map<string, https.Agent>();
+  init.link?.onChange(() => {
+    for (const linkAgent of linkAgents.values()) linkAgent.destroy();
+    linkAgents.clear();
+  });
+  const linkAgent = (peer: string, keepAlive: boolean): https.Agent => {
+    if (!init.link) throw Object.assign(new Error('this proxy has no peer link to reach other peers with'), { code: 'ECONNREFUSED' });
+    if (!keepAlive) return new https.Agent({ keepAlive: false, ...init.link.client(peer) });
+    let found = linkAgents.get(peer);
+    if (!found) {
+      found = new https.Agent({ keepAlive: true, maxFreeSockets: init.maxFreeSockets ?? FORWARDER_DEFAULTS.maxFreeSockets, scheduling: 'lifo', timeout: upstreamIdleMs, ...init.link.client(peer) });
+      linkAgents.set(peer, found);
+    }
+    return found;
+  };
+  const options = (target: ForwardTarget, keepAlive: boolean): { target: { host: string; port: number; socketPath?: string; protocol: string }; agent?: http.Agent } => (
     'socketPath' in target
       ? { target: { protocol: 'http:', host: 'localhost', port: 80, socketPath: target.socketPath } }
-      : { target: { protocol: 'http:', host: target.host, port: target.port } }
+      : { target: { protocol: 'https:', host: target.host, port: target.port }, agent: linkAgent(target.peer, keepAlive) }
   );
   const once = (onError: (error: Error) => void): ((error: Error) => void) => {
     let called = false;
@@ -83,7 +103,14 @@ export function createHttpProxyForwarder(init: HttpProxyForwarderInit = {}): For
   return {
     web(req, res, target, onError) {
       const report = once(onError);
-      const attempt = (retry: boolean): void => proxy.web(req, res as never, { ...options(target), agent }, (error: Error & { code?: string }) => {
+      let opts: ReturnType<typeof options>;
+      try {
+        opts = { agent, ...options(target, true) };
+      } catch (error) {
+        report(error as Error);
+        return;
+      }
+      const attempt = (retry: boolean): void => proxy.web(req, res as never, opts, (error: Error & { code?: string }) => {
         // A kept-alive connection the upstream closed just as it was reused never carried the
         // request: a GET or HEAD (no body to replay) goes once more.
         if (retry && error.code === 'ECONNRESET' && (req as { [OUTGOING]?: http.ClientRequest })[OUTGOING]?.reusedSocket && !res.headersSent && (req.method === 'GET' || req.method === 'HEAD')) {
@@ -97,7 +124,14 @@ export function createHttpProxyForwarder(init: HttpProxyForwarderInit = {}): For
     ws(req, socket, head, target, onError) {
       // An upgraded connection never returns to a pool, so it gets its own.
       const report = once(onError);
-      proxy.ws(req, socket, head, { ...options(target), agent: false }, (error) => {
+      let opts: ReturnType<typeof options>;
+      try {
+        opts = { agent: false as unknown as http.Agent, ...options(target, false) };
+      } catch (error) {
+        report(error as Error);
+        return;
+      }
+      proxy.ws(req, socket, head, opts, (error) => {
         if (upgraded.has(socket)) socket.destroy();
         else report(error);
       });
@@ -108,6 +142,8 @@ export function createHttpProxyForwarder(init: HttpProxyForwarderInit = {}): For
     },
     close() {
       agent.destroy();
+      for (const linkAgent of linkAgents.values()) linkAgent.destroy();
+      linkAgents.clear();
     },
   };
 }

@@ -1,9 +1,11 @@
 import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
 import http2, { type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type tls from 'node:tls';
 import { ProxyError } from './errors.ts';
+import type { LinkTls } from './link.ts';
 import { sendErrorOnSocket, type AnyResponse } from './pages.ts';
 import type { CertSource } from './tls.ts';
 
@@ -26,14 +28,16 @@ export interface ListenerLimits {
 
 /** What the listeners hand requests to, and where the HTTPS certificate comes from. */
 export interface ListenerComponents {
-  /** Takes a web request (HTTP/1.1 or HTTP/2). */
-  request(req: IncomingMessage | Http2ServerRequest, res: AnyResponse, proto: Proto): void;
+  /** Takes a web request (HTTP/1.1 or HTTP/2); `link` when it came over the peer link. */
+  request(req: IncomingMessage | Http2ServerRequest, res: AnyResponse, proto: Proto, link: boolean): void;
   /** Takes an upgrade (WebSocket) request. */
-  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, proto: Proto): void;
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, proto: Proto, link: boolean): void;
   /** Counts and logs an error the listeners answer themselves (a request the parser rejected). */
   record(error: ProxyError, fields: Record<string, unknown>): void;
   /** The certificate; without it there is no HTTPS listener. */
   certs: CertSource | undefined;
+  /** The peer-link credentials; without them there is no link listener. */
+  link: LinkTls | undefined;
 }
 
 /**
@@ -44,7 +48,7 @@ export class Listeners {
   readonly #limits: ListenerLimits;
   readonly #components: ListenerComponents;
   readonly #connections = new Set<Socket>();
-  readonly #servers: (http.Server | http2.Http2SecureServer)[] = [];
+  readonly #servers: (http.Server | https.Server | http2.Http2SecureServer)[] = [];
 
   constructor(limits: ListenerLimits, components: ListenerComponents) {
     this.#limits = limits;
@@ -60,8 +64,8 @@ export class Listeners {
    * Listens where asked (null: no such listener) and resolves with the URLs; rejects with the
    * address that could not be bound, leaving the servers already listening for `stop`.
    */
-  async start(httpAt: ListenAddress | null, httpsAt: ListenAddress | null): Promise<{ http: string; https: string | null }> {
-    const { certs, request, upgrade } = this.#components;
+  async start(httpAt: ListenAddress | null, httpsAt: ListenAddress | null, linkAt: ListenAddress | null = null): Promise<{ http: string; https: string | null; link: string | null }> {
+    const { certs, request, upgrade, link } = this.#components;
     const limits = this.#limits;
     const options = {
       maxHeaderSize: limits.maxHeaderBytes,
@@ -78,11 +82,12 @@ export class Listeners {
     };
     let httpUrl = '';
     let httpsUrl: string | null = null;
+    let linkUrl: string | null = null;
     let binding: ListenAddress | null = httpAt;
     try {
       if (httpAt) {
-        const server = http.createServer(options, (req, res) => request(req, res, 'http'));
-        server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => upgrade(req, socket, head, 'http'));
+        const server = http.createServer(options, (req, res) => request(req, res, 'http', false));
+        server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => upgrade(req, socket, head, 'http', false));
         server.on('clientError', onClientError);
         server.on('connection', track);
         server.setTimeout(limits.clientIdleMs);
@@ -97,8 +102,8 @@ export class Listeners {
           SNICallback: (_servername: string, callback: (error: Error | null, context?: tls.SecureContext) => void) => callback(null, certs.context()),
           cert: bundle.cert, key: bundle.key,
         });
-        server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => request(req, res, 'https'));
-        server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => upgrade(req, socket, head, 'https'));
+        server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => request(req, res, 'https', false));
+        server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => upgrade(req, socket, head, 'https', false));
         server.on('clientError', onClientError);
         server.on('connection', track);
         server.on('tlsClientError', () => undefined);
@@ -108,10 +113,23 @@ export class Listeners {
         this.#servers.push(server);
         httpsUrl = url('https', await listen(server, httpsAt));
       }
+      if (linkAt && link) {
+        // Other peers' proxies only: TLS with a client certificate of the peer-link CA, HTTP/1.1 kept alive.
+        binding = linkAt;
+        const server = https.createServer({ ...options, ...link.server(), handshakeTimeout: limits.headersTimeoutMs }, (req, res) => request(req, res, 'https', true));
+        server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => upgrade(req, socket, head, 'https', true));
+        server.on('clientError', onClientError);
+        server.on('connection', track);
+        server.on('tlsClientError', () => undefined);
+        server.setTimeout(limits.clientIdleMs);
+        link.onChange(() => server.setSecureContext(link.server()));
+        this.#servers.push(server);
+        linkUrl = url('https', await listen(server, linkAt));
+      }
     } catch (error) {
       throw new Error(`proxy cannot listen on ${binding?.host}:${binding?.port}: ${(error as Error).message}`, { cause: error });
     }
-    return { http: httpUrl, https: httpsUrl };
+    return { http: httpUrl, https: httpsUrl, link: linkUrl };
   }
 
   /** Stops listening and cuts every open client connection; resolves once the servers have closed. */
@@ -139,7 +157,7 @@ export class Listeners {
   }
 }
 
-function listen(server: http.Server | http2.Http2SecureServer, at: ListenAddress): Promise<AddressInfo> {
+function listen(server: http.Server | https.Server | http2.Http2SecureServer, at: ListenAddress): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(at.port, at.host, () => {

@@ -1,10 +1,12 @@
 import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
+import type { Duplex } from 'node:stream';
 import { authorized, RESERVED_PREFIX, stripCredentials, type TokenCheck } from './auth.ts';
 import { ProxyError, type ProxyErrorCode } from './errors.ts';
 import type { ForwardTarget } from './forward.ts';
 import { setForwarded, stripHopByHop } from './headers.ts';
 import { HOP_HEADER, type Hop, type HopSigner } from './hop.ts';
+import type { LinkTls } from './link.ts';
 import { spriteFromHost } from './host.ts';
 import type { Proto } from './listeners.ts';
 import type { ProxyLogger } from './logger.ts';
@@ -20,6 +22,8 @@ export interface Exchange {
   readonly req: IncomingMessage | Http2ServerRequest;
   /** The listener it arrived on. */
   readonly proto: Proto;
+  /** Whether it came over the peer link (another peer's proxy, mutual TLS): the only place hop headers count. */
+  readonly link: boolean;
   /** Whether it is a WebSocket upgrade: its upgrade headers survive the hop-by-hop stripping. */
   readonly upgrade: boolean;
   /** Answers one of the proxy's own paths (login, logout); true when it did. Absent where there are none (upgrades). */
@@ -50,6 +54,8 @@ export interface PipelineInit {
 export interface PipelineComponents {
   routes: Pick<RouteTable, 'resolve' | 'ownerDown'>;
   hops: Pick<HopSigner, 'verify' | 'header'>;
+  /** Which member a link connection's certificate names; absent without a link listener. */
+  link?: Pick<LinkTls, 'peerOf'>;
   tokens: TokenCheck;
   waker: Pick<Waker, 'wait'>;
   /** Host path of the HTTP port socket of a sprite running on this peer; undefined when it is not running here. */
@@ -96,7 +102,7 @@ export class RequestPipeline {
       const headers = x.req.headers;
       if (x.reserved) {
         const url = x.req.url ?? '/';
-        if (url.startsWith(RESERVED_PREFIX) && headers[HOP_HEADER] === undefined) {
+        if (url.startsWith(RESERVED_PREFIX) && !x.link && headers[HOP_HEADER] === undefined) {
           // Login and logout belong to the URL, not to the sprite: any peer serves them.
           spriteFromHost((headers[':authority'] as string | undefined) ?? headers.host, this.#init.domain);
           if (x.reserved(url, this.#components.tokens)) return;
@@ -160,9 +166,13 @@ export class RequestPipeline {
     const { routes, hops, tokens } = this.#components;
     const headers = x.req.headers;
     let hop: Hop | undefined;
-    if (headers[HOP_HEADER] !== undefined) {
-      hop = hops.verify(headers[HOP_HEADER]);
-      if (!hop) throw new ProxyError('ERR_PROXY_BAD_HOP', 'the request carries a hop header that no peer of this mesh signed');
+    if (x.link) {
+      // Over the link, every request is a hop: signed by the member the certificate names, for one sprite, unexpired.
+      const peer = this.#components.link?.peerOf(x.req.socket as Duplex);
+      hop = peer === undefined ? undefined : hops.verify(headers[HOP_HEADER], peer);
+      if (!hop) throw new ProxyError('ERR_PROXY_BAD_HOP', 'a request on the peer link needs a hop header signed by the mesh member its certificate names, for one sprite, unexpired');
+    } else if (headers[HOP_HEADER] !== undefined) {
+      throw new ProxyError('ERR_PROXY_BAD_HOP', 'hop headers are taken from other peers over the peer link only');
     }
     const host = (headers[':authority'] as string | undefined) ?? headers.host;
     const name = hop?.sprite ?? spriteFromHost(host, this.#init.domain);

@@ -4,6 +4,7 @@ import { cachedTokenCheck, type TokenCheck } from './auth.ts';
 import type { ProxyErrorCode } from './errors.ts';
 import type { Forwarder, ForwarderStats } from './forward.ts';
 import { HopSigner } from './hop.ts';
+import type { LinkTls } from './link.ts';
 import { PROXY_DEFAULTS } from './defaults.ts';
 import { Listeners, type ListenAddress } from './listeners.ts';
 import type { ProxyLogger } from './logger.ts';
@@ -31,6 +32,12 @@ export interface ProxyInit {
   certLifetimeMs?: number;
   /** Secret shared by the mesh's peers (derived from the swarm key) that signs hop headers. */
   hopSecret: string | Buffer;
+  /**
+   * The peer link: where this proxy takes hops from other peers' proxies (mutual TLS with the
+   * peer-link CA) and the credentials it reaches theirs with. Without it this proxy neither takes
+   * nor sends hops: requests for other peers' sprites get 503 ERR_PROXY_OWNER_DOWN.
+   */
+  link?: { listen: ListenAddress; tls: LinkTls };
   /** Limits of waiting for sleeping sprites. */
   wake?: WakeInit;
   /** Largest request head accepted; larger gets 431. @default 16384 */
@@ -115,7 +122,8 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
   const limits = { ...PROXY_DEFAULTS, ...definedOnly(init) };
   const { sprites, logger } = components;
   const tokens = cachedTokenCheck(components.tokens);
-  const forwarder = components.forwarder ?? createUndiciForwarder({ upstreamIdleMs: limits.upstreamIdleMs, connectTimeoutMs: limits.connectTimeoutMs });
+  const link = init.link?.tls;
+  const forwarder = components.forwarder ?? createUndiciForwarder({ upstreamIdleMs: limits.upstreamIdleMs, connectTimeoutMs: limits.connectTimeoutMs, link });
   const routes = new RouteTable(components.routes);
   const activity = new Activity();
   const hops = new HopSigner(init.hopSecret, components.routes.peerId);
@@ -129,14 +137,15 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
   const certs = init.https === null ? undefined : new CertSource({ domain, files: init.tlsFiles, waitMs: limits.certWaitMs, lifetimeMs: init.certLifetimeMs }, { store: components.certs, logger });
   const pipeline = new RequestPipeline(
     { domain, rehome: init.rehome, rehomeWaitMs: init.wake?.waitMs ?? WAKE_DEFAULTS.waitMs },
-    { routes, hops, tokens, waker, httpSocket: (name) => sprites.httpSocket(name), ready, logger },
+    { routes, hops, link, tokens, waker, httpSocket: (name) => sprites.httpSocket(name), ready, logger },
   );
   const adapters: AdapterContext = { forwarder, activity, webSockets: 0 };
   const listeners = new Listeners(limits, {
-    request: (req, res, proto) => pipeline.handle(new WebExchange(adapters, req, res, proto)),
-    upgrade: (req, socket, head, proto) => pipeline.handle(new WebSocketExchange(adapters, req, socket, head, proto)),
+    request: (req, res, proto, onLink) => pipeline.handle(new WebExchange(adapters, req, res, proto, onLink)),
+    upgrade: (req, socket, head, proto, onLink) => pipeline.handle(new WebSocketExchange(adapters, req, socket, head, proto, onLink)),
     record: (error, fields) => pipeline.record(error, fields),
     certs,
+    link,
   });
   let address: ProxyAddress | undefined;
   let unsubscribeSprites: (() => void) | undefined;
@@ -151,9 +160,9 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
         if (gone) activity.forget(name);
       });
       await certs?.start();
-      let urls: { http: string; https: string | null };
+      let urls: { http: string; https: string | null; link: string | null };
       try {
-        urls = await listeners.start(init.http === undefined ? PROXY_DEFAULTS.http : init.http, init.https === undefined ? PROXY_DEFAULTS.https : init.https);
+        urls = await listeners.start(init.http === undefined ? PROXY_DEFAULTS.http : init.http, init.https === undefined ? PROXY_DEFAULTS.https : init.https, init.link?.listen ?? null);
       } catch (error) {
         await this.stop();
         throw error;

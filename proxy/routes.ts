@@ -29,22 +29,31 @@ export interface RouteSource {
   readonly peerId: string;
   /** The sprite named so, or undefined. */
   sprite(name: string): SpriteRoute | undefined;
-  /** Where to forward to a peer's proxy (its plain HTTP listener), or undefined when it has none or it is not known yet. */
-  peerTarget(peer: string): { host: string; port: number } | undefined;
+  /** Where to forward to a peer's proxy (its link listener), or undefined when it has none or it is not known yet. */
+  peerTarget(peer: string): LinkTarget | undefined;
   /** This peer's view of another peer; undefined when it was never seen. */
   peerState(peer: string): PeerState | undefined;
   /** Calls `listener` with a sprite's name whenever its record changes or goes; returns the unsubscribe. */
   onSpriteChange(listener: (name: string, gone: boolean) => void): () => void;
 }
 
+/** Another peer's proxy link listener, and the peer its certificate must name. */
+export interface LinkTarget {
+  host: string;
+  port: number;
+  peer: string;
+}
+
 /** Where a peer's proxy listens, as gossiped in the `proxy` column of its peers row (JSON). */
 export interface ProxyAddress {
-  /** Plain HTTP listener, e.g. `http://127.0.0.1:7480`: what other peers forward to. */
+  /** Plain HTTP listener, e.g. `http://127.0.0.1:7480`. */
   http: string;
   /** HTTPS listener, e.g. `https://127.0.0.1:7443`, or null when the peer has none. */
   https: string | null;
   /** Domain the peer serves sprite URLs under. */
   domain: string;
+  /** Link listener (mutual TLS), e.g. `https://127.0.0.1:7481`: what other peers forward to; null when it has none. */
+  link: string | null;
 }
 
 /** The `proxy` column value for an address. */
@@ -58,18 +67,19 @@ export function parseProxyColumn(text: string | null | undefined): ProxyAddress 
   try {
     const value = JSON.parse(text) as Partial<ProxyAddress>;
     if (typeof value.http !== 'string' || typeof value.domain !== 'string') return undefined;
-    return { http: value.http, https: typeof value.https === 'string' ? value.https : null, domain: value.domain };
+    return { http: value.http, https: typeof value.https === 'string' ? value.https : null, domain: value.domain, link: typeof value.link === 'string' ? value.link : null };
   } catch {
     return undefined;
   }
 }
 
-/** Where other peers forward to a proxy at `address`: its plain HTTP listener; undefined when that is not an http:// URL. */
-export function forwardTarget(address: ProxyAddress): { host: string; port: number } | undefined {
+/** Where other peers forward to `peer`'s proxy at `address`: its link listener; undefined when it has none or it is not an https:// URL. */
+export function forwardTarget(address: ProxyAddress, peer: string): LinkTarget | undefined {
+  if (!address.link) return undefined;
   try {
-    const url = new URL(address.http);
-    if (url.protocol !== 'http:' || !url.hostname) return undefined;
-    return { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 80) };
+    const url = new URL(address.link);
+    if (url.protocol !== 'https:' || !url.hostname) return undefined;
+    return { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 443), peer };
   } catch {
     return undefined;
   }
@@ -78,7 +88,7 @@ export function forwardTarget(address: ProxyAddress): { host: string; port: numb
 /** The decision for one request: serve the sprite here, or forward it to its owner's proxy. */
 export type Route =
   | { kind: 'local'; sprite: SpriteRoute }
-  | { kind: 'remote'; sprite: SpriteRoute; owner: string; target: { host: string; port: number } };
+  | { kind: 'remote'; sprite: SpriteRoute; owner: string; target: LinkTarget };
 
 /** Where requests for a sprite go, from the route source (no query per request). */
 export class RouteTable {
@@ -97,7 +107,7 @@ export class RouteTable {
     const state = this.#source.peerState(sprite.owner) ?? 'suspect';
     if (state === 'down') throw new ProxyError('ERR_PROXY_OWNER_DOWN', `sprite ${name} runs on peer ${sprite.owner}, which is down`, { retryAfter: 10 });
     const target = this.#source.peerTarget(sprite.owner);
-    if (!target) throw new ProxyError('ERR_PROXY_OWNER_DOWN', `sprite ${name} runs on peer ${sprite.owner}, whose proxy address is not known here`, { retryAfter: 5 });
+    if (!target) throw new ProxyError('ERR_PROXY_OWNER_DOWN', `sprite ${name} runs on peer ${sprite.owner}, whose proxy link is not known here`, { retryAfter: 5 });
     return { kind: 'remote', sprite, owner: sprite.owner, target };
   }
 

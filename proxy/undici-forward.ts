@@ -4,8 +4,8 @@ import { Pool, type Dispatcher } from 'undici';
 import { FORWARDER_DEFAULTS, createHttpProxyForwarder, type Forwarder, type ForwardTarget, type HttpProxyForwarderInit } from './forward.ts';
 import { HOP_BY_HOP } from './headers.ts';
 
-/** Options of the undici forwarder: the timeouts of the http-proxy-3 one. */
-export type UndiciForwarderInit = Pick<HttpProxyForwarderInit, 'upstreamIdleMs' | 'connectTimeoutMs'>;
+/** Options of the undici forwarder: the timeouts and peer-link credentials of the http-proxy-3 one. */
+export type UndiciForwarderInit = Pick<HttpProxyForwarderInit, 'upstreamIdleMs' | 'connectTimeoutMs' | 'link'>;
 
 /** Once this many pools (one per target) exist, a new target first drops every pool with no connection. */
 const MAX_IDLE_POOLS = 64;
@@ -27,11 +27,21 @@ const CODES: Record<string, string> = {
 export function createUndiciForwarder(init: UndiciForwarderInit = {}): Forwarder {
   const upstreamIdleMs = init.upstreamIdleMs ?? FORWARDER_DEFAULTS.upstreamIdleMs;
   const connectTimeoutMs = init.connectTimeoutMs ?? FORWARDER_DEFAULTS.connectTimeoutMs;
-  const upgrades = createHttpProxyForwarder({ upstreamIdleMs, connectTimeoutMs });
+  const { link } = init;
+  const upgrades = createHttpProxyForwarder({ upstreamIdleMs, connectTimeoutMs, link });
   const pools = new Map<string, Pool>();
+  // New link credentials (a new CA): connections made with the old ones go.
+  link?.onChange(() => {
+    for (const [key, pool] of pools) {
+      if (key.startsWith('link ')) {
+        pools.delete(key);
+        void pool.close().catch(() => undefined);
+      }
+    }
+  });
 
   const poolFor = (target: ForwardTarget): Pool => {
-    const key = 'socketPath' in target ? target.socketPath : `${target.host}:${target.port}`;
+    const key = 'socketPath' in target ? target.socketPath : `link ${target.host}:${target.port} ${target.peer}`;
     let pool = pools.get(key);
     if (pool) return pool;
     // Sprites come and go, each with its own socket path: drop pools that hold no connection.
@@ -44,9 +54,11 @@ export function createUndiciForwarder(init: UndiciForwarderInit = {}): Forwarder
         }
       }
     }
-    const origin = 'socketPath' in target ? 'http://localhost' : `http://${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`;
+    if (!('socketPath' in target) && !link) throw Object.assign(new Error('this proxy has no peer link to reach other peers with'), { code: 'ECONNREFUSED' });
+    const origin = 'socketPath' in target ? 'http://localhost' : `https://${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`;
     pool = new Pool(origin, {
-      ...('socketPath' in target ? { socketPath: target.socketPath } : {}),
+      // Another peer's proxy is reached over the peer link: mutual TLS, its certificate must name the owner.
+      ...('socketPath' in target ? { socketPath: target.socketPath } : { connect: { ...link!.client(target.peer), timeout: connectTimeoutMs } }),
       connections: null, pipelining: 1, connectTimeout: connectTimeoutMs,
       headersTimeout: upstreamIdleMs, bodyTimeout: upstreamIdleMs,
       // The sprite's and peers' servers announce their keep-alive timeout; this margin keeps a
@@ -59,7 +71,13 @@ export function createUndiciForwarder(init: UndiciForwarderInit = {}): Forwarder
 
   return {
     web(req, res, target, onError) {
-      const pool = poolFor(target);
+      let pool: Pool;
+      try {
+        pool = poolFor(target);
+      } catch (error) {
+        onError(error as Error);
+        return;
+      }
       const method = req.method ?? 'GET';
       const h2 = (req as unknown as Http2ServerRequest).stream !== undefined;
       const headers: Record<string, string | string[]> = {};

@@ -1,4 +1,5 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { PeerError } from '../errors.ts';
@@ -6,7 +7,8 @@ import { refuseUpgrade, toApiError, type ApiError } from './errors.ts';
 import type { Mesh } from '../../gossip/index.ts';
 import type { Logger } from '../../vm/index.ts';
 import type { Drain } from '../drain.ts';
-import { fromPeer, type CreateFlow, type PeerClient, type PeerTarget, type Placement } from '../placement/index.ts';
+import type { LinkTls } from '../../proxy/index.ts';
+import { fromPeer, readHop, requestPath, type CreateFlow, type HopKeys, type PeerClient, type PeerTarget, type Placement } from '../placement/index.ts';
 import type { ImageManager } from '../images.ts';
 import type { SpriteManager } from '../sprites.ts';
 import { callerOf, type Caller, type SpriteRegistry } from '../records/index.ts';
@@ -46,15 +48,28 @@ export interface ApiInit {
   edge: EdgeView;
   /** Holds the replicated tokens and orgs: any token registered in the mesh is accepted on every peer. */
   mesh: Mesh;
-  /** This peer's admin token. */
-  token: string;
+  /** Checks the signed hops of requests from other peers (and strips hop headers from clients'). */
+  hops: HopKeys;
+  /** This peer's link credentials: the link listener's TLS, and which peer a connection's certificate names. */
+  link: LinkTls;
   peerId: string;
   version: string;
   logger: Logger;
 }
 
-/** The peer's HTTP API on node:http, WebSockets through `ws`. */
-export function createApiServer(init: ApiInit): http.Server {
+/** The API's two listeners: the public one (clients, plain HTTP) and the peer link (other peers, mutual TLS). */
+export interface ApiServers {
+  server: http.Server;
+  /** The link listener, made on the first call (the link credentials exist once the peer caught up with the mesh). */
+  link(): https.Server;
+}
+
+/**
+ * The peer's HTTP API on node:http, WebSockets through `ws`, served on two listeners: the public
+ * one, where hop headers are stripped, and the peer link, where every request must carry a hop
+ * signed by the member its client certificate names (see node/placement/hops.ts).
+ */
+export function createApiServer(init: ApiInit): ApiServers {
   const { sprites, mesh, registry, peers } = init;
   const { routes, wsRoutes } = routeTable(init);
   /** The caller of a request; ERR_UNAUTHORIZED without a valid token. Read afresh per request, so a revocation counts at once. */
@@ -82,17 +97,55 @@ export function createApiServer(init: ApiInit): http.Server {
   // No limit on a whole request (Node's default is 5 minutes): a file upload streams for as long as it
   // takes; the headers still have to arrive within headersTimeout.
   const server = http.createServer({ requestTimeout: 0 }, (req, res) => {
-    void handle(req, res).catch((error: unknown) => sendError(res, failed(req, error)));
+    void handle(req, res, undefined).catch((error: unknown) => sendError(res, failed(req, error)));
   });
+  let linkServer: https.Server | undefined;
+  const link = (): https.Server => {
+    if (linkServer) return linkServer;
+    const made = https.createServer({ ...init.link.server(), requestTimeout: 0 }, (req, res) => {
+      void (async () => handle(req, res, linkPeer(req)))().catch((error: unknown) => sendError(res, failed(req, error)));
+    });
+    // Renewed credentials (a new link CA) apply to new connections.
+    init.link.onChange(() => made.setSecureContext(init.link.server()));
+    made.on('tlsClientError', () => undefined);
+    made.on('upgrade', upgrade(true));
+    linkServer = made;
+    return made;
+  };
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://peer');
+  /** The member a link request's certificate names; ERR_FORBIDDEN when it names none (a peer marked down, or gone). */
+  function linkPeer(req: IncomingMessage): string {
+    const peer = init.link.peerOf(req.socket);
+    if (peer === undefined) throw new PeerError('ERR_FORBIDDEN', 'the peer link takes requests from members of the mesh only');
+    return peer;
+  }
+
+  /**
+   * What every request passes first, on either listener: an origin-form target (absolute-form and
+   * `//host` are refused, see relay.ts) and its hop: stripped from a client's request, checked on
+   * the link, where a request without a valid one is refused.
+   */
+  function admit(req: IncomingMessage, peer: string | undefined): URL {
+    requestPath(req.url);
+    if (!init.hops.admit(req, peer)) throw new PeerError('ERR_FORBIDDEN', `a request on the peer link needs a hop signed by peer ${peer} for ${req.method} ${req.url}, unexpired`);
+    return new URL(req.url ?? '/', 'http://peer');
+  }
+
+  /** The caller: a peer handing a sprite over is the peer itself (no token); anything else carries the client's token. */
+  function callerFor(req: IncomingMessage): Caller {
+    const hop = readHop(req);
+    if (hop?.role === 'adopt') return { org: 'admin', admin: true, tokenName: `peer-${hop.peer}` };
+    return authenticate(req);
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse, peer: string | undefined): Promise<void> {
+    const url = admit(req, peer);
     if (req.method === 'GET' && url.pathname === '/v1/health') {
       sendJson(res, 200, { ok: true, peer: init.peerId, version: init.version });
       return;
     }
     const { route, params } = match(routes, req.method ?? 'GET', url.pathname);
-    const caller = authenticate(req);
+    const caller = callerFor(req);
     scope(registry, caller, params);
     const owner = params.name !== undefined && !route.anyPeer ? await ownerElsewhere(req, params.name) : undefined;
     if (owner) return peers.forward(owner, req, res);
@@ -107,12 +160,12 @@ export function createApiServer(init: ApiInit): http.Server {
     return init.placement.ownerOf(name);
   }
 
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+  const upgrade = (onLink: boolean) => (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', () => undefined);
     void (async () => {
-      const url = new URL(req.url ?? '/', 'http://peer');
+      const url = admit(req, onLink ? linkPeer(req) : undefined);
       const { route, params } = match(wsRoutes, 'GET', url.pathname);
-      const caller = authenticate(req);
+      const caller = callerFor(req);
       scope(registry, caller, params);
       const owner = params.name !== undefined ? await ownerElsewhere(req, params.name) : undefined;
       if (owner) return peers.forwardUpgrade(owner, req, socket, head);
@@ -122,8 +175,9 @@ export function createApiServer(init: ApiInit): http.Server {
       const connect = await route.open({ params, url, caller });
       wss.handleUpgrade(req, socket, head, (ws: WebSocket) => connect(ws));
     })().catch((error: unknown) => refuseUpgrade(socket, failed(req, error)));
-  });
-  return server;
+  };
+  server.on('upgrade', upgrade(false));
+  return { server, link };
 }
 
 /**

@@ -55,6 +55,8 @@ export class CreateFlow {
     const { placement, sprites, peers, peerId } = this.#components;
     const hop = readHop(call.req);
     if (hop?.role === 'place') return sprites.create(spec);
+    // Only a create from a client or an arbiter goes on: any other hop (owner, adopt) is no create of this flow.
+    if (hop && hop.role !== 'arbiter') throw new PeerError('ERR_FORBIDDEN', `a ${hop.role} hop does not create sprites`);
     let origin: Origin | undefined;
     if (hop?.role === 'arbiter') {
       if (!acceptArbitration(hop, call.req, call.res)) return undefined;

@@ -8,5 +8,7 @@ export type { PeerTarget, PlacementComponents, PlacementMember, PlacementMesh, P
 export { CreateFlow } from './create.ts';
 export type { CreateComponents, CreateSpec, CreateSprites } from './create.ts';
 export { PeerClient } from './peer-client.ts';
-export type { PeerCall } from './peer-client.ts';
-export { fromPeer } from './hops.ts';
+export type { PeerCall, PeerClientInit } from './peer-client.ts';
+export { fromPeer, HopKeys, readHop } from './hops.ts';
+export type { Hop, HopRole } from './hops.ts';
+export { requestPath } from './relay.ts';

@@ -2,10 +2,10 @@ import { createHash } from 'node:crypto';
 import type { MemberState, PeerRow } from '../../gossip/index.ts';
 import { PeerError } from '../errors.ts';
 
-/** Another peer's API, for a request this peer hands on. */
+/** Another peer's link listener for its API (`https://host:port`), for a request this peer hands on. */
 export interface PeerTarget {
   peer: string;
-  api: string;
+  link: string;
 }
 
 /** A member of the mesh as placement reads it: its state and the gossiped fields that decide. */
@@ -13,7 +13,7 @@ export interface PlacementMember {
   id: string;
   state: MemberState;
   self: boolean;
-  row: Pick<PeerRow, 'api' | 'drain' | 'load' | 'capacity' | 'pool_ready'>;
+  row: Pick<PeerRow, 'link' | 'drain' | 'load' | 'capacity' | 'pool_ready'>;
 }
 
 /** The mesh as placement sees it: this peer's id and its view of the members. */
@@ -66,7 +66,7 @@ export class Placement {
       await this.#sprites.adopt(name);
       return undefined;
     }
-    if (!member.row.api) throw new PeerError('ERR_OWNER_UNREACHABLE', `sprite ${name} runs on peer ${record.owner}, whose API is not known yet`);
+    if (!member.row.link) throw new PeerError('ERR_OWNER_UNREACHABLE', `sprite ${name} runs on peer ${record.owner}, whose peer link is not known yet`);
     return toTarget(member);
   }
 
@@ -124,13 +124,13 @@ export class Placement {
       .sort((a, b) => a.row.load - b.row.load || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
-  /** This peer and the other peers that are alive and whose API is known. */
+  /** This peer and the other peers that are alive and whose peer link is known. */
   #live(): PlacementMember[] {
-    return this.#mesh.members().filter((m) => m.self || (m.state === 'alive' && m.row.api));
+    return this.#mesh.members().filter((m) => m.self || (m.state === 'alive' && m.row.link));
   }
 }
 
-/** The API of a member, as a target for requests. */
+/** The API link of a member, as a target for requests. */
 export function toTarget(member: Pick<PlacementMember, 'id' | 'row'>): PeerTarget {
-  return { peer: member.id, api: member.row.api };
+  return { peer: member.id, link: member.row.link ?? '' };
 }

@@ -1,17 +1,22 @@
-import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import https from 'node:https';
 import type { Duplex } from 'node:stream';
-import { stripHopByHop } from '../../proxy/index.ts';
+import { stripHopByHop, type LinkTls } from '../../proxy/index.ts';
 import { PeerError } from '../errors.ts';
+import type { PeerTarget } from './placement.ts';
 
 /**
  * The transport under the peer client: relays a client's request or WebSocket upgrade to another
- * peer's API and its answer back, with the headers the caller adds. It knows no header of its own.
+ * peer's link listener (mutual TLS, the server's certificate checked against the peer meant) and
+ * its answer back, with the headers the caller adds. It knows no header of its own.
  */
 
 /** How a request is relayed: the body when it was read already, and how long the peer has to start answering. */
 export interface RelayOptions {
-  /** Connections between peers are reused. */
-  agent: http.Agent;
+  /** Connections between peers are reused (one pool per peer and credentials: the TLS options are part of the key). */
+  agent: https.Agent;
+  /** This peer's link credentials. */
+  link: LinkTls;
   /** Sent instead of the request's own stream (which the caller read to parse it). */
   body?: Buffer;
   /** The peer must answer (or acknowledge with 102 Processing) within this many ms. */
@@ -23,10 +28,12 @@ export interface RelayOptions {
  * back. Throws ERR_OWNER_UNREACHABLE (nothing sent to the client yet) when that peer cannot be
  * reached or, with `answerWithinMs`, does not start answering in time (a frozen or overloaded peer).
  */
-export function relayRequest(req: IncomingMessage, res: ServerResponse, api: string, extra: Record<string, string>, options: RelayOptions): Promise<void> {
+export function relayRequest(req: IncomingMessage, res: ServerResponse, peer: PeerTarget, extra: Record<string, string>, options: RelayOptions): Promise<void> {
   const { body, answerWithinMs, agent } = options;
+  const api = peer.link;
+  const url = target(api, req);
   return new Promise((resolve, reject) => {
-    const upstream = http.request(target(api, req), { method: req.method, headers: relayHeaders(req.headers, extra, body), agent });
+    const upstream = https.request(url, { ...options.link.client(peer.peer), method: req.method, headers: relayHeaders(req.headers, extra, body), agent });
     const timer = answerWithinMs === undefined ? undefined : setTimeout(() => upstream.destroy(new Error(`no answer within ${answerWithinMs} ms`)), answerWithinMs);
     // A peer that takes on a slow job says so at once with 102 Processing (an arbiter does).
     upstream.once('information', () => clearTimeout(timer));
@@ -57,11 +64,14 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, api: str
 }
 
 /** Sends a WebSocket upgrade on to another peer's API with `extra` headers and splices the two sockets once it agrees. */
-export function relayUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, api: string, extra: Record<string, string>): Promise<void> {
+export function relayUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, peer: PeerTarget, extra: Record<string, string>, link: LinkTls): Promise<void> {
+  const api = peer.link;
+  const url = target(api, req);
   return new Promise((resolve, reject) => {
     // Every header travels, the connection's own too: the next hop needs `upgrade` and `connection`.
     const headers: IncomingHttpHeaders = { ...req.headers, ...extra };
-    const upstream = http.request(target(api, req), { method: req.method, headers });
+    // An upgraded connection never returns to a pool: it gets its own.
+    const upstream = https.request(url, { ...link.client(peer.peer), method: req.method, headers, agent: false });
     upstream.once('upgrade', (answer, upstreamSocket, upstreamHead) => {
       socket.write(statusLine(answer) + rawHeaders(answer.rawHeaders) + '\r\n');
       if (upstreamHead.length > 0) socket.write(upstreamHead);
@@ -88,8 +98,27 @@ export function relayUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer,
   });
 }
 
-function target(api: string, req: IncomingMessage): URL {
-  return new URL(req.url ?? '/', api);
+/**
+ * The URL of `req` on the peer at `api`, from the request's path alone: an absolute-form request
+ * line (`GET http://host/...`) or a `//host/...` path would otherwise pick the host the caller's
+ * request and token go to. Such requests are refused before they get here (see the API server);
+ * this refuses them again.
+ */
+export function target(api: string, req: Pick<IncomingMessage, 'url'>): URL {
+  const path = requestPath(req.url);
+  const url = new URL(api);
+  const query = path.indexOf('?');
+  url.pathname = query === -1 ? path : path.slice(0, query);
+  url.search = query === -1 ? '' : path.slice(query);
+  return url;
+}
+
+/** The request target when it is origin-form (`/path?query`); ERR_BAD_REQUEST for absolute-form, `//host` and anything else. */
+export function requestPath(url: string | undefined): string {
+  if (url === undefined || url[0] !== '/' || url[1] === '/' || url[1] === '\\') {
+    throw new PeerError('ERR_BAD_REQUEST', 'the request target must be a path (origin-form): absolute URLs and `//host` paths are refused');
+  }
+  return url;
 }
 
 function relayHeaders(headers: IncomingHttpHeaders, extra: Record<string, string>, body: Buffer | undefined): IncomingHttpHeaders {

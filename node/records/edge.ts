@@ -1,5 +1,5 @@
 import { materialize, peersTable, type Member, type MemberEvent, type RowOf } from '../../gossip/index.ts';
-import { forwardTarget, parseProxyColumn, type CertStore, type PeerState, type RouteSource, type SpriteRoute } from '../../proxy/index.ts';
+import { forwardTarget, parseProxyColumn, type CertStore, type LinkTarget, type PeerState, type RouteSource, type SpriteRoute } from '../../proxy/index.ts';
 import type { RecordStore } from './store.ts';
 import { proxyCertsTable, spritesTable } from './tables.ts';
 
@@ -24,7 +24,7 @@ export function edgeRoutes(mesh: EdgeMesh): EdgeRoutes {
   const sprites = materialize(mesh.store, spritesTable, (row) => row.name);
   const peers = materialize(mesh.store, peersTable, (row) => row.id);
   const routes = new WeakMap<RowOf<typeof spritesTable>, SpriteRoute>();
-  const targets = new WeakMap<RowOf<typeof peersTable>, { host: string; port: number } | null>();
+  const targets = new WeakMap<RowOf<typeof peersTable>, LinkTarget | null>();
   const states = new Map<string, PeerState>();
   for (const member of mesh.members()) states.set(member.id, member.state);
   const unfollow = mesh.onMemberChange((event) => states.set(event.id, event.to));
@@ -46,7 +46,7 @@ export function edgeRoutes(mesh: EdgeMesh): EdgeRoutes {
       let target = targets.get(row);
       if (target === undefined) {
         const address = parseProxyColumn(row.proxy);
-        target = (address && forwardTarget(address)) ?? null;
+        target = (address && forwardTarget(address, row.id)) ?? null;
         targets.set(row, target);
       }
       return target ?? undefined;

@@ -13,4 +13,5 @@ export { ImageRecords } from './images.ts';
 export { SpriteDocs, type DocKind } from './sprite-docs.ts';
 export type { ImageInfo } from './images.ts';
 export { edgeCerts, edgeRoutes } from './edge.ts';
+export { linkCaStore, type LinkCaStore } from './link-ca.ts';
 export type { EdgeMesh, EdgeRoutes } from './edge.ts';

@@ -130,5 +130,21 @@ export const spriteDocsTable = defineTable({
   },
 });
 
+/**
+ * The CA of the links between peers (node/links/), one row (`id` = `mesh`): written by the first
+ * peer that needs one; every peer signs its own link certificate with it at start. Its key is
+ * here, so every swarm-key holder can sign: links keep out whoever lacks the swarm key.
+ */
+export const linkCaTable = defineTable({
+  name: 'link_ca',
+  primaryKey: ['id'],
+  columns: {
+    id: 'text',
+    /** JSON `{cert, key}` in PEM. */
+    pair: 'text',
+    created: 'text',
+  },
+});
+
 /** Every table of the records, in the order the store opens them. */
-export const RECORD_TABLES = [spritesTable, tokensTable, orgsTable, proxyCertsTable, imagesTable, spriteDocsTable] as const;
+export const RECORD_TABLES = [spritesTable, tokensTable, orgsTable, proxyCertsTable, imagesTable, spriteDocsTable, linkCaTable] as const;

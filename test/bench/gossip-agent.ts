@@ -15,7 +15,7 @@ const now = (): number => performance.timeOrigin + performance.now();
 const dir = await mkdtemp(join(tmpdir(), 'gossip-bench-'));
 const mesh = await Mesh.open({
   dataDir: dir, tables: [spritesTable], listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, swarmKeyFile: swarmKeyFile === '-' ? undefined : swarmKeyFile,
-  describe: () => ({ api: '', proxy: null, pool_target: 0, pool_ready: 0, capacity: 0, load: 0, drain: null, version: 'bench' }),
+  describe: () => ({ api: '', link: null, proxy: null, pool_target: 0, pool_ready: 0, capacity: 0, load: 0, drain: null, version: 'bench' }),
   logger: { info: () => undefined, warn: () => undefined },
 });
 mesh.store.subscribe(spritesTable, (event) => {

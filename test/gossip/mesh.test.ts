@@ -24,7 +24,7 @@ const spritesTable = defineTable({
 });
 
 const quiet = { info: () => undefined, warn: () => undefined };
-const describeSelf = () => ({ api: 'http://127.0.0.1:1', proxy: null, pool_target: 0, pool_ready: 0, capacity: 10, load: 0, drain: null, version: 'test' });
+const describeSelf = () => ({ api: 'http://127.0.0.1:1', link: null, proxy: null, pool_target: 0, pool_ready: 0, capacity: 10, load: 0, drain: null, version: 'test' });
 
 async function peer(options: { bootstrap?: string[]; swarmKeyFile?: string } = {}): Promise<Mesh> {
   const dir = await mkdtemp(join(tmpdir(), 'mesh-test-'));

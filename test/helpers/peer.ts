@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { asPeer } from './links.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const CLI = join(ROOT, 'node/cli/main.ts');
@@ -190,10 +191,11 @@ export async function eventually<T>(check: () => Promise<T | undefined> | T | un
   }
 }
 
-/** Creates sprite `name` on exactly this peer: a placed create skips arbitration and placement. */
+/**
+ * Creates sprite `name` on exactly this peer: a placed create skips arbitration and placement. Only
+ * a peer may place, over the peer link: the test sends it as the peer itself (see asPeer).
+ */
 export async function createOn(peer: PeerProcess, name: string): Promise<void> {
-  const res = await fetch(`${peer.url}/v1/sprites`, {
-    method: 'POST', headers: { authorization: `Bearer ${peer.token}`, 'content-type': 'application/json', 'x-sprite-hop': 'place' }, body: JSON.stringify({ name }),
-  });
-  assert.equal(res.status, 201, await res.text());
+  const answer = await asPeer(peer, 'place', 'POST', '/v1/sprites', JSON.stringify({ name }));
+  assert.equal(answer.status, 201, answer.body);
 }

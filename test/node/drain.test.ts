@@ -1,9 +1,16 @@
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { Drain, type DrainSprites, type DrainState } from '../../node/drain.ts';
-import { PeerClient, type PeerTarget } from '../../node/placement/index.ts';
+import { HopKeys, PeerClient, readHop, type PeerTarget } from '../../node/placement/index.ts';
+import { testLink } from '../helpers/links.ts';
+
+/** The hop key both stand-ins derive (from the swarm key, in a peer). */
+const SECRET = Buffer.from('test-secret');
+/** The draining peer's and the adopting peer's link credentials. */
+const linkA = await testLink('peer-a');
+const linkB = await testLink('peer-b');
 import { memoryLogger } from '../../vm/logger.ts';
 
 /** What the target peer's API received: one entry per request. */
@@ -11,6 +18,8 @@ interface Received {
   method: string | undefined;
   url: string | undefined;
   authorization: string | undefined;
+  /** The role of the signed hop it came with, checked as the receiving peer checks it (undefined: none, or it did not check out). */
+  hop: string | undefined;
   contentType: string | undefined;
   body: unknown;
 }
@@ -18,12 +27,14 @@ interface Received {
 /** A stand-in for the peer that adopts: records each request and answers with `status(request)`. */
 async function targetPeer(status: (received: Received) => number = () => 200): Promise<{ target: PeerTarget; received: Received[]; server: Server }> {
   const received: Received[] = [];
-  const server = createServer((req, res) => {
+  const server = createServer(linkB.server(), (req, res) => {
+    const hops = new HopKeys(SECRET, 'peer-b');
+    const ok = hops.admit(req, linkB.peerOf(req.socket));
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       const entry: Received = {
-        method: req.method, url: req.url, authorization: req.headers.authorization, contentType: req.headers['content-type'],
+        method: req.method, url: req.url, authorization: req.headers.authorization, hop: ok ? readHop(req)?.role : undefined, contentType: req.headers['content-type'],
         body: JSON.parse(Buffer.concat(chunks).toString('utf8')),
       };
       received.push(entry);
@@ -34,7 +45,7 @@ async function targetPeer(status: (received: Received) => number = () => 200): P
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  return { target: { peer: 'peer-b', api: `http://127.0.0.1:${port}` }, received, server };
+  return { target: { peer: 'peer-b', link: `https://127.0.0.1:${port}` }, received, server };
 }
 
 /** A sprite manager stand-in: owns sprites (name -> running), logs what drain asks, and hands off through `adopt`. */
@@ -67,7 +78,7 @@ function drainOf(sprites: Sprites, handOffTarget: () => PeerTarget | undefined, 
   const published: DrainState[] = [];
   const logger = memoryLogger();
   const drain = new Drain({
-    sprites, placement: { handOffTarget }, peers: new PeerClient(), token: 'admin-token', logger, retryMs: 1,
+    sprites, placement: { handOffTarget }, peers: new PeerClient({ hops: new HopKeys(SECRET, 'peer-a'), link: linkA }), logger, retryMs: 1,
     publish: (state) => {
       published.push(state);
       events.push(`publish ${state}`);
@@ -91,8 +102,9 @@ test('drain publishes draining, closes, hands every sprite to the target, then p
     assert.deepEqual(events, ['publish draining', 'close', 'handOff web', 'handOff idle', 'publish drained']);
     assert.equal(sprites.owned.size, 0);
     assert.deepEqual(received, [
-      { method: 'POST', url: '/v1/sprites/web/adopt', authorization: 'Bearer admin-token', contentType: 'application/json', body: { start: true } },
-      { method: 'POST', url: '/v1/sprites/idle/adopt', authorization: 'Bearer admin-token', contentType: 'application/json', body: { start: false } },
+      // Between peers over the link: no token, a hop signed by the draining peer for this path.
+      { method: 'POST', url: '/v1/sprites/web/adopt', authorization: undefined, hop: 'adopt', contentType: 'application/json', body: { start: true } },
+      { method: 'POST', url: '/v1/sprites/idle/adopt', authorization: undefined, hop: 'adopt', contentType: 'application/json', body: { start: false } },
     ]);
   } finally {
     server.close();

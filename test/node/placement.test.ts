@@ -6,8 +6,8 @@ type MemberFields = Partial<Omit<PlacementMember, 'id' | 'row'> & PlacementMembe
 
 /** A member as a peer's view shows it: alive, with an API, open and empty unless told otherwise. */
 function member(id: string, fields: MemberFields = {}): PlacementMember {
-  const { state = 'alive', self = false, api = `http://${id}.test`, drain = null, load = 0, capacity = 10, pool_ready = 0 } = fields;
-  return { id, state, self, row: { api, drain, load, capacity, pool_ready } };
+  const { state = 'alive', self = false, link = `https://${id}.test`, drain = null, load = 0, capacity = 10, pool_ready = 0 } = fields;
+  return { id, state, self, row: { link, drain, load, capacity, pool_ready } };
 }
 
 /** The sprite manager's few parts placement reads, with a record of what it asked for. */
@@ -67,10 +67,10 @@ test('every peer ranks a name\'s arbiters the same way and stops at itself', () 
 });
 
 test('arbiters are live peers with a known API, and each target carries the peer\'s API', () => {
-  const others = [member('peer-b', { state: 'suspect' }), member('peer-c', { state: 'down' }), member('peer-d', { api: '' }), member('peer-e')];
+  const others = [member('peer-b', { state: 'suspect' }), member('peer-c', { state: 'down' }), member('peer-d', { link: '' }), member('peer-e')];
   const { placement } = view('peer-a', others);
   for (const name of NAMES) {
-    for (const target of placement.arbiters(name)) assert.deepEqual(target, { peer: 'peer-e', api: 'http://peer-e.test' });
+    for (const target of placement.arbiters(name)) assert.deepEqual(target, { peer: 'peer-e', link: 'https://peer-e.test' });
   }
   // Somewhere in 40 names peer-e ranks above peer-a, somewhere below.
   const counts = NAMES.map((name) => placement.arbiters(name).length);
@@ -81,18 +81,18 @@ test('target prefers the asked peer when it had a warm sprite, then here, then t
   const others = [member('peer-b', { load: 3, pool_ready: 1 }), member('peer-c', { load: 1, pool_ready: 1 }), member('peer-d', { load: 1, pool_ready: 2 }), member('peer-e', { load: 0 })];
   const { placement, sprites } = view('peer-a', others);
   sprites.ready = 1;
-  assert.deepEqual(placement.target({ peer: 'peer-e', warm: true }), { peer: 'peer-e', api: 'http://peer-e.test' });
+  assert.deepEqual(placement.target({ peer: 'peer-e', warm: true }), { peer: 'peer-e', link: 'https://peer-e.test' });
   assert.equal(placement.target({ peer: 'peer-e', warm: false }), 'here');
   assert.equal(placement.target(), 'here');
   sprites.ready = 0;
   // Least loaded among those with warm capacity; peer-c and peer-d tie on load, peer-c wins by id.
-  assert.deepEqual(placement.target(), { peer: 'peer-c', api: 'http://peer-c.test' });
-  assert.deepEqual(placement.target({ peer: 'peer-e', warm: false }), { peer: 'peer-c', api: 'http://peer-c.test' });
+  assert.deepEqual(placement.target(), { peer: 'peer-c', link: 'https://peer-c.test' });
+  assert.deepEqual(placement.target({ peer: 'peer-e', warm: false }), { peer: 'peer-c', link: 'https://peer-c.test' });
   // A draining peer here counts as having no warm sprite.
   sprites.ready = 1;
   sprites.closed = true;
   assert.equal(placement.warmHere(), false);
-  assert.deepEqual(placement.target(), { peer: 'peer-c', api: 'http://peer-c.test' });
+  assert.deepEqual(placement.target(), { peer: 'peer-c', link: 'https://peer-c.test' });
 });
 
 test('target leaves out draining, full and dead peers', () => {
@@ -109,12 +109,12 @@ test('target leaves out draining, full and dead peers', () => {
 test('with no warm sprite anywhere a create goes cold: to the asked peer, else here, else any open peer', () => {
   const others = [member('peer-b', { load: 2 }), member('peer-c', { load: 1 })];
   const { placement, sprites } = view('peer-a', others);
-  assert.deepEqual(placement.target({ peer: 'peer-b', warm: false }), { peer: 'peer-b', api: 'http://peer-b.test' });
+  assert.deepEqual(placement.target({ peer: 'peer-b', warm: false }), { peer: 'peer-b', link: 'https://peer-b.test' });
   assert.equal(placement.target(), 'here');
   assert.equal(placement.target({ peer: 'peer-gone', warm: false }), 'here');
   sprites.closed = true;
-  assert.deepEqual(placement.target(), { peer: 'peer-c', api: 'http://peer-c.test' });
-  assert.deepEqual(placement.handOffTarget(), { peer: 'peer-c', api: 'http://peer-c.test' });
+  assert.deepEqual(placement.target(), { peer: 'peer-c', link: 'https://peer-c.test' });
+  assert.deepEqual(placement.handOffTarget(), { peer: 'peer-c', link: 'https://peer-c.test' });
   const alone = view('peer-a', []);
   alone.sprites.closed = true;
   assert.equal(alone.placement.target(), undefined);
@@ -126,23 +126,23 @@ test('a full peer neither keeps a create nor says it has a warm sprite; with no 
   sprites.ready = 1;
   sprites.room = false;
   assert.equal(placement.warmHere(), false);
-  assert.deepEqual(placement.target(), { peer: 'peer-c', api: 'http://peer-c.test' }, 'the open peer, cold');
+  assert.deepEqual(placement.target(), { peer: 'peer-c', link: 'https://peer-c.test' }, 'the open peer, cold');
   const crowded = view('peer-a', [member('peer-b', { load: 2, capacity: 2, pool_ready: 1 })]);
   crowded.sprites.room = false;
   assert.equal(crowded.placement.target(), 'here', 'here, where the create waits or is refused');
 });
 
 test('ownerOf hands a sprite to its live owner and takes it over from a dead one', async () => {
-  const others = [member('peer-b'), member('peer-c', { state: 'suspect' }), member('peer-d', { state: 'down' }), member('peer-e', { api: '' })];
+  const others = [member('peer-b'), member('peer-c', { state: 'suspect' }), member('peer-d', { state: 'down' }), member('peer-e', { link: '' })];
   const { placement, sprites } = view('peer-a', others);
   for (const [name, owner] of [['mine', 'peer-a'], ['on-b', 'peer-b'], ['on-c', 'peer-c'], ['on-d', 'peer-d'], ['on-e', 'peer-e'], ['on-gone', 'peer-gone']]) {
     sprites.records.set(name!, { owner: owner! });
   }
   assert.equal(await placement.ownerOf('unknown'), undefined);
   assert.equal(await placement.ownerOf('mine'), undefined);
-  assert.deepEqual(await placement.ownerOf('on-b'), { peer: 'peer-b', api: 'http://peer-b.test' });
+  assert.deepEqual(await placement.ownerOf('on-b'), { peer: 'peer-b', link: 'https://peer-b.test' });
   // Suspect is not down: the request still goes to the owner.
-  assert.deepEqual(await placement.ownerOf('on-c'), { peer: 'peer-c', api: 'http://peer-c.test' });
+  assert.deepEqual(await placement.ownerOf('on-c'), { peer: 'peer-c', link: 'https://peer-c.test' });
   assert.deepEqual(sprites.adopted, []);
   assert.equal(await placement.ownerOf('on-d'), undefined);
   assert.equal(await placement.ownerOf('on-gone'), undefined);

@@ -135,7 +135,7 @@ test("the proxy's routes follow sprite rows, peers' proxy addresses and member s
   const sprites = new SpriteRecords(mesh);
   sprites.insert(record('web', 'peer-b', { state: 'warm' }));
   mesh.write((tx) => tx.upsert(peersTable, {
-    id: 'peer-b', addrs: '[]', api: 'http://127.0.0.1:1', proxy: formatProxyColumn({ http: 'http://127.0.0.1:7480', https: null, domain: 'sprites.localhost' }),
+    id: 'peer-b', addrs: '[]', api: 'http://127.0.0.1:1', link: null, proxy: formatProxyColumn({ http: 'http://127.0.0.1:7480', https: null, domain: 'sprites.localhost', link: 'https://127.0.0.1:7481' }),
     pool_target: 0, pool_ready: 0, capacity: 1, load: 0, version: 'test', heartbeat: 1,
   }));
   const routes = edgeRoutes(mesh);
@@ -144,7 +144,7 @@ test("the proxy's routes follow sprite rows, peers' proxy addresses and member s
   const first = routes.sprite('web');
   assert.deepEqual(first, { name: 'web', owner: 'peer-b', org: 'acme', urlAuth: 'sprite', state: 'warm', httpPort: 8080, reason: null });
   assert.equal(routes.sprite('web'), first, 'an unchanged row converts once');
-  assert.deepEqual(routes.peerTarget('peer-b'), { host: '127.0.0.1', port: 7480 });
+  assert.deepEqual(routes.peerTarget('peer-b'), { host: '127.0.0.1', port: 7481, peer: 'peer-b' });
   assert.equal(routes.peerTarget('peer-b'), routes.peerTarget('peer-b'), 'an unchanged row parses once');
   assert.equal(routes.peerTarget('peer-c'), undefined);
   assert.equal(routes.peerState('peer-b'), 'alive');

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import { buildConfig } from '../../node/config.ts';
 import { ERROR_CODES } from '../../node/errors.ts';
-import { HopSigner, PROXY_ERROR_CODES, spriteFromHost, spriteHost } from '../../proxy/index.ts';
+import { HOP_TTL_MS, HopSigner, PROXY_ERROR_CODES, spriteFromHost, spriteHost } from '../../proxy/index.ts';
 import { stripHopByHop } from '../../proxy/headers.ts';
 
 test('the proxy section has loopback defaults and checks domain and TLS files', () => {
@@ -39,12 +39,26 @@ test('host parsing: one label under the domain, port and case ignored', () => {
   assert.equal(spriteHost('web', 'example.com', 7443, 'https'), 'web.example.com:7443');
 });
 
-test('hop headers: signed per peer, checked in constant time, refused when forged or malformed', () => {
+test('hop headers: bound to the sending peer, the sprite and a short expiry; refused when forged, replayed late, moved or malformed', () => {
   const a = new HopSigner('secret', 'peer-a');
   const b = new HopSigner('secret', 'peer-b');
-  assert.deepEqual(b.verify(a.header('web')), { peer: 'peer-a', sprite: 'web' });
-  assert.equal(b.verify(new HopSigner('other', 'peer-a').header('web')), undefined);
-  for (const bad of ['', 'peer-a web', `peer-a web ${'0'.repeat(64)}`, `${a.header('web')} extra`, ['x']]) assert.equal(b.verify(bad as string), undefined);
+  const now = Date.now();
+  const header = a.header('web', now);
+  assert.deepEqual(b.verify(header, 'peer-a', now), { peer: 'peer-a', sprite: 'web' });
+  // Only over a link whose certificate names the signer.
+  assert.equal(b.verify(header, 'peer-c', now), undefined);
+  // Another secret (not the mesh's swarm key) signs nothing.
+  assert.equal(b.verify(new HopSigner('other', 'peer-a').header('web', now), 'peer-a', now), undefined);
+  // Expired: a captured header is worthless after HOP_TTL_MS.
+  assert.equal(b.verify(header, 'peer-a', now + HOP_TTL_MS + 1), undefined);
+  assert.equal(new HopSigner('secret', 'peer-b').verify(header, 'peer-a', now + HOP_TTL_MS + 1), undefined);
+  // Another sprite (or expiry) under the same MAC: refused.
+  const [peer, , expiry, mac] = header.split(' ');
+  assert.equal(new HopSigner('secret', 'peer-b').verify(`${peer} other ${expiry} ${mac}`, 'peer-a', now), undefined);
+  assert.equal(new HopSigner('secret', 'peer-b').verify(`${peer} web ${Number(expiry) + 60_000} ${mac}`, 'peer-a', now), undefined);
+  // A far-future expiry, even signed, is refused.
+  assert.equal(b.verify(a.header('far', now + 3_600_000), 'peer-a', now), undefined);
+  for (const bad of ['', 'peer-a web', `peer-a web ${now} ${'0'.repeat(64)}`, `${header} extra`, ['x']]) assert.equal(b.verify(bad as string, 'peer-a', now), undefined);
 });
 
 test('hop-by-hop headers go, including those named by Connection; an upgrade keeps what the next hop needs', () => {

@@ -1,3 +1,4 @@
+import type tls from 'node:tls';
 // In-process fixtures for proxy tests: a store-backed stand-in for the mesh, a sprite app on a Unix
 // socket, and small HTTP clients that set Host (and SNI) the way a browser would.
 import { once } from 'node:events';
@@ -9,6 +10,7 @@ import { join } from 'node:path';
 import { WebSocketServer } from 'ws';
 import { openStore, peersTable, type CrdtStore, type Member, type MemberEvent, type MemberState, type StoreTx } from '../../gossip/index.ts';
 import { createProxy, formatProxyColumn, type EdgeProxy, type LocalSprites, type ProxyAddress, type ProxyComponents, type ProxyInit, type TokenCheck } from '../../proxy/index.ts';
+import { testLink } from '../helpers/links.ts';
 import { edgeCerts, edgeRoutes, RECORD_TABLES, tokenCheck as meshTokenCheck, tokenHash } from '../../node/records/index.ts';
 import { proxyCertsTable, spritesTable, tokensTable } from '../../node/records/tables.ts';
 
@@ -62,11 +64,11 @@ export function tokenCheck(mesh: FakeMesh): TokenCheck {
   return meshTokenCheck(mesh.store);
 }
 
-/** Writes a peer row (with its proxy address) into every given mesh. */
-export function putPeer(meshes: FakeMesh[], id: string, proxyHttp: string | null): void {
+/** Writes a peer row (with its proxy address) into every given mesh; `link` is its proxy's link listener (by default `proxyHttp` with https). */
+export function putPeer(meshes: FakeMesh[], id: string, proxyHttp: string | null, link: string | null = proxyHttp?.replace(/^http:/, 'https:') ?? null): void {
   for (const mesh of meshes) {
     mesh.write((tx) => tx.upsert(peersTable, {
-      id, addrs: '[]', api: 'http://127.0.0.1:1', proxy: proxyHttp === null ? null : formatProxyColumn({ http: proxyHttp, https: null, domain: 'sprites.localhost' }),
+      id, addrs: '[]', api: 'http://127.0.0.1:1', link: null, proxy: proxyHttp === null ? null : formatProxyColumn({ http: proxyHttp, https: null, domain: 'sprites.localhost', link }),
       pool_target: 0, pool_ready: 0, capacity: 10, load: 0, version: 'test', heartbeat: Date.now(),
     }));
   }
@@ -210,7 +212,7 @@ export function portOf(url: string | null | undefined): number {
 }
 
 /** One HTTP/1.1 request to 127.0.0.1:port with the given Host, read whole. */
-export function request(port: number, host: string, path = '/', options: { method?: string; headers?: OutgoingHttpHeaders; body?: string | Buffer; tls?: { ca: string } } = {}): Promise<Answer> {
+export function request(port: number, host: string, path = '/', options: { method?: string; headers?: OutgoingHttpHeaders; body?: string | Buffer; tls?: tls.ConnectionOptions } = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const common = { host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers: { host, ...options.headers }, agent: false as const };
     const onResponse = (res: IncomingMessage): void => {
@@ -220,7 +222,7 @@ export function request(port: number, host: string, path = '/', options: { metho
       res.on('error', reject);
     };
     const req = options.tls
-      ? https.request({ ...common, ca: options.tls.ca, servername: host.replace(/:\d+$/, '') }, onResponse)
+      ? https.request({ ...common, servername: host.replace(/:\d+$/, ''), ...options.tls }, onResponse)
       : http.request(common, onResponse);
     req.on('error', reject);
     req.end(options.body);
@@ -282,15 +284,17 @@ export async function startTwoProxies(options: { edge?: Partial<ProxyInit>; owne
     await temp.remove();
   };
   try {
-    const edge = testProxy(edgeMesh, edgeSprites, options.edge);
+    const linkAt = { host: '127.0.0.1', port: 0 };
+    const isMember = (mesh: FakeMesh) => (peer: string): boolean => mesh.members().some((m) => m.id === peer && m.state !== 'down');
+    const edge = testProxy(edgeMesh, edgeSprites, { link: { listen: linkAt, tls: await testLink('peer-edge', isMember(edgeMesh)) }, ...options.edge });
     started.push(edge);
     const edgeAddress = await edge.start();
     for (const row of edgeMesh.store.all(proxyCertsTable)) ownerMesh.write((tx) => tx.upsert(proxyCertsTable, row));
-    const owner = testProxy(ownerMesh, ownerSprites, { certWaitMs: 5000, ...options.owner });
+    const owner = testProxy(ownerMesh, ownerSprites, { certWaitMs: 5000, link: { listen: linkAt, tls: await testLink('peer-owner', isMember(ownerMesh)) }, ...options.owner });
     started.push(owner);
     const ownerAddress = await owner.start();
-    putPeer(both, 'peer-edge', edgeAddress.http);
-    putPeer(both, 'peer-owner', ownerAddress.http);
+    putPeer(both, 'peer-edge', edgeAddress.http, edgeAddress.link);
+    putPeer(both, 'peer-owner', ownerAddress.http, ownerAddress.link);
     return {
       edgeMesh, ownerMesh, both, edgeSprites, ownerSprites, edge, owner, edgeAddress, ownerAddress,
       edgePort: portOf(edgeAddress.http), ownerPort: portOf(ownerAddress.http), dir: temp.dir,

@@ -29,7 +29,7 @@ export function peerRoutes({ mesh, drain, peers, sprites, edge }: PeerRoutesInit
       pattern: /^\/v1\/peers$/,
       handler: ({ res }) => {
         const peers = mesh.members().map(({ id, state, self, row }) => ({
-          id, state, self, api: row.api, proxy: parseProxyColumn(row.proxy) ?? null, addrs: parseAddrs(row.addrs), pool_target: row.pool_target, pool_ready: row.pool_ready,
+          id, state, self, api: row.api, link: row.link, proxy: parseProxyColumn(row.proxy) ?? null, addrs: parseAddrs(row.addrs), pool_target: row.pool_target, pool_ready: row.pool_ready,
           capacity: row.capacity, load: row.load, drain: row.drain, version: row.version, heartbeat: new Date(row.heartbeat).toISOString(),
         }));
         sendJson(res, 200, { peers });

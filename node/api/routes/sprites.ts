@@ -1,5 +1,6 @@
 import type { ProxyAddress } from '../../../proxy/index.ts';
-import type { CreateFlow } from '../../placement/index.ts';
+import { PeerError } from '../../errors.ts';
+import { readHop, type CreateFlow } from '../../placement/index.ts';
 import type { Caller, SpriteRecord, SpriteRegistry } from '../../records/index.ts';
 import type { Schema } from '../../schema.ts';
 import type { SpriteManager } from '../../sprites.ts';
@@ -21,7 +22,7 @@ export interface EdgeView {
 
 /** What the sprite routes work on. */
 export interface SpriteRoutesInit {
-  sprites: Pick<SpriteManager, 'get' | 'destroy' | 'startSprite' | 'stopSprite' | 'adopt' | 'owned' | 'restart' | 'check' | 'upgrade' | 'limits'>;
+  sprites: Pick<SpriteManager, 'get' | 'destroy' | 'startSprite' | 'stopSprite' | 'adopt' | 'owned' | 'restart' | 'check' | 'upgrade' | 'limits' | 'hasRoom' | 'closed'>;
   /** Each owner's state (alive, suspect, down), shown beside its sprites. */
   mesh: { members(): { id: string; state: string }[] };
   /** The replicated sprite records: listed, watched, and updated by the owner. */
@@ -84,7 +85,17 @@ export function spriteRoutes({ sprites, mesh, registry, edge, creates }: SpriteR
       // Sent by a draining owner to the peer that takes the sprite over: served here, not forwarded back.
       anyPeer: true,
       handler: async ({ req, res, params }) => {
+        // A call between peers only: it arrives over a peer link with a hop the sender signed for
+        // this path. No client token (admin included) can make it.
+        const hop = readHop(req);
+        if (hop?.role !== 'adopt') throw new PeerError('ERR_FORBIDDEN', 'adopt is a call between peers over the peer link; no client token may make it');
         const body = await readJson<{ start?: boolean }>(req, adoptSchema);
+        const record = sprites.get(params.name!);
+        // Only the owner hands a sprite over (it stopped it and gave its disk lease up first); a dead
+        // owner's sprites are taken over by the peer that needs them, not through this call.
+        if (record.owner !== hop.peer) throw new PeerError('ERR_FORBIDDEN', `peer ${hop.peer} does not own sprite ${record.name}; only its owner hands it over`);
+        if (sprites.closed) throw new PeerError('ERR_PEER_DRAINING', 'this peer is draining or stopping and takes no sprites');
+        if (!sprites.hasRoom()) throw new PeerError('ERR_PEER_FULL', 'this peer has no room under its capacity for another sprite');
         sendJson(res, 200, view(await sprites.adopt(params.name!, { start: body.start ?? true })));
       },
     },
