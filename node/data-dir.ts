@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { processAlive } from '../vm/index.ts';
 
@@ -25,6 +25,12 @@ export async function loadOrCreate(path: string, make: () => string): Promise<{ 
     await writeFile(path, `${token}\n`, { mode: 0o600, flag: 'wx' });
     return { token, created: true };
   }
+}
+
+/** Replaces a file readable by its owner only, atomically (written beside it, then renamed over it). */
+export async function replaceFile(path: string, text: string): Promise<void> {
+  await writeFile(`${path}.new`, text, { mode: 0o600 });
+  await rename(`${path}.new`, path);
 }
 
 /** The secret that signs proxy hops: every holder of the swarm key derives the same one. */

@@ -11,7 +11,7 @@ import {
 } from '../vm/index.ts';
 import { createApiServer, type ApiServers, type EdgeView } from './api/server.ts';
 import { buildConfig, swarmKeyPath, type PeerConfig, type PeerOptions } from './config.ts';
-import { hopSecret, loadOrCreate, lockDataDir, unlockDataDir } from './data-dir.ts';
+import { hopSecret, loadOrCreate, lockDataDir, replaceFile, unlockDataDir } from './data-dir.ts';
 import { Drain } from './drain.ts';
 import { startEgress } from './egress/network.ts';
 import { IdleTimer } from './idle.ts';
@@ -21,7 +21,7 @@ import { CreateFlow, HopKeys, PeerClient, Placement } from './placement/index.ts
 import { checkHost } from './preflight.ts';
 import { progressPrinter, type ProgressPrinter } from './progress.ts';
 import {
-  edgeCerts, edgeRoutes, ensureAdminOrg, ImageRecords, linkCaStore, RECORD_TABLES, registerPeerToken, SpriteDocs, SpriteRecords, tokenCheck, type EdgeRoutes,
+  edgeCerts, edgeRoutes, ensureAdminOrg, ImageRecords, linkCaStore, RECORD_TABLES, registerPeerToken, rotatePeerToken, SpriteDocs, SpriteRecords, tokenCheck, type EdgeRoutes,
 } from './records/index.ts';
 import { SpriteManager } from './sprites.ts';
 import { Teardown } from './teardown.ts';
@@ -184,9 +184,19 @@ async function setup(config: Readonly<PeerConfig>, teardown: Teardown, logger: L
   });
   // Built with its token subscription and connection pools: stopped even if it never listens.
   teardown.defer('proxy', () => proxy.stop());
+  let current = token;
+  // The data dir's file first: a crash between the two leaves the new token usable once the peer starts again.
+  const rotateToken = async (): Promise<string> => {
+    const next = randomBytes(24).toString('base64url');
+    await replaceFile(join(config.dataDir, 'token'), `${next}\n`);
+    rotatePeerToken(mesh, current, next, id);
+    current = next;
+    log.info('rotated this peer\'s admin token');
+    return next;
+  };
   const api = createApiServer({
-    sprites, registry, edge: edgeView(proxy, certs), images, placement, creates, peers, drain, use: idle, mesh, hops: new HopKeys(secret, id), link, peerId: id, version: VERSION,
-    logger: log.child({ component: 'api' }),
+    sprites, registry, edge: edgeView(proxy, certs), images, placement, creates, peers, drain, use: idle, mesh, hops: new HopKeys(secret, id), link, rotateToken, peerId: id,
+    version: VERSION, logger: log.child({ component: 'api' }),
   });
   return { config, logger: log, token, newToken, mesh, registry, images, sprites, drain, idle, api, link, routes, proxy, egress, self };
 }

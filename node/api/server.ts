@@ -52,6 +52,8 @@ export interface ApiInit {
   hops: HopKeys;
   /** This peer's link credentials: the link listener's TLS, and which peer a connection's certificate names. */
   link: LinkTls;
+  /** Replaces this peer's own admin token (its data dir file and the store) and returns the new one. */
+  rotateToken(): Promise<string>;
   peerId: string;
   version: string;
   logger: Logger;

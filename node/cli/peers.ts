@@ -81,6 +81,19 @@ export const peerCommands: readonly Command[] = [
     },
   },
   {
+    words: ['peer', 'token', 'rotate'],
+    usage: '[PEER]',
+    summary: "replace a peer's own admin token (default: this one's): prints the new one once and revokes the old",
+    spec: { flags: {} },
+    required: [],
+    optional: ['PEER'],
+    run: async (ctx) => {
+      const answer = await ctx.client().json<{ peer: string; token: string }>('POST', `/v1/peers/${seg(ctx.positionals[0] ?? 'self')}/token`);
+      await print(ctx.io, `new admin token of peer ${answer!.peer} (the old one is revoked; also written to its data dir's token file): ${answer!.token}\n`);
+      return 0;
+    },
+  },
+  {
     words: ['peer', 'status'],
     usage: '[--json]',
     summary: "this peer's view of the mesh: members, versions, gaps, sync",

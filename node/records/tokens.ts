@@ -44,6 +44,18 @@ export function registerPeerToken(mesh: RecordStore, token: string, peerId: stri
   mesh.write((tx) => tx.upsert(tokensTable, { hash, name, org: ADMIN_ORG, admin: true, created: row?.created ?? new Date().toISOString() }));
 }
 
+/**
+ * Replaces a peer's own token: publishes `next` (hashed) under the peer's token name and revokes
+ * `current` in one write. A stale replica cannot bring the old one back: revocations are never undone.
+ */
+export function rotatePeerToken(mesh: RecordStore, current: string, next: string, peerId: string): void {
+  const name = `${PEER_PREFIX}${peerId}`;
+  mesh.write((tx) => {
+    tx.upsert(tokensTable, { hash: tokenHash(next), name, org: ADMIN_ORG, admin: true, created: new Date().toISOString() });
+    if (current !== next) tx.upsert(tokensTable, { hash: tokenHash(current), revoked: true });
+  });
+}
+
 /** The caller a token stands for, or undefined when it is unknown or revoked. */
 export function callerOf(store: RecordStore['store'], token: string): Caller | undefined {
   return callerOfHash(store, tokenHash(token));
@@ -76,11 +88,13 @@ export function listTokens(store: RecordStore['store']): TokenInfo[] {
 
 /**
  * Revokes every token of that name (two peers may have issued one name at once before they
- * synced); revoking a revoked token is not an error. Peers' own tokens cannot be revoked here.
+ * synced); revoking a revoked token is not an error. A peer's own token (`peer-<id>`) can be
+ * revoked too: peers no longer need it between themselves (the peer links authenticate them), and
+ * its operator gets a new one with `sprite peer token rotate`.
  */
 export function revokeToken(mesh: RecordStore, name: string): void {
-  if (name.startsWith(PEER_PREFIX)) throw new PeerError('ERR_FORBIDDEN', 'a peer\'s own token cannot be revoked through the API');
-  checkTokenName(name);
+  if (!name.startsWith(PEER_PREFIX)) checkTokenName(name);
+  else if (!/^[A-Za-z0-9._-]{1,160}$/.test(name)) throw new PeerError('ERR_BAD_REQUEST', 'not a peer token name');
   const rows = mesh.store.all(tokensTable).filter((row) => row.name === name);
   if (rows.length === 0) throw new PeerError('ERR_TOKEN_NOT_FOUND', `no token named ${name}`);
   const live = rows.filter((row) => !row.revoked);

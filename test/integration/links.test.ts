@@ -154,4 +154,23 @@ describe('links between peers', () => {
     const after = (await a.api('GET', '/v1/sprites/owned-a')).body;
     assert.deepEqual({ ...after, updated_at: before.updated_at }, before);
   });
+
+  test('a peer\'s own admin token rotates (through another peer) and can be revoked; links need no token', async () => {
+    const old = a.token;
+    const rotated = await fetch(`${b.url}/v1/peers/${aId}/token`, { method: 'POST', headers: { authorization: `Bearer ${b.token}` } });
+    assert.equal(rotated.status, 200);
+    const { peer, token } = await rotated.json() as { peer: string; token: string };
+    assert.equal(peer, aId);
+    assert.notEqual(token, old);
+    await eventually(async () => (await fetch(`${b.url}/v1/sprites`, { headers: { authorization: `Bearer ${old}` } })).status === 401, 10_000, 'the old token refused on b');
+    assert.equal((await fetch(`${a.url}/v1/sprites`, { headers: { authorization: `Bearer ${token}` } })).status, 200);
+    a.token = token;
+    // Revoking a peer's token outright (its own operator then rotates with another admin token).
+    const revoked = await fetch(`${a.url}/v1/tokens/peer-${aId}`, { method: 'DELETE', headers: { authorization: `Bearer ${b.token}` } });
+    assert.equal(revoked.status, 204);
+    await eventually(async () => (await fetch(`${b.url}/v1/sprites`, { headers: { authorization: `Bearer ${token}` } })).status === 401, 10_000, 'the revoked token refused on b');
+    // Forwarding between the peers still works: it never needed a's token.
+    const forwarded = await fetch(`${b.url}/v1/sprites/owned-a/exec?cmd=true`, { method: 'POST', headers: { authorization: `Bearer ${b.token}` } });
+    assert.ok(forwarded.status < 500, `forwarded: ${forwarded.status}`);
+  });
 });

@@ -27,11 +27,13 @@ export interface RouteParts {
   peers: PeerClient;
   creates: CreateFlow;
   images: ImageManager;
+  /** Replaces this peer's own admin token and returns the new one. */
+  rotateToken(): Promise<string>;
 }
 
 /** The API's one route table (docs/API.md is held to it by a test), plain and WebSocket routes apart. */
 export function routeTable(parts: RouteParts): { routes: Route[]; wsRoutes: WsRoute[] } {
-  const { sprites, mesh, registry, edge, drain, peers, creates, images } = parts;
+  const { sprites, mesh, registry, edge, drain, peers, creates, images, rotateToken } = parts;
   return {
     routes: [
       ...spriteRoutes({ sprites, mesh, registry, edge, creates }),
@@ -39,7 +41,7 @@ export function routeTable(parts: RouteParts): { routes: Route[]; wsRoutes: WsRo
       ...sessionRoutes(sprites),
       ...serviceRoutes(sprites),
       ...policyRoutes(sprites),
-      ...peerRoutes({ mesh, drain, peers, sprites, edge }),
+      ...peerRoutes({ mesh, drain, peers, sprites, edge, rotateToken }),
       ...tenantRoutes(mesh),
       ...imageRoutes(images),
       ...fsRoutes(sprites),

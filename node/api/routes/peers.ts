@@ -4,6 +4,7 @@ import type { Drain } from '../../drain.ts';
 import { fromPeer, toTarget, type PeerClient } from '../../placement/index.ts';
 import type { SpriteManager } from '../../sprites.ts';
 import { PeerError } from '../../errors.ts';
+import { requireAdmin } from '../authz.ts';
 import { sendJson } from '../http.ts';
 import { snakeKeys } from '../snake.ts';
 import type { Route } from '../router.ts';
@@ -18,10 +19,20 @@ export interface PeerRoutesInit {
   peers: Pick<PeerClient, 'forward'>;
   sprites: Pick<SpriteManager, 'poolStatus'>;
   edge: EdgeView;
+  /** Replaces this peer's own admin token (file and store) and returns the new one. */
+  rotateToken(): Promise<string>;
 }
 
 /** Routes of the peer and its mesh: members, drain, mesh health, the warm pool, the proxy's CA. */
-export function peerRoutes({ mesh, drain, peers, sprites, edge }: PeerRoutesInit): Route[] {
+export function peerRoutes({ mesh, drain, peers, sprites, edge, rotateToken }: PeerRoutesInit): Route[] {
+  /** The member a peer route names (`self` or an id), or undefined for this peer; a request that came from a peer is served here. */
+  const otherPeer = (req: Parameters<typeof fromPeer>[0], id: string): ReturnType<typeof toTarget> | undefined => {
+    if (id === 'self' || id === mesh.peerId || fromPeer(req)) return undefined;
+    const peer = mesh.members().find((m) => m.id === id);
+    if (!peer) throw new PeerError('ERR_NOT_FOUND', `no peer ${id} in the mesh`);
+    if (peer.state !== 'alive') throw new PeerError('ERR_OWNER_UNREACHABLE', `peer ${peer.id} is ${peer.state}`);
+    return toTarget(peer);
+  };
   return [
     { method: 'GET', pattern: /^\/v1\/pool$/, handler: ({ res }) => sendJson(res, 200, snakeKeys(sprites.poolStatus())) },
     {
@@ -47,6 +58,17 @@ export function peerRoutes({ mesh, drain, peers, sprites, edge }: PeerRoutesInit
         }
         void drain.start();
         sendJson(res, 202, { peer: mesh.peerId, drain: drain.state });
+      },
+    },
+    {
+      method: 'POST',
+      pattern: /^\/v1\/peers\/(?<peer>[^/]+)\/token$/,
+      // A peer's own admin token, replaced: the new one is answered once (and written to its data dir), the old one revoked.
+      handler: async ({ req, res, params, caller }) => {
+        requireAdmin(caller, 'a peer\'s token is rotated with one');
+        const other = otherPeer(req, params.peer!);
+        if (other) return peers.forward(other, req, res);
+        sendJson(res, 200, { peer: mesh.peerId, token: await rotateToken() });
       },
     },
     { method: 'GET', pattern: /^\/v1\/mesh\/health$/, handler: ({ res }) => sendJson(res, 200, snakeKeys(mesh.health())) },
