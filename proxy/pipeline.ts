@@ -71,7 +71,7 @@ export interface PipelineStats {
 }
 
 /**
- * The steps every request passes, web or WebSocket: admit (hop, host, route, auth), prepare the
+ * The steps every request passes, web or WebSocket: admit (hop, host, auth, route), prepare the
  * upstream and its headers, wake a sleeping local sprite or re-home one whose owner is down, then
  * forward; every failure, at any step, becomes one counted, logged ProxyError answer.
  */
