@@ -201,6 +201,20 @@ describe('the proxy\'s client-facing auth', () => {
   });
 });
 
+test('a verified session is remembered, but still expires and stays bound to its sprite and scheme', () => {
+  const signer = new SessionSigner('k');
+  const now = Date.now();
+  const hash = tokenHash(TOKEN);
+  const value = signer.issue(hash, 'app', 'https', now);
+  assert.equal(signer.verify(value, 'app', 'https', now), hash);
+  assert.equal(signer.verify(value, 'app', 'https', now + 1000), hash, 'from the cache');
+  assert.equal(signer.verify(value, 'sib', 'https', now), undefined);
+  assert.equal(signer.verify(value, 'app', 'http', now), undefined);
+  assert.equal(signer.verify(`${value.slice(0, -1)}${value.endsWith('A') ? 'B' : 'A'}`, 'app', 'https', now), undefined);
+  assert.equal(signer.verify(value, 'app', 'https', now + 8 * 24 * 3600_000), undefined, 'expired despite the cache');
+  assert.equal(new SessionSigner('other').verify(value, 'app', 'https', now), undefined);
+});
+
 describe('auth comes before routing', () => {
   test('an unauthenticated caller gets one answer for unknown and private names, and triggers no take-over or wake', async () => {
     const { dir, remove } = await tempDir();
