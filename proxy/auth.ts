@@ -118,8 +118,8 @@ export function callerIsAdmin(headers: IncomingHttpHeaders, tokens: TokenCheck):
 /**
  * Removes the mesh's credentials before a request reaches any sprite, public or not: both login
  * cookies always, and the Authorization header when it carries a valid API token of any org, in
- * whatever scheme (`Bearer T`, `Basic base64(T:...)` or `(...:T)`, a bare `T`). Any other
- * Authorization (an app's own scheme) passes unchanged.
+ * whatever form (`Bearer T`, `Basic base64(T:...)` or `(...:T)`, a bare `T`, a word or parameter
+ * of any scheme). Any other Authorization (an app's own scheme) passes unchanged.
  */
 export function stripCredentials(headers: IncomingHttpHeaders, tokens: TokenCheck): void {
   stripCookies(headers, SESSION_COOKIES);
@@ -127,16 +127,25 @@ export function stripCredentials(headers: IncomingHttpHeaders, tokens: TokenChec
   if (value !== undefined && carriesToken(value, tokens)) delete headers.authorization;
 }
 
+/**
+ * Whether an Authorization value holds a valid API token: the credential after the scheme (the
+ * usual `Bearer T`, looked up first so the common case costs one cached lookup), then every word
+ * of it (`Bearer T extra`, lists, `key="T"` parameters), the bare value, and for `Basic` the decoded user and password.
+ */
 function carriesToken(value: string, tokens: TokenCheck): boolean {
+  const valid = (candidate: string): boolean => candidate !== '' && candidate.length <= 512 && tokens.owner(candidate) !== undefined;
   const space = value.indexOf(' ');
-  const candidates = space === -1 ? [value] : [value.slice(space + 1).trim()];
+  const credential = space === -1 ? value : value.slice(space + 1).trim();
+  if (valid(credential)) return true;
+  const candidates = value.split(/[\s,;="]+/).slice(0, 12);
+  if (space !== -1) candidates.push(value);
   if (space !== -1 && value.slice(0, space).toLowerCase() === 'basic') {
-    const decoded = Buffer.from(candidates[0]!, 'base64').toString('utf8');
+    const decoded = Buffer.from(credential, 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
     candidates.push(decoded);
     if (colon !== -1) candidates.push(decoded.slice(0, colon), decoded.slice(colon + 1));
   }
-  return candidates.some((candidate) => candidate !== '' && candidate.length <= 512 && tokens.owner(candidate) !== undefined);
+  return candidates.some((candidate) => candidate !== credential && valid(candidate));
 }
 
 /** What a login needs to know about the URL it is served on. */

@@ -55,7 +55,7 @@ describe('the proxy\'s client-facing auth', () => {
   test('a public sprite never receives the mesh\'s credentials: API tokens in any Authorization form, login cookies', async () => {
     const session = await login('pub', TOKEN);
     const basic = (user: string, password: string): string => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
-    for (const authorization of [`Bearer ${TOKEN}`, `Bearer ${ADMIN}`, `bearer   ${ADMIN}`, ADMIN, basic('x', ADMIN), basic(ADMIN, ''), `Token ${ACME}`]) {
+    for (const authorization of [`Bearer ${TOKEN}`, `Bearer ${ADMIN}`, `bearer   ${ADMIN}`, ADMIN, basic('x', ADMIN), basic(ADMIN, ''), `Token ${ACME}`, `Bearer ${TOKEN} trailing`, `Custom a=1, key=${ADMIN}`]) {
       for (const get of [(h: Record<string, string>) => getTls('pub', '/headers', h), (h: Record<string, string>) => request(edgePort, 'pub.sprites.localhost', '/headers', { headers: h })]) {
         const answer = await get({ authorization, cookie: `theme=dark; ${session.pair}; __sprite_auth=x; __SPRITE_AUTH=y` });
         assert.equal(answer.status, 200);
