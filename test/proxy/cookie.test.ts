@@ -2,6 +2,7 @@
 // the login session (not derivable from mesh.db, bound, prefixed, unshadowable), requests from a
 // sibling sprite's page, open redirects, and what an unauthenticated caller can learn or trigger.
 import assert from 'node:assert/strict';
+import http2 from 'node:http2';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { tokenHash } from '../../node/records/index.ts';
@@ -175,6 +176,32 @@ describe('the proxy\'s client-facing auth', () => {
     });
     assert.equal(await open({ 'sec-fetch-site': 'same-site', 'sec-fetch-mode': 'websocket', origin: `https://${tlsHost('sib')}` }), 401);
     assert.equal(await open({ 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'websocket', origin: `https://${tlsHost('app')}` }), 101);
+  });
+
+  test('over HTTP/2 the same rules hold: cookie fields split by the client, :authority as the origin', async () => {
+    const { pair } = await login('app', TOKEN);
+    const session = http2.connect(`https://127.0.0.1:${edgeTls}`, { ca, servername: 'app.sprites.localhost' });
+    try {
+      await new Promise((resolve, reject) => session.once('connect', resolve).once('error', reject));
+      const get = (headers: http2.OutgoingHttpHeaders): Promise<{ status: number; body: string }> => new Promise((resolve, reject) => {
+        const stream = session.request({ ':path': '/headers', ':authority': tlsHost('app'), ...headers });
+        let status = 0;
+        let body = '';
+        stream.on('response', (answer) => (status = Number(answer[':status'])));
+        stream.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        stream.on('end', () => resolve({ status, body }));
+        stream.on('error', reject);
+      });
+      // HTTP/2 lets a client send each cookie in a field of its own (RFC 9113 8.2.3).
+      const split = await get({ cookie: ['theme=dark', '__Host-sprite_auth=planted', pair], 'sec-fetch-site': 'same-origin' });
+      assert.equal(split.status, 200);
+      assert.equal((JSON.parse(split.body) as Record<string, string>).cookie, 'theme=dark');
+      assert.equal((await get({ cookie: pair, 'sec-fetch-site': 'same-site', 'sec-fetch-mode': 'cors' })).status, 401);
+      assert.equal((await get({ cookie: pair, origin: `https://${tlsHost('app')}` })).status, 200);
+      assert.equal((await get({ cookie: pair, origin: `https://${tlsHost('sib')}` })).status, 401);
+    } finally {
+      session.close();
+    }
   });
 
   test('login and logout redirect only to same-origin paths', async () => {
