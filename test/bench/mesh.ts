@@ -13,6 +13,7 @@
  *   node test/bench/mesh.ts [--sections wake,placement,failover,drain] [--wakes 10] [--creates 15]
  *     [--failovers 3] [--drained 5] [--down-after-ms 3000]
  */
+import { asPeer } from '../helpers/links.ts';
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { eventually, removeDataDir, startPeer, type PeerProcess } from '../helpers/peer.ts';
@@ -59,7 +60,7 @@ async function proxyPort(peer: PeerProcess, name: string): Promise<number> {
 /** A sprite serving a static page with busybox httpd, the service that claims its HTTP port. */
 async function httpdSprite(peer: PeerProcess, name: string): Promise<void> {
   // Placed on this peer (its sleep settings are the case), not wherever placement would put it.
-  await timed(peer, name, { 'x-sprite-hop': 'place' });
+  await timed(peer, name, true);
   const page = await peer.cli(['exec', name, '--', 'sh', '-c', `mkdir -p /www && echo "hello from ${name}" > /www/index.html`]);
   if (page.code !== 0) throw new Error(page.stderr);
   const service = await peer.cli(['services', 'create', name, 'web', '--http-port', '8080', '--', 'httpd', '-f', '-p', '8080', '-h', '/www']);
@@ -143,14 +144,17 @@ async function warm(viewer: PeerProcess, peer: PeerProcess): Promise<void> {
   }, 30_000, 'warm capacity gossiped');
 }
 
-async function timed(peer: PeerProcess, name: string, headers: Record<string, string> = {}): Promise<{ ms: number; owner: string }> {
+async function timed(peer: PeerProcess, name: string, placed = false): Promise<{ ms: number; owner: string }> {
   const started = performance.now();
-  const res = await fetch(`${peer.url}/v1/sprites`, {
-    method: 'POST', headers: { authorization: `Bearer ${peer.token}`, 'content-type': 'application/json', ...headers }, body: JSON.stringify({ name }),
-  });
+  // A placed create is a peer's call over its link (the peer itself sends it, see asPeer): clients cannot place.
+  const answer = placed
+    ? await asPeer(peer, 'place', 'POST', '/v1/sprites', JSON.stringify({ name }))
+    : await fetch(`${peer.url}/v1/sprites`, {
+      method: 'POST', headers: { authorization: `Bearer ${peer.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ name }),
+    }).then(async (res) => ({ status: res.status, body: await res.text() }));
   const ms = performance.now() - started;
-  const body = (await res.json()) as { owner: string };
-  if (res.status !== 201) throw new Error(`create ${name}: ${res.status} ${JSON.stringify(body)}`);
+  const body = JSON.parse(answer.body) as { owner: string };
+  if (answer.status !== 201) throw new Error(`create ${name}: ${answer.status} ${answer.body}`);
   return { ms, owner: body.owner };
 }
 
@@ -166,7 +170,7 @@ async function placement(mesh: Mesh): Promise<void> {
   };
   for (let i = 0; i < CREATES; i++) {
     await quiet();
-    local.push((await timed(worker, `local-${i}`, { 'x-sprite-hop': 'place' })).ms);
+    local.push((await timed(worker, `local-${i}`, true)).ms);
     await quiet();
     const { ms, owner } = await timed(mesh.front, `placed-${i}`);
     if (owner === frontId) throw new Error('a create through the front peer ran there: no warm capacity was seen');
@@ -188,7 +192,7 @@ async function failover(mesh: Mesh): Promise<void> {
     const victim = mesh.workers[0]!;
     await warm(victim, victim);
     const name = `failover-${i}`;
-    await timed(victim, name, { 'x-sprite-hop': 'place' });
+    await timed(victim, name, true);
     const killed = performance.now();
     await victim.kill();
     await eventually(async () => (await mesh.front.api('GET', `/v1/sprites/${name}/services`)).status === 200, 120_000, 'the sprite answering elsewhere');
@@ -208,7 +212,7 @@ async function drain(mesh: Mesh): Promise<void> {
   const drained = mesh.workers[0]!;
   for (let i = 0; i < DRAINED; i++) {
     await warm(drained, drained);
-    await timed(drained, `drained-${i}`, { 'x-sprite-hop': 'place' });
+    await timed(drained, `drained-${i}`, true);
   }
   const started = performance.now();
   const result = await mesh.front.cli(['peer', 'drain', await peerId(drained)]);
