@@ -94,10 +94,14 @@ describe('links between peers', () => {
     assert.deepEqual(record.labels, ['forged-hop'], 'the owner wrote it');
   });
 
-  test('a client-sent arbiter hop with a passed deadline is ignored, not obeyed (the request is served)', async () => {
+  test('a client-sent arbiter hop with a passed deadline is ignored, not obeyed (the create is answered)', async () => {
     // Before: the peer took it for an arbiter's hop and dropped the connection unanswered.
-    const res = await fetch(`${b.url}/v1/sprites/owned-a`, { headers: { authorization: `Bearer ${b.token}`, 'x-sprite-hop': 'arbiter', 'x-sprite-deadline': '1', 'x-sprite-origin': 'x;warm' } });
-    assert.equal(res.status, 200);
+    const res = await fetch(`${b.url}/v1/sprites`, {
+      method: 'POST', headers: { authorization: `Bearer ${b.token}`, 'content-type': 'application/json', 'x-sprite-hop': 'arbiter', 'x-sprite-deadline': '1', 'x-sprite-origin': 'x;warm' },
+      body: JSON.stringify({ name: 'owned-a' }),
+    });
+    assert.equal(res.status, 409);
+    assert.equal((await res.json()).error, 'ERR_NAME_TAKEN');
   });
 
   test('a client-sent `place` hop does not skip arbitration: a taken name is refused', async () => {
