@@ -29,13 +29,6 @@ export class OpenByToken {
     };
   }
 
-  /** How many connections are held (for tests). */
-  get size(): number {
-    let count = 0;
-    for (const set of this.#open.values()) count += set.size;
-    return count;
-  }
-
   stop(): void {
     this.#unsubscribe();
   }
