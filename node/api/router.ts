@@ -82,9 +82,18 @@ export function match<R extends { method: string; pattern: RegExp }>(routes: rea
     pathMatched = true;
     if (route.method !== method) continue;
     const params: Record<string, string> = {};
-    for (const [key, value] of Object.entries(found.groups ?? {})) params[key] = decodeURIComponent(value);
+    for (const [key, value] of Object.entries(found.groups ?? {})) params[key] = decoded(value);
     return { route, params };
   }
   if (pathMatched) throw new PeerError('ERR_METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`);
   throw new PeerError('ERR_NOT_FOUND', `no route ${path}`);
+}
+
+/** A path segment URL-decoded; a malformed escape (`%zz`) is the caller's error, not the server's. */
+function decoded(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    throw new PeerError('ERR_BAD_REQUEST', `malformed escape in path segment ${JSON.stringify(value.slice(0, 64))}`);
+  }
 }

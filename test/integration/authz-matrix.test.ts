@@ -135,6 +135,13 @@ describe('authorization matrix: every API route as every kind of caller, on the 
     }
   });
 
+  test('a malformed escape in a sprite name answers 400, not 500', async () => {
+    for (const peer of [owner, other]) {
+      const answer = await get(peer, '/v1/sprites/%zz/exec', tokens.org);
+      assert.deepEqual([answer.status, answer.body.error], [400, 'ERR_BAD_REQUEST']);
+    }
+  });
+
   test('revoking a token closes the WebSockets, sessions and streams it opened; the token cannot reattach', async () => {
     const live = (await admin(owner, 'POST', '/v1/tokens', { name: 'live', org: 'acme' })).token as string;
     await eventually(async () => (await get(other, '/v1/sprites', live)).status === 200, 20_000, 'the token on the other peer');
