@@ -132,6 +132,15 @@ describe('authorization matrix: every API route as every kind of caller, on the 
       assert.equal(listed.status, 200);
       assert.deepEqual(listed.body.sprites, []);
       assert.equal(listed.body.name, 'globex');
+      // The live listing: its first lines are the sprites the caller sees, then a heartbeat.
+      const stream = await fetch(`${peer.url}/v1/sprites`, { headers: { ...bearer(tokens.otherOrg), accept: 'application/x-ndjson' } });
+      let text = '';
+      for await (const chunk of stream.body!) {
+        text += Buffer.from(chunk).toString();
+        if (text.includes('"heartbeat"')) break;
+      }
+      const lines = text.trim().split('\n').map((line) => JSON.parse(line) as { type?: string; name?: string });
+      assert.deepEqual(lines.map((line) => line.type ?? line.name), ['heartbeat']);
     }
   });
 
