@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { openStore, peersTable, type CrdtStore } from '../../gossip/index.ts';
-import { callerOf, createOrg, createToken, ensureAdminOrg, listOrgs, listTokens, RECORD_TABLES, registerPeerToken, requireOrg, revokeToken, tokenHash, type RecordStore } from '../../node/records/index.ts';
+import { callerOf, createOrg, createToken, ensureAdminOrg, listOrgs, listTokens, RECORD_TABLES, registerPeerToken, requireOrg, revokeToken, rotatePeerToken, tokenHash, type RecordStore } from '../../node/records/index.ts';
 import { orgsTable, spritesTable, tokensTable } from '../../node/records/tables.ts';
 
 /** A one-replica mesh over a real in-memory store. */
@@ -30,7 +30,15 @@ test("a peer's token row from before orgs is corrected to an admin token of its 
   m.write((tx) => tx.upsert(tokensTable, { hash: tokenHash('old'), revoked: true }));
   registerPeerToken(m, 'old', 'PeerA');
   assert.equal(callerOf(m.store, 'old'), undefined);
-  assert.equal(codeOf(() => revokeToken(m, 'peer-PeerA')), 'ERR_FORBIDDEN');
+  // Peers' own tokens can be revoked (issue 13) and rotated: the new one counts, the old one never again.
+  registerPeerToken(m, 'live', 'PeerB');
+  revokeToken(m, 'peer-PeerB');
+  assert.equal(callerOf(m.store, 'live'), undefined);
+  rotatePeerToken(m, 'old', 'new', 'PeerA');
+  assert.deepEqual(callerOf(m.store, 'new'), { org: 'admin', admin: true, tokenName: 'peer-PeerA' });
+  assert.equal(callerOf(m.store, 'old'), undefined);
+  registerPeerToken(m, 'old', 'PeerA');
+  assert.equal(callerOf(m.store, 'old'), undefined, 'a rotated-out token never comes back');
 });
 
 test('orgs: admin always exists, names follow the rule, counts follow sprites and live tokens', () => {

@@ -4,7 +4,6 @@ import type { Drain } from '../../drain.ts';
 import { fromPeer, toTarget, type PeerClient } from '../../placement/index.ts';
 import type { SpriteManager } from '../../sprites.ts';
 import { PeerError } from '../../errors.ts';
-import { requireAdmin } from '../authz.ts';
 import { sendJson } from '../http.ts';
 import { snakeKeys } from '../snake.ts';
 import type { Route } from '../router.ts';
@@ -34,10 +33,12 @@ export function peerRoutes({ mesh, drain, peers, sprites, edge, rotateToken }: P
     return toTarget(peer);
   };
   return [
-    { method: 'GET', pattern: /^\/v1\/pool$/, handler: ({ res }) => sendJson(res, 200, snakeKeys(sprites.poolStatus())) },
+    { method: 'GET', pattern: /^\/v1\/pool$/, auth: 'admin', handler: ({ res }) => sendJson(res, 200, snakeKeys(sprites.poolStatus())) },
     {
       method: 'GET',
       pattern: /^\/v1\/peers$/,
+      // The mesh's layout (addresses, load, versions) and the pool are the operator's to see.
+      auth: 'admin',
       handler: ({ res }) => {
         const peers = mesh.members().map(({ id, state, self, row }) => ({
           id, state, self, api: row.api, link: row.link, proxy: parseProxyColumn(row.proxy) ?? null, addrs: parseAddrs(row.addrs), pool_target: row.pool_target, pool_ready: row.pool_ready,
@@ -49,6 +50,8 @@ export function peerRoutes({ mesh, drain, peers, sprites, edge, rotateToken }: P
     {
       method: 'POST',
       pattern: /^\/v1\/peers\/(?<peer>[^/]+)\/drain$/,
+      // Draining stops creates and moves every org's sprites: an operator's call.
+      auth: 'admin',
       handler: async ({ req, res, params }) => {
         if (params.peer !== 'self' && params.peer !== mesh.peerId && !fromPeer(req)) {
           const peer = mesh.members().find((m) => m.id === params.peer);
@@ -63,18 +66,20 @@ export function peerRoutes({ mesh, drain, peers, sprites, edge, rotateToken }: P
     {
       method: 'POST',
       pattern: /^\/v1\/peers\/(?<peer>[^/]+)\/token$/,
+      auth: 'admin',
       // A peer's own admin token, replaced: the new one is answered once (and written to its data dir), the old one revoked.
-      handler: async ({ req, res, params, caller }) => {
-        requireAdmin(caller, 'a peer\'s token is rotated with one');
+      handler: async ({ req, res, params }) => {
         const other = otherPeer(req, params.peer!);
         if (other) return peers.forward(other, req, res);
         sendJson(res, 200, { peer: mesh.peerId, token: await rotateToken() });
       },
     },
-    { method: 'GET', pattern: /^\/v1\/mesh\/health$/, handler: ({ res }) => sendJson(res, 200, snakeKeys(mesh.health())) },
+    { method: 'GET', pattern: /^\/v1\/mesh\/health$/, auth: 'admin', handler: ({ res }) => sendJson(res, 200, snakeKeys(mesh.health())) },
     {
       method: 'GET',
       pattern: /^\/v1\/proxy\/ca$/,
+      // What a client trusts to open sprite URLs over HTTPS: any token.
+      auth: 'token',
       handler: ({ res }) => {
         const domain = edge.address()?.domain;
         const ca = edge.ca();
