@@ -10,9 +10,9 @@ import { fromPeer, type CreateFlow, type PeerClient, type PeerTarget, type Place
 import type { ImageManager } from '../images.ts';
 import type { SpriteManager } from '../sprites.ts';
 import { callerOfHash, tokenCheck, tokenHash, type Caller, type SpriteRegistry } from '../records/index.ts';
+import { OpenByToken } from '../../proxy/index.ts';
 import { requireAdmin, sees } from './authz.ts';
 import { sendError, sendJson } from './http.ts';
-import { OpenByToken } from './revocation.ts';
 import { match, type Auth } from './router.ts';
 import { routeTable } from './routes/index.ts';
 import type { EdgeView } from './routes/sprites.ts';
