@@ -19,7 +19,7 @@ import { CreateFlow, PeerClient, Placement } from './placement/index.ts';
 import { checkHost } from './preflight.ts';
 import { progressPrinter, type ProgressPrinter } from './progress.ts';
 import {
-  edgeCerts, edgeRoutes, ensureAdminOrg, ImageRecords, RECORD_TABLES, registerPeerToken, SpriteDocs, SpriteRecords, tokenCheck, type EdgeRoutes,
+  edgeCerts, edgeRoutes, ensureAdminOrg, ImageRecords, CHECKED_RECORD_TABLES, PROXY_COLUMN_RULE, registerPeerToken, SpriteDocs, SpriteRecords, tokenCheck, type EdgeRoutes,
 } from './records/index.ts';
 import { SpriteManager } from './sprites.ts';
 import { Teardown } from './teardown.ts';
@@ -104,7 +104,7 @@ async function setup(config: Readonly<PeerConfig>, teardown: Teardown, logger: L
 
   const self: Parts['self'] = { api: '', proxy: null };
   const mesh = await Mesh.open({
-    dataDir: config.dataDir, tables: RECORD_TABLES, listen: config.mesh.listen, bootstrap: config.mesh.bootstrap, swarmKeyFile: config.mesh.swarmKeyFile,
+    dataDir: config.dataDir, tables: CHECKED_RECORD_TABLES, peerRules: { proxy: PROXY_COLUMN_RULE }, listen: config.mesh.listen, bootstrap: config.mesh.bootstrap, swarmKeyFile: config.mesh.swarmKeyFile,
     membership: { suspectAfterMs: config.mesh.suspectAfterMs, downAfterMs: config.mesh.downAfterMs },
     heartbeatMs: config.mesh.heartbeatMs, syncIntervalMs: config.mesh.syncIntervalMs, connections: config.mesh.connections,
     logger: logger.child({ component: 'mesh' }),

@@ -3,6 +3,7 @@
  * other module reads or writes these tables; gossip/ only replicates them.
  */
 export { RECORD_TABLES } from './tables.ts';
+export { CHECKED_RECORD_TABLES, PROXY_COLUMN_RULE, RECORD_RULES, SPRITE_ID } from './row-rules.ts';
 export type { RecordStore } from './store.ts';
 export { SpriteRecords } from './sprites.ts';
 export type { NewSpriteRecord, SpriteRecord, SpriteRegistry, SpriteState, SpriteUpdate } from './sprites.ts';
