@@ -53,6 +53,8 @@ export function parseAddrs(text: string): string[] {
 
 const MAX_ADDRS = 16;
 const anyOf = (...checks: ValueCheck[]): ValueCheck => (value) => (checks.some((check) => check(value) === undefined) ? undefined : checks[checks.length - 1]!(value));
+/** A multiaddr that names the peer it reaches (the handshake then checks that peer's key). */
+const dialable = (addr: unknown): boolean => isMultiaddr(addr) && /\/p2p\/[1-9A-HJ-NP-Za-km-z]+$/.test(addr as string);
 const empty: ValueCheck = (value) => (value === '' ? undefined : 'is not empty');
 
 /**
@@ -63,7 +65,7 @@ const empty: ValueCheck = (value) => (value === '' ? undefined : 'is not empty')
  */
 export const PEER_RULES: Readonly<Record<string, ValueCheck>> = Object.freeze({
   id: peerIdText,
-  addrs: jsonText((value) => (Array.isArray(value) && value.length <= MAX_ADDRS && value.every(isMultiaddr) ? undefined : `is not a JSON array of at most ${MAX_ADDRS} multiaddrs`)),
+  addrs: jsonText((value) => (Array.isArray(value) && value.length <= MAX_ADDRS && value.every(dialable) ? undefined : `is not a JSON array of at most ${MAX_ADDRS} multiaddrs ending in /p2p/<id>`)),
   api: anyOf(empty, originUrl(['http', 'https'])),
   pool_target: numberIn(0, 1_000_000),
   pool_ready: numberIn(0, 1_000_000),
