@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { suffix, type StoreBackend } from './helpers.ts';
+import { startBackend, type StoreBackend } from './helpers.ts';
 
 /**
  * fauxqs behind a layer that enforces `If-None-Match: *` and `If-Match` on PutObject, as S3 does.
@@ -13,12 +13,8 @@ import { suffix, type StoreBackend } from './helpers.ts';
  * one key are decided one after the other) and passes every request through unchanged otherwise.
  */
 export async function startConditionalS3(): Promise<StoreBackend & { refused: () => number }> {
-  process.env.AWS_ACCESS_KEY_ID ??= 'test';
-  process.env.AWS_SECRET_ACCESS_KEY ??= 'test';
-  const { startFauxqs } = await import('fauxqs');
-  const upstream = await startFauxqs({ port: 0, host: '127.0.0.1', logger: false });
-  const bucket = `b${suffix()}`;
-  upstream.createBucket(bucket);
+  const inner = await startBackend('s3');
+  const upstream = { port: Number(/endpoint=http:\/\/127\.0\.0\.1:(\d+)/.exec(inner.url)![1]) };
   const locks = new Map<string, Promise<void>>();
   let refused = 0;
 
@@ -57,12 +53,12 @@ export async function startConditionalS3(): Promise<StoreBackend & { refused: ()
   const port = (server.address() as AddressInfo).port;
   return {
     name: 's3',
-    url: `s3://${bucket}/volumes-test?endpoint=http://127.0.0.1:${port}`,
+    url: inner.url.replace(`:${upstream.port}`, `:${port}`),
     refused: () => refused,
     stop: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await upstream.stop();
+      await inner.stop();
     },
   };
 }
