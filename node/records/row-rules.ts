@@ -91,7 +91,7 @@ export const RECORD_RULES: Readonly<Record<string, Readonly<Record<string, Value
   orgs: { name, created: isoTime },
   proxy_certs: { domain: dnsName, bundle: certBundle, created: isoTime },
   images: {
-    name, volume: textMatching(/^img-[a-z0-9][a-z0-9-]{0,80}$/, 'an image volume id (img-...)'), source: printable(4096), bytes: count,
+    name, volume: textMatching(/^img-[a-z0-9][a-z0-9-]{0,80}$/, 'an image volume id (img-...)'), source: textMatching(/^[^\0]{1,4096}$/, 'a description without NUL'), bytes: count,
     peer: peerIdText, created: isoTime,
   },
   sprite_docs: {
