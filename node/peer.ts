@@ -10,7 +10,7 @@ import {
 } from '../vm/index.ts';
 import { createApiServer, type EdgeView } from './api/server.ts';
 import { buildConfig, swarmKeyPath, type PeerConfig, type PeerOptions } from './config.ts';
-import { hopSecret, loadOrCreate, lockDataDir, unlockDataDir } from './data-dir.ts';
+import { hopSecret, loadOrCreate, lockDataDir, sessionSecret, unlockDataDir } from './data-dir.ts';
 import { Drain } from './drain.ts';
 import { startEgress } from './egress/network.ts';
 import { IdleTimer } from './idle.ts';
@@ -162,6 +162,7 @@ async function setup(config: Readonly<PeerConfig>, teardown: Teardown, logger: L
     tlsFiles: config.proxy.tlsCert && config.proxy.tlsKey ? { cert: config.proxy.tlsCert, key: config.proxy.tlsKey } : undefined,
     certWaitMs: config.proxy.certWaitMs,
     hopSecret: await hopSecret(swarmKeyPath(config)),
+    sessionSecret: await sessionSecret(swarmKeyPath(config)),
     // A request for a sprite whose peer is down takes the sprite over here (see docs/MESH.md).
     rehome: async (name) => {
       await sprites.adopt(name);
@@ -213,6 +214,8 @@ async function run(parts: Parts, teardown: Teardown): Promise<void> {
 
 /** `sprite peer start`: runs a peer until SIGINT, SIGTERM or SIGHUP (its terminal closed). */
 export async function runPeer(options: PeerOptions): Promise<void> {
+  // Output is best effort: a peer whose terminal or supervisor is gone must still stop its sprites.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
   const logger = createLogger();
   process.stdout.write('preparing the peer (the first start builds the base image)...\n');
   const peer = await startPeer(options, logger, progressPrinter(process.stdout, 'base image '));
@@ -227,9 +230,7 @@ export async function runPeer(options: PeerOptions): Promise<void> {
   if (peer.newToken) process.stdout.write(`admin token (also in ${join(peer.config.dataDir, 'token')}): ${peer.token}\n`);
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals): void => {
-      // After a hangup the terminal is gone: writing to it fails, and must not stop the clean-up.
-      if (signal === 'SIGHUP') for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
-      else process.stdout.write('stopping: sprites are stopped and will start again with the peer\n');
+      if (signal !== 'SIGHUP') process.stdout.write('stopping: sprites are stopped and will start again with the peer\n');
       void peer.stop().then(resolve);
     };
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, stop);
