@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,6 +13,8 @@ import { decode, encode } from 'cbor-x';
 import fc from 'fast-check';
 import { decodeChangesets, encodeChangesets, openStore, PEER_RULES, peersTable, SENTINEL, type CrdtStore, type TableDef, type ValueCheck } from '../../gossip/index.ts';
 import { createHost, type Host } from '../../gossip/host.ts';
+import { storeReplica } from '../../gossip/store-replica.ts';
+import { Sync } from '../../gossip/sync.ts';
 import { PROXY_COLUMN_RULE, RECORD_RULES, RECORD_TABLES } from '../../node/records/index.ts';
 import { eventually, removeDataDir, startPeer, type PeerProcess } from '../helpers/peer.ts';
 
@@ -34,6 +37,7 @@ let observer: Host;
 let writer: CrdtStore;
 const relayed: Uint8Array[] = [];
 let fakePeers: string[] = [];
+let swarmKey: Buffer;
 
 /** Why a value of `table.column` breaks its rule, or undefined. */
 function problem(table: string, column: string, value: unknown): string | undefined {
@@ -50,7 +54,7 @@ async function host(swarmKey: Uint8Array): Promise<Host> {
 
 before(async () => {
   peer = await startPeer({ poolDepth: 0 });
-  const swarmKey = await readFile(peer.swarmKey);
+  swarmKey = await readFile(peer.swarmKey);
   forger = await host(swarmKey);
   observer = await host(swarmKey);
   observer.services.pubsub.addEventListener('gossipsub:message', (event) => {
@@ -159,6 +163,28 @@ function rows(): [TableDef, fc.Arbitrary<Record<string, unknown>>][] {
   ];
 }
 
+/** Every stored value of the peer's `mesh.db` that breaks its column's rule. */
+function storedViolations(): string[] {
+  const db = new Database(join(peer.dataDir, 'mesh.db'), { readonly: true, fileMustExist: true });
+  try {
+    const bad: string[] = [];
+    for (const table of TABLES) {
+      for (const row of db.prepare(`SELECT * FROM "${table.name}"`).all() as Record<string, unknown>[]) {
+        for (const column of table.info) {
+          // A column no version wrote reads as its default (a row whose creating version was
+          // refused and a later one updated): not the sender's content.
+          if (row[column.name] === column.default) continue;
+          const why = problem(table.name, column.name, row[column.name]);
+          if (why) bad.push(`${table.name}.${column.name} ${why}: ${JSON.stringify(row[column.name]).slice(0, 80)}`);
+        }
+      }
+    }
+    return bad;
+  } finally {
+    db.close();
+  }
+}
+
 test('forged rows of every table: the peer stays up, stores and relays only valid ones, writes nothing outside its data dir', { timeout: 85_000 }, async () => {
   await marker('fz-start');
   const self = peer.joinAddr.split('/p2p/')[1]!;
@@ -192,23 +218,10 @@ test('forged rows of every table: the peer stays up, stores and relays only vali
   assert.ok(health.body.broadcast.rejected >= 1, 'garbage messages counted');
 
   // Nothing stored breaks a rule (the peer's own rows included), defaults aside.
+  assert.deepEqual(storedViolations(), []);
   const db = new Database(join(peer.dataDir, 'mesh.db'), { readonly: true, fileMustExist: true });
   try {
-    const bad: string[] = [];
-    for (const table of TABLES) {
-      for (const row of db.prepare(`SELECT * FROM "${table.name}"`).all() as Record<string, unknown>[]) {
-        for (const column of table.info) {
-          // A column no version wrote reads as its default (a row whose creating version was
-          // refused and a later one updated): not the sender's content.
-          if (row[column.name] === column.default) continue;
-          const why = problem(table.name, column.name, row[column.name]);
-          if (why) bad.push(`${table.name}.${column.name} ${why}: ${JSON.stringify(row[column.name]).slice(0, 80)}`);
-        }
-      }
-    }
-    assert.deepEqual(bad, []);
-    const own = db.prepare('SELECT * FROM sprites WHERE name = ?').get('fz-own');
-    assert.equal(own, undefined);
+    assert.equal(db.prepare('SELECT * FROM sprites WHERE name = ?').get('fz-own'), undefined);
   } finally {
     db.close();
   }
@@ -217,7 +230,43 @@ test('forged rows of every table: the peer stays up, stores and relays only vali
   const relayedBad = relayedRows().filter((change) => change.cid !== SENTINEL && problem(change.table, change.cid, change.val));
   assert.deepEqual(relayedBad.map((c) => `${c.table}.${c.cid}`), []);
 
-  // No file anywhere the forged paths pointed at (find prints every match).
-  const found = spawnSync('find', ['/tmp', join(peer.dataDir, '..'), '/run', '/sys/fs/cgroup', '-maxdepth', '6', '-name', `*${CANARY}*`], { encoding: 'utf8' });
+  // No file anywhere the forged paths pointed at (find prints every match; -xdev keeps it out of
+  // the sprites' mounted disks, its own and other tests').
+  const roots = ['/tmp', join(peer.dataDir, '..'), peer.dataDir, '/run', '/sys/fs/cgroup'];
+  const found = await promisify(execFile)('find', [...roots, '-xdev', '-maxdepth', '5', '-name', `*${CANARY}*`]).catch((error: { stdout?: string }) => ({ stdout: error.stdout ?? '' }));
   assert.equal(found.stdout.trim(), '');
+});
+
+test('forged rows served by anti-entropy are refused the same way', { timeout: 60_000 }, async () => {
+  // Another forger that gossips nothing: the peer pulls its versions over the sync protocol.
+  const node = await host(swarmKey);
+  const store = openStore({ path: ':memory:', tables: TABLES, siteId: randomBytes(16).toString('hex') });
+  const sync = new Sync(node, storeReplica(store), { intervalMs: 500 });
+  try {
+    let written = 0;
+    for (const [index, [table, arbitrary]] of rows().entries()) {
+      for (const row of fc.sample(arbitrary, { seed: 1400 + index, numRuns: 10 })) {
+        try {
+          if (store.transact((tx) => tx.upsert(table as typeof peersTable, row as never))) written += 1;
+        } catch {
+          // ill-formed unicode: the forger's own store refuses it
+        }
+      }
+    }
+    store.transact((tx) => tx.upsert(RECORD_TABLES[2]!, { name: 'fz-sync', created: T0 }));
+    assert.ok(written >= 50, `${written} versions to serve`);
+    const before = (await peer.api('GET', '/v1/mesh/health')).body.store.dropped_rows as Record<string, number>;
+    await sync.start();
+    await node.dial(multiaddr(peer.joinAddr));
+    await eventually(async () => (await peer.api('GET', '/v1/orgs')).body?.orgs?.some((org: { name: string }) => org.name === 'fz-sync') || undefined, 30_000, 'the pulled org');
+    const health = (await peer.api('GET', '/v1/mesh/health')).body;
+    const sum = (counts: Record<string, number>): number => Object.values(counts).reduce((a, b) => a + b, 0);
+    assert.ok(sum(health.store.dropped_rows) > sum(before), 'rows pulled by anti-entropy were refused and counted');
+    assert.deepEqual(storedViolations(), []);
+    assert.equal(peer.process.exitCode, null);
+  } finally {
+    await sync.stop();
+    await Promise.resolve(node.stop()).catch(() => undefined);
+    store.close();
+  }
 });
