@@ -51,6 +51,8 @@ export function spriteRoutes({ sprites, mesh, registry, edge, creates }: SpriteR
     {
       method: 'POST',
       pattern: /^\/v1\/sprites$/,
+      // Any token: the sprite is made in the token's org.
+      auth: 'token',
       handler: async ({ req, res, caller }) => {
         // The body travels as is to the peer that creates; each peer on the way reads it the same way.
         const body = await readBody(req);
@@ -62,6 +64,8 @@ export function spriteRoutes({ sprites, mesh, registry, edge, creates }: SpriteR
     {
       method: 'GET',
       pattern: /^\/v1\/sprites$/,
+      // Any token: the listing holds only the sprites it sees.
+      auth: 'token',
       handler: ({ req, res, url, caller }) => {
         const query = parseListQuery(url);
         const visible = visibleTo(caller);
@@ -81,6 +85,8 @@ export function spriteRoutes({ sprites, mesh, registry, edge, creates }: SpriteR
     {
       method: 'POST',
       pattern: new RegExp(`^/v1/sprites/${NAME}/adopt$`),
+      // Only a draining peer hands a sprite over: a tenant's adopt would move ownership at will.
+      auth: 'peer',
       // Sent by a draining owner to the peer that takes the sprite over: served here, not forwarded back.
       anyPeer: true,
       handler: async ({ req, res, params }) => {
@@ -88,9 +94,10 @@ export function spriteRoutes({ sprites, mesh, registry, edge, creates }: SpriteR
         sendJson(res, 200, view(await sprites.adopt(params.name!, { start: body.start ?? true })));
       },
     },
-    { method: 'GET', pattern: new RegExp(`^/v1/sprites/${NAME}$`), anyPeer: true, handler: ({ res, params }) => sendJson(res, 200, view(sprites.get(params.name!))) },
+    { method: 'GET', auth: 'org', pattern: new RegExp(`^/v1/sprites/${NAME}$`), anyPeer: true, handler: ({ res, params }) => sendJson(res, 200, view(sprites.get(params.name!))) },
     {
       method: 'PUT',
+      auth: 'org',
       pattern: new RegExp(`^/v1/sprites/${NAME}$`),
       handler: async ({ req, res, params }) => {
         const update = parseUpdate(await readBody(req));
@@ -102,16 +109,18 @@ export function spriteRoutes({ sprites, mesh, registry, edge, creates }: SpriteR
     },
     {
       method: 'DELETE',
+      auth: 'org',
       pattern: new RegExp(`^/v1/sprites/${NAME}$`),
       handler: async ({ res, params }) => {
         await sprites.destroy(params.name!);
         res.writeHead(204).end();
       },
     },
-    { method: 'POST', pattern: new RegExp(`^/v1/sprites/${NAME}/start$`), handler: async ({ res, params }) => sendJson(res, 200, view(await sprites.startSprite(params.name!))) },
-    { method: 'POST', pattern: new RegExp(`^/v1/sprites/${NAME}/stop$`), handler: async ({ res, params }) => sendJson(res, 200, view(await sprites.stopSprite(params.name!))) },
+    { method: 'POST', auth: 'org', pattern: new RegExp(`^/v1/sprites/${NAME}/start$`), handler: async ({ res, params }) => sendJson(res, 200, view(await sprites.startSprite(params.name!))) },
+    { method: 'POST', auth: 'org', pattern: new RegExp(`^/v1/sprites/${NAME}/stop$`), handler: async ({ res, params }) => sendJson(res, 200, view(await sprites.stopSprite(params.name!))) },
     {
       method: 'POST',
+      auth: 'org',
       pattern: new RegExp(`^/v1/sprites/${NAME}/restart$`),
       handler: async ({ res, params }) => {
         const record = await sprites.restart(params.name!);
@@ -120,6 +129,7 @@ export function spriteRoutes({ sprites, mesh, registry, edge, creates }: SpriteR
     },
     {
       method: 'GET',
+      auth: 'org',
       pattern: new RegExp(`^/v1/sprites/${NAME}/check$`),
       handler: async ({ res, params }) => {
         const record = sprites.owned(params.name!);
@@ -131,6 +141,7 @@ export function spriteRoutes({ sprites, mesh, registry, edge, creates }: SpriteR
     },
     {
       method: 'POST',
+      auth: 'org',
       pattern: new RegExp(`^/v1/sprites/${NAME}/upgrade$`),
       handler: async ({ res, params }) => {
         await sprites.upgrade(params.name!);
