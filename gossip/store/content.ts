@@ -1,3 +1,4 @@
+import type { StoreLogger } from './api.ts';
 import { SENTINEL } from './schema.ts';
 import type { ColumnInfo } from './schema.ts';
 import type { Change } from './types.ts';
@@ -34,6 +35,33 @@ export function screenContent(changes: readonly Change[], schema: SchemaIndex): 
   if (bad.size === 0) return { kept: [...changes], problems: [] };
   const kept = changes.filter((change) => !bad.has(`${change.table}\u0000${encodeKey(change.pk)}`));
   return { kept, problems: [...bad.values()] };
+}
+
+/** Distinct (site, table, column) refusals logged; past it they are only counted. */
+const MAX_LOGGED = 256;
+
+/** Rows refused for their content: counted by table, logged the first time a site sends such a value for a column. */
+export class Refusals {
+  readonly #counts: Record<string, number> = {};
+  readonly #logged = new Set<string>();
+  readonly #logger: StoreLogger | undefined;
+
+  constructor(logger: StoreLogger | undefined) {
+    this.#logger = logger;
+  }
+
+  note(site: string, problem: ContentProblem): void {
+    this.#counts[problem.table] = (this.#counts[problem.table] ?? 0) + 1;
+    const key = `${site}/${problem.table}.${problem.column}`;
+    if (this.#logged.has(key) || this.#logged.size >= MAX_LOGGED) return;
+    this.#logged.add(key);
+    this.#logger?.warn('refused a row from another peer', { site, table: problem.table, column: problem.column, error: problem.error.slice(0, 200) });
+  }
+
+  /** Refused rows by table. */
+  counts(): Record<string, number> {
+    return { ...this.#counts };
+  }
 }
 
 function keyProblem(change: Change, keys: readonly string[], columns: ReadonlyMap<string, ColumnInfo>): { column: string; error: string } | undefined {

@@ -3,7 +3,7 @@ import Database from 'better-sqlite3';
 import { STORE_DEFAULTS } from './api.ts';
 import type { ChangeListener, CrdtStore, StoreDump, StoreInit, StoreLimits, StoreLogger, StoreTx } from './api.ts';
 import { Bookkeeping, versionKey } from './bookkeeping.ts';
-import { screenContent } from './content.ts';
+import { Refusals, screenContent } from './content.ts';
 import { StoreError } from './errors.ts';
 import type { RejectCode } from './errors.ts';
 import { Hlc } from './hlc.ts';
@@ -37,9 +37,6 @@ CREATE TABLE IF NOT EXISTS crdt_versions (site_id TEXT NOT NULL, db_version INTE
 CREATE TABLE IF NOT EXISTS crdt_known (site_id TEXT NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL, PRIMARY KEY (site_id, lo)) STRICT, WITHOUT ROWID;
 `;
 
-/** Distinct (site, table, column) refusals logged; past it they are only counted. */
-const MAX_LOGGED_DROPS = 256;
-
 /** Opens (creating if needed) a store file; throws ERR_STORE_OPEN if it belongs to another site or schema. */
 export function openStore(init: StoreInit): CrdtStore {
   return new SqliteCrdtStore(init);
@@ -65,13 +62,12 @@ class SqliteCrdtStore implements CrdtStore {
   #duplicates = 0;
   #rejected = 0;
   readonly #rejectedByCode: Partial<Record<RejectCode, number>> = {};
-  readonly #droppedRows: Record<string, number> = {};
-  /** What was logged about refused rows: once per site, table and column, up to a bound. */
-  readonly #loggedDrops = new Set<string>();
+  readonly #refusals: Refusals;
 
   constructor(init: StoreInit) {
     this.#limits = { ...STORE_DEFAULTS, ...init.limits };
     this.#logger = init.logger;
+    this.#refusals = new Refusals(init.logger);
     const names = new Set(init.tables.map((def) => def.name));
     if (names.size !== init.tables.length) throw new StoreError('ERR_STORE_SCHEMA', 'two tables share a name');
     if (init.siteId !== undefined && !isSiteId(init.siteId)) throw new StoreError('ERR_STORE_OPEN', 'siteId is not 32 lowercase hex characters');
@@ -258,7 +254,7 @@ class SqliteCrdtStore implements CrdtStore {
     return {
       siteId: this.siteId, dbVersion: this.#dbVersion, applied: this.#applied, duplicates: this.#duplicates, rejected: this.#rejected,
       rejectedByCode: { ...this.#rejectedByCode }, partialVersions: this.#partials.versions, bufferedChanges: this.#partials.changes,
-      droppedPartials: this.#partials.dropped, droppedRows: { ...this.#droppedRows },
+      droppedPartials: this.#partials.dropped, droppedRows: this.#refusals.counts(),
     };
   }
 
@@ -321,7 +317,7 @@ class SqliteCrdtStore implements CrdtStore {
       this.#partials.drop(cs.site_id, cs.db_version, cs.db_version);
     }
     const { kept, problems } = screenContent(complete.changes, this.#schema);
-    for (const problem of problems) this.#refused(complete.site_id, problem);
+    for (const problem of problems) this.#refusals.note(complete.site_id, problem);
     result.dropped += problems.length;
     this.#books.recordVersion(complete.site_id, complete.db_version, complete.last_seq, complete.ts);
     // The version record goes again if none of its changes wins here.
@@ -330,15 +326,6 @@ class SqliteCrdtStore implements CrdtStore {
     this.#books.addKnown(complete.site_id, complete.db_version);
     this.#hlc.observe(complete.ts);
     result.applied += 1;
-  }
-
-  /** Counts a row refused for its content, and logs it the first time its site sends such a value. */
-  #refused(site: string, problem: { table: string; column: string; error: string }): void {
-    this.#droppedRows[problem.table] = (this.#droppedRows[problem.table] ?? 0) + 1;
-    const key = `${site}/${problem.table}.${problem.column}`;
-    if (this.#loggedDrops.has(key) || this.#loggedDrops.size >= MAX_LOGGED_DROPS) return;
-    this.#loggedDrops.add(key);
-    this.#logger?.warn('refused a row from another peer', { site, table: problem.table, column: problem.column, error: problem.error.slice(0, 200) });
   }
 
   #emit(context: MergeContext, origin: ChangeEvent['origin']): void {
