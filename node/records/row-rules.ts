@@ -2,6 +2,8 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { dnsName, isoTime, jsonText, numberIn, oneOf, originUrl, peerIdText, printable, textMatching, withRules, type TableDef, type ValueCheck } from '../../gossip/index.ts';
 import { URL_AUTH_MODES } from '../../proxy/index.ts';
 import { SERVICE_NAME_PATTERN, SPRITE_NAME } from '../names.ts';
+import { parseNetworkPolicy, parsePrivilegesPolicy, parseResourcesPolicy } from '../policies.ts';
+import { parseLineage } from '../sprites/lineage.ts';
 import { MAX_LABELS, readCpus, readEnvironment, readLabels, readRamMb } from '../sprite-settings.ts';
 import { RECORD_TABLES } from './tables.ts';
 
@@ -78,6 +80,21 @@ const certBundle = jsonText((value) => {
   return ok ? undefined : 'is not a bundle of PEM certificates and keys';
 });
 
+/** A sprite document as one of its kinds' own parsers accepts it (the row's `kind` is another column). */
+const DOC_PARSERS: readonly ((value: unknown) => unknown)[] = [parseNetworkPolicy, parsePrivilegesPolicy, parseResourcesPolicy, parseLineage];
+const spriteDoc: ValueCheck = (value) => {
+  if (typeof value !== 'string' || value.length > MAX_DOC_CHARS) return 'is over 60 KiB';
+  const accepted = (doc: unknown): boolean => DOC_PARSERS.some((parse) => {
+    try {
+      parse(doc);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  return jsonText((doc) => (accepted(doc) ? undefined : 'is no policy or lineage document'))(value);
+};
+
 /** The rules, by table and column. */
 export const RECORD_RULES: Readonly<Record<string, Readonly<Record<string, ValueCheck>>>> = {
   sprites: {
@@ -95,8 +112,7 @@ export const RECORD_RULES: Readonly<Record<string, Readonly<Record<string, Value
     peer: peerIdText, created: isoTime,
   },
   sprite_docs: {
-    sprite: spriteId, kind: oneOf(DOC_KINDS), doc: (value) => (typeof value === 'string' && value.length <= MAX_DOC_CHARS ? jsonText(() => undefined)(value) : 'is over 60 KiB'),
-    updated: isoTime,
+    sprite: spriteId, kind: oneOf(DOC_KINDS), doc: spriteDoc, updated: isoTime,
   },
 };
 

@@ -61,7 +61,11 @@ test('rows as the code writes them pass the rules', async () => {
   createToken(mesh, { name: 'ci', org: 'acme', admin: false });
   registerPeerToken(mesh, 'secret', me);
   new ImageRecords(mesh).insert({ name: 'debian', volume: 'img-debian-0a1b2c3d', source: 'debian bookworm', bytes: 123, peer: me, created: T0 });
-  new SpriteDocs(mesh).write('0123456789', 'policy/network', { rules: [{ domain: 'example.com', action: 'allow' }] });
+  const docs = new SpriteDocs(mesh);
+  docs.write('0123456789', 'policy/network', { rules: [{ domain: 'example.com', action: 'allow' }, { include: 'defaults' }] });
+  docs.write('0123456789', 'policy/privileges', { profile: 'standard', devices: ['/dev/fuse'], no_new_privileges: true });
+  docs.write('0123456789', 'policy/resources', { memory: { limit_mb: 512, autoscale: true } });
+  docs.write('0123456789', 'lineage', { head: 'v3', sources: { v2: 'v1' } });
   const bundle = await generateMeshCert('sprites.localhost');
   writer.transact((tx) => tx.upsert(proxyCertsTable, { domain: 'sprites.localhost', bundle: JSON.stringify(bundle), created: T0 }));
   sync();
@@ -109,6 +113,8 @@ test('hostile values of each column are refused at merge and never stored', asyn
     [imagesTable, { name: 'base', volume: '../../img', source: 'x', bytes: 1, peer: me, created: T0 }],
     [spriteDocsTable, { sprite: '../x', kind: 'lineage', doc: '{}', updated: T0 }],
     [spriteDocsTable, { sprite: '0123456789', kind: 'policy/../../x', doc: '{}', updated: T0 }],
+    [spriteDocsTable, { sprite: '0123456789', kind: 'policy/privileges', doc: '{"devices":["/dev/../etc/shadow"]}', updated: T0 }],
+    [spriteDocsTable, { sprite: '0123456789', kind: 'lineage', doc: '{"head":"../x","sources":{}}', updated: T0 }],
     [proxyCertsTable, { domain: 'sprites.localhost', bundle: '{"cert":"-----BEGIN nonsense","key":"x"}', created: T0 }],
   ];
   for (const [table, row] of other) {
