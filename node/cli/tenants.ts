@@ -2,6 +2,7 @@
 import type { Command } from './command.ts';
 import { JSON_FLAG, arg, print } from './command.ts';
 import { seg } from './client.ts';
+import { bytes, integer } from '../option-kinds.ts';
 import { UsageError } from './errors.ts';
 import { json, table, time } from './format.ts';
 
@@ -26,15 +27,15 @@ interface OrgDetail extends OrgView {
 
 /** The quota flags of `sprite org quota` and the API's kind each sets. */
 const QUOTA_FLAGS = { sprites: 'sprites', running: 'running', checkpoints: 'checkpoints', storage: 'storage_bytes' } as const;
-const SIZE = /^(\d+)(?:([KMGT])(?:iB)?)?$/;
-const UNIT_BYTES = { K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 } as const;
 
 /** A quota flag's value: `default` (null: the peer's default again), or a whole number (a size like 10GiB for storage). */
 function quotaValue(flag: string, text: string): number | null {
   if (text === 'default') return null;
-  const size = SIZE.exec(text);
-  if (!size || (size[2] !== undefined && flag !== 'storage')) throw new UsageError(`--${flag} must be a whole number${flag === 'storage' ? ' of bytes or a size like 10GiB' : ''}, or default`);
-  return Number(size[1]) * (size[2] === undefined ? 1 : UNIT_BYTES[size[2] as keyof typeof UNIT_BYTES]);
+  try {
+    return (flag === 'storage' ? bytes(0) : integer(0)).fromFlag([text], flag);
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message} (or default)`);
+  }
 }
 
 /** An org's quotas as a table: each kind's use, limit and where the limit comes from. */
