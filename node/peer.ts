@@ -216,6 +216,8 @@ async function run(parts: Parts, teardown: Teardown): Promise<void> {
 
 /** `sprite peer start`: runs a peer until SIGINT, SIGTERM or SIGHUP (its terminal closed). */
 export async function runPeer(options: PeerOptions): Promise<void> {
+  // Output is best effort: a peer whose terminal or supervisor is gone must still stop its sprites.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
   const logger = createLogger();
   process.stdout.write('preparing the peer (the first start builds the base image)...\n');
   const peer = await startPeer(options, logger, progressPrinter(process.stdout, 'base image '));
@@ -230,9 +232,7 @@ export async function runPeer(options: PeerOptions): Promise<void> {
   if (peer.newToken) process.stdout.write(`admin token (also in ${join(peer.config.dataDir, 'token')}): ${peer.token}\n`);
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals): void => {
-      // After a hangup the terminal is gone: writing to it fails, and must not stop the clean-up.
-      if (signal === 'SIGHUP') for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
-      else process.stdout.write('stopping: sprites are stopped and will start again with the peer\n');
+      if (signal !== 'SIGHUP') process.stdout.write('stopping: sprites are stopped and will start again with the peer\n');
       void peer.stop().then(resolve);
     };
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, stop);
