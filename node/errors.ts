@@ -9,7 +9,7 @@ export const ERROR_CODES = {
   ERR_BAD_NAME: { status: 400, when: 'a sprite name breaks the DNS-label rule' },
   ERR_IMAGE_SOURCE: { status: 400, when: 'an image source cannot be used: a missing directory, an unreadable tarball, debootstrap not installed or failing' },
   ERR_UNAUTHORIZED: { status: 401, when: 'the bearer token is missing or wrong' },
-  ERR_FORBIDDEN: { status: 403, when: 'the token is not an admin token (org and token management), or the target is a peer\'s own token' },
+  ERR_FORBIDDEN: { status: 403, when: 'the route takes an admin token (orgs, tokens, image builds and deletes, peers, drain, pool, mesh health, adopt) and the caller\'s is not, or the target is a peer\'s own token' },
   ERR_NOT_FOUND: { status: 404, when: 'no such route' },
   ERR_SPRITE_NOT_FOUND: { status: 404, when: 'no sprite has that name' },
   ERR_SERVICE_NOT_FOUND: { status: 404, when: 'the sprite has no service of that name' },

@@ -10,7 +10,7 @@ import {
 } from '../vm/index.ts';
 import { createApiServer, type EdgeView } from './api/server.ts';
 import { buildConfig, swarmKeyPath, type PeerConfig, type PeerOptions } from './config.ts';
-import { hopSecret, loadOrCreate, lockDataDir, unlockDataDir } from './data-dir.ts';
+import { hopSecret, loadOrCreate, lockDataDir, sessionSecret, unlockDataDir } from './data-dir.ts';
 import { Drain } from './drain.ts';
 import { startEgress } from './egress/network.ts';
 import { IdleTimer } from './idle.ts';
@@ -165,6 +165,7 @@ async function setup(config: Readonly<PeerConfig>, teardown: Teardown, logger: L
     tlsFiles: config.proxy.tlsCert && config.proxy.tlsKey ? { cert: config.proxy.tlsCert, key: config.proxy.tlsKey } : undefined,
     certWaitMs: config.proxy.certWaitMs,
     hopSecret: await hopSecret(swarmKeyPath(config)),
+    sessionSecret: await sessionSecret(swarmKeyPath(config)),
     // A request for a sprite whose peer is down takes the sprite over here (see docs/MESH.md).
     rehome: async (name) => {
       await sprites.adopt(name);

@@ -6,7 +6,7 @@ export { RECORD_TABLES } from './tables.ts';
 export type { RecordStore } from './store.ts';
 export { SpriteRecords } from './sprites.ts';
 export type { NewSpriteRecord, SpriteRecord, SpriteRegistry, SpriteState, SpriteUpdate } from './sprites.ts';
-export { callerOf, createToken, listTokens, registerPeerToken, revokeToken, tokenCheck, tokenHash } from './tokens.ts';
+export { callerOf, callerOfHash, createToken, listTokens, registerPeerToken, revokeToken, tokenCheck, tokenHash } from './tokens.ts';
 export type { Caller } from './tokens.ts';
 export { createOrg, ensureAdminOrg, listOrgs, requireOrg } from './orgs.ts';
 export { ImageRecords } from './images.ts';

@@ -54,6 +54,7 @@ export function checkpointRoutes(sprites: CheckpointSprites): Route[] {
   return [
     {
       method: 'POST',
+      auth: 'org',
       pattern: new RegExp(`^/v1/sprites/${NAME}/checkpoint$`),
       handler: async ({ req, res, params }) => {
         const body = await readJson<{ comment?: string }>(req, checkpointSchema);
@@ -69,6 +70,7 @@ export function checkpointRoutes(sprites: CheckpointSprites): Route[] {
     },
     {
       method: 'GET',
+      auth: 'org',
       pattern: new RegExp(`^/v1/sprites/${NAME}/checkpoints$`),
       handler: async ({ res, params, url }) => {
         const all = await sprites.checkpoints(params.name!);
@@ -85,11 +87,13 @@ export function checkpointRoutes(sprites: CheckpointSprites): Route[] {
     },
     {
       method: 'GET',
+      auth: 'org',
       pattern: new RegExp(`${CHECKPOINT}$`),
       handler: async ({ res, params }) => sendJson(res, 200, wire(await find(params.name!, params.id!))),
     },
     {
       method: 'DELETE',
+      auth: 'org',
       pattern: new RegExp(`${CHECKPOINT}$`),
       handler: async ({ res, params }) => {
         await sprites.deleteCheckpoint(params.name!, params.id!);
@@ -98,6 +102,7 @@ export function checkpointRoutes(sprites: CheckpointSprites): Route[] {
     },
     {
       method: 'POST',
+      auth: 'org',
       pattern: new RegExp(`${CHECKPOINT}/restore$`),
       handler: async ({ res, params }) => {
         await find(params.name!, params.id!);

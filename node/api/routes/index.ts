@@ -5,7 +5,7 @@ import type { CreateFlow, PeerClient } from '../../placement/index.ts';
 import type { SpriteRegistry } from '../../records/index.ts';
 import type { SpriteManager } from '../../sprites.ts';
 import type { OrgQuotas } from '../../quotas.ts';
-import type { Route, WsRoute } from '../router.ts';
+import { checkRules, type Route, type WsRoute } from '../router.ts';
 import { checkpointRoutes } from './checkpoints.ts';
 import { execRoutes } from './exec.ts';
 import { fsRoutes } from './fs.ts';
@@ -31,10 +31,10 @@ export interface RouteParts {
   quotas: OrgQuotas;
 }
 
-/** The API's one route table (docs/API.md is held to it by a test), plain and WebSocket routes apart. */
+/** The API's one route table (docs/API.md and the authz matrix test are held to it), plain and WebSocket routes apart. */
 export function routeTable(parts: RouteParts): { routes: Route[]; wsRoutes: WsRoute[] } {
   const { sprites, mesh, registry, edge, drain, peers, creates, images, quotas } = parts;
-  return {
+  const table = {
     routes: [
       ...spriteRoutes({ sprites, mesh, registry, edge, creates, quotas }),
       ...checkpointRoutes(sprites),
@@ -48,4 +48,7 @@ export function routeTable(parts: RouteParts): { routes: Route[]; wsRoutes: WsRo
     ],
     wsRoutes: [...execRoutes(sprites), ...fsWatchRoutes(sprites)],
   };
+  // Each route's rule is declared with it (router.ts `Auth`) and enforced by the server.
+  checkRules([...table.routes, ...table.wsRoutes]);
+  return table;
 }

@@ -54,6 +54,8 @@ export function spriteRoutes({ sprites, mesh, registry, edge, creates, quotas }:
     {
       method: 'POST',
       pattern: /^\/v1\/sprites$/,
+      // Any token: the sprite is made in the token's org.
+      auth: 'token',
       handler: async ({ req, res, caller }) => {
         // The body travels as is to the peer that creates; each peer on the way reads it the same way.
         const body = await readBody(req);
@@ -68,6 +70,8 @@ export function spriteRoutes({ sprites, mesh, registry, edge, creates, quotas }:
     {
       method: 'GET',
       pattern: /^\/v1\/sprites$/,
+      // Any token: the listing holds only the sprites it sees.
+      auth: 'token',
       handler: ({ req, res, url, caller }) => {
         const query = parseListQuery(url);
         const visible = visibleTo(caller);
@@ -87,6 +91,8 @@ export function spriteRoutes({ sprites, mesh, registry, edge, creates, quotas }:
     {
       method: 'POST',
       pattern: new RegExp(`^/v1/sprites/${NAME}/adopt$`),
+      // Only a draining peer hands a sprite over: a tenant's adopt would move ownership at will.
+      auth: 'peer',
       // Sent by a draining owner to the peer that takes the sprite over: served here, not forwarded back.
       anyPeer: true,
       handler: async ({ req, res, params }) => {
@@ -94,9 +100,10 @@ export function spriteRoutes({ sprites, mesh, registry, edge, creates, quotas }:
         sendJson(res, 200, view(await sprites.adopt(params.name!, { start: body.start ?? true })));
       },
     },
-    { method: 'GET', pattern: new RegExp(`^/v1/sprites/${NAME}$`), anyPeer: true, handler: ({ res, params }) => sendJson(res, 200, view(sprites.get(params.name!))) },
+    { method: 'GET', auth: 'org', pattern: new RegExp(`^/v1/sprites/${NAME}$`), anyPeer: true, handler: ({ res, params }) => sendJson(res, 200, view(sprites.get(params.name!))) },
     {
       method: 'PUT',
+      auth: 'org',
       pattern: new RegExp(`^/v1/sprites/${NAME}$`),
       handler: async ({ req, res, params }) => {
         const update = parseUpdate(await readBody(req));
@@ -108,16 +115,18 @@ export function spriteRoutes({ sprites, mesh, registry, edge, creates, quotas }:
     },
     {
       method: 'DELETE',
+      auth: 'org',
       pattern: new RegExp(`^/v1/sprites/${NAME}$`),
       handler: async ({ res, params }) => {
         await sprites.destroy(params.name!);
         res.writeHead(204).end();
       },
     },
-    { method: 'POST', pattern: new RegExp(`^/v1/sprites/${NAME}/start$`), handler: async ({ res, params }) => sendJson(res, 200, view(await sprites.startSprite(params.name!))) },
-    { method: 'POST', pattern: new RegExp(`^/v1/sprites/${NAME}/stop$`), handler: async ({ res, params }) => sendJson(res, 200, view(await sprites.stopSprite(params.name!))) },
+    { method: 'POST', auth: 'org', pattern: new RegExp(`^/v1/sprites/${NAME}/start$`), handler: async ({ res, params }) => sendJson(res, 200, view(await sprites.startSprite(params.name!))) },
+    { method: 'POST', auth: 'org', pattern: new RegExp(`^/v1/sprites/${NAME}/stop$`), handler: async ({ res, params }) => sendJson(res, 200, view(await sprites.stopSprite(params.name!))) },
     {
       method: 'POST',
+      auth: 'org',
       pattern: new RegExp(`^/v1/sprites/${NAME}/restart$`),
       handler: async ({ res, params }) => {
         const record = await sprites.restart(params.name!);
@@ -126,6 +135,7 @@ export function spriteRoutes({ sprites, mesh, registry, edge, creates, quotas }:
     },
     {
       method: 'GET',
+      auth: 'org',
       pattern: new RegExp(`^/v1/sprites/${NAME}/check$`),
       handler: async ({ res, params }) => {
         const record = sprites.owned(params.name!);
@@ -137,6 +147,7 @@ export function spriteRoutes({ sprites, mesh, registry, edge, creates, quotas }:
     },
     {
       method: 'POST',
+      auth: 'org',
       pattern: new RegExp(`^/v1/sprites/${NAME}/upgrade$`),
       handler: async ({ res, params }) => {
         await sprites.upgrade(params.name!);
