@@ -15,3 +15,5 @@ export { SpriteDocs, type DocKind } from './sprite-docs.ts';
 export type { ImageInfo } from './images.ts';
 export { edgeCerts, edgeRoutes } from './edge.ts';
 export type { EdgeMesh, EdgeRoutes } from './edge.ts';
+export { QUOTA_KINDS, orgQuotas, orgUsage, parseUsage, setOrgQuotas } from './quotas.ts';
+export type { QuotaKind, QuotaLimits, QuotaUsage, SpriteUsage } from './quotas.ts';

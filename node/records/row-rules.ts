@@ -4,6 +4,7 @@ import { URL_AUTH_MODES } from '../../proxy/index.ts';
 import { SERVICE_NAME_PATTERN, SPRITE_NAME } from '../names.ts';
 import { parseNetworkPolicy, parsePrivilegesPolicy, parseResourcesPolicy } from '../policies.ts';
 import { parseLineage } from '../sprites/lineage.ts';
+import { parseUsage } from './quotas.ts';
 import { MAX_LABELS, readCpus, readEnvironment, readLabels, readRamMb } from '../sprite-settings.ts';
 import { RECORD_TABLES } from './tables.ts';
 
@@ -19,7 +20,7 @@ import { RECORD_TABLES } from './tables.ts';
 export const SPRITE_ID = /^[0-9a-f]{10}$/;
 const PEER_TOKEN = 'peer-';
 const SPRITE_STATES = ['running', 'warm', 'cold', 'stopped', 'failed'];
-const DOC_KINDS = ['policy/network', 'policy/privileges', 'policy/resources', 'lineage'];
+const DOC_KINDS = ['policy/network', 'policy/privileges', 'policy/resources', 'lineage', 'usage'];
 const MAX_SERVICES = 256;
 const MAX_DOC_CHARS = 60 * 1024;
 
@@ -81,7 +82,7 @@ const certBundle = jsonText((value) => {
 });
 
 /** A sprite document as one of its kinds' own parsers accepts it (the row's `kind` is another column). */
-const DOC_PARSERS: readonly ((value: unknown) => unknown)[] = [parseNetworkPolicy, parsePrivilegesPolicy, parseResourcesPolicy, parseLineage];
+const DOC_PARSERS: readonly ((value: unknown) => unknown)[] = [parseNetworkPolicy, parsePrivilegesPolicy, parseResourcesPolicy, parseLineage, parseUsage];
 const spriteDoc: ValueCheck = (value) => {
   if (typeof value !== 'string' || value.length > MAX_DOC_CHARS) return 'is over 60 KiB';
   const accepted = (doc: unknown): boolean => DOC_PARSERS.some((parse) => {
@@ -105,7 +106,7 @@ export const RECORD_RULES: Readonly<Record<string, Readonly<Record<string, Value
     version: textMatching(/^[A-Za-z0-9._-]{1,64}$/, 'a runtime version'), last_running_at: isoTime, last_warming_at: isoTime,
   },
   tokens: { hash: textMatching(/^[0-9a-f]{64}$/, 'a SHA-256 hash in hex'), name: tokenName, org: name, created: isoTime },
-  orgs: { name, created: isoTime },
+  orgs: { name, created: isoTime, max_sprites: count, max_running: count, max_checkpoints: count, max_storage_bytes: count },
   proxy_certs: { domain: dnsName, bundle: certBundle, created: isoTime },
   images: {
     name, volume: textMatching(/^img-[a-z0-9][a-z0-9-]{0,80}$/, 'an image volume id (img-...)'), source: textMatching(/^[^\0]{1,4096}$/, 'a description without NUL'), bytes: count,

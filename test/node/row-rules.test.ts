@@ -5,9 +5,9 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { openStore, PEER_RULES, peersTable, withRules, type CrdtStore, type TableDef } from '../../gossip/index.ts';
 import { formatProxyColumn, generateMeshCert } from '../../proxy/index.ts';
 import {
-  CHECKED_RECORD_TABLES, createOrg, createToken, ImageRecords, PROXY_COLUMN_RULE, RECORD_RULES, RECORD_TABLES, registerPeerToken, SpriteDocs, SpriteRecords,
+  CHECKED_RECORD_TABLES, createOrg, createToken, ImageRecords, PROXY_COLUMN_RULE, RECORD_RULES, RECORD_TABLES, registerPeerToken, setOrgQuotas, SpriteDocs, SpriteRecords,
 } from '../../node/records/index.ts';
-import { imagesTable, proxyCertsTable, spriteDocsTable, spritesTable, tokensTable } from '../../node/records/tables.ts';
+import { imagesTable, orgsTable, proxyCertsTable, spriteDocsTable, spritesTable, tokensTable } from '../../node/records/tables.ts';
 
 /**
  * The content rules of the replicated records (node/records/row-rules.ts): every column has one,
@@ -58,6 +58,7 @@ test('rows as the code writes them pass the rules', async () => {
   sprites.started('web', me, 'abcdef012345');
   sprites.setServices('web', me, JSON.stringify([{ name: 'httpd', cmd: 'busybox', args: ['httpd'], needs: [] }], null, 2));
   createOrg(mesh, 'acme');
+  setOrgQuotas(mesh, 'acme', { sprites: 10, running: 2, checkpoints: 0, storage_bytes: 1e12 });
   createToken(mesh, { name: 'ci', org: 'acme', admin: false });
   registerPeerToken(mesh, 'secret', me);
   new ImageRecords(mesh).insert({ name: 'debian', volume: 'img-debian-0a1b2c3d', source: 'debian bookworm', bytes: 123, peer: me, created: T0 });
@@ -66,6 +67,7 @@ test('rows as the code writes them pass the rules', async () => {
   docs.write('0123456789', 'policy/privileges', { profile: 'standard', devices: ['/dev/fuse'], no_new_privileges: true });
   docs.write('0123456789', 'policy/resources', { memory: { limit_mb: 512, autoscale: true } });
   docs.write('0123456789', 'lineage', { head: 'v3', sources: { v2: 'v1' } });
+  docs.write('0123456789', 'usage', { checkpoints: 3, stored_bytes: 123456 });
   const bundle = await generateMeshCert('sprites.localhost');
   writer.transact((tx) => tx.upsert(proxyCertsTable, { domain: 'sprites.localhost', bundle: JSON.stringify(bundle), created: T0 }));
   sync();
@@ -109,6 +111,8 @@ test('hostile values of each column are refused at merge and never stored', asyn
 
   const other: [TableDef, Record<string, unknown>][] = [
     [tokensTable, { hash: 'zz', name: 'x', org: 'acme', admin: true, created: T0 }],
+    [orgsTable, { name: 'big', created: T0, max_sprites: -1 }],
+    [spriteDocsTable, { sprite: '0123456789', kind: 'usage', doc: '{"checkpoints":-5,"stored_bytes":0}', updated: T0 }],
     [tokensTable, { hash: 'a'.repeat(64), name: 'peer-../../x', org: 'acme', admin: true, created: T0 }],
     [imagesTable, { name: 'base', volume: '../../img', source: 'x', bytes: 1, peer: me, created: T0 }],
     [spriteDocsTable, { sprite: '../x', kind: 'lineage', doc: '{}', updated: T0 }],
