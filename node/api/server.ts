@@ -9,6 +9,7 @@ import type { Drain } from '../drain.ts';
 import { fromPeer, type CreateFlow, type PeerClient, type PeerTarget, type Placement } from '../placement/index.ts';
 import type { ImageManager } from '../images.ts';
 import type { SpriteManager } from '../sprites.ts';
+import type { OrgQuotas } from '../quotas.ts';
 import { callerOfHash, tokenCheck, tokenHash, type Caller, type SpriteRegistry } from '../records/index.ts';
 import { OpenByToken } from '../../proxy/index.ts';
 import { requireAdmin, sees } from './authz.ts';
@@ -53,6 +54,8 @@ export interface ApiInit {
   edge: EdgeView;
   /** Holds the replicated tokens and orgs: any token registered in the mesh is accepted on every peer. */
   mesh: Mesh;
+  /** The orgs' quotas: shown and set by the org routes, asked early by a create. */
+  quotas: OrgQuotas;
   /** This peer's admin token. */
   token: string;
   peerId: string;
