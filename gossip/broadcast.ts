@@ -1,4 +1,4 @@
-import type { GossipsubMessage } from '@libp2p/gossipsub';
+import { TopicValidatorResult, type GossipsubMessage } from '@libp2p/gossipsub';
 import type { PeerId } from '@libp2p/interface';
 import { decode, encode } from 'cbor-x';
 import type { Host } from './host.ts';
@@ -26,6 +26,11 @@ export interface BroadcastStats {
 }
 
 const MAX_SITE_ID = 64;
+
+/** What gossipsub's implementation offers with `asyncValidation` (its exported interface leaves it out). */
+interface AsyncValidation {
+  reportMessageValidationResult(msgId: string, propagationSource: string, acceptance: TopicValidatorResult): void;
+}
 
 /**
  * Pushes each local commit to every peer over gossipsub; small batches inline, large ones as a
@@ -80,26 +85,35 @@ export class Broadcast {
     }
   }
 
-  #handle({ msg: message, propagationSource: from }: GossipsubMessage): void {
+  #handle({ msg: message, msgId, propagationSource: from }: GossipsubMessage): void {
+    if (message.topic !== this.#topic) return;
+    // The host validates asynchronously: a message is relayed to other peers only once it is
+    // accepted here, so a batch that is malformed or carries refused rows stops at this peer.
+    const pubsub = this.#host.services.pubsub as unknown as AsyncValidation;
+    pubsub.reportMessageValidationResult(msgId, from.toString(), this.#verdict(message.data, from));
+  }
+
+  #verdict(data: Uint8Array, from: PeerId): TopicValidatorResult {
     // Messages are unsigned: the peer that handed it to us is the one to pull gaps from (it has
     // at least this version).
-    if (message.topic !== this.#topic) return;
     try {
-      const payload = decode(message.data) as { b?: unknown; p?: unknown };
+      const payload = decode(data) as { b?: unknown; p?: unknown };
       if (payload?.b instanceof Uint8Array) {
         this.#stats.received += 1;
-        if (this.#replica.receive(payload.b, from.toString()).behind) this.#pull(from);
-        return;
+        const result = this.#replica.receive(payload.b, from.toString());
+        if (result.behind) this.#pull(from);
+        return result.refused > 0 ? TopicValidatorResult.Reject : TopicValidatorResult.Accept;
       }
       const pointer = payload?.p;
       if (Array.isArray(pointer) && typeof pointer[0] === 'string' && pointer[0].length <= MAX_SITE_ID && Number.isSafeInteger(pointer[1])) {
         if (this.#replica.lacksUpTo(pointer[0], pointer[1] as number)) this.#pull(from);
-        return;
+        return TopicValidatorResult.Accept;
       }
       throw new Error('message is neither a batch nor a pointer');
     } catch (error) {
       this.#stats.rejected += 1;
       this.#init.onReject?.(from.toString(), error as Error);
+      return TopicValidatorResult.Reject;
     }
   }
 

@@ -57,6 +57,8 @@ export async function createHost(init: HostInit): Promise<Host> {
         // Message ids are then content hashes; each batch carries its site, version and HLC.
         globalSignaturePolicy: StrictNoSign,
         fallbackToFloodsub: false,
+        // Relay a message only once broadcast.ts has applied it and found it valid, content included.
+        asyncValidation: true,
       }),
     },
   });

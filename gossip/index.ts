@@ -1,6 +1,6 @@
 /** Public surface of gossip/: the replicated CRDT store and the mesh that gossips it between peers. */
-export { defineTable, SENTINEL } from './store/schema.ts';
-export type { ColumnInfo, ColumnOptions, ColumnSpec, ColumnType, KeyOf, RowInput, RowOf, TableDef, ValueOf } from './store/schema.ts';
+export { defineTable, SENTINEL, withRules } from './store/schema.ts';
+export type { ColumnInfo, ColumnOptions, ColumnSpec, ColumnType, KeyOf, RowInput, RowOf, TableDef, ValueCheck, ValueOf } from './store/schema.ts';
 export { openStore } from './store/store.ts';
 export { STORE_DEFAULTS } from './store/api.ts';
 export type { ChangeListener, CrdtStore, StoreDump, StoreInit, StoreLimits, StoreLogger, StoreTx } from './store/api.ts';
@@ -23,7 +23,9 @@ export type { RejectCode, StoreErrorCode } from './store/errors.ts';
 export { Mesh } from './mesh.ts';
 export type { Member, MeshHealth, MeshInit, MeshLogger } from './mesh.ts';
 /** The membership's table of peers; every other table belongs to the caller. */
-export { parseAddrs, peersTable } from './peers.ts';
+export { parseAddrs, PEER_RULES, peersTable } from './peers.ts';
+/** Content rules for values from other peers. */
+export { dnsName, isMultiaddr, isoTime, jsonText, numberIn, oneOf, originUrl, peerIdText, printable, textMatching } from './rules.ts';
 export type { PeerRow, SelfDescription } from './peers.ts';
 export { MESH_DEFAULTS } from './defaults.ts';
 export type { MemberEvent, MemberState } from './membership.ts';

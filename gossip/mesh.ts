@@ -7,12 +7,12 @@ import { createHost, type Host } from './host.ts';
 import { loadOrCreatePeerKey, loadSwarmKey } from './identity.ts';
 import { Membership, type MemberEvent, type MemberState, type MembershipInit } from './membership.ts';
 import type { CrdtStore, StoreTx } from './store/api.ts';
-import type { TableDef } from './store/schema.ts';
+import { withRules, type TableDef, type ValueCheck } from './store/schema.ts';
 import { openStore } from './store/store.ts';
 import type { Changeset, StoreHealth, Heads, VersionRanges } from './store/types.ts';
 import { encodeCommit, storeReplica } from './store-replica.ts';
 import { Sync, type SyncStats } from './sync.ts';
-import { parseAddrs, peersTable, type PeerRow, type SelfDescription } from './peers.ts';
+import { parseAddrs, PEER_RULES, peersTable, type PeerRow, type SelfDescription } from './peers.ts';
 
 /** The logging the mesh does. */
 export interface MeshLogger {
@@ -30,6 +30,8 @@ export interface MeshInit {
   bootstrap: string[];
   /** The caller's replicated tables; the mesh adds its own `peers` table. */
   tables: readonly TableDef[];
+  /** Content rules for the caller's columns of the `peers` table (its `proxy`), over the mesh's own (`PEER_RULES`). */
+  peerRules?: Readonly<Record<string, ValueCheck>>;
   /** Swarm key of an existing mesh; without it the key in the data dir is used or created. */
   swarmKeyFile?: string;
   /** Time between this peer's heartbeat writes. @default MESH_DEFAULTS.heartbeatMs (5000) */
@@ -111,7 +113,8 @@ export class Mesh {
   static async open(init: MeshInit): Promise<Mesh> {
     const privateKey = await loadOrCreatePeerKey(join(init.dataDir, 'peer.key'));
     const swarmKey = await loadSwarmKey(init.swarmKeyFile ?? join(init.dataDir, 'swarm.key'), init.swarmKeyFile === undefined);
-    const store = openStore({ path: join(init.dataDir, 'mesh.db'), tables: [peersTable, ...init.tables], logger: init.logger });
+    const peers = withRules(peersTable, { ...PEER_RULES, ...init.peerRules });
+    const store = openStore({ path: join(init.dataDir, 'mesh.db'), tables: [peers, ...init.tables], logger: init.logger });
     try {
       return new Mesh(init, store, await createHost({ privateKey, swarmKey, listen: init.listen }));
     } catch (error) {

@@ -1,4 +1,5 @@
-import { defineTable, type RowOf } from './store/schema.ts';
+import { isMultiaddr, jsonText, numberIn, oneOf, originUrl, peerIdText, printable } from './rules.ts';
+import { defineTable, type RowOf, type ValueCheck } from './store/schema.ts';
 
 /**
  * The membership's own table: one row per peer, written only by that peer. Every other table of
@@ -51,3 +52,30 @@ export function parseAddrs(text: string): string[] {
     return [];
   }
 }
+
+const MAX_ADDRS = 16;
+const anyOf = (...checks: ValueCheck[]): ValueCheck => (value) => (checks.some((check) => check(value) === undefined) ? undefined : checks[checks.length - 1]!(value));
+/** A multiaddr that names the peer it reaches (the handshake then checks that peer's key). */
+const dialable = (addr: unknown): boolean => isMultiaddr(addr) && /\/p2p\/[1-9A-HJ-NP-Za-km-z]+$/.test(addr as string);
+const empty: ValueCheck = (value) => (value === '' ? undefined : 'is not empty');
+
+/**
+ * What a peers row from another peer may hold (see `withRules`): a real peer id, dialable
+ * multiaddrs, an API that is a bare http(s) origin (another peer sends requests there, with
+ * tokens), counts in range. `''` is what a column holds before its first write. The `proxy` column
+ * is the node's (`MeshInit.peerRules` adds its rule).
+ */
+export const PEER_RULES: Readonly<Record<string, ValueCheck>> = Object.freeze({
+  id: peerIdText,
+  addrs: jsonText((value) => (Array.isArray(value) && value.length <= MAX_ADDRS && value.every(dialable) ? undefined : `is not a JSON array of at most ${MAX_ADDRS} multiaddrs ending in /p2p/<id>`)),
+  api: anyOf(empty, originUrl(['http', 'https'])),
+  /** The API's peer link: peers connect there with their link certificates (node/links/). */
+  link: originUrl(['https']),
+  pool_target: numberIn(0, 1_000_000),
+  pool_ready: numberIn(0, 1_000_000),
+  capacity: numberIn(0, 1_000_000),
+  load: numberIn(0, 1_000_000),
+  version: printable(64),
+  drain: oneOf(['draining', 'drained']),
+  heartbeat: numberIn(0, Number.MAX_SAFE_INTEGER),
+});

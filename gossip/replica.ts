@@ -6,6 +6,8 @@ export interface ReceiveResult {
   completed: number;
   /** This replica now lacks some version below the newest one in the batch (a message was lost or reordered). */
   behind: boolean;
+  /** Rows not merged because a value broke its column's content rule (the sender is not to be relayed). */
+  refused: number;
 }
 
 /** What broadcast and anti-entropy need from the replicated store (see store-replica.ts). */

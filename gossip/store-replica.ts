@@ -29,7 +29,7 @@ export function storeReplica(store: CrdtStore): Replica {
         const first = result.rejections[0];
         throw new RejectedBatchError(`${result.rejected} of ${changesets.length} changesets rejected: ${first?.code} ${first?.message}`);
       }
-      return { completed: result.applied, behind: lacksAny(store, newestPerSite(changesets)) } satisfies ReceiveResult;
+      return { completed: result.applied, behind: lacksAny(store, newestPerSite(changesets)), refused: result.dropped } satisfies ReceiveResult;
     },
     lacksUpTo: (site, version) => (store.heads()[site] ?? 0) < version,
   };

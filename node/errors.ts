@@ -33,6 +33,7 @@ export const ERROR_CODES = {
   ERR_IMAGE_TOO_LARGE: { status: 413, when: 'the files of an image source pass the peer\'s image size limit' },
   // Sprites' own code, so its SDKs' isConcurrentLimitExceeded() knows it.
   concurrent_sprite_limit_exceeded: { status: 429, when: 'no peer that could take a new sprite has room under its `--capacity` (and `wait_for_capacity` was false, or its wait ran out); the body adds `retry_after_seconds`, `current_count` and `limit`, the `Retry-After` header the seconds' },
+  ERR_QUOTA_EXCEEDED: { status: 429, when: 'the org is at one of its quotas (sprites, running sprites, checkpoints, stored bytes; see API.md#quotas); the body adds `quota` (which one), `current_count`, `limit` and `retry_after_seconds`, the `Retry-After` header the seconds' },
   ERR_POOL_EMPTY: { status: 503, when: 'the warm pool is empty and the pool fallback is `fail`' },
   ERR_PEER_DRAINING: { status: 503, when: 'the peer is draining and takes no new sprites' },
   ERR_PEER_FULL: { status: 503, when: 'a peer asked to take a sprite over has no room under its capacity' },

@@ -5,7 +5,7 @@ import type https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Mesh } from '../gossip/index.ts';
-import { createProxy, formatProxyColumn, parseBundle, spriteHost, type CertStore, type EdgeProxy, type LocalSprites } from '../proxy/index.ts';
+import { createProxy, formatProxyColumn, parseBundle, ProxyError, spriteHost, type CertStore, type EdgeProxy, type LocalSprites } from '../proxy/index.ts';
 import {
   createLogger, ensureBaseImage, ensureTools, ObjectVolumeStore, StorageDaemon, thawTree, type Egress, type Logger, type Progress, type ServiceWire,
 } from '../vm/index.ts';
@@ -21,9 +21,11 @@ import { CreateFlow, HopKeys, PeerClient, Placement } from './placement/index.ts
 import { checkHost } from './preflight.ts';
 import { progressPrinter, type ProgressPrinter } from './progress.ts';
 import {
-  edgeCerts, edgeRoutes, ensureAdminOrg, ImageRecords, linkCaStore, RECORD_TABLES, registerPeerToken, rotatePeerToken, SpriteDocs, SpriteRecords, tokenCheck, type EdgeRoutes,
+  edgeCerts, edgeRoutes, ensureAdminOrg, ImageRecords, CHECKED_RECORD_TABLES, linkCaStore, PROXY_COLUMN_RULE, registerPeerToken, rotatePeerToken, SpriteDocs, SpriteRecords, tokenCheck, type EdgeRoutes,
 } from './records/index.ts';
 import { SpriteManager } from './sprites.ts';
+import type { PeerError } from './errors.ts';
+import { OrgQuotas } from './quotas.ts';
 import { Teardown } from './teardown.ts';
 
 /** Version of the peer software. */
@@ -111,7 +113,7 @@ async function setup(config: Readonly<PeerConfig>, teardown: Teardown, logger: L
 
   const self: Parts['self'] = { api: '', link: null, proxy: null };
   const mesh = await Mesh.open({
-    dataDir: config.dataDir, tables: RECORD_TABLES, listen: config.mesh.listen, bootstrap: config.mesh.bootstrap, swarmKeyFile: config.mesh.swarmKeyFile,
+    dataDir: config.dataDir, tables: CHECKED_RECORD_TABLES, peerRules: { proxy: PROXY_COLUMN_RULE }, listen: config.mesh.listen, bootstrap: config.mesh.bootstrap, swarmKeyFile: config.mesh.swarmKeyFile,
     membership: { suspectAfterMs: config.mesh.suspectAfterMs, downAfterMs: config.mesh.downAfterMs },
     heartbeatMs: config.mesh.heartbeatMs, syncIntervalMs: config.mesh.syncIntervalMs, connections: config.mesh.connections,
     logger: logger.child({ component: 'mesh' }),
@@ -145,8 +147,9 @@ async function setup(config: Readonly<PeerConfig>, teardown: Teardown, logger: L
     records: new ImageRecords(mesh), volumes, dir: join(config.dataDir, 'images', 'build'), rootId: config.sprite.rootHostId, peerId: id,
     maxBytes: config.storage.imageMaxBytes, logger: log.child({ component: 'images' }),
   });
+  const quotas = new OrgQuotas(mesh.store, config.quotas);
   const sprites = new SpriteManager({
-    config, registry, docs: new SpriteDocs(mesh), volumes, image, images: (name) => images.get(name).volume, toolsDir, peerId: id, peerKey, egress,
+    config, registry, docs: new SpriteDocs(mesh), quotas, volumes, image, images: (name) => images.get(name).volume, toolsDir, peerId: id, peerKey, egress,
     peerApi: (peer) => mesh.members().find((m) => m.id === peer)?.row.api, logger: log,
   });
   const placement = new Placement({ mesh, sprites });
@@ -196,7 +199,7 @@ async function setup(config: Readonly<PeerConfig>, teardown: Teardown, logger: L
     return next;
   };
   const api = createApiServer({
-    sprites, registry, edge: edgeView(proxy, certs), images, placement, creates, peers, drain, use: idle, mesh, hops: new HopKeys(secret, id), link, rotateToken, peerId: id,
+    sprites, registry, edge: edgeView(proxy, certs), images, placement, creates, peers, drain, use: idle, mesh, quotas, hops: new HopKeys(secret, id), link, rotateToken, peerId: id,
     version: VERSION, logger: log.child({ component: 'api' }),
   });
   return { config, logger: log, token, newToken, mesh, registry, images, sprites, drain, idle, api, link, routes, proxy, egress, self };
@@ -307,8 +310,12 @@ function localSprites(manager: SpriteManager): LocalSprites {
         return undefined;
       }
     },
-    // A URL wakes sleeping sprites and, as it always has, starts a stopped one.
-    start: (name) => manager.wake(name, { stopped: true }),
+    // A URL wakes sleeping sprites and, as it always has, starts a stopped one; past the org's running quota the page says 429.
+    start: (name) => manager.wake(name, { stopped: true }).catch((error: unknown) => {
+      const { code, message, details } = error as PeerError;
+      if (code === 'ERR_QUOTA_EXCEEDED') throw new ProxyError('ERR_PROXY_QUOTA', message, { cause: error, retryAfter: Number(details?.retry_after_seconds) || undefined });
+      throw error;
+    }),
     servesHttp: async (name) => {
       const services = await manager.control(name).call<ServiceWire[]>({ op: 'services.list' });
       return services.some((service) => service.http_port !== null);

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { Activity } from './activity.ts';
+import type { AdmittedByToken } from './admitted.ts';
 import { serveReserved, type LoginTarget, type TokenCheck } from './auth.ts';
 import type { ProxyError } from './errors.ts';
 import type { Forwarder, ForwardTarget } from './forward.ts';
@@ -10,10 +11,11 @@ import { sendErrorOnSocket, sendErrorPage, type AnyResponse } from './pages.ts';
 import type { Exchange } from './pipeline.ts';
 import type { SessionSigner } from './session.ts';
 
-/** What the web and WebSocket adapters share: the forwarder, the activity they count, and the WebSockets open now. */
+/** What the web and WebSocket adapters share: the forwarder, the activity they count, what tokens admitted, and the WebSockets open now. */
 export interface AdapterContext {
   readonly forwarder: Forwarder;
   readonly activity: Activity;
+  readonly admittedBy: AdmittedByToken;
   /** WebSockets open now through this proxy (its stats read this). */
   webSockets: number;
 }
@@ -40,9 +42,10 @@ export class WebExchange implements Exchange {
     return serveReserved(url, this.res, target, tokens, sessions);
   }
 
-  /** Open until the response ends: a long stream or upload keeps its sprite awake. */
-  admitted(name: string): void {
+  /** Open until the response ends: a long stream or upload keeps its sprite awake. Closed (with its connection) when `token` is revoked. */
+  admitted(name: string, token: string, hop: boolean): void {
     this.res.once('close', this.#context.activity.openRequest(name));
+    this.#context.admittedBy.request(this.req, this.res, token, hop);
   }
 
   /** Listens for the response closing. */
@@ -89,9 +92,10 @@ export class WebSocketExchange implements Exchange {
     socket.on('error', () => undefined);
   }
 
-  /** Marks the sprite active now, while a wake may still hold the upgrade (a web request does so when it opens). */
-  admitted(name: string): void {
+  /** Marks the sprite active now, while a wake may still hold the upgrade (a web request does so when it opens); closed when `token` is revoked. */
+  admitted(name: string, token: string, _hop: boolean): void {
     this.#context.activity.touch(name);
+    this.#context.admittedBy.upgrade(this.socket, token);
   }
 
   /** Listens for the socket closing. */

@@ -26,6 +26,13 @@ export interface TokenCheck {
   ownerOfHash(hash: string): TokenOwner | undefined;
   /** Calls `listener` after any change to the tokens (a revocation); returns the unsubscribe. Caches rely on it. */
   onChange?(listener: () => void): () => void;
+  /** SHA-256 (hex) of a token, what revocation tracks by; a cache remembers it with the owner. */
+  hashOf?(token: string): string;
+}
+
+/** SHA-256 (hex) of a token: the form the mesh stores and a login session names. */
+export function hashOfToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
 }
 
 /** A token check that remembers answers; `close` stops following token changes. */
@@ -41,7 +48,8 @@ export interface CachedTokenCheck extends TokenCheck {
  * `max` entries (it is emptied when full).
  */
 export function cachedTokenCheck(tokens: TokenCheck, ttlMs = 2000, max = 1024): CachedTokenCheck {
-  const byToken = new Map<string, { owner: TokenOwner; until: number }>();
+  // `hash` is the token's, filled the first time a connection it opens is tracked.
+  const byToken = new Map<string, { owner: TokenOwner; until: number; hash?: string }>();
   const byHash = new Map<string, { owner: TokenOwner; until: number }>();
   const check = (cache: typeof byToken, key: string, lookup: (key: string) => TokenOwner | undefined): TokenOwner | undefined => {
     const now = performance.now();
@@ -63,6 +71,10 @@ export function cachedTokenCheck(tokens: TokenCheck, ttlMs = 2000, max = 1024): 
   return {
     owner: (token) => check(byToken, token, (key) => tokens.owner(key)),
     ownerOfHash: (hash) => check(byHash, hash, (key) => tokens.ownerOfHash(key)),
+    hashOf: (token) => {
+      const hit = byToken.get(token);
+      return hit === undefined ? hashOfToken(token) : (hit.hash ??= hashOfToken(token));
+    },
     close: () => unsubscribe?.(),
   };
 }
@@ -88,25 +100,29 @@ export function admits(sprite: { org: string }, owner: TokenOwner | undefined): 
   return owner !== undefined && (owner.admin || owner.org === sprite.org);
 }
 
+/** What `authorized` answers for a public sprite: admitted, by no token (nothing to close on a revocation). */
+export const PUBLIC = '';
+
 /**
- * Whether a request may reach the sprite: always for `public`; for `sprite` (and any unknown mode,
- * which fails closed) with a bearer token, or a login session for this sprite and scheme, of the
- * sprite's org or of an admin. A session counts only as far as `cookieUsable` allows (not from a
- * sibling sprite's page), and every cookie of its name is tried, so a planted duplicate can
- * neither shadow a valid session nor pass for one.
+ * Whether a request may reach the sprite, as the hash of the token that admits it (what a
+ * revocation closes by), PUBLIC, or undefined when refused: always PUBLIC for `public`; for
+ * `sprite` (and any unknown mode, which fails closed) a bearer token, or a login session for this
+ * sprite and scheme, of the sprite's org or of an admin. A session counts only as far as
+ * `cookieUsable` allows (not from a sibling sprite's page), and every cookie of its name is tried,
+ * so a planted duplicate can neither shadow a valid session nor pass for one.
  */
-export function authorized(sprite: { name: string; urlAuth: string; org: string }, headers: IncomingHttpHeaders, auth: AuthContext): boolean {
-  if (sprite.urlAuth === 'public') return true;
+export function authorized(sprite: { name: string; urlAuth: string; org: string }, headers: IncomingHttpHeaders, auth: AuthContext): string | undefined {
+  if (sprite.urlAuth === 'public') return PUBLIC;
   const bearer = bearerToken(headers);
-  if (bearer !== undefined && admits(sprite, auth.tokens.owner(bearer))) return true;
-  if (headers.cookie === undefined) return false;
+  if (bearer !== undefined && admits(sprite, auth.tokens.owner(bearer))) return auth.tokens.hashOf?.(bearer) ?? hashOfToken(bearer);
+  if (headers.cookie === undefined) return undefined;
   const values = cookieValues(headers, SESSION_COOKIE[auth.scheme]);
-  if (values.length === 0 || !cookieUsable(headers, auth.method, auth)) return false;
+  if (values.length === 0 || !cookieUsable(headers, auth.method, auth)) return undefined;
   for (const value of values) {
     const hash = auth.sessions.verify(value, sprite.name, auth.scheme);
-    if (hash !== undefined && admits(sprite, auth.tokens.ownerOfHash(hash))) return true;
+    if (hash !== undefined && admits(sprite, auth.tokens.ownerOfHash(hash))) return hash;
   }
-  return false;
+  return undefined;
 }
 
 /** Whether the request's bearer token is an admin's: only admins learn that a name is unknown (404, not 401). */
@@ -180,7 +196,7 @@ export function serveReserved(url: string, res: AnyResponse, target: LoginTarget
     respond(res, 401, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', 'x-sprite-error': 'ERR_PROXY_UNAUTHORIZED' }, body);
     return true;
   }
-  const session = sessions.issue(createHash('sha256').update(token).digest('hex'), target.name, target.scheme);
+  const session = sessions.issue(hashOfToken(token), target.name, target.scheme);
   // Referrer-Policy: the token is in this URL; the next page must not leak it onwards.
   respond(res, 303, {
     location: next, 'set-cookie': `${name}=${session}; ${attributes}; Max-Age=${SESSION_TTL_S}`, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer',

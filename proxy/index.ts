@@ -9,6 +9,7 @@ export { formatProxyColumn, forwardTarget, parseProxyColumn, RouteTable } from '
 export type { LinkTarget, PeerState, ProxyAddress, Route, RouteSource, SpriteRoute } from './routes.ts';
 export { cachedTokenCheck, URL_AUTH_MODES, RESERVED_PREFIX } from './auth.ts';
 export type { CachedTokenCheck, TokenCheck, TokenOwner, UrlAuth } from './auth.ts';
+export { OpenByToken } from './revocation.ts';
 export { createHttpProxyForwarder } from './forward.ts';
 export type { Forwarder, ForwarderStats, ForwardTarget, HttpProxyForwarderInit } from './forward.ts';
 export { createUndiciForwarder } from './undici-forward.ts';

@@ -29,8 +29,12 @@ export interface Exchange {
   readonly upgrade: boolean;
   /** Answers one of the proxy's own paths (login, logout) for `target`; true when it did. Absent where there are none (upgrades). */
   reserved?(url: string, target: LoginTarget, tokens: TokenCheck, sessions: SessionSigner): boolean;
-  /** Counts the admitted request as activity of its sprite. */
-  admitted(name: string): void;
+  /**
+   * Counts the admitted request as activity of its sprite. `token` is the hash of the token that
+   * admitted it (PUBLIC: none), whose revocation closes it; `hop` tells a peer's request (its
+   * connection is pooled, shared by many clients' requests) from a client's.
+   */
+  admitted(name: string, token: string, hop: boolean): void;
   /** Calls `listener` once when the client goes away; returns what removes it. */
   onClose(listener: () => void): () => void;
   /** Whether the client has gone; a re-homed request is dropped then. */
@@ -117,7 +121,7 @@ export class RequestPipeline {
       name = admitted.name;
       const admittedRoute = admitted.route;
       route = admittedRoute;
-      x.admitted(name);
+      x.admitted(name, admitted.token, admitted.hop !== undefined);
       stripHopByHop(headers, x.upgrade);
       // The common cases (a running local sprite, a remote owner) stay synchronous: no promise per request.
       const to = this.#prepare(name, admittedRoute, headers);
@@ -171,7 +175,7 @@ export class RequestPipeline {
    * triggers no re-homing, and gets one answer (401) whether the name is unknown or a private
    * sprite; only admins and peers' hops learn that a name is unknown (404).
    */
-  #admit(x: Exchange, rehomed: boolean): { name: string; route: Route; hop: Hop | undefined } {
+  #admit(x: Exchange, rehomed: boolean): { name: string; route: Route; hop: Hop | undefined; token: string } {
     const { routes, hops, tokens, sessions } = this.#components;
     const headers = x.req.headers;
     let hop: Hop | undefined;
@@ -193,7 +197,9 @@ export class RequestPipeline {
       if (hop || callerIsAdmin(headers, tokens)) throw new ProxyError('ERR_PROXY_SPRITE_NOT_FOUND', `no sprite named ${name} in this mesh`);
       throw unauthorized(name);
     }
-    if (!authorized(sprite, headers, { tokens, sessions, scheme, host: origin, method: x.req.method })) throw unauthorized(name);
+    // The owner checks a hop's credentials again, so it too closes what a revoked token opened.
+    const token = authorized(sprite, headers, { tokens, sessions, scheme, host: origin, method: x.req.method });
+    if (token === undefined) throw unauthorized(name);
     let route: Route;
     try {
       route = routes.resolve(name);
@@ -206,7 +212,7 @@ export class RequestPipeline {
       throw new ProxyError('ERR_PROXY_LOOP', `peer ${hop.peer} forwarded a request for ${name} here, but this peer sees it on peer ${route.owner}`);
     }
     if (!hop) setForwarded(headers, { address: x.req.socket?.remoteAddress, proto: x.proto, host: host ?? '' });
-    return { name, route, hop };
+    return { name, route, hop, token };
   }
 
   /**

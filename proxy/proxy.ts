@@ -1,4 +1,5 @@
 import { Activity, type SpriteActivity } from './activity.ts';
+import { AdmittedByToken } from './admitted.ts';
 import { WebExchange, WebSocketExchange, type AdapterContext } from './adapters.ts';
 import { cachedTokenCheck, type TokenCheck } from './auth.ts';
 import type { ProxyErrorCode } from './errors.ts';
@@ -125,6 +126,8 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
   const limits = { ...PROXY_DEFAULTS, ...definedOnly(init) };
   const { sprites, logger } = components;
   const tokens = cachedTokenCheck(components.tokens);
+  // Follows the uncached check: a sweep must not read an answer cached before the revocation.
+  const admittedBy = new AdmittedByToken(components.tokens);
   const link = init.link?.tls;
   const forwarder = components.forwarder ?? createUndiciForwarder({ upstreamIdleMs: limits.upstreamIdleMs, connectTimeoutMs: limits.connectTimeoutMs, link });
   const routes = new RouteTable(components.routes);
@@ -143,7 +146,7 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
     { domain, rehome: init.rehome, rehomeWaitMs: init.wake?.waitMs ?? WAKE_DEFAULTS.waitMs },
     { routes, hops, link, tokens, sessions, waker, httpSocket: (name) => sprites.httpSocket(name), ready, logger },
   );
-  const adapters: AdapterContext = { forwarder, activity, webSockets: 0 };
+  const adapters: AdapterContext = { forwarder, activity, admittedBy, webSockets: 0 };
   const listeners = new Listeners(limits, {
     request: (req, res, proto, onLink) => pipeline.handle(new WebExchange(adapters, req, res, proto, onLink)),
     upgrade: (req, socket, head, proto, onLink) => pipeline.handle(new WebSocketExchange(adapters, req, socket, head, proto, onLink)),
@@ -180,6 +183,7 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
         forwarder.close();
         certs?.stop();
         tokens.close();
+        admittedBy.stop();
         unsubscribeSprites?.();
       })();
       return stopping;

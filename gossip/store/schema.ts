@@ -4,12 +4,21 @@ import type { SqlValue } from './values.ts';
 /** The SQL type of a column; booleans are stored as 0/1 integers. */
 export type ColumnType = 'text' | 'integer' | 'real' | 'blob' | 'boolean';
 
+/**
+ * A content rule of a column, run on every non-null value that arrives from another peer (in
+ * stored form: booleans as 0/1): undefined when the value is acceptable, else why not. Types and
+ * sizes are checked before; this is for what a value means (a name, an id, an address).
+ */
+export type ValueCheck = (value: SqlValue) => string | undefined;
+
 /** A column with options: nullable (default false) and a default for rows that never wrote it. */
 export interface ColumnOptions {
   type: ColumnType;
   nullable?: boolean;
   /** Value read when a live row has no write of this column; defaults to null (nullable) or the type's zero. */
   default?: string | number | boolean | Uint8Array | null;
+  /** Content rule for values from other peers; a row with a value that fails it is not merged (see content.ts). */
+  check?: ValueCheck;
 }
 
 /** A column declaration: a bare type (not null) or options. */
@@ -34,6 +43,8 @@ export interface ColumnInfo {
   /** The stored (SQL) form of the default. */
   readonly default: SqlValue;
   readonly primaryKey: boolean;
+  /** Content rule of remote values, if any. */
+  readonly check?: ValueCheck;
 }
 
 /** A replicated table: name, typed columns and primary key, as `defineTable` returns it. */
@@ -88,7 +99,11 @@ export function defineTable<const C extends Record<string, ColumnSpec>, const K 
     if (primaryKey && (nullable || !KEY_TYPES.includes(options.type) || options.default !== undefined)) {
       fail(`key column ${name} must be text, integer or blob, not nullable, without default`);
     }
-    const column = { name, type: options.type, nullable, primaryKey, default: null as SqlValue };
+    const column: { -readonly [K in keyof ColumnInfo]: ColumnInfo[K] } = { name, type: options.type, nullable, primaryKey, default: null as SqlValue };
+    if (options.check !== undefined) {
+      if (typeof options.check !== 'function') fail(`column ${name}: check is not a function`);
+      column.check = options.check;
+    }
     if (!primaryKey) {
       const stored = options.default === undefined ? (nullable ? null : zeroOf(options.type)) : toSqlValue(column, options.default);
       if (isProblem(stored)) fail(`column ${name}: default ${stored.error}`);
@@ -98,6 +113,18 @@ export function defineTable<const C extends Record<string, ColumnSpec>, const K 
   }
   for (const key of keys) if (!info.some((column) => column.name === key)) fail(`primary key column ${key} is not declared`);
   return Object.freeze({ name: def.name, primaryKey: Object.freeze(keys), columns: Object.freeze({ ...def.columns }), info: Object.freeze(info) });
+}
+
+/**
+ * The same table with content rules attached to its columns (by column name): what a store given
+ * the result screens remote rows with. Throws ERR_STORE_SCHEMA for a rule of an undeclared column.
+ */
+export function withRules<D extends TableDef>(def: D, rules: Readonly<Record<string, ValueCheck>>): D {
+  for (const name of Object.keys(rules)) {
+    if (!def.info.some((column) => column.name === name)) throw new StoreError('ERR_STORE_SCHEMA', `table ${def.name}: a rule for undeclared column ${name}`);
+  }
+  const info = def.info.map((column) => (rules[column.name] ? Object.freeze({ ...column, check: rules[column.name] }) : column));
+  return Object.freeze({ ...def, info: Object.freeze(info) });
 }
 
 function zeroOf(type: ColumnType): SqlValue {

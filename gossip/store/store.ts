@@ -3,6 +3,7 @@ import Database from 'better-sqlite3';
 import { STORE_DEFAULTS } from './api.ts';
 import type { ChangeListener, CrdtStore, StoreDump, StoreInit, StoreLimits, StoreLogger, StoreTx } from './api.ts';
 import { Bookkeeping, versionKey } from './bookkeeping.ts';
+import { Refusals, screenContent } from './content.ts';
 import { StoreError } from './errors.ts';
 import type { RejectCode } from './errors.ts';
 import { Hlc } from './hlc.ts';
@@ -61,10 +62,12 @@ class SqliteCrdtStore implements CrdtStore {
   #duplicates = 0;
   #rejected = 0;
   readonly #rejectedByCode: Partial<Record<RejectCode, number>> = {};
+  readonly #refusals: Refusals;
 
   constructor(init: StoreInit) {
     this.#limits = { ...STORE_DEFAULTS, ...init.limits };
     this.#logger = init.logger;
+    this.#refusals = new Refusals(init.logger);
     const names = new Set(init.tables.map((def) => def.name));
     if (names.size !== init.tables.length) throw new StoreError('ERR_STORE_SCHEMA', 'two tables share a name');
     if (init.siteId !== undefined && !isSiteId(init.siteId)) throw new StoreError('ERR_STORE_OPEN', 'siteId is not 32 lowercase hex characters');
@@ -160,7 +163,7 @@ class SqliteCrdtStore implements CrdtStore {
 
   apply(changesets: readonly unknown[]): ApplyResult {
     this.#enter();
-    const result: ApplyResult = { applied: 0, duplicate: 0, buffered: 0, rejected: 0, rejections: [] };
+    const result: ApplyResult = { applied: 0, duplicate: 0, buffered: 0, rejected: 0, rejections: [], dropped: 0 };
     const context = new MergeContext();
     const clockBefore = this.#hlc.last;
     const list: readonly unknown[] = Array.isArray(changesets) ? changesets : [changesets];
@@ -251,7 +254,7 @@ class SqliteCrdtStore implements CrdtStore {
     return {
       siteId: this.siteId, dbVersion: this.#dbVersion, applied: this.#applied, duplicates: this.#duplicates, rejected: this.#rejected,
       rejectedByCode: { ...this.#rejectedByCode }, partialVersions: this.#partials.versions, bufferedChanges: this.#partials.changes,
-      droppedPartials: this.#partials.dropped,
+      droppedPartials: this.#partials.dropped, droppedRows: this.#refusals.counts(),
     };
   }
 
@@ -313,10 +316,13 @@ class SqliteCrdtStore implements CrdtStore {
     } else {
       this.#partials.drop(cs.site_id, cs.db_version, cs.db_version);
     }
+    const { kept, problems } = screenContent(complete.changes, this.#schema);
+    for (const problem of problems) this.#refusals.note(complete.site_id, problem);
+    result.dropped += problems.length;
     this.#books.recordVersion(complete.site_id, complete.db_version, complete.last_seq, complete.ts);
     // The version record goes again if none of its changes wins here.
     context.superseded.add(versionKey(complete.site_id, complete.db_version));
-    for (const change of complete.changes) this.#merger.applyRemote(context, this.#tables.get(change.table)!, change);
+    for (const change of kept) this.#merger.applyRemote(context, this.#tables.get(change.table)!, change);
     this.#books.addKnown(complete.site_id, complete.db_version);
     this.#hlc.observe(complete.ts);
     result.applied += 1;

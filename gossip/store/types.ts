@@ -65,6 +65,8 @@ export interface ApplyResult {
   buffered: number;
   rejected: number;
   rejections: Rejection[];
+  /** Rows of applied versions not merged because a value broke its column's content rule. */
+  dropped: number;
 }
 
 /** A row of a table changed in a committed transaction; `row` is undefined when it was deleted. */
@@ -90,4 +92,6 @@ export interface StoreHealth {
   bufferedChanges: number;
   /** Partial versions dropped over a cap (they become gaps). */
   droppedPartials: number;
+  /** Rows from other peers not merged because a value broke its column's content rule, by table. */
+  droppedRows: Record<string, number>;
 }

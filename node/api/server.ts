@@ -11,10 +11,11 @@ import type { LinkTls } from '../../proxy/index.ts';
 import { fromPeer, readHop, requestPath, type CreateFlow, type HopKeys, type PeerClient, type PeerTarget, type Placement } from '../placement/index.ts';
 import type { ImageManager } from '../images.ts';
 import type { SpriteManager } from '../sprites.ts';
+import type { OrgQuotas } from '../quotas.ts';
 import { callerOfHash, tokenCheck, tokenHash, type Caller, type SpriteRegistry } from '../records/index.ts';
+import { OpenByToken } from '../../proxy/index.ts';
 import { requireAdmin, sees } from './authz.ts';
 import { sendError, sendJson } from './http.ts';
-import { OpenByToken } from './revocation.ts';
 import { match, type Auth } from './router.ts';
 import { routeTable } from './routes/index.ts';
 import type { EdgeView } from './routes/sprites.ts';
@@ -61,6 +62,8 @@ export interface ApiInit {
   link: LinkTls;
   /** Replaces this peer's own admin token (its data dir file and the store) and returns the new one. */
   rotateToken(): Promise<string>;
+  /** The orgs' quotas: shown and set by the org routes, asked early by a create. */
+  quotas: OrgQuotas;
   peerId: string;
   version: string;
   logger: Logger;

@@ -3,6 +3,7 @@
  * other module reads or writes these tables; gossip/ only replicates them.
  */
 export { RECORD_TABLES } from './tables.ts';
+export { CHECKED_RECORD_TABLES, PROXY_COLUMN_RULE, RECORD_RULES, SPRITE_ID } from './row-rules.ts';
 export type { RecordStore } from './store.ts';
 export { SpriteRecords } from './sprites.ts';
 export type { NewSpriteRecord, SpriteRecord, SpriteRegistry, SpriteState, SpriteUpdate } from './sprites.ts';
@@ -15,3 +16,5 @@ export type { ImageInfo } from './images.ts';
 export { edgeCerts, edgeRoutes } from './edge.ts';
 export { linkCaStore, type LinkCaStore } from './link-ca.ts';
 export type { EdgeMesh, EdgeRoutes } from './edge.ts';
+export { QUOTA_KINDS, orgQuotas, orgUsage, parseUsage, setOrgQuotas } from './quotas.ts';
+export type { QuotaKind, QuotaLimits, QuotaUsage, SpriteUsage } from './quotas.ts';

@@ -17,7 +17,7 @@ const MAX_SOURCES = 2048;
 const MAX_HISTORY = 100;
 
 /** Checks a lineage document read from the store; throws on anything else. */
-function parseLineage(value: unknown): Lineage {
+export function parseLineage(value: unknown): Lineage {
   const { head, sources } = (value ?? {}) as { head?: unknown; sources?: unknown };
   if (head !== null && (typeof head !== 'string' || !ID.test(head))) throw new Error('bad head');
   if (typeof sources !== 'object' || sources === null || Array.isArray(sources)) throw new Error('bad sources');

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Sandbox, canCheckpoint, removeCgroups, runtimeVersion, sandboxPaths, setLimits, type Limits, type Logger, type NetworkAttacher, type SandboxInit, type SpriteFirewall, type VolumeStore } from '../../vm/index.ts';
 import type { PeerConfig } from '../config.ts';
 import { PeerError } from '../errors.ts';
-import type { SpriteRecord, SpriteRegistry, SpriteState } from '../records/index.ts';
+import { SPRITE_ID, type SpriteRecord, type SpriteRegistry, type SpriteState } from '../records/index.ts';
 import { CheckpointMounts } from './checkpoint-mounts.ts';
 import { mirrorServices, restoreServices } from './services-mirror.ts';
 
@@ -254,6 +254,8 @@ export class Machines {
 
   /** Directory of the sprite or pooled sandbox with volume `id`. */
   dir(id: string): string {
+    // Ids come from records other peers write: one that is not an id never becomes a path.
+    if (!SPRITE_ID.test(id)) throw new PeerError('ERR_SPRITE_UNRECOVERABLE', `sprite id ${JSON.stringify(id.slice(0, 64))} is not an id`);
     return join(this.#init.config.dataDir, 'sprites', id);
   }
 

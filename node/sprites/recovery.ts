@@ -2,7 +2,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ControlClient, removeCgroups, unmountPath, type VolumeStore } from '../../vm/index.ts';
 import type { PeerConfig } from '../config.ts';
-import type { SpriteRegistry } from '../records/index.ts';
+import { SPRITE_ID, type SpriteRegistry } from '../records/index.ts';
 import type { Machine, SpritePartInit } from './machines.ts';
 
 /** What recovering from a killed peer or a crashed sprite needs. */
@@ -34,6 +34,7 @@ export class Recovery {
     const elsewhere = new Set(this.#init.registry.list().filter((record) => record.owner !== machines.peerId).map((record) => record.id));
     const dirs = await readdir(join(this.#init.config.dataDir, 'sprites')).catch(() => [] as string[]);
     for (const id of dirs) {
+      if (!SPRITE_ID.test(id)) continue;
       const paths = machines.paths(id);
       await new ControlClient(paths.control).call({ op: 'shutdown' }, 5000).catch(() => undefined);
       await unmountPath(join(paths.ns, 'net'));

@@ -33,7 +33,7 @@ test('chunks of a version are buffered and applied together once all seqs are co
   const b = dir.open();
   const empty = state(b);
   for (const chunk of [chunks[4]!, chunks[1]!, chunks[1]!, chunks[2]!, chunks[0]!]) {
-    assert.deepEqual(b.apply([chunk]), { applied: 0, duplicate: 0, buffered: 1, rejected: 0, rejections: [] });
+    assert.deepEqual(b.apply([chunk]), { applied: 0, duplicate: 0, buffered: 1, rejected: 0, rejections: [], dropped: 0 });
   }
   assert.equal(state(b), empty, 'nothing visible before the version is complete');
   assert.equal(b.health().partialVersions, 1);

@@ -106,6 +106,9 @@ export const ROWS: Record<string, Row> = {
   'GET /v1/proxy/ca': { rule: 'token' },
   'POST /v1/orgs': { rule: 'admin', body: { name: 'pwned' } },
   'GET /v1/orgs': { rule: 'admin' },
+  'GET /v1/orgs/{}': { rule: 'admin', path: '/v1/orgs/acme' },
+  // An org's own token raising its quotas is the case that matters.
+  'PUT /v1/orgs/{}/quotas': { rule: 'admin', path: '/v1/orgs/acme/quotas', body: { sprites: 1000000, running: 1000000, storage_bytes: null } },
   'POST /v1/tokens': { rule: 'admin', body: { name: 'pwned', org: 'admin', admin: true } },
   'GET /v1/tokens': { rule: 'admin' },
   'DELETE /v1/tokens/{}': { rule: 'admin', path: '/v1/tokens/keeper' },

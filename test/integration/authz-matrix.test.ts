@@ -43,6 +43,8 @@ describe('authorization matrix: every API route as every kind of caller, on the 
       sprites,
       tokens: (await admin(a, 'GET', '/v1/tokens')).tokens.map((t: Record<string, unknown>) => [t.name, t.org, t.admin, t.revoked]),
       orgs: (await admin(b, 'GET', '/v1/orgs')).orgs.map((o: Record<string, unknown>) => o.name),
+      // The limits only: use changes by itself (a sprite sleeping cold stops counting as running).
+      quotas: Object.entries((await admin(b, 'GET', '/v1/orgs/acme')).quotas).map(([kind, q]) => [kind, (q as { limit: unknown }).limit]),
       images: (await admin(a, 'GET', '/v1/images')).images.map((i: Record<string, unknown>) => i.name),
       drain: (await admin(b, 'GET', '/v1/peers')).peers.map((p: Record<string, unknown>) => [p.id, p.drain]),
       policies: await Promise.all(['network', 'privileges', 'resources'].map((kind) => get(owner, `${path}/policy/${kind}`))),

@@ -71,6 +71,7 @@ describe('five peers in one mesh', () => {
     }, 10_000, 'no gaps');
     assert.equal(health.members.length, 5);
     assert.equal(health.rejected_messages, 0);
+    assert.deepEqual(health.store.dropped_rows, {}, 'every row real peers write fits the content rules');
     const status = await peers[2]!.cli(['peer', 'status']);
     assert.match(status.stdout, /members\s+5 alive of 5/);
   });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { OpenByToken } from '../../node/api/revocation.ts';
+import { OpenByToken } from '../../proxy/index.ts';
 
 /** A token table in memory: valid hashes, and the change feed OpenByToken follows. */
 function tokens(valid: string[]) {

@@ -9,7 +9,7 @@ import { startNdjson } from '../ndjson.ts';
 import { NAME, type Route } from '../router.ts';
 
 /** What the checkpoint routes work on. */
-export type CheckpointSprites = Pick<SpriteManager, 'checkpoint' | 'checkpoints' | 'deleteCheckpoint' | 'restore'>;
+export type CheckpointSprites = Pick<SpriteManager, 'checkpoint' | 'checkpointQuota' | 'checkpoints' | 'deleteCheckpoint' | 'restore'>;
 
 const checkpointSchema: Schema = {
   type: 'object',
@@ -58,8 +58,9 @@ export function checkpointRoutes(sprites: CheckpointSprites): Route[] {
       pattern: new RegExp(`^/v1/sprites/${NAME}/checkpoint$`),
       handler: async ({ req, res, params }) => {
         const body = await readJson<{ comment?: string }>(req, checkpointSchema);
-        // Fails with a status before the stream starts when the sprite is missing or takes no checkpoints.
+        // Fails with a status before the stream starts when the sprite is missing, takes no checkpoints, or its org is at a quota.
         await sprites.checkpoints(params.name!);
+        sprites.checkpointQuota(params.name!);
         await progressStream(res, async (info) => {
           info('Creating checkpoint...');
           const created = await sprites.checkpoint(params.name!, body.comment ?? '');

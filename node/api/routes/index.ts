@@ -4,6 +4,7 @@ import type { ImageManager } from '../../images.ts';
 import type { CreateFlow, PeerClient } from '../../placement/index.ts';
 import type { SpriteRegistry } from '../../records/index.ts';
 import type { SpriteManager } from '../../sprites.ts';
+import type { OrgQuotas } from '../../quotas.ts';
 import { checkRules, type Route, type WsRoute } from '../router.ts';
 import { checkpointRoutes } from './checkpoints.ts';
 import { execRoutes } from './exec.ts';
@@ -29,20 +30,21 @@ export interface RouteParts {
   images: ImageManager;
   /** Replaces this peer's own admin token and returns the new one. */
   rotateToken(): Promise<string>;
+  quotas: OrgQuotas;
 }
 
 /** The API's one route table (docs/API.md and the authz matrix test are held to it), plain and WebSocket routes apart. */
 export function routeTable(parts: RouteParts): { routes: Route[]; wsRoutes: WsRoute[] } {
-  const { sprites, mesh, registry, edge, drain, peers, creates, images, rotateToken } = parts;
+  const { sprites, mesh, registry, edge, drain, peers, creates, images, rotateToken, quotas } = parts;
   const table = {
     routes: [
-      ...spriteRoutes({ sprites, mesh, registry, edge, creates }),
+      ...spriteRoutes({ sprites, mesh, registry, edge, creates, quotas }),
       ...checkpointRoutes(sprites),
       ...sessionRoutes(sprites),
       ...serviceRoutes(sprites),
       ...policyRoutes(sprites),
       ...peerRoutes({ mesh, drain, peers, sprites, edge, rotateToken }),
-      ...tenantRoutes(mesh),
+      ...tenantRoutes(mesh, quotas),
       ...imageRoutes(images),
       ...fsRoutes(sprites),
     ],

@@ -4,6 +4,7 @@ import { readHop, type CreateFlow } from '../../placement/index.ts';
 import type { Caller, SpriteRecord, SpriteRegistry } from '../../records/index.ts';
 import type { Schema } from '../../schema.ts';
 import type { SpriteManager } from '../../sprites.ts';
+import type { OrgQuotas } from '../../quotas.ts';
 import { sees } from '../authz.ts';
 import { readBody, readJson, sendJson } from '../http.ts';
 import { NAME, type Route } from '../router.ts';
@@ -30,6 +31,8 @@ export interface SpriteRoutesInit {
   edge: Pick<EdgeView, 'address'>;
   /** The create protocol: arbitration and placement across the mesh. */
   creates: Pick<CreateFlow, 'create'>;
+  /** The orgs' quotas: a create over one is refused here, before it travels (the creating peer asks again). */
+  quotas: Pick<OrgQuotas, 'check'>;
 }
 
 const adoptSchema: Schema = {
@@ -42,7 +45,7 @@ const adoptSchema: Schema = {
  * Routes of sprites themselves, in Sprites' shapes: create, list (and its live stream), get, update,
  * delete, restart, check, upgrade; and this mesh's own start, stop and adopt.
  */
-export function spriteRoutes({ sprites, mesh, registry, edge, creates }: SpriteRoutesInit): Route[] {
+export function spriteRoutes({ sprites, mesh, registry, edge, creates, quotas }: SpriteRoutesInit): Route[] {
   /** Wire objects for one answer, as this peer sees the mesh now. */
   const views = (): ((record: SpriteRecord) => SpriteObject) => spriteViews({
     proxy: edge.address(), states: new Map(mesh.members().map((member) => [member.id, member.state])), limits: sprites.limits,
@@ -57,7 +60,10 @@ export function spriteRoutes({ sprites, mesh, registry, edge, creates }: SpriteR
       handler: async ({ req, res, caller }) => {
         // The body travels as is to the peer that creates; each peer on the way reads it the same way.
         const body = await readBody(req);
-        const created = await creates.create(parseCreate(body, caller.org), { req, res, body });
+        const spec = parseCreate(body, caller.org);
+        // On every peer on the way (the client's, the arbiter, the creator), each against its replica.
+        quotas.check(spec.org, 'create');
+        const created = await creates.create(spec, { req, res, body });
         // Undefined: another peer answered (relayed already), or this arbiter was too late to.
         if (created) sendJson(res, 201, view(created));
       },

@@ -159,8 +159,8 @@ type Around<F> = F extends (...args: infer A) => infer R ? (original: F, ...args
  */
 export function interceptStore(inner: ObjectStore, overrides: { [K in 'put' | 'putFile' | 'syncFiles']?: Around<NonNullable<ObjectStore[K]>> }): ObjectStore {
   return new Proxy(inner, {
-    get(target, prop, receiver) {
-      const value = Reflect.get(target, prop, receiver);
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target);
       if (typeof value !== 'function') return value;
       const original = value.bind(target);
       const around = overrides[prop as keyof typeof overrides] as ((original: unknown, ...args: unknown[]) => unknown) | undefined;

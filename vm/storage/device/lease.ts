@@ -99,7 +99,7 @@ export class Lease {
     if (this.#expires - now < this.#ttl() / 2) return this.renew();
     if (now - this.#checked >= (this.#init.checkIntervalMs ?? LEASE_DEFAULTS.checkIntervalMs)) {
       const current = await this.#read();
-      this.#verify(current?.body);
+      if (this.#verify(current?.body) === 'overwritten') return this.renew();
       this.#checked = now;
     }
   }
@@ -130,11 +130,19 @@ export class Lease {
     this.#epoch = 0;
   }
 
-  #verify(body: LeaseBody | undefined): void {
-    if (!body || body.epoch !== this.#epoch || body.owner !== this.#init.owner) {
+  /**
+   * Fences unless the lease object is ours. An older epoch than ours is not a takeover: a stale
+   * holder's renewal landed on a store that ignores If-Match (it read its own lease just before
+   * ours replaced it). Ours still stands, and the caller puts it back ('overwritten'); fencing
+   * here would leave the volume to the stale holder, whose commits every restore ignores.
+   */
+  #verify(body: LeaseBody | undefined): 'ours' | 'overwritten' {
+    const overwritten = body !== undefined && body.epoch < this.#epoch;
+    if (!overwritten && (!body || body.epoch !== this.#epoch || body.owner !== this.#init.owner)) {
       this.#fence(body ? `epoch ${body.epoch} of ${body.owner} took over` : 'the lease object is gone');
     }
     if (this.#expires <= this.#now()) this.#fence('the lease expired unrenewed');
+    return overwritten ? 'overwritten' : 'ours';
   }
 
   #fence(reason: string): never {

@@ -1,18 +1,22 @@
-import type { TokenCheck } from '../../proxy/index.ts';
+import type { TokenCheck } from './auth.ts';
 
 /**
- * What the API has open on behalf of each token (by its hash): a request under way, a stream, a
- * WebSocket. A token is checked once, when the connection opens; this closes what it opened when a
- * revocation reaches this peer (the tokens table is replicated, so every peer on a forwarding path
- * closes its part). What runs in the sprite is treated as if the client hung up: a detachable
- * session keeps running, as it does when its client goes away.
+ * What a peer has open on behalf of each token (by its hash): for the API a request under way, a
+ * stream, a WebSocket; for the proxy a client connection, an HTTP/2 stream, a WebSocket. A token is
+ * checked when a connection (or request) opens; this closes what it opened when a revocation
+ * reaches this peer (the tokens table is replicated, so every peer on a forwarding path closes its
+ * part). What runs in the sprite is treated as if the client hung up: a detachable session keeps
+ * running, as it does when its client goes away.
  */
 export class OpenByToken {
   readonly #tokens: Pick<TokenCheck, 'ownerOfHash'>;
   readonly #open = new Map<string, Set<() => void>>();
   readonly #unsubscribe: () => void;
 
-  /** `tokens` reports every change of the tokens table (as it does for the proxy's cache). */
+  /**
+   * `tokens` reports every change of the tokens table (the feed the proxy's cache follows); give the
+   * uncached check, so a sweep never reads an answer from before the change.
+   */
   constructor(tokens: Pick<TokenCheck, 'ownerOfHash'> & Required<Pick<TokenCheck, 'onChange'>>) {
     this.#tokens = tokens;
     this.#unsubscribe = tokens.onChange(() => this.#sweep());
