@@ -3,7 +3,7 @@
 // docs/security/sandbox.md maps each finding to the case here that holds it.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, symlink } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -112,6 +112,20 @@ describe('a sprite cannot escape to the host kernel or other sprites', () => {
     assert.equal(await run('ls -A /sys/firmware'), '');
   });
 
+  test("each sprite's root is a host uid range of its own, while its disk keeps the ids it stores", async () => {
+    const ranges = [];
+    for (const name of ['deb', 'other']) {
+      const [inside, host, size] = (await run('cat /proc/self/uid_map', name)).trim().split(/\s+/).map(Number);
+      assert.deepEqual([inside, size], [0, 65536]);
+      ranges.push(host!);
+    }
+    assert.ok(Math.abs(ranges[0]! - ranges[1]!) >= 65536, `ranges ${ranges.join(', ')} overlap`);
+    assert.equal(await run('stat -c %u:%g /usr/bin/perl; touch /root/made-inside; chown 1000:1000 /root/made-inside; stat -c %u:%g /root/made-inside'), '0:0\n1000:1000\n');
+    // On the host the disk holds the ids images are built with (root as 100000), whatever range the sprite runs in.
+    const stored = await stat(join(peer.dataDir, 'sprites', id, 'rootfs', 'root', 'made-inside'));
+    assert.deepEqual([stored.uid, stored.gid], [101000, 101000]);
+  });
+
   test("a service's processes, and the runc exec that supervises it, count against the sprite's cgroup", async () => {
     const created = await peer.cli(['services', 'create', 'deb', 'sleeper', '--', 'sleep', '86401']);
     assert.equal(created.code, 0, created.stderr);
@@ -119,6 +133,9 @@ describe('a sprite cannot escape to the host kernel or other sprites', () => {
     const parent = Number(/^PPid:\s+(\d+)/m.exec(await readFile(`/proc/${service}/status`, 'utf8'))![1]);
     assert.match(await readFile(`/proc/${parent}/cmdline`, 'utf8'), /^runc\u0000/);
     for (const pid of [service, parent]) assert.match(await memoryCgroup(pid), new RegExp(`/${id}$`), `pid ${pid}`);
+    // The service runs as the sprite's root, which is its own host uid.
+    const hostUid = Number(/^Uid:\s+(\d+)/m.exec(await readFile(`/proc/${service}/status`, 'utf8'))![1]);
+    assert.equal(String(hostUid), (await run('cat /proc/self/uid_map')).trim().split(/\s+/)[1]);
     const pids = (await readFile(`/proc/${parent}/cgroup`, 'utf8')).split('\n').find((line) => /:pids:/.test(line)) ?? '';
     assert.match(pids, new RegExp(`/${id}$`));
   });

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { claimIds, ID_RANGE } from '../../vm/idmap.ts';
 import { cgroupProcsFiles, inCgroup } from '../../vm/init/cgroup.ts';
 import { ALLOWED_SYSCALLS, CLONE_NAMESPACE_FLAGS, seccompProfile } from '../../vm/seccomp.ts';
 
@@ -51,5 +52,30 @@ test('a command started through inCgroup joins each cgroup.procs file before it 
     assert.throws(() => execFileSync(failing.file, failing.args, { stdio: 'ignore' }), (error: { status?: number }) => error.status === 125);
   } finally {
     await rm(root, { recursive: true, force: true });
+  }
+});
+
+test('host id ranges: one claim per slot, released on demand, a dead claimer\'s slot taken over', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'sprite-ids-'));
+  try {
+    const first = await claimIds(dir, () => 7);
+    assert.equal(first.hostId, 7 * ID_RANGE);
+    assert.equal(await readFile(join(dir, '7'), 'utf8'), String(process.pid));
+    // A live claim is never shared.
+    await assert.rejects(claimIds(dir, () => 7), /no free host id range/);
+    let slot = 6;
+    const second = await claimIds(dir, () => slot++);
+    assert.equal(second.hostId, 6 * ID_RANGE);
+    await first.release();
+    assert.equal((await claimIds(dir, () => 7)).hostId, 7 * ID_RANGE);
+    // A claim left by a process that is gone (a killed peer) is taken over.
+    const gone = spawnSync('true').pid!;
+    await writeFile(join(dir, '9'), String(gone));
+    const taken = await claimIds(dir, () => 9);
+    assert.equal(taken.hostId, 9 * ID_RANGE);
+    assert.equal(await readFile(join(dir, '9'), 'utf8'), String(process.pid));
+    assert.deepEqual((await readdir(dir)).sort(), ['6', '7', '9']);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 });
