@@ -4,6 +4,7 @@ import { MESH_DEFAULTS } from '../gossip/index.ts';
 import type { BaseImage, DeviceOptions, Limits } from '../vm/index.ts';
 import { PEER_DEFAULTS } from './defaults.ts';
 import type { EgressDefault } from './egress/policy-match.ts';
+import type { QuotaLimits } from './records/quotas.ts';
 import { readOptions, type PeerOptions } from './options.ts';
 
 // The options' type, for callers of this module.
@@ -82,6 +83,8 @@ export interface PeerConfig {
     /** The network policy a sprite created here starts with. */
     egressDefaultPolicy: EgressDefault;
   };
+  /** Every org's default quotas (an org's own, in the records, win); null: no limit. */
+  quotas: QuotaLimits;
   /** Sprites' network (see docs/NETWORKING.md). */
   egress: {
     /** Off: sprites have loopback only. */
@@ -140,6 +143,7 @@ export function buildConfig(options: PeerOptions): Readonly<PeerConfig> {
     },
     sleep: { warmAfterMs: v.warmSleepAfterMs, coldAfterMs: v.coldSleepAfterMs },
     sprite: { capacity: v.capacity, limits: v.limits, httpPort: v.httpPort, rootHostId: PEER_DEFAULTS.sprite.rootHostId, egressDefaultPolicy: v.egressDefaultPolicy },
+    quotas: { sprites: v.quotas.sprites ?? null, running: v.quotas.running ?? null, checkpoints: v.quotas.checkpoints ?? null, storage_bytes: v.quotas.storageBytes ?? null },
     egress: { on: v.egress === 'on', uplink: v.egressUplink, range: v.egressRange, allowPrivate: v.egressAllowPrivate, rateBitsPerSecond: v.egressRate, dns: v.egressDns },
   });
 }

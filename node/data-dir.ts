@@ -27,6 +27,12 @@ export async function loadOrCreate(path: string, make: () => string): Promise<{ 
   }
 }
 
+/** The secret that signs the proxy's login sessions: derived from the swarm key like the hop secret, but apart from it. */
+export async function sessionSecret(swarmKeyFile: string): Promise<Buffer> {
+  const key = await readFile(swarmKeyFile);
+  return createHash('sha256').update('sprite-proxy-session\n').update(key).digest();
+}
+
 /** The secret that signs proxy hops: every holder of the swarm key derives the same one. */
 export async function hopSecret(swarmKeyFile: string): Promise<Buffer> {
   const key = await readFile(swarmKeyFile);

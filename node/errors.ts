@@ -9,7 +9,7 @@ export const ERROR_CODES = {
   ERR_BAD_NAME: { status: 400, when: 'a sprite name breaks the DNS-label rule' },
   ERR_IMAGE_SOURCE: { status: 400, when: 'an image source cannot be used: a missing directory, an unreadable tarball, debootstrap not installed or failing' },
   ERR_UNAUTHORIZED: { status: 401, when: 'the bearer token is missing or wrong' },
-  ERR_FORBIDDEN: { status: 403, when: 'the token is not an admin token (org and token management), or the target is a peer\'s own token' },
+  ERR_FORBIDDEN: { status: 403, when: 'the route takes an admin token (orgs, tokens, image builds and deletes, peers, drain, pool, mesh health, adopt) and the caller\'s is not, or the target is a peer\'s own token' },
   ERR_NOT_FOUND: { status: 404, when: 'no such route' },
   ERR_SPRITE_NOT_FOUND: { status: 404, when: 'no sprite has that name' },
   ERR_SERVICE_NOT_FOUND: { status: 404, when: 'the sprite has no service of that name' },
@@ -33,6 +33,7 @@ export const ERROR_CODES = {
   ERR_IMAGE_TOO_LARGE: { status: 413, when: 'the files of an image source pass the peer\'s image size limit' },
   // Sprites' own code, so its SDKs' isConcurrentLimitExceeded() knows it.
   concurrent_sprite_limit_exceeded: { status: 429, when: 'no peer that could take a new sprite has room under its `--capacity` (and `wait_for_capacity` was false, or its wait ran out); the body adds `retry_after_seconds`, `current_count` and `limit`, the `Retry-After` header the seconds' },
+  ERR_QUOTA_EXCEEDED: { status: 429, when: 'the org is at one of its quotas (sprites, running sprites, checkpoints, stored bytes; see API.md#quotas); the body adds `quota` (which one), `current_count`, `limit` and `retry_after_seconds`, the `Retry-After` header the seconds' },
   ERR_POOL_EMPTY: { status: 503, when: 'the warm pool is empty and the pool fallback is `fail`' },
   ERR_PEER_DRAINING: { status: 503, when: 'the peer is draining and takes no new sprites' },
   ERR_PEER_STOPPING: { status: 503, when: 'the peer is stopping: it starts, wakes and changes no sprite any more' },

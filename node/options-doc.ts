@@ -9,7 +9,7 @@ const README_MARKERS = {
 
 /** Headings of the sections in help. */
 const SECTION_TITLES: Readonly<Record<Section, string>> = {
-  peer: 'peer', pool: 'warm pool and base image', mesh: 'mesh', storage: 'storage', proxy: 'edge proxy', sleep: 'sleep of idle sprites', sprite: 'each sprite', egress: 'sprite network (egress)',
+  peer: 'peer', pool: 'warm pool and base image', mesh: 'mesh', storage: 'storage', proxy: 'edge proxy', sleep: 'sleep of idle sprites', sprite: 'each sprite', quota: 'org quotas (defaults)', egress: 'sprite network (egress)',
 };
 
 /** The flags of `sprite peer start` by section, each with its default and doc line, for `sprite help peer start`. */

@@ -18,7 +18,7 @@ import { EGRESS_DEFAULTS } from './egress/policy-match.ts';
 import { address, bytes, decimal, integer, list, milliseconds, multiaddrs, oneOf, path, rate, seconds, text, type Kind } from './option-kinds.ts';
 
 /** The part of the peer an option configures; help and the README group options by it. */
-export type Section = 'peer' | 'pool' | 'mesh' | 'storage' | 'proxy' | 'sleep' | 'sprite' | 'egress';
+export type Section = 'peer' | 'pool' | 'mesh' | 'storage' | 'proxy' | 'sleep' | 'sprite' | 'quota' | 'egress';
 
 /** One option: its flag, kind, default and doc. */
 export interface PeerOption<In, Out> {
@@ -208,6 +208,24 @@ export const PEER_OPTIONS = {
     section: 'sprite', flag: 'egress-default-policy', kind: oneOf(EGRESS_DEFAULTS), label: 'default network policy', default: PEER_DEFAULTS.sprite.egressDefaultPolicy,
     doc: 'the network policy a sprite created here starts with: `allow-all` (no rules), `defaults` (the preset of package and source hosts, then `*` denied) or `deny-all` (`*` denied)',
   }),
+  quotas: {
+    sprites: option({
+      section: 'quota', flag: 'org-max-sprites', kind: integer(0), label: 'org sprite quota', default: undefined, defaultText: 'no limit',
+      doc: "sprites an org may have; past it a create gets 429 `ERR_QUOTA_EXCEEDED`. Each quota is every org's default: the operator sets an org's own with `sprite org quota`; every peer of a mesh should use the same",
+    }),
+    running: option({
+      section: 'quota', flag: 'org-max-running', kind: integer(0), label: 'org running quota', default: undefined, defaultText: 'no limit',
+      doc: 'sprites of an org awake or in warm sleep at once; past it a create, a start or a wake from cold sleep gets 429',
+    }),
+    checkpoints: option({
+      section: 'quota', flag: 'org-max-checkpoints', kind: integer(0), label: 'org checkpoint quota', default: undefined, defaultText: 'no limit',
+      doc: "checkpoints of all an org's sprites together; past it a checkpoint gets 429",
+    }),
+    storageBytes: option({
+      section: 'quota', flag: 'org-max-storage', kind: bytes(0), label: 'org storage quota', default: undefined, defaultText: 'no limit',
+      doc: "bytes the disks and checkpoints of an org's sprites hold in the object store (their base image not counted); at it a create or a checkpoint gets 429",
+    }),
+  },
   egress: option({
     section: 'egress', flag: 'egress', kind: oneOf(['on', 'off']), label: 'egress', default: 'on',
     doc: 'sprites reach the network through a veth, masqueraded out the uplink and fenced by nftables (see docs/NETWORKING.md); `off`: loopback only',

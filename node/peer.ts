@@ -4,13 +4,13 @@ import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Mesh } from '../gossip/index.ts';
-import { createProxy, formatProxyColumn, parseBundle, spriteHost, type CertStore, type EdgeProxy, type LocalSprites } from '../proxy/index.ts';
+import { createProxy, formatProxyColumn, parseBundle, ProxyError, spriteHost, type CertStore, type EdgeProxy, type LocalSprites } from '../proxy/index.ts';
 import {
   createLogger, ensureBaseImage, ensureTools, ObjectVolumeStore, StorageDaemon, thawTree, type Egress, type Logger, type Progress, type ServiceWire,
 } from '../vm/index.ts';
 import { createApiServer, type EdgeView } from './api/server.ts';
 import { buildConfig, swarmKeyPath, type PeerConfig, type PeerOptions } from './config.ts';
-import { hopSecret, loadOrCreate, lockDataDir, unlockDataDir } from './data-dir.ts';
+import { hopSecret, loadOrCreate, lockDataDir, sessionSecret, unlockDataDir } from './data-dir.ts';
 import { Drain } from './drain.ts';
 import { startEgress } from './egress/network.ts';
 import { IdleTimer } from './idle.ts';
@@ -22,6 +22,8 @@ import {
   edgeCerts, edgeRoutes, ensureAdminOrg, ImageRecords, RECORD_TABLES, registerPeerToken, SpriteDocs, SpriteRecords, tokenCheck, type EdgeRoutes,
 } from './records/index.ts';
 import { SpriteManager } from './sprites.ts';
+import type { PeerError } from './errors.ts';
+import { OrgQuotas } from './quotas.ts';
 import { Teardown } from './teardown.ts';
 
 /** Version of the peer software. */
@@ -138,8 +140,9 @@ async function setup(config: Readonly<PeerConfig>, teardown: Teardown, logger: L
     records: new ImageRecords(mesh), volumes, dir: join(config.dataDir, 'images', 'build'), rootId: config.sprite.rootHostId, peerId: id,
     maxBytes: config.storage.imageMaxBytes, logger: log.child({ component: 'images' }),
   });
+  const quotas = new OrgQuotas(mesh.store, config.quotas);
   const sprites = new SpriteManager({
-    config, registry, docs: new SpriteDocs(mesh), volumes, image, images: (name) => images.get(name).volume, toolsDir, peerId: id, peerKey, egress,
+    config, registry, docs: new SpriteDocs(mesh), quotas, volumes, image, images: (name) => images.get(name).volume, toolsDir, peerId: id, peerKey, egress,
     peerApi: (peer) => mesh.members().find((m) => m.id === peer)?.row.api, logger: log,
   });
   const placement = new Placement({ mesh, sprites });
@@ -162,6 +165,7 @@ async function setup(config: Readonly<PeerConfig>, teardown: Teardown, logger: L
     tlsFiles: config.proxy.tlsCert && config.proxy.tlsKey ? { cert: config.proxy.tlsCert, key: config.proxy.tlsKey } : undefined,
     certWaitMs: config.proxy.certWaitMs,
     hopSecret: await hopSecret(swarmKeyPath(config)),
+    sessionSecret: await sessionSecret(swarmKeyPath(config)),
     // A request for a sprite whose peer is down takes the sprite over here (see docs/MESH.md).
     rehome: async (name) => {
       await sprites.adopt(name);
@@ -172,7 +176,7 @@ async function setup(config: Readonly<PeerConfig>, teardown: Teardown, logger: L
   // Built with its token subscription and connection pools: stopped even if it never listens.
   teardown.defer('proxy', () => proxy.stop());
   const server = createApiServer({
-    sprites, registry, edge: edgeView(proxy, certs), images, placement, creates, peers, drain, use: idle, mesh, token, peerId: id, version: VERSION, logger: log.child({ component: 'api' }),
+    sprites, registry, edge: edgeView(proxy, certs), images, placement, creates, peers, drain, use: idle, mesh, quotas, token, peerId: id, version: VERSION, logger: log.child({ component: 'api' }),
   });
   return { config, logger: log, token, newToken, mesh, registry, images, sprites, drain, idle, server, routes, proxy, egress, self };
 }
@@ -213,6 +217,8 @@ async function run(parts: Parts, teardown: Teardown): Promise<void> {
 
 /** `sprite peer start`: runs a peer until SIGINT, SIGTERM or SIGHUP (its terminal closed). */
 export async function runPeer(options: PeerOptions): Promise<void> {
+  // Output is best effort: a peer whose terminal or supervisor is gone must still stop its sprites.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
   const logger = createLogger();
   process.stdout.write('preparing the peer (the first start builds the base image)...\n');
   const peer = await startPeer(options, logger, progressPrinter(process.stdout, 'base image '));
@@ -227,9 +233,7 @@ export async function runPeer(options: PeerOptions): Promise<void> {
   if (peer.newToken) process.stdout.write(`admin token (also in ${join(peer.config.dataDir, 'token')}): ${peer.token}\n`);
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals): void => {
-      // After a hangup the terminal is gone: writing to it fails, and must not stop the clean-up.
-      if (signal === 'SIGHUP') for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
-      else process.stdout.write('stopping: sprites are stopped and will start again with the peer\n');
+      if (signal !== 'SIGHUP') process.stdout.write('stopping: sprites are stopped and will start again with the peer\n');
       void peer.stop().then(resolve);
     };
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, stop);
@@ -275,8 +279,12 @@ function localSprites(manager: SpriteManager): LocalSprites {
         return undefined;
       }
     },
-    // A URL wakes sleeping sprites and, as it always has, starts a stopped one.
-    start: (name) => manager.wake(name, { stopped: true }),
+    // A URL wakes sleeping sprites and, as it always has, starts a stopped one; past the org's running quota the page says 429.
+    start: (name) => manager.wake(name, { stopped: true }).catch((error: unknown) => {
+      const { code, message, details } = error as PeerError;
+      if (code === 'ERR_QUOTA_EXCEEDED') throw new ProxyError('ERR_PROXY_QUOTA', message, { cause: error, retryAfter: Number(details?.retry_after_seconds) || undefined });
+      throw error;
+    }),
     servesHttp: async (name) => {
       const services = await manager.control(name).call<ServiceWire[]>({ op: 'services.list' });
       return services.some((service) => service.http_port !== null);

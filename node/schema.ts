@@ -1,13 +1,13 @@
 /**
  * A small JSON-schema subset for request bodies: object (properties, required,
  * additionalProperties), string (pattern, minLength, maxLength), integer and number (minimum,
- * maximum), boolean, array (items, maxItems). Unknown fields are
+ * maximum; an integer may also be `nullable`), boolean, array (items, maxItems). Unknown fields are
  * rejected unless a schema allows them.
  */
 export type Schema =
   | { type: 'object'; properties?: Record<string, Schema>; required?: string[]; additionalProperties?: false | Schema; maxProperties?: number }
   | { type: 'string'; pattern?: string; minLength?: number; maxLength?: number; description?: string }
-  | { type: 'integer'; minimum?: number; maximum?: number }
+  | { type: 'integer'; minimum?: number; maximum?: number; nullable?: true }
   | { type: 'number'; minimum?: number; maximum?: number }
   | { type: 'boolean' }
   | { type: 'array'; items: Schema; maxItems?: number };
@@ -37,7 +37,8 @@ export function validate(schema: Schema, value: unknown, path = 'body'): string 
       if (schema.pattern !== undefined && !new RegExp(schema.pattern).test(value)) return `${path} ${schema.description ?? `must match ${schema.pattern}`}`;
       return undefined;
     case 'integer':
-      if (!Number.isInteger(value)) return `${path} must be an integer`;
+      if (value === null && schema.nullable) return undefined;
+      if (!Number.isInteger(value)) return `${path} must be an integer${schema.nullable ? ' or null' : ''}`;
       if (schema.minimum !== undefined && (value as number) < schema.minimum) return `${path} must be at least ${schema.minimum}`;
       if (schema.maximum !== undefined && (value as number) > schema.maximum) return `${path} must be at most ${schema.maximum}`;
       return undefined;

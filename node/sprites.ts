@@ -11,6 +11,8 @@ import { Machines, type MachinesInit } from './sprites/machines.ts';
 import { Recovery } from './sprites/recovery.ts';
 import { Takeover } from './sprites/takeover.ts';
 import { SpritePolicies } from './sprites/policies.ts';
+import { UsageMeter } from './sprites/usage.ts';
+import type { QuotaGate } from './quotas.ts';
 import { PolicyEnforcer } from './egress/enforcer.ts';
 import { defaultPolicy } from './egress/policy-match.ts';
 
@@ -25,6 +27,8 @@ export interface SpriteManagerInit extends MachinesInit {
   docs: SpriteDocs;
   /** This peer's egress, whose firewall and resolver enforce network policies; absent: off. */
   egress?: Egress;
+  /** The orgs' quotas, asked before a create, a start and a checkpoint; absent: none. */
+  quotas?: QuotaGate;
 }
 
 /**
@@ -41,6 +45,7 @@ export class SpriteManager {
   readonly #recovery: Recovery;
   readonly #policies: SpritePolicies;
   readonly #enforcer: PolicyEnforcer | undefined;
+  readonly #usage: UsageMeter;
   #unwatch: (() => void) | undefined;
 
   constructor(init: SpriteManagerInit) {
@@ -56,9 +61,12 @@ export class SpriteManager {
     const startSprite = (name: string): Promise<SpriteRecord> => this.startSprite(name);
     this.#machines = machines;
     const created = (id: string): void => this.#policies.initNetwork(id, defaultPolicy(config.sprite.egressDefaultPolicy));
-    this.#lifecycle = new SpriteLifecycle({ machines, config, registry, volumes, images: init.images, created, logger });
+    const usage = new UsageMeter({ machines, volumes, docs: init.docs, logger });
+    this.#usage = usage;
+    const quotas = init.quotas;
+    this.#lifecycle = new SpriteLifecycle({ machines, config, registry, volumes, images: init.images, created, usage, quotas, logger });
     this.#takeover = new Takeover({ machines, config, registry, volumes, startSprite, logger });
-    this.#checkpoints = new SpriteCheckpoints({ machines, volumes, docs: init.docs, startSprite, logger });
+    this.#checkpoints = new SpriteCheckpoints({ machines, volumes, docs: init.docs, startSprite, usage, quotas, logger });
     this.#recovery = new Recovery({ machines, config, registry, volumes, startSprite, logger });
     // Without a resources policy a sprite has the limits it was created with (within this peer's).
     const base = (id: string): Limits => limitsFor(registry.list().find((record) => record.id === id) ?? {}, config.sprite.limits);
@@ -83,11 +91,13 @@ export class SpriteManager {
     await this.#recovery.sweep();
     this.#lifecycle.startPool();
     this.#recovery.restartRunning();
+    this.#usage.start();
   }
 
   /** Stops every sandbox (records stay, so they come back on the next start) and empties the pool. */
   async stop(): Promise<void> {
     this.#unwatch?.();
+    this.#usage.stop();
     await this.#lifecycle.stopPool();
     await this.#machines.stopAll();
     await this.#enforcer?.close();
@@ -224,6 +234,11 @@ export class SpriteManager {
    */
   checkpoint(name: string, comment = ''): Promise<CheckpointInfo> {
     return this.#checkpoints.create(name, comment);
+  }
+
+  /** Throws ERR_QUOTA_EXCEEDED when the sprite's org may take no checkpoint now (its checkpoint or storage quota). */
+  checkpointQuota(name: string): void {
+    this.#checkpoints.precheck(name);
   }
 
   /** A sprite's checkpoints with their lineage, oldest first. */

@@ -2,12 +2,13 @@ import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { Activity } from './activity.ts';
-import { serveReserved, type TokenCheck } from './auth.ts';
+import { serveReserved, type LoginTarget, type TokenCheck } from './auth.ts';
 import type { ProxyError } from './errors.ts';
 import type { Forwarder, ForwardTarget } from './forward.ts';
 import type { Proto } from './listeners.ts';
 import { sendErrorOnSocket, sendErrorPage, type AnyResponse } from './pages.ts';
 import type { Exchange } from './pipeline.ts';
+import type { SessionSigner } from './session.ts';
 
 /** What the web and WebSocket adapters share: the forwarder, the activity they count, and the WebSockets open now. */
 export interface AdapterContext {
@@ -32,9 +33,9 @@ export class WebExchange implements Exchange {
     this.proto = proto;
   }
 
-  /** Serves login and logout, whose cookies are marked secure on HTTPS. */
-  reserved(url: string, tokens: TokenCheck): boolean {
-    return serveReserved(url, this.res, tokens, this.proto === 'https');
+  /** Serves login and logout. */
+  reserved(url: string, target: LoginTarget, tokens: TokenCheck, sessions: SessionSigner): boolean {
+    return serveReserved(url, this.res, target, tokens, sessions);
   }
 
   /** Open until the response ends: a long stream or upload keeps its sprite awake. */

@@ -11,6 +11,7 @@ export const PROXY_ERROR_CODES = {
   ERR_PROXY_SPRITE_NOT_FOUND: { status: 404, when: 'no sprite in the mesh has the name in the Host header' },
   ERR_PROXY_NO_CA: { status: 404, when: 'this peer serves a certificate from files, so there is no mesh CA to print' },
   ERR_PROXY_REQUEST_TIMEOUT: { status: 408, when: 'the client did not send its request headers in time' },
+  ERR_PROXY_QUOTA: { status: 429, when: 'the sprite was asleep cold or stopped and waking it would pass its org\'s running quota (docs/API.md#quotas); Retry-After says when to retry' },
   ERR_PROXY_HEADERS_TOO_LARGE: { status: 431, when: 'the request headers are over the proxy\'s limit (16 KiB by default)' },
   ERR_PROXY_UPSTREAM: { status: 502, when: 'the sprite or the owner peer closed or reset the connection before answering (often: nothing listens on the sprite\'s port 8080)' },
   ERR_PROXY_SPRITE_FAILED: { status: 503, when: 'the sprite has failed; `sprite start NAME` restarts it' },

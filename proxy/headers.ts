@@ -6,9 +6,6 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-aliv
 /** Headers a client could forge to mislead the sprite about where a request came from. */
 const CLIENT_FORWARDING = ['forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-real-ip'];
 
-/** Name of the cookie that the login redirect sets: the token's SHA-256, never the token. */
-export const AUTH_COOKIE = '__sprite_auth';
-
 /**
  * Removes hop-by-hop headers and those the Connection header names. For a WebSocket upgrade the
  * `upgrade` header and `connection: upgrade` stay, because the next hop needs them.
@@ -43,16 +40,25 @@ export function bearerToken(headers: IncomingHttpHeaders): string | undefined {
   return match?.[1];
 }
 
-/** The value of the proxy's auth cookie, if the request carries it. */
-export function authCookie(headers: IncomingHttpHeaders): string | undefined {
-  for (const part of cookieParts(headers)) if (part.startsWith(`${AUTH_COOKIE}=`)) return part.slice(AUTH_COOKIE.length + 1);
-  return undefined;
+/** Every value of cookie `name` in the request (a sibling sprite may have planted more than one), at most `max`. */
+export function cookieValues(headers: IncomingHttpHeaders, name: string, max = 8): string[] {
+  const values: string[] = [];
+  for (const part of cookieParts(headers)) {
+    const equals = part.indexOf('=');
+    if (equals !== -1 && part.slice(0, equals).trim() === name) values.push(part.slice(equals + 1).trim());
+    if (values.length === max) break;
+  }
+  return values;
 }
 
-/** Removes the proxy's auth cookie from the Cookie header, so the sprite never sees it. */
-export function stripAuthCookie(headers: IncomingHttpHeaders): void {
+/** Removes every cookie named one of `names` (any case, any spacing) from the Cookie header, so the sprite never sees them. */
+export function stripCookies(headers: IncomingHttpHeaders, names: readonly string[]): void {
   if (headers.cookie === undefined) return;
-  const rest = cookieParts(headers).filter((part) => !part.startsWith(`${AUTH_COOKIE}=`));
+  const lower = names.map((name) => name.toLowerCase());
+  const rest = cookieParts(headers).filter((part) => {
+    const equals = part.indexOf('=');
+    return !lower.includes((equals === -1 ? part : part.slice(0, equals)).trim().toLowerCase());
+  });
   if (rest.length === 0) delete headers.cookie;
   else headers.cookie = rest.join('; ');
 }

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
-import { authorized, RESERVED_PREFIX, stripCredentials, type TokenCheck } from './auth.ts';
+import { authorized, callerIsAdmin, RESERVED_PREFIX, stripCredentials, type LoginTarget, type TokenCheck } from './auth.ts';
 import { ProxyError, type ProxyErrorCode } from './errors.ts';
 import type { ForwardTarget } from './forward.ts';
 import { setForwarded, stripHopByHop } from './headers.ts';
@@ -9,6 +9,7 @@ import { spriteFromHost } from './host.ts';
 import type { Proto } from './listeners.ts';
 import type { ProxyLogger } from './logger.ts';
 import type { Route, RouteTable } from './routes.ts';
+import type { Scheme, SessionSigner } from './session.ts';
 import type { Waker } from './wake.ts';
 
 /**
@@ -22,8 +23,8 @@ export interface Exchange {
   readonly proto: Proto;
   /** Whether it is a WebSocket upgrade: its upgrade headers survive the hop-by-hop stripping. */
   readonly upgrade: boolean;
-  /** Answers one of the proxy's own paths (login, logout); true when it did. Absent where there are none (upgrades). */
-  reserved?(url: string, tokens: TokenCheck): boolean;
+  /** Answers one of the proxy's own paths (login, logout) for `target`; true when it did. Absent where there are none (upgrades). */
+  reserved?(url: string, target: LoginTarget, tokens: TokenCheck, sessions: SessionSigner): boolean;
   /** Counts the admitted request as activity of its sprite. */
   admitted(name: string): void;
   /** Calls `listener` once when the client goes away; returns what removes it. */
@@ -48,9 +49,11 @@ export interface PipelineInit {
 
 /** What the pipeline uses. */
 export interface PipelineComponents {
-  routes: Pick<RouteTable, 'resolve' | 'ownerDown'>;
+  routes: Pick<RouteTable, 'sprite' | 'resolve' | 'ownerDown'>;
   hops: Pick<HopSigner, 'verify' | 'header'>;
   tokens: TokenCheck;
+  /** Signs and checks login sessions (the cookie). */
+  sessions: SessionSigner;
   waker: Pick<Waker, 'wait'>;
   /** Host path of the HTTP port socket of a sprite running on this peer; undefined when it is not running here. */
   httpSocket(name: string): string | undefined;
@@ -68,7 +71,7 @@ export interface PipelineStats {
 }
 
 /**
- * The steps every request passes, web or WebSocket: admit (hop, host, route, auth), prepare the
+ * The steps every request passes, web or WebSocket: admit (hop, host, auth, route), prepare the
  * upstream and its headers, wake a sleeping local sprite or re-home one whose owner is down, then
  * forward; every failure, at any step, becomes one counted, logged ProxyError answer.
  */
@@ -98,8 +101,9 @@ export class RequestPipeline {
         const url = x.req.url ?? '/';
         if (url.startsWith(RESERVED_PREFIX) && headers[HOP_HEADER] === undefined) {
           // Login and logout belong to the URL, not to the sprite: any peer serves them.
-          spriteFromHost((headers[':authority'] as string | undefined) ?? headers.host, this.#init.domain);
-          if (x.reserved(url, this.#components.tokens)) return;
+          const name = spriteFromHost((headers[':authority'] as string | undefined) ?? headers.host, this.#init.domain);
+          const target = { name, scheme: x.proto, sprite: this.#components.routes.sprite(name) };
+          if (x.reserved(url, target, this.#components.tokens, this.#components.sessions)) return;
           throw new ProxyError('ERR_PROXY_SPRITE_NOT_FOUND', `${RESERVED_PREFIX} paths belong to the proxy; this one does not exist`);
         }
       }
@@ -155,9 +159,14 @@ export class RequestPipeline {
     return { requests: this.#requests, errors: { ...this.#errors } };
   }
 
-  /** The checks every request passes: hop, host, route, auth; then the forwarding headers of a client's request. */
+  /**
+   * The checks every request passes: hop, host, auth, route; then the forwarding headers of a
+   * client's request. Auth comes before routing, so a caller without a credential for the sprite
+   * triggers no re-homing, and gets one answer (401) whether the name is unknown or a private
+   * sprite; only admins and peers' hops learn that a name is unknown (404).
+   */
   #admit(x: Exchange, rehomed: boolean): { name: string; route: Route; hop: Hop | undefined } {
-    const { routes, hops, tokens } = this.#components;
+    const { routes, hops, tokens, sessions } = this.#components;
     const headers = x.req.headers;
     let hop: Hop | undefined;
     if (headers[HOP_HEADER] !== undefined) {
@@ -166,6 +175,15 @@ export class RequestPipeline {
     }
     const host = (headers[':authority'] as string | undefined) ?? headers.host;
     const name = hop?.sprite ?? spriteFromHost(host, this.#init.domain);
+    // Over a signed hop, the origin the client asked for is what the first peer recorded.
+    const scheme: Scheme = hop ? (headers['x-forwarded-proto'] === 'https' ? 'https' : 'http') : x.proto;
+    const origin = hop ? headerText(headers['x-forwarded-host']) : (host ?? '');
+    const sprite = routes.sprite(name);
+    if (!sprite) {
+      if (hop || callerIsAdmin(headers, tokens)) throw new ProxyError('ERR_PROXY_SPRITE_NOT_FOUND', `no sprite named ${name} in this mesh`);
+      throw unauthorized(name);
+    }
+    if (!authorized(sprite, headers, { tokens, sessions, scheme, host: origin, method: x.req.method })) throw unauthorized(name);
     let route: Route;
     try {
       route = routes.resolve(name);
@@ -176,9 +194,6 @@ export class RequestPipeline {
     }
     if (hop && route.kind === 'remote') {
       throw new ProxyError('ERR_PROXY_LOOP', `peer ${hop.peer} forwarded a request for ${name} here, but this peer sees it on peer ${route.owner}`);
-    }
-    if (!authorized(route.sprite, headers, tokens)) {
-      throw new ProxyError('ERR_PROXY_UNAUTHORIZED', `sprite ${name} needs an API token of its org: send Authorization: Bearer TOKEN, or sign in at ${RESERVED_PREFIX}login?token=TOKEN`);
     }
     if (!hop) setForwarded(headers, { address: x.req.socket?.remoteAddress, proto: x.proto, host: host ?? '' });
     return { name, route, hop };
@@ -195,7 +210,7 @@ export class RequestPipeline {
       return route.target;
     }
     delete headers[HOP_HEADER];
-    stripCredentials(route.sprite.urlAuth, headers, this.#components.tokens);
+    stripCredentials(headers, this.#components.tokens);
     let socketPath = route.sprite.state === 'running' ? this.#sockets.get(name) : undefined;
     if (socketPath === undefined) {
       socketPath = this.#components.httpSocket(name);
@@ -261,6 +276,15 @@ export class RequestPipeline {
     if (code === 'ENOENT' || code === 'ECONNREFUSED') return new ProxyError('ERR_PROXY_UPSTREAM', `sprite ${name} is not accepting connections on its HTTP socket`, { cause: error, retryAfter: 2 });
     return new ProxyError('ERR_PROXY_UPSTREAM', `nothing answered on port ${route.sprite.httpPort} in sprite ${name} (is a service listening there?)`, { cause: error });
   }
+}
+
+/** The one answer for a name the caller may not open, whether or not it exists. */
+function unauthorized(name: string): ProxyError {
+  return new ProxyError('ERR_PROXY_UNAUTHORIZED', `sprite ${name} does not exist, or needs an API token of its org: send Authorization: Bearer TOKEN, or sign in at ${RESERVED_PREFIX}login?token=TOKEN`);
+}
+
+function headerText(value: string | string[] | undefined): string {
+  return typeof value === 'string' ? value : '';
 }
 
 /** Thrown inside `#admit` when the sprite's owner is down and a rehome hook may move it. */

@@ -4,6 +4,7 @@ import { cachedTokenCheck, type TokenCheck } from './auth.ts';
 import type { ProxyErrorCode } from './errors.ts';
 import type { Forwarder, ForwarderStats } from './forward.ts';
 import { HopSigner } from './hop.ts';
+import { SessionSigner } from './session.ts';
 import { PROXY_DEFAULTS } from './defaults.ts';
 import { Listeners, type ListenAddress } from './listeners.ts';
 import type { ProxyLogger } from './logger.ts';
@@ -31,6 +32,8 @@ export interface ProxyInit {
   certLifetimeMs?: number;
   /** Secret shared by the mesh's peers (derived from the swarm key) that signs hop headers. */
   hopSecret: string | Buffer;
+  /** Secret shared by the mesh's peers (derived from the swarm key, apart from the hop secret) that signs login sessions. */
+  sessionSecret: string | Buffer;
   /** Limits of waiting for sleeping sprites. */
   wake?: WakeInit;
   /** Largest request head accepted; larger gets 431. @default 16384 */
@@ -119,6 +122,7 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
   const routes = new RouteTable(components.routes);
   const activity = new Activity();
   const hops = new HopSigner(init.hopSecret, components.routes.peerId);
+  const sessions = new SessionSigner(init.sessionSecret);
   /** Resolves once a sprite that just started serves HTTP (at once when no service claims its port), or at `deadline`. */
   const ready = async (name: string, deadline: number): Promise<void> => {
     if (!(await sprites.servesHttp(name).catch(() => false))) return;
@@ -129,7 +133,7 @@ export function createProxy(init: ProxyInit, components: ProxyComponents): EdgeP
   const certs = init.https === null ? undefined : new CertSource({ domain, files: init.tlsFiles, waitMs: limits.certWaitMs, lifetimeMs: init.certLifetimeMs }, { store: components.certs, logger });
   const pipeline = new RequestPipeline(
     { domain, rehome: init.rehome, rehomeWaitMs: init.wake?.waitMs ?? WAKE_DEFAULTS.waitMs },
-    { routes, hops, tokens, waker, httpSocket: (name) => sprites.httpSocket(name), ready, logger },
+    { routes, hops, tokens, sessions, waker, httpSocket: (name) => sprites.httpSocket(name), ready, logger },
   );
   const adapters: AdapterContext = { forwarder, activity, webSockets: 0 };
   const listeners = new Listeners(limits, {

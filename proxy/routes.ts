@@ -88,6 +88,11 @@ export class RouteTable {
     this.#source = source;
   }
 
+  /** The sprite's row, wherever it runs and whatever its owner's state: what URL auth is checked against first. */
+  sprite(name: string): SpriteRoute | undefined {
+    return this.#source.sprite(name);
+  }
+
   /** Where a request for `name` goes; throws ERR_PROXY_SPRITE_NOT_FOUND or ERR_PROXY_OWNER_DOWN. */
   resolve(name: string): Route {
     const sprite = this.#source.sprite(name);

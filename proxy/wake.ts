@@ -51,7 +51,8 @@ export class Waker {
   readonly #components: WakeComponents;
   readonly #limits: Required<WakeInit>;
   readonly #wakes = new Map<string, Wake>();
-  readonly #failures = new Map<string, { until: number; message: string }>();
+  /** Recent failed wakes: the error requests get at once until `until`. */
+  readonly #failures = new Map<string, { until: number; error: ProxyError }>();
   #waiting = 0;
   #rejected = 0;
 
@@ -67,7 +68,7 @@ export class Waker {
    */
   async wait(name: string, signal?: AbortSignal): Promise<void> {
     const failure = this.#failures.get(name);
-    if (failure && failure.until > performance.now()) throw new ProxyError('ERR_PROXY_WAKE_FAILED', failure.message, { retryAfter: 5 });
+    if (failure && failure.until > performance.now()) throw failure.error;
     let wake = this.#wakes.get(name);
     if (this.#waiting >= this.#limits.total || (wake?.waiting ?? 0) >= this.#limits.perSprite) {
       this.#rejected += 1;
@@ -100,16 +101,19 @@ export class Waker {
       if ((await this.#components.start(name)) === 'resumed') return;
       await this.#components.ready(name, deadline);
     })();
+    // A start that says why it refused in the proxy's terms (a quota) keeps its answer; anything else is a failed wake.
+    const failed = (error: unknown): ProxyError => error instanceof ProxyError
+      ? error
+      : new ProxyError('ERR_PROXY_WAKE_FAILED', `sprite ${name} could not be started: ${(error as Error)?.message ?? String(error)}`, { cause: error, retryAfter: 5 });
     promise.then(
       () => this.#wakes.delete(name),
       (error: unknown) => {
         this.#wakes.delete(name);
-        const message = `sprite ${name} could not be started: ${(error as Error)?.message ?? String(error)}`;
-        this.#failures.set(name, { until: performance.now() + this.#limits.failureHoldMs, message });
+        this.#failures.set(name, { until: performance.now() + this.#limits.failureHoldMs, error: failed(error) });
       },
     );
     return promise.catch((error: unknown) => {
-      throw new ProxyError('ERR_PROXY_WAKE_FAILED', `sprite ${name} could not be started: ${(error as Error)?.message ?? String(error)}`, { cause: error, retryAfter: 5 });
+      throw failed(error);
     });
   }
 }

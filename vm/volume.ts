@@ -32,6 +32,8 @@ export interface CheckpointVolume extends Volume {
   restore(checkpoint: string): Promise<void>;
   /** Deletes a checkpoint. */
   deleteCheckpoint(checkpoint: string): Promise<void>;
+  /** How many checkpoints it has and the bytes only it holds in its store (absent: the store cannot tell). */
+  usage?(): Promise<{ checkpoints: number; bytes: number }>;
   /**
    * Serves a checkpoint as a read-only block device for a sandbox to mount and returns its path
    * (`/dev/loopN`). Fails when the checkpoint is attached already.

@@ -9,10 +9,12 @@ import type { Drain } from '../drain.ts';
 import { fromPeer, type CreateFlow, type PeerClient, type PeerTarget, type Placement } from '../placement/index.ts';
 import type { ImageManager } from '../images.ts';
 import type { SpriteManager } from '../sprites.ts';
-import { callerOf, type Caller, type SpriteRegistry } from '../records/index.ts';
-import { sees } from './authz.ts';
+import type { OrgQuotas } from '../quotas.ts';
+import { callerOfHash, tokenCheck, tokenHash, type Caller, type SpriteRegistry } from '../records/index.ts';
+import { requireAdmin, sees } from './authz.ts';
 import { sendError, sendJson } from './http.ts';
-import { match } from './router.ts';
+import { OpenByToken } from './revocation.ts';
+import { match, type Auth } from './router.ts';
 import { routeTable } from './routes/index.ts';
 import type { EdgeView } from './routes/sprites.ts';
 
@@ -20,6 +22,12 @@ export type { EdgeView };
 
 /** The largest WebSocket message a client may send (a stdin write of the SDK is one message). */
 export const MAX_WS_MESSAGE = 32 * 1024 * 1024;
+
+/** How a WebSocket closed for a revoked token ends: policy violation. */
+export const REVOKED_CLOSE = 1008;
+// After its close frame, a revoked WebSocket's socket goes in this long whatever the client does;
+// a forwarded one's relay waits as long for the owner's close frame to pass first.
+const CLOSE_GRACE_MS = 1000;
 
 /** Where the API reports use of a sprite (the idle timer): open until the returned function runs. */
 export interface SpriteUse {
@@ -46,6 +54,8 @@ export interface ApiInit {
   edge: EdgeView;
   /** Holds the replicated tokens and orgs: any token registered in the mesh is accepted on every peer. */
   mesh: Mesh;
+  /** The orgs' quotas: shown and set by the org routes, asked early by a create. */
+  quotas: OrgQuotas;
   /** This peer's admin token. */
   token: string;
   peerId: string;
@@ -57,13 +67,25 @@ export interface ApiInit {
 export function createApiServer(init: ApiInit): http.Server {
   const { sprites, mesh, registry, peers } = init;
   const { routes, wsRoutes } = routeTable(init);
-  /** The caller of a request; ERR_UNAUTHORIZED without a valid token. Read afresh per request, so a revocation counts at once. */
-  const authenticate = (req: IncomingMessage): Caller => {
+  // What each token has open, closed when a revocation of it arrives.
+  const open = new OpenByToken(tokenCheck(mesh.store));
+  /**
+   * The caller of a request and its token's hash; ERR_UNAUTHORIZED without a valid token. Read afresh
+   * per request, so a revocation counts at once (and `open` closes what is under way).
+   */
+  const authenticate = (req: IncomingMessage): { caller: Caller; hash: string } => {
     const match = /^Bearer (\S{1,512})$/.exec(req.headers.authorization ?? '');
     // Tokens are compared by their SHA-256 in the replicated table, not as strings.
-    const caller = match === null ? undefined : callerOf(mesh.store, match[1]!);
-    if (!caller) throw new PeerError('ERR_UNAUTHORIZED', 'missing or wrong bearer token');
-    return caller;
+    const hash = match === null ? undefined : tokenHash(match[1]!);
+    const caller = hash === undefined ? undefined : callerOfHash(mesh.store, hash);
+    if (!caller || !hash) throw new PeerError('ERR_UNAUTHORIZED', 'missing or wrong bearer token');
+    return { caller, hash };
+  };
+  /** The route's rule (router.ts `Auth`), before anything is forwarded or handled. */
+  const authorize = (auth: Auth, caller: Caller, method: string, path: string, params: Record<string, string>): void => {
+    // `peer`: peers call with their own admin token; links between peers will name the caller as a peer.
+    if (auth === 'admin' || auth === 'peer') requireAdmin(caller, `${method} ${path} takes one`);
+    scope(registry, caller, params);
   };
   // Use is recorded before the sprite is woken, so a freeze deciding meanwhile sees it; only known
   // sprites are recorded (ERR_SPRITE_NOT_FOUND otherwise), so the record stays bounded by the mesh.
@@ -92,8 +114,9 @@ export function createApiServer(init: ApiInit): http.Server {
       return;
     }
     const { route, params } = match(routes, req.method ?? 'GET', url.pathname);
-    const caller = authenticate(req);
-    scope(registry, caller, params);
+    const { caller, hash } = authenticate(req);
+    authorize(route.auth, caller, route.method, url.pathname, params);
+    res.once('close', open.hold(hash, () => res.destroy()));
     const owner = params.name !== undefined && !route.anyPeer ? await ownerElsewhere(req, params.name) : undefined;
     if (owner) return peers.forward(owner, req, res);
     // The owner counts use (the idle timer), once the request is served here.
@@ -112,17 +135,28 @@ export function createApiServer(init: ApiInit): http.Server {
     void (async () => {
       const url = new URL(req.url ?? '/', 'http://peer');
       const { route, params } = match(wsRoutes, 'GET', url.pathname);
-      const caller = authenticate(req);
-      scope(registry, caller, params);
+      const { caller, hash } = authenticate(req);
+      authorize(route.auth, caller, 'GET', url.pathname, params);
+      let ws: WebSocket | undefined;
+      // Revoked: this peer's WebSocket says why with a close frame; a relayed one (forwarded to the
+      // owner) lets the owner's pass first. The socket goes either way.
+      socket.once('close', open.hold(hash, () => {
+        if (ws && ws.readyState === ws.OPEN) ws.close(REVOKED_CLOSE, 'token revoked');
+        setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+      }));
       const owner = params.name !== undefined ? await ownerElsewhere(req, params.name) : undefined;
       if (owner) return peers.forwardUpgrade(owner, req, socket, head);
       // Every WebSocket route (exec, console, attach, port forward) uses the sprite while it is open.
       if (params.name !== undefined) socket.once('close', useOf(params.name));
       // Open the sprite side first so errors still answer as plain HTTP.
       const connect = await route.open({ params, url, caller });
-      wss.handleUpgrade(req, socket, head, (ws: WebSocket) => connect(ws));
+      wss.handleUpgrade(req, socket, head, (accepted: WebSocket) => {
+        ws = accepted;
+        connect(accepted);
+      });
     })().catch((error: unknown) => refuseUpgrade(socket, failed(req, error)));
   });
+  server.once('close', () => open.stop());
   return server;
 }
 

@@ -143,9 +143,11 @@ export function createClient(init: ClientInit): Client {
 /** Turns a non-2xx answer into an ApiError, using the API's `{error: code, message}` when present. */
 export function apiError(status: number, statusText: string, body: string): ApiError {
   try {
-    const { error: code, message } = JSON.parse(body) as { error?: unknown; message?: unknown };
+    const { error: code, message, retry_after_seconds: retry } = JSON.parse(body) as { error?: unknown; message?: unknown; retry_after_seconds?: unknown };
     if (typeof message === 'string' && message !== '') {
-      return new ApiError(status, typeof code === 'string' ? code : 'ERR_API', message);
+      // A 429 says when to try again; the CLI's one line says it too.
+      const after = typeof retry === 'number' && Number.isInteger(retry) && retry > 0 ? ` (retry after ${retry} s)` : '';
+      return new ApiError(status, typeof code === 'string' ? code : 'ERR_API', `${message}${after}`);
     }
   } catch {
     // Not JSON: fall through to a message built from the status line.

@@ -210,7 +210,10 @@ async function main(): Promise<void> {
       return process.stderr;
     },
   };
+  let ownsShutdown = false;
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    // The peer outlives its output (a supervisor that died): it still stops its sprites on a signal.
+    if (ownsShutdown) return;
     // A closed pipe (`sprite logs x | head`) is a normal way for the reader to stop us.
     if (err.code === 'EPIPE') process.exit(0);
     process.exit(1);
@@ -228,7 +231,8 @@ async function main(): Promise<void> {
     return;
   }
   const { cmd, ctx } = next;
-  if (cmd.keepAlive !== true) {
+  ownsShutdown = cmd.keepAlive === true;
+  if (!ownsShutdown) {
     // Client commands promise one line and no stack trace, even for bugs.
     process.on('uncaughtException', fail).on('unhandledRejection', fail);
   }
@@ -240,7 +244,7 @@ async function main(): Promise<void> {
     return;
   }
   // A long-running command (the peer) owns its shutdown; everything else exits now.
-  if (cmd.keepAlive === true) process.exitCode = code;
+  if (ownsShutdown) process.exitCode = code;
   else exitAfterFlush(code);
 }
 

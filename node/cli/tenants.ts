@@ -2,6 +2,8 @@
 import type { Command } from './command.ts';
 import { JSON_FLAG, arg, print } from './command.ts';
 import { seg } from './client.ts';
+import { bytes, integer } from '../option-kinds.ts';
+import { UsageError } from './errors.ts';
 import { json, table, time } from './format.ts';
 
 interface OrgView {
@@ -9,6 +11,37 @@ interface OrgView {
   created: string;
   sprites: number;
   tokens: number;
+}
+
+/** One quota of an org as `GET /v1/orgs/{org}` shows it. */
+interface QuotaView {
+  limit: number | null;
+  used: number;
+  source: 'org' | 'default';
+}
+
+/** An org with its quotas. */
+interface OrgDetail extends OrgView {
+  quotas: Record<string, QuotaView>;
+}
+
+/** The quota flags of `sprite org quota` and the API's kind each sets. */
+const QUOTA_FLAGS = { sprites: 'sprites', running: 'running', checkpoints: 'checkpoints', storage: 'storage_bytes' } as const;
+
+/** A quota flag's value: `default` (null: the peer's default again), or a whole number (a size like 10GiB for storage). */
+function quotaValue(flag: string, text: string): number | null {
+  if (text === 'default') return null;
+  try {
+    return (flag === 'storage' ? bytes(0) : integer(0)).fromFlag([text], flag);
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message} (or default)`);
+  }
+}
+
+/** An org's quotas as a table: each kind's use, limit and where the limit comes from. */
+function quotaTable(org: OrgDetail): string {
+  const rows = Object.entries(org.quotas ?? {}).map(([kind, q]) => [kind, String(q.used), q.limit === null ? 'none' : String(q.limit), q.source]);
+  return `${org.name}  created ${time(org.created)}  ${org.tokens} tokens\n${table(['QUOTA', 'USED', 'LIMIT', 'FROM'], rows)}`;
 }
 
 interface TokenView {
@@ -49,6 +82,36 @@ export const tenantCommands: readonly Command[] = [
       }
       const rows = (answer?.orgs ?? []).map((o) => [o.name, String(o.sprites), String(o.tokens), time(o.created)]);
       await print(ctx.io, table(['ORG', 'SPRITES', 'TOKENS', 'CREATED'], rows));
+      return 0;
+    },
+  },
+  {
+    words: ['org', 'show'],
+    usage: 'ORG [--json]',
+    summary: "an org's counts and each quota's use and limit (admin token)",
+    spec: { flags: JSON_FLAG },
+    required: ['ORG'],
+    run: async (ctx) => {
+      const org = await ctx.client().json<OrgDetail>('GET', `/v1/orgs/${seg(arg(ctx, 0))}`);
+      await print(ctx.io, ctx.args.bool('json') ? json(org) : quotaTable(org!));
+      return 0;
+    },
+  },
+  {
+    words: ['org', 'quota'],
+    usage: 'ORG [--sprites N] [--running N] [--checkpoints N] [--storage BYTES] [--json]',
+    summary: "sets an org's own quotas (each N, or `default` for the peer's); shows them (admin token)",
+    spec: { flags: { ...JSON_FLAG, ...Object.fromEntries(Object.keys(QUOTA_FLAGS).map((flag) => [flag, { kind: 'string' as const }])) } },
+    required: ['ORG'],
+    run: async (ctx) => {
+      const body: Record<string, number | null> = {};
+      for (const [flag, kind] of Object.entries(QUOTA_FLAGS)) {
+        const text = ctx.args.string(flag);
+        if (text !== undefined) body[kind] = quotaValue(flag, text);
+      }
+      const path = `/v1/orgs/${seg(arg(ctx, 0))}`;
+      const org = Object.keys(body).length === 0 ? await ctx.client().json<OrgDetail>('GET', path) : await ctx.client().json<OrgDetail>('PUT', `${path}/quotas`, body);
+      await print(ctx.io, ctx.args.bool('json') ? json(org) : quotaTable(org!));
       return 0;
     },
   },

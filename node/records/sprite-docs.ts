@@ -3,11 +3,11 @@ import type { RecordStore } from './store.ts';
 import { spriteDocsTable } from './tables.ts';
 
 /** What a sprite document is. */
-export type DocKind = 'policy/network' | 'policy/privileges' | 'policy/resources' | 'lineage';
+export type DocKind = 'policy/network' | 'policy/privileges' | 'policy/resources' | 'lineage' | 'usage';
 
 /** The store caps a gossiped text value at 64 KiB; a document stays under it. */
 const MAX_DOC_BYTES = 60 * 1024;
-const KINDS: readonly DocKind[] = ['policy/network', 'policy/privileges', 'policy/resources', 'lineage'];
+const KINDS: readonly DocKind[] = ['policy/network', 'policy/privileges', 'policy/resources', 'lineage', 'usage'];
 
 /**
  * Per-sprite JSON documents in the replicated `sprite_docs` table, keyed by sprite id. A read

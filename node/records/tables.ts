@@ -71,6 +71,11 @@ export const orgsTable = defineTable({
   columns: {
     name: 'text',
     created: 'text',
+    /** The operator's quotas for this org (node/records/quotas.ts); null: the peer's default. */
+    max_sprites: { type: 'integer', nullable: true },
+    max_running: { type: 'integer', nullable: true },
+    max_checkpoints: { type: 'integer', nullable: true },
+    max_storage_bytes: { type: 'integer', nullable: true },
   },
 });
 

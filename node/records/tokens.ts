@@ -96,7 +96,7 @@ function checkTokenName(name: string): void {
 }
 
 /** The proxy's view of the tokens: owners by token or hash, and a change feed so its cache drops revoked ones. */
-export function tokenCheck(store: RecordStore['store']): TokenCheck {
+export function tokenCheck(store: RecordStore['store']): TokenCheck & Required<Pick<TokenCheck, 'onChange'>> {
   return {
     owner: (token) => callerOf(store, token),
     ownerOfHash: (hash) => callerOfHash(store, hash),

@@ -3,12 +3,18 @@ import { PeerError } from '../errors.ts';
 import type { SpriteDocs, SpriteRecord } from '../records/index.ts';
 import { CheckpointLineage } from './lineage.ts';
 import type { Machine, SpritePartInit } from './machines.ts';
+import type { QuotaGate } from '../quotas.ts';
+import type { UsageMeter } from './usage.ts';
 
 /** What a sprite's checkpoints need. */
 export interface CheckpointsInit extends SpritePartInit {
   volumes: Pick<VolumeStore, 'open'>;
   /** Where the lineage of the checkpoints is kept (it follows the sprite between peers). */
   docs: SpriteDocs;
+  /** Keeps the sprite's checkpoints and stored bytes in its usage document. */
+  usage: Pick<UsageMeter, 'measure'>;
+  /** The orgs' quotas: a checkpoint asks first. */
+  quotas?: QuotaGate;
 }
 
 /** A checkpoint with where it came from: `source` (the checkpoint it was taken from) and that one's line back. */
@@ -38,6 +44,11 @@ export class SpriteCheckpoints {
     return this.#create(name, comment);
   }
 
+  /** Throws ERR_QUOTA_EXCEEDED when the sprite's org is at its checkpoint or storage quota: the API asks before its stream starts (the checkpoint asks again). */
+  precheck(name: string): void {
+    this.#init.quotas?.check(this.#init.machines.owned(name).org, 'checkpoint');
+  }
+
   /** A sprite's checkpoints, oldest first. */
   list(name: string): Promise<CheckpointInfo[]> {
     return this.#volume(name).checkpoints();
@@ -60,6 +71,7 @@ export class SpriteCheckpoints {
     this.#lineage.deleted(this.#init.machines.owned(name).id, id);
     const { machines } = this.#init;
     void machines.syncMounts(machines.running(name));
+    await this.#init.usage.measure(name);
   }
 
   /**
@@ -83,6 +95,7 @@ export class SpriteCheckpoints {
       this.#lineage.restored(machines.owned(name).id, id);
       return machine !== undefined;
     });
+    await this.#init.usage.measure(name);
     if (!wasRunning) return machines.get(name);
     progress('Starting sprite...');
     return this.#init.startSprite(name);
@@ -112,12 +125,20 @@ export class SpriteCheckpoints {
   async #create(name: string, comment: string, from?: Machine): Promise<CheckpointInfo> {
     const { machines } = this.#init;
     const volume = this.#volume(name);
-    const created = await machines.exclusive(name, async () => {
-      if (from && machines.running(name) !== from) throw new PeerError('ERR_SPRITE_NOT_RUNNING', `sprite ${name} is stopping`);
-      const checkpoint = await volume.checkpoint(comment);
-      this.#lineage.taken(machines.owned(name).id, checkpoint.id, (await volume.checkpoints()).map((c) => c.id));
-      return checkpoint;
-    });
+    // Counted as under way until its usage is in the records, so checkpoints at once cannot pass the quota together.
+    const admitted = this.#init.quotas?.admit(machines.owned(name).org, 'checkpoint');
+    let created: CheckpointInfo;
+    try {
+      created = await machines.exclusive(name, async () => {
+        if (from && machines.running(name) !== from) throw new PeerError('ERR_SPRITE_NOT_RUNNING', `sprite ${name} is stopping`);
+        const checkpoint = await volume.checkpoint(comment);
+        this.#lineage.taken(machines.owned(name).id, checkpoint.id, (await volume.checkpoints()).map((c) => c.id));
+        return checkpoint;
+      });
+      await this.#init.usage.measure(name);
+    } finally {
+      admitted?.();
+    }
     const mounted = machines.syncMounts(machines.running(name));
     if (from) await mounted;
     return created;

@@ -9,6 +9,8 @@ import type { NewSpriteRecord, SpriteRecord, SpriteRegistry } from '../records/i
 import { resourcesFor, type SpriteSpec } from '../sprite-settings.ts';
 import { Capacity } from './capacity.ts';
 import type { Machine, Machines } from './machines.ts';
+import type { QuotaGate } from '../quotas.ts';
+import type { UsageMeter } from './usage.ts';
 
 /** What a sprite's lifecycle needs: the machines, the records it writes, and where images are. */
 export interface LifecycleInit {
@@ -20,8 +22,15 @@ export interface LifecycleInit {
   images: (name: string) => string;
   /** A new sprite's record is in, its sandbox not started yet: its documents (the default network policy) go in here. */
   created(id: string): void;
+  /** Keeps each sprite's stored bytes and checkpoints in its usage document. */
+  usage: Pick<UsageMeter, 'measure'>;
+  /** The orgs' quotas: a create and a start of a sprite that does not run ask first. */
+  quotas?: QuotaGate;
   logger: Logger;
 }
+
+/** States of a sprite that do not count as running: starting it adds one to its org's running sprites. */
+const NOT_RUNNING: ReadonlySet<string> = new Set(['cold', 'stopped', 'failed']);
 
 /** A local sprite the idle timer may put to sleep: awake, or in warm sleep. */
 export interface SleepCandidate {
@@ -106,11 +115,18 @@ export class SpriteLifecycle {
     if (registry.get(name)) throw new PeerError('ERR_NAME_TAKEN', `a sprite named ${name} exists`);
     const resources = resourcesFor(spec.config ?? {}, config.sprite.limits);
     const base = image === undefined ? undefined : this.#init.images(image);
-    const release = await this.#capacity.take(spec.waitForCapacity === true);
+    const admitted = this.#init.quotas?.admit(spec.org, 'create');
     try {
-      return await this.#createNow(spec, resources, base);
+      const release = await this.#capacity.take(spec.waitForCapacity === true);
+      try {
+        const record = await this.#createNow(spec, resources, base);
+        void this.#init.usage.measure(name);
+        return record;
+      } finally {
+        release();
+      }
     } finally {
-      release();
+      admitted?.();
     }
   }
 
@@ -178,6 +194,8 @@ export class SpriteLifecycle {
       const machine = machines.untrack(name);
       if (machine) await machines.halt(machine);
       machines.setState(name, 'stopped');
+      // Its disk is flushed now: what it holds in the store is final until it runs again.
+      void this.#init.usage.measure(name);
       return machines.get(name);
     });
   }
@@ -214,12 +232,15 @@ export class SpriteLifecycle {
     machines.owned(name);
     return machines.exclusive(name, async () => {
       const machine = machines.untrack(name);
+      const admitted = machine ? undefined : this.#admitStart(name);
       if (machine) await machines.halt(machine);
       try {
         await this.#startOnDisk(name);
       } catch (error) {
         machines.setState(name, 'failed', `restart failed: ${(error as Error).message}`);
         throw error;
+      } finally {
+        admitted?.();
       }
       return machines.get(name);
     });
@@ -236,8 +257,19 @@ export class SpriteLifecycle {
       machines.setState(name, 'running');
       return 'resumed';
     }
-    await this.#startOnDisk(name);
+    const admitted = this.#admitStart(name);
+    try {
+      await this.#startOnDisk(name);
+    } finally {
+      admitted?.();
+    }
     return undefined;
+  }
+
+  /** Asks the quotas for a start of a sprite that is not counted as running (cold, stopped, failed); ERR_QUOTA_EXCEEDED when its org has no room. */
+  #admitStart(name: string): (() => void) | undefined {
+    const record = this.#init.machines.owned(name);
+    return NOT_RUNNING.has(record.state) ? this.#init.quotas?.admit(record.org, 'start') : undefined;
   }
 
   /** Starts a sprite that does not run here in a new sandbox on its disk (under its lock); the record says running once it does. */
@@ -286,6 +318,7 @@ export class SpriteLifecycle {
       machines.untrack(name);
       await machines.halt(machine);
       machines.setState(name, 'cold');
+      void this.#init.usage.measure(name);
       return true;
     });
   }

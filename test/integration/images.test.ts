@@ -169,7 +169,7 @@ describe('base images on two peers sharing an object store', () => {
     const user = (args: string[]) => runCli(args, { SPRITE_API: a.url, SPRITE_TOKEN: issued.body.token as string });
     const build = await user(['image', 'build', 'mine', '--busybox']);
     assert.equal(build.code, 1);
-    assert.match(build.stderr, /^sprite: token acme-dev of org acme is not an admin token; building an image takes one\n$/);
+    assert.match(build.stderr, /^sprite: token acme-dev of org acme is not an admin token; POST \/v1\/images takes one\n$/);
     const removal = await user(['image', 'delete', 'bb']);
     assert.match(removal.stderr, /not an admin token/);
     assert.match((await user(['image', 'list'])).stdout, /^bb\s/m);

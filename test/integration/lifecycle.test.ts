@@ -54,12 +54,16 @@ describe('sprite lifecycle on one peer', () => {
     assert.equal((await peer.cli(['exec', 'fragile', '--', 'cat', '/root/data'])).stdout, 'survives\n');
   });
 
-  test('after a peer restart its sprites are listed, running again, with their disks', async () => {
+  test('a peer stopped with its output pipes gone cleans up; after a restart its sprites are listed, running again, with their disks', async () => {
     const peer = await startPeer({ poolDepth: 1 });
     assert.equal((await peer.api('POST', '/v1/sprites', { name: 'keeper' })).status, 201);
     await peer.cli(['exec', 'keeper', '--', 'sh', '-c', 'echo persisted > /root/note; sync']);
     await peer.cli(['services', 'create', 'keeper', 'sleeper', '--', 'sleep', '1000']);
+    // Stopped as by a supervisor that died first: the peer's stdout and stderr lead nowhere.
+    peer.process.stdout!.destroy();
+    peer.process.stderr!.destroy();
     await peer.stop();
+    assert.equal(peer.process.exitCode, 0);
     assert.deepEqual(initPids(peer.dataDir), []);
     assert.deepEqual(await leftovers(peer.dataDir), []);
 

@@ -185,7 +185,7 @@ export class FakeSprites implements LocalSprites {
 export function testProxy(mesh: FakeMesh, sprites: LocalSprites, init: Partial<ProxyInit> = {}, forwarder?: ProxyComponents['forwarder']): EdgeProxy {
   const routes = edgeRoutes(mesh);
   const proxy = createProxy(
-    { http: { host: '127.0.0.1', port: 0 }, https: null, hopSecret: 'test-secret', ...init },
+    { http: { host: '127.0.0.1', port: 0 }, https: null, hopSecret: 'test-secret', sessionSecret: 'test-session-secret', ...init },
     { routes, certs: edgeCerts(mesh), sprites, tokens: tokenCheck(mesh), logger: { info: () => undefined, warn: () => undefined, error: () => undefined }, forwarder },
   );
   return {

@@ -77,18 +77,24 @@ describe('sprite URLs on two real peers', () => {
     assert.equal(headers.authorization, undefined);
   });
 
-  test('unknown sprites are 404 and URL auth can be switched to public from any peer', async () => {
+  test('unknown sprites are 404 for an admin, 401 like a private one without a token; URL auth can be switched to public from any peer', async () => {
     const missing = await curl(edgeUrl.replace('web.', 'nope.'), { ca, token: owner.token });
     assert.equal(missing.status, 404);
     assert.equal(missing.error, 'ERR_PROXY_SPRITE_NOT_FOUND');
     const refused = await curl(edgeUrl, { ca });
     assert.equal(refused.status, 401);
     assert.equal(refused.error, 'ERR_PROXY_UNAUTHORIZED');
+    // Only an admin learns that a name is unknown: without a token it looks like a private sprite.
+    const anonymous = await curl(edgeUrl.replace('web.', 'nope.'), { ca });
+    assert.deepEqual([anonymous.status, anonymous.error, anonymous.body.replace('nope', 'web')], [refused.status, refused.error, refused.body]);
     // The edge peer does not own the sprite: it hands the change to the owner, which writes the row.
     const update = await edge.cli(['url', 'update', 'web', '--auth', 'public', '--json']);
     assert.equal(update.code, 0, update.stderr);
     assert.equal(JSON.parse(update.stdout).url_settings.auth, 'public');
     await eventually(async () => (await curl(edgeUrl, { ca })).status === 200, 10_000, 'the public URL on the edge peer');
+    // A public sprite's app never sees the caller's API token (here a peer's admin token).
+    const seen = JSON.parse((await curl(`${edgeUrl}headers`, { ca, token: owner.token })).body) as Record<string, string>;
+    assert.equal(seen.authorization, undefined);
     assert.equal((await edge.cli(['url', 'update', 'web', '--auth', 'sprite'])).code, 0);
     await eventually(async () => (await curl(edgeUrl, { ca })).status === 401, 10_000, 'the URL to need a token again');
     const bad = await edge.cli(['url', 'update', 'web', '--auth', 'nobody']);

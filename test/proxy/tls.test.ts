@@ -117,9 +117,10 @@ describe('certificate sources', () => {
       const address = await proxy.start();
       assert.equal(proxy.ca(), null);
       assert.equal(mesh.store.all(proxyCertsTable).length, 0, 'nothing written to the mesh');
+      // No sprite x, and no credential: answered like a private sprite would be.
       const answer = await request(portOf(address.https), 'x.example.test', '/', { tls: { ca: made.ca! } });
-      assert.equal(answer.status, 404);
-      assert.equal(answer.headers['x-sprite-error'], 'ERR_PROXY_SPRITE_NOT_FOUND');
+      assert.equal(answer.status, 401);
+      assert.equal(answer.headers['x-sprite-error'], 'ERR_PROXY_UNAUTHORIZED');
     } finally {
       await proxy.stop();
       await remove();

@@ -2,7 +2,7 @@
 export { ObjectVolume, ObjectVolumeStore } from './volume.ts';
 export { StorageDaemon, type StorageDaemonInit } from './daemon/client.ts';
 export type { Attachment, ServiceStats, StorageServiceInit } from './daemon/service.ts';
-export { Volumes, parseCheckpointId, type Checkpoint, type VolumesInit } from './volumes.ts';
+export { Volumes, parseCheckpointId, type Checkpoint, type VolumeUsage, type VolumesInit } from './volumes.ts';
 export { DEVICE_DEFAULTS, VOLUMES_DEFAULTS } from './defaults.ts';
 export type { DeviceOptions, DeviceStats } from './device/device.ts';
 export { collectGarbage, GC_DEFAULTS, type GcResult } from './gc.ts';

@@ -2,7 +2,7 @@ import type { Volume, VolumeStore } from '../volume.ts';
 import type { Attachment, ServiceStats } from './daemon/service.ts';
 import type { StorageDaemon } from './daemon/client.ts';
 import type { GcResult } from './gc.ts';
-import type { Checkpoint } from './volumes.ts';
+import type { Checkpoint, VolumeUsage } from './volumes.ts';
 
 /**
  * Volumes whose true copy lives in the object store, served by the storage daemon. A new volume
@@ -106,6 +106,11 @@ export class ObjectVolume implements Volume {
   /** Checkpoints, oldest first. */
   checkpoints(): Promise<Checkpoint[]> {
     return this.#daemon.call('checkpoints', { id: this.id });
+  }
+
+  /** Its checkpoints and the bytes only it holds in the object store. */
+  usage(): Promise<VolumeUsage> {
+    return this.#daemon.call('usage', { id: this.id });
   }
 
   /** Points the head at checkpoint `checkpoint` (`v3`); the volume must be unmounted. */

@@ -45,6 +45,13 @@ export interface Checkpoint {
   units: number;
 }
 
+/** What one volume holds in the object store (see Volumes.usage). */
+export interface VolumeUsage {
+  checkpoints: number;
+  /** Bytes of the objects only this volume's versions reference (whole units). */
+  bytes: number;
+}
+
 interface Held {
   metadata: VolumeMetadata;
   lease: Lease;
@@ -192,6 +199,24 @@ export class Volumes {
   checkpoints(id: string): Checkpoint[] {
     if (!this.db.volume(id)) throw new StorageError('ERR_VOLUME_NOT_FOUND', `volume ${id} not found`, { fields: { volume: id } });
     return this.db.versions(id).map(toCheckpoint);
+  }
+
+  /**
+   * What a volume holds in the store: its checkpoints, and the bytes of the objects its head and
+   * checkpoints reference, less those of the checkpoint it was cloned from (a sprite does not pay
+   * for its base image). Units not flushed yet are not in the store, so not counted.
+   */
+  async usage(id: string): Promise<VolumeUsage> {
+    const record = this.db.volume(id);
+    if (!record) throw new StorageError('ERR_VOLUME_NOT_FOUND', `volume ${id} not found`, { fields: { volume: id } });
+    const objects = this.db.objects(id);
+    const origin = /^clone of (\S+)@v(\d+)$/.exec(record.origin ?? '');
+    if (origin) {
+      const [, from, version] = origin;
+      if (!this.db.volume(from!)) await this.#refresh(from!).catch(() => undefined);
+      for (const object of this.db.map(from!, Number(version)).values()) objects.delete(object);
+    }
+    return { checkpoints: this.db.versions(id).length, bytes: objects.size * record.unit };
   }
 
   /** Points the head at checkpoint `version`; the volume must have no device (unmounted). */

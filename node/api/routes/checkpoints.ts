@@ -9,7 +9,7 @@ import { startNdjson } from '../ndjson.ts';
 import { NAME, type Route } from '../router.ts';
 
 /** What the checkpoint routes work on. */
-export type CheckpointSprites = Pick<SpriteManager, 'checkpoint' | 'checkpoints' | 'deleteCheckpoint' | 'restore'>;
+export type CheckpointSprites = Pick<SpriteManager, 'checkpoint' | 'checkpointQuota' | 'checkpoints' | 'deleteCheckpoint' | 'restore'>;
 
 const checkpointSchema: Schema = {
   type: 'object',
@@ -54,11 +54,13 @@ export function checkpointRoutes(sprites: CheckpointSprites): Route[] {
   return [
     {
       method: 'POST',
+      auth: 'org',
       pattern: new RegExp(`^/v1/sprites/${NAME}/checkpoint$`),
       handler: async ({ req, res, params }) => {
         const body = await readJson<{ comment?: string }>(req, checkpointSchema);
-        // Fails with a status before the stream starts when the sprite is missing or takes no checkpoints.
+        // Fails with a status before the stream starts when the sprite is missing, takes no checkpoints, or its org is at a quota.
         await sprites.checkpoints(params.name!);
+        sprites.checkpointQuota(params.name!);
         await progressStream(res, async (info) => {
           info('Creating checkpoint...');
           const created = await sprites.checkpoint(params.name!, body.comment ?? '');
@@ -68,6 +70,7 @@ export function checkpointRoutes(sprites: CheckpointSprites): Route[] {
     },
     {
       method: 'GET',
+      auth: 'org',
       pattern: new RegExp(`^/v1/sprites/${NAME}/checkpoints$`),
       handler: async ({ res, params, url }) => {
         const all = await sprites.checkpoints(params.name!);
@@ -84,11 +87,13 @@ export function checkpointRoutes(sprites: CheckpointSprites): Route[] {
     },
     {
       method: 'GET',
+      auth: 'org',
       pattern: new RegExp(`${CHECKPOINT}$`),
       handler: async ({ res, params }) => sendJson(res, 200, wire(await find(params.name!, params.id!))),
     },
     {
       method: 'DELETE',
+      auth: 'org',
       pattern: new RegExp(`${CHECKPOINT}$`),
       handler: async ({ res, params }) => {
         await sprites.deleteCheckpoint(params.name!, params.id!);
@@ -97,6 +102,7 @@ export function checkpointRoutes(sprites: CheckpointSprites): Route[] {
     },
     {
       method: 'POST',
+      auth: 'org',
       pattern: new RegExp(`${CHECKPOINT}/restore$`),
       handler: async ({ res, params }) => {
         await find(params.name!, params.id!);

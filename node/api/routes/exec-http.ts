@@ -24,6 +24,7 @@ const QUEUE_HIGH = 1024 * 1024;
 export function execHttpRoute(sprites: Pick<SpriteManager, 'awake'>): Route {
   return {
     method: 'POST',
+    auth: 'org',
     pattern: new RegExp(`^/v1/sprites/${NAME}/exec$`),
     uses: true,
     handler: async ({ req, res, params, url }) => {

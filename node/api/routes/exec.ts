@@ -28,6 +28,7 @@ export function execRoutes(sprites: ExecSprites): WsRoute[] {
   return [
     {
       method: 'GET',
+      auth: 'org',
       pattern: new RegExp(`^/v1/sprites/${NAME}/exec$`),
       open: async ({ params, url }) => {
         // `id` in the query attaches as /exec/{id} does.
@@ -40,11 +41,13 @@ export function execRoutes(sprites: ExecSprites): WsRoute[] {
     },
     {
       method: 'GET',
+      auth: 'org',
       pattern: new RegExp(`^/v1/sprites/${NAME}/exec/(?<id>[^/]+)$`),
       open: ({ params }) => attach(params.name!, params.id!),
     },
     {
       method: 'GET',
+      auth: 'org',
       pattern: new RegExp(`^/v1/sprites/${NAME}/ports/watch$`),
       open: async ({ params }) => {
         const socket = await (await sprites.awake(params.name!)).open({ op: 'ports.watch' });
@@ -53,6 +56,7 @@ export function execRoutes(sprites: ExecSprites): WsRoute[] {
     },
     {
       method: 'GET',
+      auth: 'org',
       pattern: new RegExp(`^/v1/sprites/${NAME}/control$`),
       open: async ({ params }) => {
         const control = await sprites.awake(params.name!);
@@ -61,6 +65,7 @@ export function execRoutes(sprites: ExecSprites): WsRoute[] {
     },
     {
       method: 'GET',
+      auth: 'org',
       pattern: new RegExp(`^/v1/sprites/${NAME}/proxy$`),
       open: async ({ params }) => {
         const control = await sprites.awake(params.name!);

@@ -38,6 +38,7 @@ const errorSchema: Schema = { type: 'object', properties: { error: { type: 'stri
 export function fsWatchRoutes(sprites: FsSprites): WsRoute[] {
   return [{
     method: 'GET',
+    auth: 'org',
     pattern: new RegExp(`^/v1/sprites/${NAME}/fs/watch$`),
     open: async ({ params }) => {
       // Woken (or refused) before the upgrade, so a stopped sprite answers as plain HTTP.

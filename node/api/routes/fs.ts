@@ -38,7 +38,7 @@ export function fsRoutes(sprites: FsSprites): Route[] {
   };
   return [
     {
-      method: 'GET', pattern: new RegExp(`${FS}/read$`), uses: true,
+      method: 'GET', auth: 'org', pattern: new RegExp(`${FS}/read$`), uses: true,
       handler: fsRoute(async ({ res, params, url }) => {
         const path = queryPath(url);
         const socket = await openAgent(sprites, params.name!, flag(url, 'asRoot'));
@@ -52,7 +52,7 @@ export function fsRoutes(sprites: FsSprites): Route[] {
       }),
     },
     {
-      method: 'PUT', pattern: new RegExp(`${FS}/write$`), uses: true,
+      method: 'PUT', auth: 'org', pattern: new RegExp(`${FS}/write$`), uses: true,
       handler: fsRoute(async ({ req, res, params, url }) => {
         const path = queryPath(url);
         const mode = url.searchParams.has('mode') ? parseMode(url.searchParams.get('mode')) : undefined;
@@ -69,7 +69,7 @@ export function fsRoutes(sprites: FsSprites): Route[] {
       }),
     },
     {
-      method: 'GET', pattern: new RegExp(`${FS}/list$`), uses: true,
+      method: 'GET', auth: 'org', pattern: new RegExp(`${FS}/list$`), uses: true,
       handler: fsRoute(async ({ res, params, url }) => {
         const path = queryPath(url);
         const pattern = url.searchParams.get('pattern') ?? undefined;
@@ -85,7 +85,7 @@ export function fsRoutes(sprites: FsSprites): Route[] {
       }),
     },
     {
-      method: 'DELETE', pattern: new RegExp(`${FS}/delete$`), uses: true,
+      method: 'DELETE', auth: 'org', pattern: new RegExp(`${FS}/delete$`), uses: true,
       handler: fsRoute(async (ctx) => {
         // The SDKs send the query; Sprites' docs describe a JSON body: both work.
         const raw = await readBody(ctx.req);
@@ -97,7 +97,7 @@ export function fsRoutes(sprites: FsSprites): Route[] {
       }),
     },
     {
-      method: 'POST', pattern: new RegExp(`${FS}/rename$`), uses: true,
+      method: 'POST', auth: 'org', pattern: new RegExp(`${FS}/rename$`), uses: true,
       handler: fsRoute(async (ctx) => {
         const fields = await readJson<{ source: string; dest: string; workingDir?: string; asRoot?: boolean }>(ctx.req, renameSchema);
         const request = { op: 'rename', source: resolvePath(fields.source, fields.workingDir, 'source'), dest: resolvePath(fields.dest, fields.workingDir, 'dest') };
@@ -105,7 +105,7 @@ export function fsRoutes(sprites: FsSprites): Route[] {
       }),
     },
     {
-      method: 'POST', pattern: new RegExp(`${FS}/copy$`), uses: true,
+      method: 'POST', auth: 'org', pattern: new RegExp(`${FS}/copy$`), uses: true,
       handler: fsRoute(async (ctx) => {
         const fields = await readJson<{ source: string; dest: string; workingDir?: string; recursive?: boolean; preserveAttrs?: boolean; asRoot?: boolean }>(ctx.req, copySchema);
         const request = {
@@ -116,7 +116,7 @@ export function fsRoutes(sprites: FsSprites): Route[] {
       }),
     },
     {
-      method: 'POST', pattern: new RegExp(`${FS}/chmod$`), uses: true,
+      method: 'POST', auth: 'org', pattern: new RegExp(`${FS}/chmod$`), uses: true,
       handler: fsRoute(async (ctx) => {
         const fields = await readJson<{ path: string; mode: string; workingDir?: string; recursive?: boolean; asRoot?: boolean }>(ctx.req, chmodSchema);
         const request = { op: 'chmod', path: resolvePath(fields.path, fields.workingDir), mode: parseMode(fields.mode), recursive: fields.recursive === true };
@@ -124,7 +124,7 @@ export function fsRoutes(sprites: FsSprites): Route[] {
       }),
     },
     {
-      method: 'POST', pattern: new RegExp(`${FS}/chown$`), uses: true,
+      method: 'POST', auth: 'org', pattern: new RegExp(`${FS}/chown$`), uses: true,
       handler: fsRoute(async (ctx) => {
         const fields = parseChown(await readBody(ctx.req));
         const request = { op: 'chown', path: resolvePath(fields.path, fields.workingDir), uid: fields.uid, gid: fields.gid, recursive: fields.recursive === true };

@@ -3,8 +3,6 @@ import { errorJson, toApiError } from '../errors.ts';
 import { VM_DEFAULTS } from '../../../vm/index.ts';
 import type { ImageManager } from '../../images.ts';
 import type { Schema } from '../../schema.ts';
-import type { Caller } from '../../records/index.ts';
-import { requireAdmin } from '../authz.ts';
 import type { RootSource } from '../../../vm/index.ts';
 import { flag, readJson, sendJson } from '../http.ts';
 import type { Route } from '../router.ts';
@@ -34,14 +32,6 @@ interface BuildBody {
   mirror?: string;
 }
 
-/**
- * Images are shared by the whole mesh and a build from a path reads the peer's host: building
- * and deleting take an admin token; anyone may list them and create sprites from them.
- */
-function requireAdminFor(caller: Caller, what: string): void {
-  requireAdmin(caller, `${what} takes one`);
-}
-
 function toSource(body: BuildBody): RootSource {
   const needsPath = body.from === 'dir' || body.from === 'tar';
   if (needsPath !== (body.path !== undefined)) throw new PeerError('ERR_BAD_REQUEST', needsPath ? `body.path is required with from=${body.from}` : `body.path only goes with from=dir or from=tar`);
@@ -55,14 +45,17 @@ function toSource(body: BuildBody): RootSource {
   }
 }
 
-/** Routes under /v1/images. */
+/**
+ * Routes under /v1/images. Images are shared by the whole mesh and a build from a path reads the
+ * peer's host: building and deleting take an admin token; any token lists them and creates sprites from them.
+ */
 export function imageRoutes(images: ImageManager): Route[] {
   return [
     {
       method: 'POST',
       pattern: /^\/v1\/images$/,
-      handler: async ({ req, res, url, caller }) => {
-        requireAdminFor(caller, 'building an image');
+      auth: 'admin',
+      handler: async ({ req, res, url }) => {
         const body = await readJson<BuildBody>(req, buildSchema);
         const source = toSource(body);
         // Bad input answers with its status; only a build that starts streams.
@@ -79,13 +72,13 @@ export function imageRoutes(images: ImageManager): Route[] {
         res.end();
       },
     },
-    { method: 'GET', pattern: /^\/v1\/images$/, handler: ({ res }) => sendJson(res, 200, { images: images.list() }) },
-    { method: 'GET', pattern: new RegExp(`^/v1/images/${IMAGE}$`), handler: ({ res, params }) => sendJson(res, 200, images.get(params.image!)) },
+    { method: 'GET', pattern: /^\/v1\/images$/, auth: 'token', handler: ({ res }) => sendJson(res, 200, { images: images.list() }) },
+    { method: 'GET', pattern: new RegExp(`^/v1/images/${IMAGE}$`), auth: 'token', handler: ({ res, params }) => sendJson(res, 200, images.get(params.image!)) },
     {
       method: 'DELETE',
       pattern: new RegExp(`^/v1/images/${IMAGE}$`),
-      handler: async ({ res, params, caller }) => {
-        requireAdminFor(caller, 'deleting an image');
+      auth: 'admin',
+      handler: async ({ res, params }) => {
         await images.delete(params.image!);
         res.writeHead(204).end();
       },

@@ -23,10 +23,12 @@ export interface PeerRoutesInit {
 /** Routes of the peer and its mesh: members, drain, mesh health, the warm pool, the proxy's CA. */
 export function peerRoutes({ mesh, drain, peers, sprites, edge }: PeerRoutesInit): Route[] {
   return [
-    { method: 'GET', pattern: /^\/v1\/pool$/, handler: ({ res }) => sendJson(res, 200, snakeKeys(sprites.poolStatus())) },
+    { method: 'GET', pattern: /^\/v1\/pool$/, auth: 'admin', handler: ({ res }) => sendJson(res, 200, snakeKeys(sprites.poolStatus())) },
     {
       method: 'GET',
       pattern: /^\/v1\/peers$/,
+      // The mesh's layout (addresses, load, versions) and the pool are the operator's to see.
+      auth: 'admin',
       handler: ({ res }) => {
         const peers = mesh.members().map(({ id, state, self, row }) => ({
           id, state, self, api: row.api, proxy: parseProxyColumn(row.proxy) ?? null, addrs: parseAddrs(row.addrs), pool_target: row.pool_target, pool_ready: row.pool_ready,
@@ -38,6 +40,8 @@ export function peerRoutes({ mesh, drain, peers, sprites, edge }: PeerRoutesInit
     {
       method: 'POST',
       pattern: /^\/v1\/peers\/(?<peer>[^/]+)\/drain$/,
+      // Draining stops creates and moves every org's sprites: an operator's call.
+      auth: 'admin',
       handler: async ({ req, res, params }) => {
         if (params.peer !== 'self' && params.peer !== mesh.peerId && !fromPeer(req)) {
           const peer = mesh.members().find((m) => m.id === params.peer);
@@ -49,10 +53,12 @@ export function peerRoutes({ mesh, drain, peers, sprites, edge }: PeerRoutesInit
         sendJson(res, 202, { peer: mesh.peerId, drain: drain.state });
       },
     },
-    { method: 'GET', pattern: /^\/v1\/mesh\/health$/, handler: ({ res }) => sendJson(res, 200, snakeKeys(mesh.health())) },
+    { method: 'GET', pattern: /^\/v1\/mesh\/health$/, auth: 'admin', handler: ({ res }) => sendJson(res, 200, snakeKeys(mesh.health())) },
     {
       method: 'GET',
       pattern: /^\/v1\/proxy\/ca$/,
+      // What a client trusts to open sprite URLs over HTTPS: any token.
+      auth: 'token',
       handler: ({ res }) => {
         const domain = edge.address()?.domain;
         const ca = edge.ca();

@@ -29,6 +29,7 @@ export function policyRoutes(sprites: PolicySprites): Route[] {
   const update = (pattern: string, apply: (name: string, value: unknown) => Promise<void> | void): Route[] =>
     ['POST', 'PUT'].map((method) => ({
       method,
+      auth: 'org' as const,
       pattern: new RegExp(`${POLICY}/${pattern}$`),
       handler: async ({ req, res, params }) => {
         await apply(params.name!, await body(req));
@@ -36,22 +37,24 @@ export function policyRoutes(sprites: PolicySprites): Route[] {
       },
     }));
   return [
-    { method: 'GET', pattern: new RegExp(`${POLICY}/network$`), handler: ({ res, params }) => sendJson(res, 200, policies.network(params.name!)) },
+    { method: 'GET', auth: 'org', pattern: new RegExp(`${POLICY}/network$`), handler: ({ res, params }) => sendJson(res, 200, policies.network(params.name!)) },
     ...update('network', (name, value) => policies.setNetwork(name, value)),
-    { method: 'GET', pattern: new RegExp(`${POLICY}/privileges$`), handler: ({ res, params }) => sendJson(res, 200, policies.privileges(params.name!)) },
+    { method: 'GET', auth: 'org', pattern: new RegExp(`${POLICY}/privileges$`), handler: ({ res, params }) => sendJson(res, 200, policies.privileges(params.name!)) },
     ...update('privileges', (name, value) => policies.setPrivileges(name, value)),
     {
       method: 'DELETE',
+      auth: 'org',
       pattern: new RegExp(`${POLICY}/privileges$`),
       handler: ({ res, params }) => {
         policies.deletePrivileges(params.name!);
         res.writeHead(204).end();
       },
     },
-    { method: 'GET', pattern: new RegExp(`${POLICY}/resources$`), handler: ({ res, params }) => sendJson(res, 200, policies.resources(params.name!)) },
+    { method: 'GET', auth: 'org', pattern: new RegExp(`${POLICY}/resources$`), handler: ({ res, params }) => sendJson(res, 200, policies.resources(params.name!)) },
     ...update('resources', (name, value) => policies.setResources(name, value)),
     {
       method: 'DELETE',
+      auth: 'org',
       pattern: new RegExp(`${POLICY}/resources$`),
       handler: async ({ res, params }) => {
         await policies.deleteResources(params.name!);

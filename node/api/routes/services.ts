@@ -53,12 +53,14 @@ export function serviceRoutes(sprites: ServiceSprites): Route[] {
   return [
     {
       method: 'GET',
+      auth: 'org',
       pattern: new RegExp(`${SERVICES}$`),
       uses: true,
       handler: async ({ res, params }) => sendJson(res, 200, await (await sprites.awake(params.name!)).call<ServiceWire[]>({ op: 'services.list' })),
     },
     {
       method: 'POST',
+      auth: 'org',
       pattern: new RegExp(`${SERVICES}/signal$`),
       uses: true,
       handler: async ({ req, res, params }) => {
@@ -69,6 +71,7 @@ export function serviceRoutes(sprites: ServiceSprites): Route[] {
     },
     {
       method: 'PUT',
+      auth: 'org',
       pattern: new RegExp(`${SERVICE}$`),
       uses: true,
       handler: async (ctx) => {
@@ -80,6 +83,7 @@ export function serviceRoutes(sprites: ServiceSprites): Route[] {
     },
     {
       method: 'GET',
+      auth: 'org',
       pattern: new RegExp(`${SERVICE}$`),
       uses: true,
       handler: async ({ res, params }) => {
@@ -88,6 +92,7 @@ export function serviceRoutes(sprites: ServiceSprites): Route[] {
     },
     {
       method: 'DELETE',
+      auth: 'org',
       pattern: new RegExp(`${SERVICE}$`),
       uses: true,
       handler: async ({ res, params }) => {
@@ -97,24 +102,28 @@ export function serviceRoutes(sprites: ServiceSprites): Route[] {
     },
     {
       method: 'POST',
+      auth: 'org',
       pattern: new RegExp(`${SERVICE}/start$`),
       uses: true,
       handler: (ctx) => stream(ctx, { action: 'start', durationMs: durationParam(ctx.url, 'duration', DEFAULT_DURATION_MS, MAX_DURATION_MS) }),
     },
     {
       method: 'POST',
+      auth: 'org',
       pattern: new RegExp(`${SERVICE}/restart$`),
       uses: true,
       handler: (ctx) => stream(ctx, { action: 'restart', durationMs: durationParam(ctx.url, 'duration', DEFAULT_DURATION_MS, MAX_DURATION_MS) }),
     },
     {
       method: 'POST',
+      auth: 'org',
       pattern: new RegExp(`${SERVICE}/stop$`),
       uses: true,
       handler: (ctx) => stream(ctx, { action: 'stop', timeoutMs: durationParam(ctx.url, 'timeout', 10_000, MAX_STOP_TIMEOUT_MS) }),
     },
     {
       method: 'GET',
+      auth: 'org',
       pattern: new RegExp(`${SERVICE}/logs$`),
       // Following a service's log wakes a sleeping sprite (its service writes again) and keeps it awake.
       uses: (url) => durationParam(url, 'duration', 0, MAX_DURATION_MS) > 0,
@@ -135,6 +144,7 @@ export function serviceRoutes(sprites: ServiceSprites): Route[] {
     },
     {
       method: 'GET',
+      auth: 'org',
       pattern: new RegExp(`^/v1/sprites/${NAME}/logs$`),
       handler: async ({ req, res, params, url }) => streamLog(req, res, sprites.initLog(params.name!), flag(url, 'follow')),
     },

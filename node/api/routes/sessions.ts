@@ -17,6 +17,7 @@ export function sessionRoutes(sprites: SessionSprites): Route[] {
   return [
     {
       method: 'GET',
+      auth: 'org',
       pattern: new RegExp(`^/v1/sprites/${NAME}/exec$`),
       uses: true,
       handler: async ({ res, params }) => {
@@ -26,6 +27,7 @@ export function sessionRoutes(sprites: SessionSprites): Route[] {
     },
     {
       method: 'POST',
+      auth: 'org',
       pattern: new RegExp(`^/v1/sprites/${NAME}/exec/(?<id>[^/]+)/kill$`),
       uses: true,
       handler: async ({ res, params, url }) => {

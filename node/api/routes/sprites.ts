@@ -3,6 +3,7 @@ import type { CreateFlow } from '../../placement/index.ts';
 import type { Caller, SpriteRecord, SpriteRegistry } from '../../records/index.ts';
 import type { Schema } from '../../schema.ts';
 import type { SpriteManager } from '../../sprites.ts';
+import type { OrgQuotas } from '../../quotas.ts';
 import { sees } from '../authz.ts';
 import { readBody, readJson, sendJson } from '../http.ts';
 import { NAME, type Route } from '../router.ts';
@@ -29,6 +30,8 @@ export interface SpriteRoutesInit {
   edge: Pick<EdgeView, 'address'>;
   /** The create protocol: arbitration and placement across the mesh. */
   creates: Pick<CreateFlow, 'create'>;
+  /** The orgs' quotas: a create over one is refused here, before it travels (the creating peer asks again). */
+  quotas: Pick<OrgQuotas, 'check'>;
 }
 
 const adoptSchema: Schema = {
@@ -41,7 +44,7 @@ const adoptSchema: Schema = {
  * Routes of sprites themselves, in Sprites' shapes: create, list (and its live stream), get, update,
  * delete, restart, check, upgrade; and this mesh's own start, stop and adopt.
  */
-export function spriteRoutes({ sprites, mesh, registry, edge, creates }: SpriteRoutesInit): Route[] {
+export function spriteRoutes({ sprites, mesh, registry, edge, creates, quotas }: SpriteRoutesInit): Route[] {
   /** Wire objects for one answer, as this peer sees the mesh now. */
   const views = (): ((record: SpriteRecord) => SpriteObject) => spriteViews({
     proxy: edge.address(), states: new Map(mesh.members().map((member) => [member.id, member.state])), limits: sprites.limits,
@@ -51,10 +54,15 @@ export function spriteRoutes({ sprites, mesh, registry, edge, creates }: SpriteR
     {
       method: 'POST',
       pattern: /^\/v1\/sprites$/,
+      // Any token: the sprite is made in the token's org.
+      auth: 'token',
       handler: async ({ req, res, caller }) => {
         // The body travels as is to the peer that creates; each peer on the way reads it the same way.
         const body = await readBody(req);
-        const created = await creates.create(parseCreate(body, caller.org), { req, res, body });
+        const spec = parseCreate(body, caller.org);
+        // On every peer on the way (the client's, the arbiter, the creator), each against its replica.
+        quotas.check(spec.org, 'create');
+        const created = await creates.create(spec, { req, res, body });
         // Undefined: another peer answered (relayed already), or this arbiter was too late to.
         if (created) sendJson(res, 201, view(created));
       },
@@ -62,6 +70,8 @@ export function spriteRoutes({ sprites, mesh, registry, edge, creates }: SpriteR
     {
       method: 'GET',
       pattern: /^\/v1\/sprites$/,
+      // Any token: the listing holds only the sprites it sees.
+      auth: 'token',
       handler: ({ req, res, url, caller }) => {
         const query = parseListQuery(url);
         const visible = visibleTo(caller);
@@ -81,6 +91,8 @@ export function spriteRoutes({ sprites, mesh, registry, edge, creates }: SpriteR
     {
       method: 'POST',
       pattern: new RegExp(`^/v1/sprites/${NAME}/adopt$`),
+      // Only a draining peer hands a sprite over: a tenant's adopt would move ownership at will.
+      auth: 'peer',
       // Sent by a draining owner to the peer that takes the sprite over: served here, not forwarded back.
       anyPeer: true,
       handler: async ({ req, res, params }) => {
@@ -88,9 +100,10 @@ export function spriteRoutes({ sprites, mesh, registry, edge, creates }: SpriteR
         sendJson(res, 200, view(await sprites.adopt(params.name!, { start: body.start ?? true })));
       },
     },
-    { method: 'GET', pattern: new RegExp(`^/v1/sprites/${NAME}$`), anyPeer: true, handler: ({ res, params }) => sendJson(res, 200, view(sprites.get(params.name!))) },
+    { method: 'GET', auth: 'org', pattern: new RegExp(`^/v1/sprites/${NAME}$`), anyPeer: true, handler: ({ res, params }) => sendJson(res, 200, view(sprites.get(params.name!))) },
     {
       method: 'PUT',
+      auth: 'org',
       pattern: new RegExp(`^/v1/sprites/${NAME}$`),
       handler: async ({ req, res, params }) => {
         const update = parseUpdate(await readBody(req));
@@ -102,16 +115,18 @@ export function spriteRoutes({ sprites, mesh, registry, edge, creates }: SpriteR
     },
     {
       method: 'DELETE',
+      auth: 'org',
       pattern: new RegExp(`^/v1/sprites/${NAME}$`),
       handler: async ({ res, params }) => {
         await sprites.destroy(params.name!);
         res.writeHead(204).end();
       },
     },
-    { method: 'POST', pattern: new RegExp(`^/v1/sprites/${NAME}/start$`), handler: async ({ res, params }) => sendJson(res, 200, view(await sprites.startSprite(params.name!))) },
-    { method: 'POST', pattern: new RegExp(`^/v1/sprites/${NAME}/stop$`), handler: async ({ res, params }) => sendJson(res, 200, view(await sprites.stopSprite(params.name!))) },
+    { method: 'POST', auth: 'org', pattern: new RegExp(`^/v1/sprites/${NAME}/start$`), handler: async ({ res, params }) => sendJson(res, 200, view(await sprites.startSprite(params.name!))) },
+    { method: 'POST', auth: 'org', pattern: new RegExp(`^/v1/sprites/${NAME}/stop$`), handler: async ({ res, params }) => sendJson(res, 200, view(await sprites.stopSprite(params.name!))) },
     {
       method: 'POST',
+      auth: 'org',
       pattern: new RegExp(`^/v1/sprites/${NAME}/restart$`),
       handler: async ({ res, params }) => {
         const record = await sprites.restart(params.name!);
@@ -120,6 +135,7 @@ export function spriteRoutes({ sprites, mesh, registry, edge, creates }: SpriteR
     },
     {
       method: 'GET',
+      auth: 'org',
       pattern: new RegExp(`^/v1/sprites/${NAME}/check$`),
       handler: async ({ res, params }) => {
         const record = sprites.owned(params.name!);
@@ -131,6 +147,7 @@ export function spriteRoutes({ sprites, mesh, registry, edge, creates }: SpriteR
     },
     {
       method: 'POST',
+      auth: 'org',
       pattern: new RegExp(`^/v1/sprites/${NAME}/upgrade$`),
       handler: async ({ res, params }) => {
         await sprites.upgrade(params.name!);

@@ -22,7 +22,7 @@ export interface DaemonReply {
 export type DaemonOp =
   | 'create' | 'createFrom' | 'ensureImage' | 'importImage' | 'attach' | 'detach' | 'mount' | 'unmount' | 'mountCheckpoint' | 'unmountCheckpoint'
   | 'attachCheckpoint' | 'autoclearCheckpoint'
-  | 'checkpoint' | 'checkpoints' | 'restore' | 'deleteCheckpoint' | 'remove' | 'forget' | 'idleVolumes' | 'flush' | 'gc' | 'stats' | 'stop';
+  | 'checkpoint' | 'checkpoints' | 'usage' | 'restore' | 'deleteCheckpoint' | 'remove' | 'forget' | 'idleVolumes' | 'flush' | 'gc' | 'stats' | 'stop';
 
 /** Dispatches one request to the service, checking the arguments it needs. */
 export async function handleRequest(service: StorageService, request: DaemonRequest): Promise<unknown> {
@@ -66,6 +66,7 @@ export async function handleRequest(service: StorageService, request: DaemonRequ
     case 'autoclearCheckpoint': return service.autoclearCheckpoint(str('id'), str('checkpoint'));
     case 'checkpoint': return service.checkpoint(str('id'), opt<string>('comment', 'string') ?? '');
     case 'checkpoints': return service.checkpoints(str('id'));
+    case 'usage': return service.usage(str('id'));
     case 'restore': return service.restore(str('id'), str('checkpoint'));
     case 'deleteCheckpoint': return service.deleteCheckpoint(str('id'), str('checkpoint'));
     case 'remove': return service.remove(str('id'));

@@ -8,7 +8,7 @@ import { collectGarbage, type GcResult } from '../gc.ts';
 import type { Logger } from '../../logger.ts';
 import { CountingStore, type StoreCounters } from '../store/counting.ts';
 import { openObjectStore } from '../store/open.ts';
-import { Volumes, parseCheckpointId, type Checkpoint, type VolumesInit } from '../volumes.ts';
+import { Volumes, parseCheckpointId, type Checkpoint, type VolumeUsage, type VolumesInit } from '../volumes.ts';
 import { idleVolumes } from '../device/journal.ts';
 import type { VolumeRecord } from '../device/meta-db.ts';
 import { importFile } from './import.ts';
@@ -313,6 +313,12 @@ export class StorageService {
   async checkpoints(id: string): Promise<Checkpoint[]> {
     await this.volumes.refresh(id);
     return this.volumes.checkpoints(id);
+  }
+
+  /** Checkpoints and stored bytes of a volume (see Volumes.usage). */
+  async usage(id: string): Promise<VolumeUsage> {
+    await this.volumes.refresh(id);
+    return this.volumes.usage(id);
   }
 
   /** Points the volume's head at a checkpoint; the volume must be unmounted. */
