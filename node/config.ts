@@ -82,7 +82,7 @@ export interface PeerConfig {
     limits: Limits;
     /** Port inside the sprite that its URL serves. */
     httpPort: number;
-    /** Host id that a sprite's root maps to (user-namespace remap); 65536 ids from there. */
+    /** Host id disks store a sprite's root as (65536 ids from there); a running sprite sees them in a host range of its own (vm/idmap.ts). */
     rootHostId: number;
     /** The network policy a sprite created here starts with. */
     egressDefaultPolicy: EgressDefault;

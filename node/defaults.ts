@@ -20,7 +20,7 @@ export const PEER_DEFAULTS = {
     httpPort: 8080,
     /** The network policy a new sprite gets (see node/egress/policy-match.ts). */
     egressDefaultPolicy: 'allow-all',
-    /** Host id a sprite's root maps to; base images are owned by it, so it is fixed, not an option. */
+    /** Host id disks store a sprite's root as; base images are owned by it, so it is fixed, not an option. */
     rootHostId: 100_000,
   },
   sleep: { warmAfterMs: 30_000, coldAfterMs: 600_000 },

@@ -1,6 +1,6 @@
 import { access, constants } from 'node:fs/promises';
 
-const REQUIRED_COMMANDS = ['runc', 'unshare', 'nsenter', 'setpriv', 'mount', 'umount', 'mkfs.ext4', 'ip', 'truncate', 'cp', 'chown'];
+const REQUIRED_COMMANDS = ['runc', 'unshare', 'nsenter', 'setpriv', 'mount', 'umount', 'mkfs.ext4', 'ip', 'truncate', 'cp', 'chown', 'perl'];
 
 /** Fails start-up with one clear message when the host cannot run sprites. */
 export async function checkHost(): Promise<void> {

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(runc fuse3 e2fsprogs util-linux busybox-static iproute2 curl fio openssl nginx wrk nftables conntrack debootstrap)
+packages=(runc fuse3 e2fsprogs util-linux busybox-static iproute2 curl fio openssl nginx wrk nftables conntrack debootstrap perl-base)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")

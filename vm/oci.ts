@@ -55,9 +55,13 @@ export function containerConfig(spec: ContainerSpec): object {
       { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'] },
       { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
       { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
-      // sysfs cannot be mounted fresh from a user namespace that does not own the network namespace's
-      // parent; a read-only bind of the host's is the usual answer.
-      { destination: '/sys', type: 'none', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] },
+      // A fresh sysfs, not the host's: its net/ shows only the sprite's own network namespace (which
+      // the sprite's user namespace owns, so the kernel allows the mount), and nothing of the host's
+      // mounts under /sys comes along.
+      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+      // With the cgroup namespace, each hierarchy mounted here has the sprite's own cgroup as its
+      // root: no other sprite's cgroup or usage is in sight.
+      { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
       { destination: '/.sprite', type: 'none', source: STAGE.spriteDir, options: ['rbind', 'nosuid', 'nodev'] },
       { destination: '/.sprite/bin', type: 'none', source: STAGE.toolsDir, options: ['rbind', 'ro', 'nosuid', 'nodev'] },
       // A slave of sprite-init's shared tmpfs: checkpoint mounts arrive here (see init/checkpoints.ts).
@@ -73,6 +77,7 @@ export function containerConfig(spec: ContainerSpec): object {
         { type: 'mount' },
         { type: 'ipc' },
         { type: 'uts' },
+        { type: 'cgroup' },
         { type: 'user', path: spec.namespaces.user },
         { type: 'network', path: spec.namespaces.net },
       ],

@@ -8,6 +8,7 @@ import { ControlClient } from './control.ts';
 import { VmError } from './errors.ts';
 import { setFreezer, thawIfFrozen } from './freezer.ts';
 import { STAGE, type InitConfig } from './init/config.ts';
+import { claimIds, ID_RANGE, type IdClaim } from './idmap.ts';
 import { pinNamespaces, releaseNamespaces, type IdMap, type PinnedNamespaces } from './namespaces.ts';
 import type { NetworkAttacher, SpriteNetwork } from './net/index.ts';
 import { containerConfig, type Limits } from './oci.ts';
@@ -25,6 +26,7 @@ export interface SandboxInit {
   id: string;
   /** The root disk, not yet mounted. */
   volume: Volume;
+  /** The ids the disk stores (root as `ids.hostId`); the running sprite gets a range of its own (vm/idmap.ts). */
   ids: IdMap;
   /** cgroup path of the inner container, e.g. `/sprites/<peer>/<id>`. */
   cgroupPath: string;
@@ -84,18 +86,20 @@ export class Sandbox {
   readonly #process: ChildProcess;
   readonly #exited: Promise<void>;
   readonly #requests: Server | undefined;
+  readonly #ids: IdClaim;
   /** The sprite's veth, address and firewall; undefined with egress off. */
   readonly network: SpriteNetwork | undefined;
   #stopping = false;
   #frozen = false;
 
-  private constructor(init: SandboxInit, namespaces: PinnedNamespaces, child: ChildProcess, exited: Promise<void>, requests: Server | undefined, network: SpriteNetwork | undefined) {
+  private constructor(init: SandboxInit, namespaces: PinnedNamespaces, ids: IdClaim, child: ChildProcess, exited: Promise<void>, requests: Server | undefined, network: SpriteNetwork | undefined) {
     this.id = init.id;
     this.network = network;
     this.#init = init;
     this.paths = sandboxPaths(init.dir);
     this.control = new ControlClient(this.paths.control);
     this.#namespaces = namespaces;
+    this.#ids = ids;
     this.#process = child;
     this.#exited = exited;
     this.#requests = requests;
@@ -109,22 +113,25 @@ export class Sandbox {
     const dirs = [paths.rootfs, join(paths.spriteDir, 'bin'), join(paths.spriteDir, 'checkpoints'), paths.bundle, paths.runcRoot];
     for (const dir of dirs) await mkdir(dir, { recursive: true });
     let namespaces: PinnedNamespaces | undefined;
+    let ids: IdClaim | undefined;
     let mounted = false;
     let requests: Server | undefined;
     let network: SpriteNetwork | undefined;
     try {
       await init.volume.mount(paths.rootfs);
       mounted = true;
-      namespaces = await pinNamespaces(paths.ns, init.ids);
+      ids = await claimIds();
+      const spriteIds = { hostId: ids.hostId, size: ID_RANGE };
+      namespaces = await pinNamespaces(paths.ns, spriteIds, init.ids.hostId);
       network = await init.network?.attach(namespaces.net);
       await writeFile(join(paths.bundle, 'config.json'), JSON.stringify(containerConfig({
-        namespaces, ids: init.ids,
+        namespaces, ids: spriteIds,
         cgroupPath: init.cgroupPath, limits: init.limits, resolvConf: network !== undefined,
       })));
       const config: InitConfig = {
         id: init.id, runcRoot: paths.runcRoot, bundle: paths.bundle, controlSocket: paths.control, httpSocket: paths.http,
         spriteDir: paths.spriteDir, servicesFile: paths.servicesFile, httpPort: init.httpPort, runcLog: paths.runcLog,
-        rootfs: paths.rootfs, toolsDir: init.toolsDir, privateDirs: init.privateDirs,
+        rootfs: paths.rootfs, toolsDir: init.toolsDir, privateDirs: init.privateDirs, idmapNamespace: namespaces.idmap,
         ...(network && { resolvConf: `nameserver ${network.gateway}\n` }),
       };
       if (init.requests) {
@@ -133,13 +140,14 @@ export class Sandbox {
       }
       await writeFile(paths.initConfig, JSON.stringify(config));
       const { child, exited } = await startInit(paths, namespaces, init.startTimeoutMs ?? 20_000, init.compileCacheDir);
-      const sandbox = new Sandbox(init, namespaces, child, exited, requests, network);
+      const sandbox = new Sandbox(init, namespaces, ids, child, exited, requests, network);
       void exited.then(() => sandbox.#afterExit());
       return sandbox;
     } catch (error) {
       requests?.close();
       await network?.release();
       if (namespaces) await releaseNamespaces(namespaces).catch(() => undefined);
+      await ids?.release();
       if (mounted) await init.volume.unmount().catch(() => undefined);
       await removeCgroups(init.cgroupPath);
       throw error;
@@ -234,6 +242,7 @@ export class Sandbox {
       this.#requests?.close();
       await this.network?.release();
       await releaseNamespaces(this.#namespaces).catch(() => undefined);
+      await this.#ids.release();
       await this.#init.volume.unmount();
       await removeCgroups(this.#init.cgroupPath);
       await rm(this.paths.run, { recursive: true, force: true });

@@ -39,6 +39,7 @@ export class Recovery {
       await new ControlClient(paths.control).call({ op: 'shutdown' }, 5000).catch(() => undefined);
       await unmountPath(join(paths.ns, 'net'));
       await unmountPath(join(paths.ns, 'user'));
+      await unmountPath(join(paths.ns, 'idmap'));
       await unmountPath(paths.rootfs);
       await removeCgroups(machines.cgroup(id));
       await rm(paths.run, { recursive: true, force: true });

@@ -39,9 +39,15 @@ describe('the sandbox isolates and limits a sprite', () => {
     assert.match(change.stderr, /not permitted/i);
   });
 
-  test('root inside is an unprivileged user on the host', async () => {
-    const result = await run('id -u; cat /proc/self/uid_map');
-    assert.match(result.stdout, /^0\n\s*0\s+100000\s+65536\n$/);
+  test('root inside is an unprivileged user on the host, in a range of its own above the ids disks store', async () => {
+    const result = await run('id -u; cat /proc/self/uid_map; stat -c %u:%g /bin/busybox');
+    const [uid, map, owner] = result.stdout.trim().split('\n');
+    assert.equal(uid, '0');
+    const [inside, host, size] = map!.trim().split(/\s+/).map(Number);
+    assert.deepEqual([inside, size, host! % 65536], [0, 65536, 0]);
+    assert.ok(host! >= 4 * 65536, `root is host uid ${host}`);
+    // The disk stores the image's owners as they were built (root as 100000): the idmapped mount shows them as the sprite's.
+    assert.equal(owner, '0:0');
   });
 
   test('mounting is denied', async () => {

@@ -14,6 +14,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
+import { bundleCgroupPath, cgroupProcsFiles, inCgroup } from './cgroup.ts';
 import { coded } from './errors.ts';
 import { childInContainer } from './procfs.ts';
 
@@ -70,6 +71,7 @@ export class SpriteAgents {
   #server: Promise<net.Server> | undefined;
   #closed = false;
   #rootUser: boolean | undefined;
+  #cgroupProcs: string[] | undefined;
   #failedAt = -Infinity;
   #enabled = false;
 
@@ -211,7 +213,9 @@ export class SpriteAgents {
     if (!loader) throw coded('ERR_FS_AGENT', 'no loader for the Node runtime in /.sprite/bin/lib');
     const args = ['--root', this.#init.runcRoot, 'exec', '--cwd', '/', ...(key === 'root' ? ['--user', '0:0'] : []), this.#init.id,
       `${BIN}/lib/${loader}`, '--library-path', `${BIN}/lib`, `${BIN}/node`, '--max-old-space-size=64', '--max-semi-space-size=1', `${BIN}/fs-agent/main.js`];
-    const child = spawn('runc', args, { stdio: ['pipe', 'ignore', 'pipe'] });
+    this.#cgroupProcs ??= cgroupProcsFiles(bundleCgroupPath(this.#init.bundle));
+    const command = inCgroup(this.#cgroupProcs, 'runc', args);
+    const child = spawn(command.file, command.args, { stdio: ['pipe', 'ignore', 'pipe'] });
     const agent: Agent = { child, secret: randomBytes(SECRET_BYTES), waiting: new Map(), served: false, pid: 0 };
     this.#agents.set(key, agent);
     child.stdin!.on('error', () => undefined);

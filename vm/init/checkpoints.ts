@@ -1,11 +1,13 @@
 import { mkdirSync, rmdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCommand } from '../command.ts';
+import { idmapMount } from './idmap-mount.ts';
 import { CHECKPOINTS_DIR, STAGE } from './config.ts';
 import { coded } from './errors.ts';
 
 const CHECKPOINT_ID = /^v\d{1,9}$/;
 const LOOP_DEVICE = /^\/dev\/loop\d{1,6}$/;
+const MOUNT_OPTIONS = 'ro,noload,noatime,nosuid,nodev';
 
 /**
  * The read-only checkpoint mounts of this sprite, as /.sprite/checkpoints/<id> inside it.
@@ -24,13 +26,18 @@ const LOOP_DEVICE = /^\/dev\/loop\d{1,6}$/;
  */
 export class CheckpointDir {
   readonly #mounted = new Set<string>();
+  readonly #idmap: string | undefined;
 
-  /** Creates the shared tmpfs; runs before the container exists. */
-  static async stage(): Promise<CheckpointDir> {
+  private constructor(idmap: string | undefined) {
+    this.#idmap = idmap;
+  }
+
+  /** Creates the shared tmpfs; runs before the container exists. `idmap`: see InitConfig.idmapNamespace. */
+  static async stage(idmap?: string): Promise<CheckpointDir> {
     mkdirSync(STAGE.checkpoints);
     await runCommand('mount', ['-t', 'tmpfs', '-o', 'mode=755,size=64k,nosuid,nodev', 'sprite-checkpoints', STAGE.checkpoints]);
     await runCommand('mount', ['--make-shared', STAGE.checkpoints]);
-    return new CheckpointDir();
+    return new CheckpointDir(idmap);
   }
 
   /** Ids mounted now, in the container's terms. */
@@ -48,12 +55,25 @@ export class CheckpointDir {
     const target = join(STAGE.checkpoints, id);
     mkdirSync(target, { recursive: true });
     try {
-      await runCommand('mount', ['-t', 'ext4', '-o', 'ro,noload,noatime,nosuid,nodev', device, target]);
+      if (this.#idmap) await this.#mountIdmapped(device, join(STAGE.dir, `checkpoint-${id}`), target, this.#idmap);
+      else await runCommand('mount', ['-t', 'ext4', '-o', MOUNT_OPTIONS, device, target]);
     } catch (error) {
       rmdirSync(target);
       throw error;
     }
     this.#mounted.add(id);
+  }
+
+  /** Mounts the disk privately (STAGE.dir does not propagate), then its idmapped copy at `target`; the copy keeps the disk mounted. */
+  async #mountIdmapped(device: string, source: string, target: string, idmap: string): Promise<void> {
+    mkdirSync(source, { recursive: true });
+    await runCommand('mount', ['-t', 'ext4', '-o', MOUNT_OPTIONS, device, source]);
+    try {
+      await idmapMount(source, target, idmap);
+    } finally {
+      await runCommand('umount', ['-l', source]);
+      rmdirSync(source);
+    }
   }
 
   /** Unmounts checkpoint `id`; a process inside it keeps its view until it leaves (lazy). Unknown ids are fine. */

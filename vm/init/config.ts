@@ -13,6 +13,8 @@ export const STAGE = {
   checkpoints: '/run/sprites/checkpoints',
   /** The sprite's resolv.conf (with egress), bound over /etc/resolv.conf in the container. */
   resolvConf: '/run/sprites/resolv.conf',
+  /** The idmap user namespace (InitConfig.idmapNamespace), bound here: the host's binds of namespaces are dropped once the container exists. */
+  idmap: '/run/sprites/idmap',
 } as const;
 
 /** Where the container sees the mounted checkpoints. */
@@ -48,6 +50,8 @@ export interface InitConfig {
    * copy held here would keep their loop devices and namespaces alive after the host lets go.
    */
   privateDirs: string[];
+  /** A user namespace whose map shows the disk's stored ids in the sprite's own range: the disk and checkpoints are mounted through it (idmap-mount.ts). Absent: plain binds. */
+  idmapNamespace?: string;
   /** Text of the container's /etc/resolv.conf (the gateway as nameserver); absent: no egress, the disk's own file stays. */
   resolvConf?: string;
 }

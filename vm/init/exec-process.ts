@@ -64,7 +64,8 @@ export interface TermSize {
 
 /** Starts `spec` with pipes for stdin, stdout and stderr. */
 export function spawnPiped(runc: Runc, spec: ExecSpec): ExecProcess {
-  const child = spawn('runc', runc.execArgs({ ...spec, tty: false }), { stdio: ['pipe', 'pipe', 'pipe'] });
+  const command = runc.execCommand({ ...spec, tty: false });
+  const child = spawn(command.file, command.args, { stdio: ['pipe', 'pipe', 'pipe'] });
   child.stdin.on('error', () => undefined);
   child.once('error', () => undefined);
   const pids = new CommandPid(child.pid ?? 0);
@@ -97,7 +98,8 @@ export function spawnPiped(runc: Runc, spec: ExecSpec): ExecProcess {
 /** Starts `spec` on a new terminal of `size`. */
 export async function spawnTty(runc: Runc, spec: ExecSpec, size: TermSize): Promise<ExecProcess> {
   const pty = await import('node-pty');
-  const proc = pty.spawn('runc', runc.execArgs({ ...spec, tty: true }), {
+  const command = runc.execCommand({ ...spec, tty: true });
+  const proc = pty.spawn(command.file, command.args, {
     name: 'xterm-256color',
     cols: size.cols,
     rows: size.rows,

@@ -16,6 +16,7 @@ import { STAGE, type InitConfig } from './config.ts';
 import { execHandlers } from './exec-ops.ts';
 import { accept, STREAMING, type Handler, type Request } from './ops.ts';
 import { forwardToPort } from './forward.ts';
+import { idmapMount } from './idmap-mount.ts';
 import { SpriteAgents, splice } from './agents.ts';
 import { serveInsideApi } from './inside-api.ts';
 import { Runc } from './runc.ts';
@@ -40,7 +41,7 @@ async function main(): Promise<void> {
 
   for (const path of [config.controlSocket, config.httpSocket, join(config.spriteDir, 'api.sock')]) rmSync(path, { force: true });
   await stageMounts(config);
-  const checkpoints = await CheckpointDir.stage();
+  const checkpoints = await CheckpointDir.stage(config.idmapNamespace === undefined ? undefined : STAGE.idmap);
   await runc.create();
   await dropHostMounts(config.privateDirs);
 
@@ -131,7 +132,13 @@ async function main(): Promise<void> {
 async function stageMounts(config: InitConfig): Promise<void> {
   await runCommand('mount', ['-t', 'tmpfs', '-o', 'mode=755,size=64k', 'sprite-stage', STAGE.dir]);
   for (const dir of [STAGE.rootfs, STAGE.spriteDir, STAGE.toolsDir]) mkdirSync(dir);
-  await runCommand('mount', ['--bind', config.rootfs, STAGE.rootfs]);
+  if (config.idmapNamespace) {
+    writeFileSync(STAGE.idmap, '');
+    await runCommand('mount', ['--bind', config.idmapNamespace, STAGE.idmap]);
+    await idmapMount(config.rootfs, STAGE.rootfs, STAGE.idmap);
+  } else {
+    await runCommand('mount', ['--bind', config.rootfs, STAGE.rootfs]);
+  }
   await runCommand('mount', ['--bind', config.spriteDir, STAGE.spriteDir]);
   await runCommand('mount', ['--bind', '-o', 'ro', config.toolsDir, STAGE.toolsDir]);
   if (config.resolvConf !== undefined) writeFileSync(STAGE.resolvConf, config.resolvConf, { mode: 0o644 });

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { open, readFile } from 'node:fs/promises';
+import { bundleCgroupPath, cgroupProcsFiles, inCgroup } from './cgroup.ts';
 
 /** Where a sprite's runc state and bundle live, as sprite-init sees them. */
 export interface RuncInit {
@@ -26,6 +27,7 @@ export interface ExecSpec {
 export class Runc {
   readonly #init: RuncInit;
   #pid: number | undefined;
+  #cgroupProcs: string[] = [];
 
   constructor(init: RuncInit) {
     this.#init = init;
@@ -37,6 +39,7 @@ export class Runc {
     const pid = Number((await readFile(this.#init.pidFile, 'utf8')).trim());
     if (!Number.isInteger(pid) || pid <= 0) throw new Error(`runc create wrote no pid to ${this.#init.pidFile}`);
     this.#pid = pid;
+    this.#cgroupProcs = cgroupProcsFiles(bundleCgroupPath(this.#init.bundle));
   }
 
   /** Starts the created container. */
@@ -67,6 +70,11 @@ export class Runc {
     for (const [key, value] of Object.entries(spec.env ?? {})) args.push('--env', `${key}=${value}`);
     args.push(this.#init.id, '/bin/sh', '-c', 'exec "$@"', 'sh', ...spec.command);
     return args;
+  }
+
+  /** The program and arguments that start `runc exec` of `spec` inside the container's cgroup (see cgroup.ts). */
+  execCommand(spec: ExecSpec): { file: string; args: string[] } {
+    return inCgroup(this.#cgroupProcs, 'runc', this.execArgs(spec));
   }
 
   async #run(args: string[]): Promise<void> {

@@ -242,7 +242,8 @@ export class ServiceManager {
     const { spec } = entry;
     const pidFile = join(this.#pidDir, `${spec.name}.pid`);
     rmSync(pidFile, { force: true });
-    const child = spawn('runc', this.#runc.execArgs({ command: [spec.cmd, ...spec.args], env: spec.env, dir: spec.dir, pidFile }), {
+    const command = this.#runc.execCommand({ command: [spec.cmd, ...spec.args], env: spec.env, dir: spec.dir, pidFile });
+    const child = spawn(command.file, command.args, {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     Object.assign(entry, { child, status: 'starting', started: Date.now(), nextRestart: undefined, hostPid: undefined, pid: undefined });
