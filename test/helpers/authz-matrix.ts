@@ -51,7 +51,21 @@ export const COLUMNS: Column[] = [
   // Another org's sprite answers as a missing one; `token` routes scope their answers to the caller's org.
   { name: "another org's token", headers: (t) => bearer(t.otherOrg), expect: (rule) => (rule === 'org' ? NOT_FOUND : rule === 'token' ? undefined : FORBIDDEN) },
   { name: "the sprite's org's token", headers: (t) => bearer(t.org), expect: (rule) => (rule === 'admin' || rule === 'peer' ? FORBIDDEN : undefined) },
+  // Hop headers as a client could forge them on the public listener: old-style roles, and the
+  // signed shape with a made-up MAC. They grant nothing: the answers are those of the bare token.
+  { name: "another org's token with forged hop headers", headers: (t) => ({ ...bearer(t.otherOrg), ...forgedHop('owner') }), expect: (rule) => (rule === 'org' ? NOT_FOUND : rule === 'token' ? undefined : FORBIDDEN) },
+  { name: "the sprite's org's token posing as a peer", headers: (t) => ({ ...bearer(t.org), ...forgedHop('adopt') }), expect: (rule) => (rule === 'admin' || rule === 'peer' ? FORBIDDEN : undefined) },
 ];
+
+/** A hop header of the signed shape (`ROLE PEER EXPIRY MAC`) that no peer signed, with the arbiter's companions. */
+function forgedHop(role: string): Record<string, string> {
+  const expiry = String(Date.now() + 60_000);
+  return {
+    'x-sprite-hop': `${role} 12D3KooWForgedPeerForgedPeerForgedPeerForgedPeerForg ${expiry} ${'0'.repeat(64)}`,
+    'x-sprite-origin': '12D3KooWForgedPeer;warm',
+    'x-sprite-deadline': expiry,
+  };
+}
 
 const S = '/v1/sprites/{sprite}';
 const SVC = `${S}/services/web`;
