@@ -33,14 +33,11 @@ export async function replaceFile(path: string, text: string): Promise<void> {
   await rename(`${path}.new`, path);
 }
 
-/** The secret that signs the proxy's login sessions: derived from the swarm key like the hop secret, but apart from it. */
-export async function sessionSecret(swarmKeyFile: string): Promise<Buffer> {
+/**
+ * A secret every holder of the swarm key derives alike, one per use so none signs what another
+ * does: `hop` signs hops between peers, `session` the proxy's login sessions.
+ */
+export async function meshSecret(swarmKeyFile: string, use: 'hop' | 'session'): Promise<Buffer> {
   const key = await readFile(swarmKeyFile);
-  return createHash('sha256').update('sprite-proxy-session\n').update(key).digest();
-}
-
-/** The secret that signs proxy hops: every holder of the swarm key derives the same one. */
-export async function hopSecret(swarmKeyFile: string): Promise<Buffer> {
-  const key = await readFile(swarmKeyFile);
-  return createHash('sha256').update('sprite-proxy-hop\n').update(key).digest();
+  return createHash('sha256').update(`sprite-proxy-${use}\n`).update(key).digest();
 }

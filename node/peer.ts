@@ -11,7 +11,7 @@ import {
 } from '../vm/index.ts';
 import { createApiServer, type ApiServers, type EdgeView } from './api/server.ts';
 import { buildConfig, swarmKeyPath, type PeerConfig, type PeerOptions } from './config.ts';
-import { hopSecret, loadOrCreate, lockDataDir, replaceFile, sessionSecret, unlockDataDir } from './data-dir.ts';
+import { loadOrCreate, lockDataDir, meshSecret, replaceFile, unlockDataDir } from './data-dir.ts';
 import { Drain } from './drain.ts';
 import { startEgress } from './egress/network.ts';
 import { IdleTimer } from './idle.ts';
@@ -157,7 +157,7 @@ async function setup(config: Readonly<PeerConfig>, teardown: Teardown, logger: L
   teardown.defer('link members', () => members.close());
   const link = new LinkIdentity({ peerId: id, dir: join(config.dataDir, 'link'), store: linkCaStore(mesh), member: members.check, logger: log.child({ component: 'links' }) });
   teardown.defer('link identity', () => link.stop());
-  const secret = await hopSecret(swarmKeyPath(config));
+  const secret = await meshSecret(swarmKeyPath(config), 'hop');
   const peers = new PeerClient({ hops: new HopKeys(secret, id), link });
   teardown.defer('peer client', () => peers.close());
   const creates = new CreateFlow({ placement, sprites, peers, peerId: id });
@@ -177,7 +177,7 @@ async function setup(config: Readonly<PeerConfig>, teardown: Teardown, logger: L
     tlsFiles: config.proxy.tlsCert && config.proxy.tlsKey ? { cert: config.proxy.tlsCert, key: config.proxy.tlsKey } : undefined,
     certWaitMs: config.proxy.certWaitMs,
     hopSecret: secret,
-    sessionSecret: await sessionSecret(swarmKeyPath(config)),
+    sessionSecret: await meshSecret(swarmKeyPath(config), 'session'),
     link: { listen: config.proxy.link, tls: link },
     // A request for a sprite whose peer is down takes the sprite over here (see docs/MESH.md).
     rehome: async (name) => {

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import https from 'node:https';
 import { join } from 'node:path';
-import { hopSecret } from '../../node/data-dir.ts';
+import { meshSecret } from '../../node/data-dir.ts';
 import { generateLinkCa, issuePeerCert, LinkCredentials, type KeyPair } from '../../node/links/index.ts';
 import { HopKeys, type HopRole } from '../../node/placement/index.ts';
 
@@ -54,7 +54,7 @@ export async function asPeer(peer: LinkedPeer, role: HopRole, method: string, pa
   if (!self?.link) throw new Error(`peer at ${peer.url} shows no link`);
   const dir = join(peer.dataDir, 'link');
   const [ca, cert, key] = await Promise.all(['ca.pem', 'cert.pem', 'key.pem'].map((file) => readFile(join(dir, file), 'utf8')));
-  const hops = new HopKeys(await hopSecret(peer.swarmKey), self.id);
+  const hops = new HopKeys(await meshSecret(peer.swarmKey, 'hop'), self.id);
   const token = options.token === undefined ? peer.token : options.token;
   const headers: Record<string, string> = { ...hops.headers(role, method, options.signedPath ?? path), 'content-type': 'application/json' };
   if (token !== null) headers.authorization = `Bearer ${token}`;
